@@ -1,0 +1,41 @@
+# distillrec: every set-up step lives here, so a fresh machine needs only `make run` or `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+# Datasets: DISTILLREC_DATA_DIR if set, else ../shared/datasets when that folder exists.
+ifeq ($(strip $(DISTILLREC_DATA_DIR)),)
+  ifneq ($(wildcard ../shared/datasets),)
+    export DISTILLREC_DATA_DIR := $(abspath ../shared/datasets)
+  endif
+endif
+# Two cores: keep BLAS/OpenMP from oversubscribing them or spinning when another process needs the CPU.
+export OMP_WAIT_POLICY ?= PASSIVE
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: install run test test-all lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+run: install
+	$(BIN)/distillrec baselines ml-100k --out runs/quickstart
+
+test: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/pytest -q -m "not slow"
+
+test-all: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

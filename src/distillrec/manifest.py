@@ -1,0 +1,57 @@
+"""Manifests: what produced an artifact folder (resolved config, input hashes, versions), as `manifest.json`.
+
+A stage compares the manifest of an existing folder with the one it would write to decide whether its inputs
+changed; reports read them to say how every number was made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+_PACKAGES = ("distillrec", "torch", "numpy", "scipy", "pandas", "implicit", "sentence-transformers", "transformers")
+
+
+def dataset_fingerprint(dataset) -> str:
+    """sha256 over a prepared dataset's interactions and ids: changes when any row or id changes."""
+    digest = hashlib.sha256()
+    inter = dataset.interactions
+    for array in (inter.users, inter.items, inter.timestamps):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update("\x00".join(map(str, dataset.item_ids)).encode())
+    digest.update("\x00".join(map(str, dataset.user_ids)).encode())
+    return digest.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    found = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in _PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def build_manifest(config: dict, inputs=None) -> dict:
+    manifest = {"config": config, "versions": versions(), "created": datetime.now(UTC).isoformat(timespec="seconds")}
+    if inputs is not None:
+        manifest["dataset"] = {"name": inputs.name, "fingerprint": dataset_fingerprint(inputs),
+                               "users": inputs.n_users, "items": inputs.n_items,
+                               "interactions": len(inputs.interactions)}
+    return manifest
+
+
+def write_manifest(folder: Path, config: dict, inputs=None) -> Path:
+    path = Path(folder) / "manifest.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(build_manifest(config, inputs), indent=2, default=str))
+    tmp.replace(path)
+    return path
