@@ -1,0 +1,90 @@
+"""Parameter distillation: the student's item embedding table learns from the teacher's item embeddings.
+
+The teacher's table Z (n_items, dim_t) is first compressed to the student's width by PCA:
+
+    C = (Z - mean(Z)) V_d                 V_d = top-d right singular vectors of Z - mean(Z); C: (n_items, d)
+
+`pca_compress(Z, d)` returns C (each component's sign fixed so its largest-|.| loading is positive, for
+determinism); with `whiten=True` each column is divided by its standard deviation. C also serves as an
+initialiser: `student.item_emb.weight.data.copy_(scale * pca_compress(Z, d, whiten=True))`, with `scale` the
+student's usual init std.
+
+- "hard" (ParameterHardLoss): L = mean_{i in items} || e^s_i - c_i ||_2^2, over the given `items` (batch,)
+  int64 rows (e.g. the batch's items) or over every row; per-example = per item.
+- "soft" (ParameterSoftLoss): match the first two moments of the two embedding distributions (rows = samples):
+      L = || mu_s - mu_c ||_2^2 + || Sigma_s - Sigma_c ||_F^2
+      mu = (1/n) sum_i e_i,   Sigma = 1/(n-1) sum_i (e_i - mu)(e_i - mu)^T   (d x d)
+  Unlike "hard" it leaves the student free to place each item anywhere that keeps the distribution's shape
+  (invariant to permuting rows). Over `items` only, if given. It is one number per table: no per-example form.
+Inputs: student_item_emb (n_items, d) (the student's parameter), teacher_compressed C (n_items, d).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from distillrec.losses.base import check_reduction, reduce
+
+
+def pca_compress(emb: torch.Tensor, dim: int, whiten: bool = False) -> torch.Tensor:
+    """(n, dim_t) teacher item embeddings -> (n, dim) principal-component coordinates (see module docstring)."""
+    if emb.dim() != 2 or not 1 <= dim <= min(emb.shape):
+        raise ValueError(
+            f"need a 2-D table and 1 <= dim <= min(n, dim_t); got shape {tuple(emb.shape)}, dim={dim}"
+        )
+    x = emb.detach().to(torch.float64)
+    x = x - x.mean(dim=0, keepdim=True)  # (n, dim_t)
+    _, _, vh = torch.linalg.svd(x, full_matrices=False)  # vh: (min(n, dim_t), dim_t)
+    components = vh[:dim]  # (dim, dim_t)
+    signs = torch.sign(components.gather(1, components.abs().argmax(dim=1, keepdim=True)))  # (dim, 1)
+    coords = x @ (components * signs).T  # (n, dim)
+    if whiten:
+        coords = coords / coords.std(dim=0, keepdim=True).clamp(min=1e-12)
+    return coords.to(emb.dtype)
+
+
+def _rows(student: torch.Tensor, teacher: torch.Tensor, items: torch.Tensor | None):
+    if student.shape != teacher.shape:
+        raise ValueError(
+            f"student_item_emb {tuple(student.shape)} and teacher_compressed {tuple(teacher.shape)} must match "
+            "(compress the teacher with pca_compress(teacher_emb, student_dim))"
+        )
+    teacher = teacher.detach()
+    return (student, teacher) if items is None else (student[items], teacher[items])
+
+
+class ParameterHardLoss(nn.Module):
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = check_reduction(reduction)
+
+    def forward(
+        self,
+        student_item_emb: torch.Tensor,
+        teacher_compressed: torch.Tensor,
+        items: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        student, teacher = _rows(student_item_emb, teacher_compressed, items)  # (n, d)
+        return reduce((student - teacher).pow(2).sum(dim=1), self.reduction)  # per item (n,)
+
+
+def _moments(emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    mu = emb.mean(dim=0)  # (d,)
+    centred = emb - mu  # (n, d)
+    return mu, centred.T @ centred / (emb.shape[0] - 1)  # (d,), (d, d)
+
+
+class ParameterSoftLoss(nn.Module):
+    def forward(
+        self,
+        student_item_emb: torch.Tensor,
+        teacher_compressed: torch.Tensor,
+        items: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        student, teacher = _rows(student_item_emb, teacher_compressed, items)  # (n, d)
+        if student.shape[0] < 2:
+            raise ValueError("the soft parameter loss needs at least 2 rows to estimate a covariance")
+        mu_s, cov_s = _moments(student)
+        mu_t, cov_t = _moments(teacher)
+        return (mu_s - mu_t).pow(2).sum() + (cov_s - cov_t).pow(2).sum()

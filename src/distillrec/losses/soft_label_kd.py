@@ -1,0 +1,86 @@
+"""Soft-label KD (Hinton, Vinyals & Dean 2015, "Distilling the Knowledge in a Neural Network").
+
+    L = T^2 * KL( softmax(t / T) || softmax(s / T) ) = T^2 * sum_i p_i (log p_i - log q_i)
+
+averaged over the batch; p = teacher, q = student. The T^2 factor keeps the gradient's size roughly
+independent of T (the gradient of the KL shrinks as 1/T^2), so a scheduled temperature does not rescale the
+term's weight.
+
+Two ways to give the teacher:
+- `teacher_logits` (batch, n): teacher scores over the same columns as `student_logits` (full catalogue or a
+  candidate set). Entries may be -inf (probability 0).
+- `teacher_topk_items`/`teacher_topk_scores` (batch, K) plus optional `negative_items` (batch, M): the
+  distribution is taken over the K + M columns only (a sampled softmax, no correction). Negatives without
+  `negative_scores` get teacher logit -inf, i.e. teacher probability 0: the teacher's top-K is renormalised and
+  the negatives still sit in the student's softmax denominator, so the loss pushes their student scores down.
+  We chose -inf over a floor (e.g. the K-th score) because a floor would invent teacher mass for items the
+  teacher never scored; a cached teacher that stored the negatives' scores should pass `negative_scores`.
+`temperature` may be a float or a (batch,) tensor (per-example temperatures from `schedules`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from distillrec.losses.base import check_reduction, gather_columns, reduce
+
+
+def soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature) -> torch.Tensor:
+    """(batch, n) student and teacher logits over the same columns -> (batch,) T^2 * KL(p_teacher || q_student)."""
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(
+            f"student_logits {tuple(student_logits.shape)} and teacher_logits {tuple(teacher_logits.shape)} "
+            "must have the same shape (the same columns)"
+        )
+    t = torch.as_tensor(temperature, dtype=student_logits.dtype, device=student_logits.device)
+    if bool((t <= 0).any()):
+        raise ValueError("temperature must be > 0")
+    t_col = t.reshape(-1, 1) if t.dim() == 1 else t  # (batch, 1) or scalar
+    log_q = torch.log_softmax(student_logits / t_col, dim=1)  # (batch, n)
+    log_p = torch.log_softmax(teacher_logits.detach() / t_col, dim=1)  # (batch, n), -inf where p = 0
+    p = log_p.exp()
+    kl = torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p)).sum(dim=1)  # (batch,)
+    return kl * t.reshape(-1) ** 2 if t.dim() == 1 else kl * t**2
+
+
+class SoftLabelKD(nn.Module):
+    def __init__(self, temperature: float = 1.0, reduction: str = "mean") -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.temperature = temperature
+        self.reduction = check_reduction(reduction)
+
+    def forward(
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: torch.Tensor | None = None,
+        *,
+        teacher_topk_items: torch.Tensor | None = None,
+        teacher_topk_scores: torch.Tensor | None = None,
+        negative_items: torch.Tensor | None = None,
+        negative_scores: torch.Tensor | None = None,
+        temperature: float | torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        temperature = self.temperature if temperature is None else temperature
+        if (teacher_logits is None) == (teacher_topk_items is None):
+            raise ValueError(
+                "give exactly one of teacher_logits or teacher_topk_items (+ teacher_topk_scores)"
+            )
+        if teacher_logits is not None:
+            return reduce(soft_kl(student_logits, teacher_logits, temperature), self.reduction)
+        if teacher_topk_scores is None or teacher_topk_scores.shape != teacher_topk_items.shape:
+            raise ValueError(
+                "teacher_topk_scores must be given with the shape of teacher_topk_items (batch, K)"
+            )
+        items, teacher = teacher_topk_items, teacher_topk_scores  # (batch, K)
+        if negative_items is not None:
+            if negative_scores is None:
+                negative_scores = torch.full(negative_items.shape, float("-inf"), device=teacher.device)
+            elif negative_scores.shape != negative_items.shape:
+                raise ValueError("negative_scores must have the shape of negative_items (batch, M)")
+            items = torch.cat([items, negative_items], dim=1)  # (batch, K + M)
+            teacher = torch.cat([teacher, negative_scores.to(teacher.dtype)], dim=1)  # (batch, K + M)
+        student = gather_columns(student_logits, items, "teacher_topk_items/negative_items")  # (batch, K + M)
+        return reduce(soft_kl(student, teacher, temperature), self.reduction)
