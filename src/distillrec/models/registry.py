@@ -1,0 +1,63 @@
+"""The baselines by name, with the hyperparameter grid each is tuned over.
+
+Input: a model name and keyword hyperparameters. Output: an unfitted `Recommender` (`make_model`).
+`BASELINES` is an explicit dict (no registration on import); `GRIDS[name]` is a list of hyperparameter dicts,
+every point a valid set of constructor arguments, tuned by `distillrec.tune.grid.tune_and_test` on the
+validation split. The grids are small (<= 8 points) and centred on values from the literature:
+
+- ItemKNN: neighbourhood size and shrink term as searched by Dacrema et al. 2019 ("Are we really making much
+  progress?", topK in [5, 1000], shrink in [0, 1000]).
+- EASE: l2 from 50 to 2000 around Steck 2019's best values (200 for MSD, 500 for ML-20M, 1000 for Netflix).
+- iALS: dimension, regularization and confidence weight (Hu et al. 2008; Rendle et al. 2022, "Revisiting the
+  performance of iALS", who stress tuning the regularization jointly with the dimension). alpha is Hu et al.'s
+  c = 1 + alpha r (see `models/ials.py`); alpha = 1 / alpha_0 in Rendle et al.'s terms.
+- BPR: dimension, learning rate and regularization in the ranges of Rendle et al. 2009 and of implicit's
+  defaults (lr 0.01, reg 0.01); higher learning rates diverge quickly at 100 epochs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+
+from distillrec.models.base import Recommender
+from distillrec.models.bpr import BPR
+from distillrec.models.ease import EASE
+from distillrec.models.ials import IALS
+from distillrec.models.itemknn import ItemKNN
+from distillrec.models.mostpop import MostPop
+
+BASELINES: dict[str, type[Recommender]] = {
+    "mostpop": MostPop,
+    "itemknn": ItemKNN,
+    "ease": EASE,
+    "ials": IALS,
+    "bpr": BPR,
+    # "sasrec": SASRec,  (added by the lead with the sequential model)
+}
+
+
+def _product(**axes: list) -> list[dict]:
+    """Every combination of the given values: `_product(a=[1, 2], b=[3])` -> `[{a: 1, b: 3}, {a: 2, b: 3}]`."""
+    return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+
+
+GRIDS: dict[str, list[dict]] = {
+    "mostpop": [{}],
+    "itemknn": _product(k_neighbours=[10, 50, 200, 1000], shrink=[0.0, 100.0]),
+    "ease": _product(l2=[50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0]),
+    "ials": _product(factors=[64, 128], regularization=[1.0, 10.0], alpha=[1.0, 10.0]),
+    "bpr": _product(factors=[64, 128], learning_rate=[0.01, 0.05], regularization=[0.001, 0.01]),
+}
+
+
+def make_model(name: str, **params) -> Recommender:
+    """An unfitted model; an unknown name or hyperparameter is an error listing the valid ones."""
+    if name not in BASELINES:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(BASELINES)}")
+    cls = BASELINES[name]
+    valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown hyperparameter(s) {unknown} for model {name!r}; valid: {valid}")
+    return cls(**params)
