@@ -82,6 +82,7 @@ def load_dataset(
     keep_cold_items: bool = False,
     download: bool = True,
 ) -> Dataset:
+    _check_options(duplicates, min_user_interactions, min_item_interactions)
     folder = resolve_dataset(source, download=download)
     raw = read_raw(folder)
     name = str(source) if not Path(str(source)).exists() else Path(source).resolve().name
@@ -106,15 +107,16 @@ def prepare(
     min_item_interactions: int = 0,
     keep_cold_items: bool = False,
 ) -> Dataset:
+    _check_options(duplicates, min_user_interactions, min_item_interactions)
     inter = raw.interactions
     # Time order first (stable: equal timestamps keep file order); everything after keeps this order.
-    inter = inter.sort_values(["user_id", "timestamp"], kind="stable").reset_index(drop=True)
+    # np.lexsort is documented as stable (pandas' multi-column sort_values ignores `kind`).
+    user_codes = pd.factorize(inter["user_id"])[0]
+    inter = inter.iloc[np.lexsort((inter["timestamp"].to_numpy(), user_codes))].reset_index(drop=True)
     if min_rating is not None:
         if "rating" not in inter.columns:
             raise DataError(raw.files[0], f"min_rating={min_rating} was asked for, but there is no rating column")
         inter = inter[inter["rating"] >= min_rating]
-    if duplicates not in ("first", "last", "all"):
-        raise ValueError(f"duplicates must be 'first', 'last' or 'all', got {duplicates!r}")
     if duplicates != "all":
         inter = inter[~inter.duplicated(["user_id", "item_id"], keep=duplicates)]
     inter = _k_core(inter, min_user_interactions, min_item_interactions)
@@ -149,6 +151,14 @@ def prepare(
     if raw.users is not None:
         user_attrs = raw.users.set_index("user_id").reindex(user_ids).fillna("").reset_index(drop=True)
     return Dataset(name, user_ids, item_ids, interactions, item_text, user_attrs, ratings)
+
+
+def _check_options(duplicates: str, min_user: int, min_item: int) -> None:
+    if duplicates not in ("first", "last", "all"):
+        raise ValueError(f"duplicates must be 'first', 'last' or 'all', got {duplicates!r}")
+    for name, value in (("min_user_interactions", min_user), ("min_item_interactions", min_item)):
+        if not isinstance(value, int | np.integer) or value < 0:
+            raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
 
 
 def _k_core(inter: pd.DataFrame, min_user: int, min_item: int) -> pd.DataFrame:

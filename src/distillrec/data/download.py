@@ -8,6 +8,7 @@ Input: `"ml-100k"`, `"ml-latest-small"`, `"ml-1m"` or a folder path. Output: a `
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import tempfile
@@ -74,8 +75,9 @@ def resolve_dataset(source: str | Path, download: bool = True) -> Path:
         return cached
     tried.append(str(cached))
     if name not in KNOWN_DATASETS:
-        known = ", ".join(KNOWN_DATASETS)
-        raise DataError(source, f"no such folder, and not a known dataset name ({known}); looked in {tried}")
+        local = [p.name for p in Path(data_dir).iterdir() if p.is_dir()] if data_dir and Path(data_dir).is_dir() else []
+        known = ", ".join(sorted(set(KNOWN_DATASETS) | set(local)))  # downloadable, and folders in the data dir
+        raise DataError(source, f"no such folder, and not a known dataset name (known: {known}); looked in {tried}")
     if not download:
         raise DataError(source, f"not found in {tried} and downloading is off")
     return _download(name, cached)
@@ -89,7 +91,7 @@ def _download(name: str, target: Path) -> Path:
         try:
             with urllib.request.urlopen(known.url, timeout=60) as response, open(archive, "wb") as out:
                 shutil.copyfileobj(response, out)
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, refused, cut-off transfers
             raise DataError(
                 name,
                 f"not found locally and could not be downloaded from {known.url} ({exc}); "
@@ -97,10 +99,15 @@ def _download(name: str, target: Path) -> Path:
             ) from None
         digest = sha256_file(archive)
         if digest != known.sha256:
-            raise DataError(archive, f"sha256 {digest} does not match the pinned {known.sha256}; not using it")
+            raise DataError(
+                name, f"the file downloaded from {known.url} has sha256 {digest}, not the pinned {known.sha256}; not using it"
+            )
         with zipfile.ZipFile(archive) as zf:
             zf.extractall(tmp)
-        os.replace(Path(tmp) / known.folder_in_zip, target)
+        extracted = Path(tmp) / known.folder_in_zip
+        if not extracted.is_dir():
+            raise DataError(name, f"the archive from {known.url} has no folder {known.folder_in_zip}/")
+        os.replace(extracted, target)
     return target
 
 

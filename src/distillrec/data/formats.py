@@ -10,14 +10,16 @@ Input: a folder in one of the supported layouts, detected by the files it holds:
 | `generic`         | `interactions.{tsv,csv,parquet}`, optional `items.*`, `users.*` with headers |
 
 Output: `RawData.interactions` with columns `user_id`, `item_id` (str), `timestamp` (int64), optionally
-`rating` (float64), and `line` (the 1-based line in the source file, for error messages), in file order;
+`rating` (float64), and `_line` (`LINE`: the 1-based line in the source file, for error messages), in file order;
 `RawData.items` with `item_id` and text columns (str; genres joined with `|`); `RawData.users` (or None).
-Every problem raises `DataError` naming the file and line.
+Every problem raises `DataError` naming the file and line: missing columns, rows with the wrong number of
+fields, non-integer timestamps, unknown or duplicate ids, undecodable bytes, empty or header-only files.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,7 @@ from distillrec.data.errors import DataError
 
 LAYOUTS = ("ml-100k", "ml-latest-small", "ml-1m", "generic")
 _GENERIC_SUFFIXES = (".tsv", ".csv", ".parquet")
+LINE = "_line"  # internal column: the 1-based source line (Parquet: row) of each row, for error messages
 
 
 @dataclass(frozen=True)
@@ -81,96 +84,262 @@ def _read_table(
     encoding: str = "utf-8",
     quoting: int = csv.QUOTE_NONE,
 ) -> pd.DataFrame:
-    """Read a delimited text file as strings; `line` column = 1-based line number in the file."""
+    """Read a delimited text file as strings; column `LINE` = 1-based line number in the file.
+
+    `names=None`: the first non-blank line is the header. Blank (empty or whitespace-only) lines are skipped.
+    Every row must have exactly as many fields as the header (or `names`); a row that does not is reported by
+    its line. With `quoting=csv.QUOTE_MINIMAL` (CSV), fields may be quoted and hold separators or line breaks;
+    a record's line is the line it starts on.
+    """
+    text = _read_text(path, encoding)
+    if quoting == csv.QUOTE_NONE:
+        table = _PlainTable.scan(path, text, sep)
+    else:
+        table = _QuotedTable.scan(path, text, sep)
+    if table.n_records == 0:
+        expected = "a header line and data rows" if names is None else f"rows of {', '.join(names)}"
+        raise DataError(path, f"file is empty (expected {expected})", 1)
+    header_line = None
+    if names is None:
+        header_line = int(table.numbers[0])
+        columns = [c.strip() for c in table.pop_header()]
+        _check_header(path, columns, header_line)
+        if table.n_records == 0:
+            raise DataError(path, f"only a header, no data rows (the header is on line {header_line})", header_line + 1)
+    else:
+        columns = list(names)
+    bad = np.flatnonzero(table.counts != len(columns))
+    if len(bad):
+        i = int(bad[0])
+        shown = "tab" if sep == "\t" else repr(sep)
+        more = "" if len(bad) == 1 else f"; {len(bad)} rows have the wrong number of fields"
+        raise DataError(
+            path,
+            f"{table.counts[i]} fields, expected {len(columns)} ({', '.join(columns)}) separated by {shown}{more}",
+            int(table.numbers[i]),
+        )
+    frame = table.frame(columns)
+    if len(frame) != table.n_records:  # cannot happen after the checks above; never misalign line numbers
+        raise DataError(path, f"parsed {len(frame)} rows from {table.n_records} lines; unusual file layout")
+    frame[LINE] = table.numbers
+    frame.attrs["header_line"] = header_line
+    return frame
+
+
+def _read_text(path: Path, encoding: str) -> str:
+    """The file's text; a decoding error names the line and byte. A UTF-8 byte-order mark is dropped."""
     if not path.exists():
         raise DataError(path, "file not found")
-    if path.stat().st_size == 0:
-        raise DataError(path, "file is empty")
+    if path.is_dir():
+        raise DataError(path, "is a folder, expected a file")
+    raw = path.read_bytes()
+    if encoding == "utf-8" and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
     try:
-        with open(path, encoding=encoding, newline="") as fh:
-            text = fh.read()
+        return raw.decode(encoding)
     except UnicodeDecodeError as exc:
-        raw = path.read_bytes()
         line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(path, f"not valid {encoding} text (byte {exc.start}); save the file as {encoding}", line) from None
-    header = 0 if names is None else None
-    multi = len(sep) > 1
-    try:
-        from io import StringIO
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataError(
+            path,
+            f"not valid {encoding} text: byte 0x{raw[exc.start]:02x} (byte {column} of the line; "
+            f"is the file latin-1 / cp1252?); save the file as {encoding}",
+            line,
+        ) from None
 
-        frame = pd.read_csv(
-            StringIO(text),
-            sep=sep,
-            header=header,
-            names=names,
+
+_UNIT_SEP = "\x1f"  # stands in for a multi-character separator so pandas' C parser can split on it
+
+
+@dataclass
+class _PlainTable:
+    """Unquoted text split into records: `numbers` (1-based lines) and `counts` (fields) of non-blank lines."""
+
+    body: str  # the records, joined by "\n"
+    numbers: np.ndarray  # (n_records,)
+    counts: np.ndarray  # (n_records,)
+    sep: str
+
+    @staticmethod
+    def scan(path: Path, text: str, sep: str) -> _PlainTable:
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:
+            line = text.count("\n", 0, text.index("\r")) + 1
+            raise DataError(path, r"a carriage return (\r) inside a line; save the file with \n line endings", line)
+        if len(sep) > 1:
+            if _UNIT_SEP in text:
+                line = text.count("\n", 0, text.index(_UNIT_SEP)) + 1
+                raise DataError(path, "contains the control character 0x1f", line)
+            text, sep = text.replace(sep, _UNIT_SEP), _UNIT_SEP
+        # Vectorised line scan: one segment per line, each ending in its "\n" (a final one is appended).
+        data = np.frombuffer((text + "\n").encode("utf-8"), dtype=np.uint8)
+        starts = np.concatenate([[0], np.flatnonzero(data == 10)[:-1] + 1])
+        n_sep = np.add.reduceat(data == ord(sep), starts, dtype=np.int64)
+        n_content = np.add.reduceat(~np.isin(data, (9, 10, 32)), starts, dtype=np.int64)
+        blank = (n_content == 0) & (n_sep == 0)
+        kept = np.flatnonzero(~blank)
+        last_is_empty = starts[-1] == len(data) - 1
+        if blank[:-1].any() or (blank[-1] and not last_is_empty):
+            lines = text.split("\n")
+            body = "\n".join(lines[i] for i in kept)
+        else:
+            body = text
+        return _PlainTable(body, kept + 1, n_sep[kept] + 1, sep)
+
+    @property
+    def n_records(self) -> int:
+        return len(self.numbers)
+
+    def pop_header(self) -> list[str]:
+        header, _, self.body = self.body.partition("\n")
+        self.numbers, self.counts = self.numbers[1:], self.counts[1:]
+        return header.split(self.sep)
+
+    def frame(self, columns: list[str]) -> pd.DataFrame:
+        return pd.read_csv(
+            io.StringIO(self.body),
+            sep=self.sep,
+            header=None,
+            names=columns,
             dtype=str,
-            keep_default_na=False,
-            quoting=quoting,
-            engine="python" if multi else "c",
-            skip_blank_lines=True,
+            na_filter=False,
+            quoting=csv.QUOTE_NONE,
+            engine="c",
+            skip_blank_lines=False,
             index_col=False,
         )
-    except pd.errors.ParserError as exc:
-        raise DataError(path, f"cannot parse: {exc}") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(path, "file is empty") from None
-    if names is None:
-        frame.columns = [str(c).strip() for c in frame.columns]
-    if frame.empty:
-        raise DataError(path, "no data rows")
-    # Line numbers: blank lines are skipped by pandas, so count them.
-    lines = np.array([i + 1 for i, ln in enumerate(text.splitlines()) if ln.strip() != ""], dtype=np.int64)
-    first_data = 1 if names is None else 0
-    frame["line"] = lines[first_data : first_data + len(frame)]
-    return frame
+
+
+@dataclass
+class _QuotedTable:
+    """CSV text parsed by the `csv` module (strict quoting): records and the line each one starts on."""
+
+    records: list[list[str]]
+    numbers: np.ndarray  # (n_records,)
+
+    @staticmethod
+    def scan(path: Path, text: str, sep: str) -> _QuotedTable:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
+        records: list[list[str]] = []
+        numbers: list[int] = []
+        previous_end = 0
+        try:
+            for row in reader:
+                start, previous_end = previous_end + 1, reader.line_num
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue
+                records.append(row)
+                numbers.append(start)
+        except csv.Error as exc:
+            raise DataError(path, f'cannot parse CSV ({exc}); is a quote (") left open?', previous_end + 1) from None
+        return _QuotedTable(records, np.asarray(numbers, dtype=np.int64))
+
+    @property
+    def n_records(self) -> int:
+        return len(self.records)
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.fromiter((len(r) for r in self.records), dtype=np.int64, count=len(self.records))
+
+    def pop_header(self) -> list[str]:
+        header, self.records, self.numbers = self.records[0], self.records[1:], self.numbers[1:]
+        return header
+
+    def frame(self, columns: list[str]) -> pd.DataFrame:
+        return pd.DataFrame(self.records, columns=columns, dtype=str)
+
+
+def _check_header(path: Path, columns: list[str], line: int | None) -> None:
+    seen: set[str] = set()
+    for column in columns:
+        if column in seen:
+            raise DataError(path, f"column {column!r} appears twice in the header", line)
+        seen.add(column)
+    if LINE in seen:
+        raise DataError(path, f"column name {LINE!r} is reserved; rename that column", line)
 
 
 def _read_any(path: Path) -> pd.DataFrame:
     """A generic-format table: .tsv (tab), .csv (comma, quoted) or .parquet; all columns as strings."""
     if path.suffix == ".parquet":
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises several types for broken files
-            raise DataError(path, f"cannot read Parquet: {exc}") from None
-        if frame.empty:
-            raise DataError(path, "no data rows")
-        frame.columns = [str(c) for c in frame.columns]
-        frame = frame.astype(str) if len(frame.columns) else frame
-        frame["line"] = np.arange(1, len(frame) + 1)  # for Parquet: row number
-        return frame
+        return _read_parquet(path)
     if path.suffix == ".csv":
         return _read_table(path, ",", quoting=csv.QUOTE_MINIMAL)
     return _read_table(path, "\t")
 
 
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """Parquet -> string columns like the text readers give: missing values become "" (never "nan"/"None"),
+    whole-number floats are written without ".0" (so float id 3.0 matches id "3" in another file)."""
+    try:
+        table = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for broken files
+        raise DataError(path, f"cannot read Parquet: {type(exc).__name__}: {exc}") from None
+    if table.empty:
+        raise DataError(path, "no data rows")
+    columns = [str(c) for c in table.columns]
+    _check_header(path, columns, None)
+    frame = pd.DataFrame(index=table.index)
+    for name, column in zip(columns, table.columns, strict=True):
+        values = table[column]
+        missing = values.isna().to_numpy()
+        if pd.api.types.is_float_dtype(values) and np.all(np.mod(values[~missing], 1) == 0):
+            values = values.astype("Int64")
+        text = values.astype(str).to_numpy(dtype=object)
+        text[missing] = ""
+        frame[name] = text
+    frame = frame.reset_index(drop=True)
+    frame[LINE] = np.arange(1, len(frame) + 1)  # for Parquet: the row number
+    frame.attrs["header_line"] = None
+    return frame
+
+
 def _require(frame: pd.DataFrame, path: Path, columns: Sequence[str]) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        present = [c for c in frame.columns if c != "line"]
-        raise DataError(path, f"missing column(s) {missing}; the header has {present}", 1)
+        present = [c for c in frame.columns if c != LINE]
+        raise DataError(path, f"missing column(s) {missing}; the header has {present}", frame.attrs.get("header_line"))
 
 
 def _nonempty(frame: pd.DataFrame, path: Path, column: str) -> None:
     bad = frame[column].str.strip() == ""
     if bad.any():
         row = frame.loc[bad.idxmax()]
-        raise DataError(path, f"empty {column!r}", int(row["line"]))
+        raise DataError(path, f"empty {column!r}", int(row[LINE]))
+
+
+_MAX_INT = 2**62  # int64 with headroom; larger "integers" have lost precision as floats
 
 
 def _to_int(frame: pd.DataFrame, path: Path, column: str) -> np.ndarray:
-    values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
-    bad = values.isna() | (values != np.floor(values))
+    try:  # fast path: plain integers (pyarrow-backed strings cast in C)
+        return frame[column].astype(np.int64).to_numpy()
+    except (ValueError, TypeError, OverflowError):
+        pass
+    text = frame[column].str.strip()
+    values = pd.to_numeric(text, errors="coerce")
+    if values.dtype.kind in "iu":
+        return values.to_numpy(dtype=np.int64)
+    with np.errstate(invalid="ignore"):
+        bad = values.isna() | ~np.isfinite(values) | (values != np.floor(values)) | (values.abs() > _MAX_INT)
     if bad.any():
         row = frame.loc[bad.idxmax()]
-        raise DataError(path, f"{column} must be an integer (seconds), got {row[column]!r}", int(row["line"]))
+        raise DataError(
+            path, f"{column} must be an integer number of seconds (Unix time), got {row[column]!r}", int(row[LINE])
+        )
     return values.to_numpy(dtype=np.int64)
 
 
 def _to_float(frame: pd.DataFrame, path: Path, column: str) -> np.ndarray:
-    values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
-    if values.isna().any():
-        row = frame.loc[values.isna().idxmax()]
-        raise DataError(path, f"{column} must be a number, got {row[column]!r}", int(row["line"]))
+    try:
+        values = frame[column].astype(np.float64)
+    except (ValueError, TypeError, OverflowError):
+        values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
+    bad = values.isna() | ~np.isfinite(values)
+    if bad.any():
+        row = frame.loc[bad.idxmax()]
+        raise DataError(path, f"{column} must be a finite number, got {row[column]!r}", int(row[LINE]))
     return values.to_numpy(dtype=np.float64)
 
 
@@ -183,7 +352,7 @@ def _interactions(frame: pd.DataFrame, path: Path, user: str, item: str, ts: str
             "user_id": frame[user].str.strip().to_numpy(),
             "item_id": frame[item].str.strip().to_numpy(),
             "timestamp": _to_int(frame, path, ts),
-            "line": frame["line"].to_numpy(),
+            LINE: frame[LINE].to_numpy(),
         }
     )
     if rating:
@@ -195,8 +364,8 @@ def _check_unique(frame: pd.DataFrame, path: Path, column: str) -> None:
     dup = frame[column].duplicated()
     if dup.any():
         row = frame.loc[dup.idxmax()]
-        first = frame.loc[frame[column] == row[column], "line"].iloc[0]
-        raise DataError(path, f"duplicate {column} {row[column]!r} (first seen on line {first})", int(row["line"]))
+        first = frame.loc[frame[column] == row[column], LINE].iloc[0]
+        raise DataError(path, f"duplicate {column} {row[column]!r} (first seen on line {first})", int(row[LINE]))
 
 
 def _check_known_items(inter: pd.DataFrame, items: pd.DataFrame, path: Path, items_path: Path) -> None:
@@ -207,7 +376,7 @@ def _check_known_items(inter: pd.DataFrame, items: pd.DataFrame, path: Path, ite
             path,
             f"item_id {row['item_id']!r} is not in {items_path.name} "
             f"({int(unknown.sum())} interaction(s) name unknown items)",
-            int(row["line"]),
+            int(row[LINE]),
         )
 
 
@@ -215,7 +384,7 @@ def _check_known_users(inter: pd.DataFrame, users: pd.DataFrame, path: Path, use
     unknown = ~inter["user_id"].isin(set(users["user_id"]))
     if unknown.any():
         row = inter.loc[unknown.idxmax()]
-        raise DataError(path, f"user_id {row['user_id']!r} is not in {users_path.name}", int(row["line"]))
+        raise DataError(path, f"user_id {row['user_id']!r} is not in {users_path.name}", int(row[LINE]))
 
 
 def _entity_table(frame: pd.DataFrame, path: Path, id_col: str) -> pd.DataFrame:
@@ -224,7 +393,7 @@ def _entity_table(frame: pd.DataFrame, path: Path, id_col: str) -> pd.DataFrame:
     frame = frame.copy()
     frame[id_col] = frame[id_col].str.strip()
     _check_unique(frame, path, id_col)
-    return frame.drop(columns="line").reset_index(drop=True)
+    return frame.drop(columns=LINE).reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------- layouts
@@ -232,13 +401,15 @@ def _entity_table(frame: pd.DataFrame, path: Path, id_col: str) -> pd.DataFrame:
 
 def _read_generic(folder: Path) -> RawData:
     def find(stem: str) -> Path | None:
-        for suffix in _GENERIC_SUFFIXES:
-            if (folder / f"{stem}{suffix}").exists():
-                return folder / f"{stem}{suffix}"
-        return None
+        found = [folder / f"{stem}{suffix}" for suffix in _GENERIC_SUFFIXES if (folder / f"{stem}{suffix}").exists()]
+        if len(found) > 1:
+            names = " and ".join(f.name for f in found)
+            raise DataError(folder, f"both {names} exist; keep one so it is clear which to read")
+        return found[0] if found else None
 
     inter_path = find("interactions")
-    assert inter_path is not None
+    if inter_path is None:
+        raise DataError(folder, "no interactions.tsv, interactions.csv or interactions.parquet")
     frame = _read_any(inter_path)
     has_rating = "rating" in frame.columns
     inter = _interactions(frame, inter_path, "user_id", "item_id", "timestamp", "rating" if has_rating else None)
@@ -273,7 +444,7 @@ def _read_ml100k(folder: Path) -> RawData:
             "title": raw_items["title"].str.strip(),
             "genres": genres,
             "release_date": raw_items["release_date"].str.strip(),
-            "line": raw_items["line"],
+            LINE: raw_items[LINE],
         }
     )
     items = _entity_table(items, item_path, "item_id")
@@ -295,7 +466,8 @@ def _ml100k_genres(path: Path) -> list[str]:
             "Horror Musical Mystery Romance Sci-Fi Thriller War Western"
         ).split()
     frame = _read_table(path, "|", names=["genre", "index"])
-    return list(frame.sort_values("index", key=lambda s: s.astype(int))["genre"])
+    order = np.argsort(_to_int(frame, path, "index"), kind="stable")
+    return list(frame["genre"].to_numpy()[order])
 
 
 def _read_ml_latest(folder: Path) -> RawData:

@@ -1,0 +1,69 @@
+"""Shared fixtures: the real datasets folder, and small generic-format folders written into `tmp_path`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+Table = Sequence[Sequence[object]] | str | bytes  # rows with the header first, or the file's exact content
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The shared datasets folder named by DISTILLREC_DATA_DIR (holding ml-100k/, ml-1m/, ...)."""
+    value = os.environ.get("DISTILLREC_DATA_DIR")
+    if not value:
+        pytest.skip("DISTILLREC_DATA_DIR is not set: real-dataset tests need it (e.g. ../shared/datasets)")
+    path = Path(value)
+    if not path.is_dir():
+        pytest.skip(f"DISTILLREC_DATA_DIR={value} is not a folder: real-dataset tests need the shared datasets")
+    return path
+
+
+def write_table(path: Path, table: Table) -> Path:
+    """Write one table: `str` as UTF-8 text and `bytes` verbatim; rows (header first) as .tsv, .csv or .parquet."""
+    if isinstance(table, bytes):
+        path.write_bytes(table)
+    elif isinstance(table, str):
+        path.write_bytes(table.encode("utf-8"))
+    else:
+        header, *rows = table
+        frame = pd.DataFrame([list(r) for r in rows], columns=list(header))
+        if path.suffix == ".parquet":
+            frame.to_parquet(path, index=False)
+        elif path.suffix == ".csv":
+            frame.to_csv(path, index=False)
+        else:
+            lines = ["\t".join(str(v) for v in row) for row in [header, *rows]]
+            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_generic(
+    folder: Path,
+    interactions: Table,
+    items: Table | None = None,
+    users: Table | None = None,
+    suffix: str = ".tsv",
+) -> Path:
+    """A generic-format dataset folder: interactions{suffix} and, when given, items{suffix} / users{suffix}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, table in (("interactions", interactions), ("items", items), ("users", users)):
+        if table is not None:
+            write_table(folder / f"{stem}{suffix}", table)
+    return folder
+
+
+@pytest.fixture
+def make_generic(tmp_path: Path) -> Callable[..., Path]:
+    """`make_generic(interactions, items=None, users=None, suffix=".tsv", name="data")` -> a new folder."""
+
+    def make(interactions: Table, items: Table | None = None, users: Table | None = None, suffix: str = ".tsv",
+             name: str = "data") -> Path:
+        return write_generic(tmp_path / name, interactions, items, users, suffix)
+
+    return make
