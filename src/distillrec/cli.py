@@ -2,6 +2,7 @@
 
     distillrec data stats DATASET           users, items, interactions, density, sequence lengths, text coverage
     distillrec baselines DATASET --out DIR  tune and test MostPop, ItemKNN, EASE, iALS, BPR-MF, SASRec
+    distillrec distill DATASET --teacher DIR --student NAME --kd METHODS --out DIR   KD vs plain student
 
 DATASET is a known name (ml-100k, ml-latest-small, ml-1m; looked up under $DISTILLREC_DATA_DIR, then the user
 cache, then downloaded) or a path to a folder (MovieLens raw layouts or the generic interactions/items format).
@@ -122,6 +123,155 @@ def baselines(
                          "min_rating": min_rating, "duplicates": duplicates, "min_user": min_user,
                          "min_item": min_item, "quick": quick, "seed": seed}, inputs=ds)
     Console().print(metrics_table(results, title=f"{ds.name} ({split}, full ranking, test)"))
+
+
+@app.command()
+def teacher(
+    dataset: DatasetArg,
+    out: Annotated[Path, typer.Option(help="Folder for the teacher's metrics, weights and exported outputs.")],
+    encoder: Annotated[str, typer.Option(help="Text encoder: a name (all-MiniLM-L6-v2) or a local model folder.")] = "all-MiniLM-L6-v2",
+    template: Annotated[str | None, typer.Option(help="Item text template, e.g. '{title}[. Genres: {genres}]'.")] = None,
+    split: Annotated[str, typer.Option(help="leave_one_out | temporal | random_ratio | cold_item")] = "leave_one_out",
+    dim: Annotated[int, typer.Option(help="Teacher width.")] = 128,
+    n_layers: Annotated[int, typer.Option(help="Transformer blocks.")] = 2,
+    max_len: Annotated[int, typer.Option(help="Longest history the teacher reads.")] = 200,
+    dropout: Annotated[float, typer.Option(help="Dropout rate.")] = 0.2,
+    max_epochs: Annotated[int, typer.Option(help="Epoch budget (early stopping on validation NDCG@10).")] = 200,
+    patience: Annotated[int, typer.Option(help="Evaluations without improvement before stopping.")] = 10,
+    top_k: Annotated[int, typer.Option(help="Soft labels exported per training position.")] = 100,
+    bf16: Annotated[bool, typer.Option(help="bfloat16 autocast for teacher training.")] = False,
+    compare_id_only: Annotated[bool, typer.Option(help="Also train an ID-only SASRec of the same size and budget.")] = False,
+    min_rating: MinRating = None,
+    duplicates: Duplicates = "first",
+    min_user: MinUser = 0,
+    min_item: MinItem = 0,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+) -> None:
+    """Encode item text with a language model, train the LLM-enhanced teacher and export its outputs."""
+    from distillrec.data.split import make_split
+    from distillrec.teachers.build import TeacherSettings, build_teacher
+
+    ds = _load(dataset, min_rating, duplicates, min_user, min_item)
+    sp = make_split(ds.interactions, split)
+    settings = TeacherSettings(encoder=encoder, template=template, dim=dim, n_layers=n_layers, max_len=max_len,
+                               dropout=dropout, max_epochs=max_epochs, patience=patience, top_k=top_k, bf16=bf16,
+                               seed=seed, compare_id_only=compare_id_only)
+    metrics = build_teacher(ds, sp, out, settings, log=console.print)
+    Console().print(metrics_table(metrics, title=f"{ds.name} teacher ({split}, full ranking, test)"))
+
+
+@app.command()
+def distill(
+    dataset: DatasetArg,
+    teacher: Annotated[Path, typer.Option(help="Teacher folder written by `distillrec teacher` (artifacts, metrics).")],
+    student: Annotated[str, typer.Option(help="Student: sasrec | gru4rec | mf | two_tower.")],
+    kd: Annotated[str, typer.Option(help="KD methods, comma-separated, each with optional :key=value options, "
+                                         "e.g. 'soft', 'soft,rd:k=20', 'dllm2rec,ce:weight=0.5'.")],
+    out: Annotated[Path, typer.Option(help="Folder for metrics.json, per_user.npz and the manifest.")],
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds; each trains one KD and one plain student.")] = "0",
+    dim: Annotated[int | None, typer.Option(help="Student width (default: the student's own).")] = None,
+    n_layers: Annotated[int | None, typer.Option(help="Student layers (sasrec, gru4rec).")] = None,
+    max_len: Annotated[int | None, typer.Option(help="Longest history the student reads.")] = None,
+    dropout: Annotated[float | None, typer.Option(help="Student dropout.")] = None,
+    max_epochs: Annotated[int | None, typer.Option(help="Epoch budget (early stopping on validation NDCG@10).")] = None,
+    patience: Annotated[int | None, typer.Option(help="Evaluations without improvement before stopping.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
+    last_position: Annotated[bool, typer.Option(help="Use each user's last training row as a KD-only position.")] = True,
+    baselines: Annotated[Path | None, typer.Option(help="Folder of `distillrec baselines` (its metrics.json).")] = None,
+    min_rating: MinRating = None,
+    duplicates: Duplicates = "first",
+    min_user: MinUser = 0,
+    min_item: MinItem = 0,
+) -> None:
+    """Train a small student with and without KD from the teacher's exported outputs; compare with a paired test."""
+    import numpy as np
+
+    from distillrec.data.split import make_split
+    from distillrec.distill.objective import parse_kd
+    from distillrec.distill.run import VARIANTS, compare
+    from distillrec.manifest import dataset_fingerprint, write_manifest
+    from distillrec.students.registry import student_params
+
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"seeds must be comma-separated integers, got {seeds!r}", param_hint="--seeds") from None
+    manifest_path = teacher / "manifest.json"
+    if not manifest_path.exists():
+        raise typer.BadParameter(f"{manifest_path} does not exist; build the teacher with `distillrec teacher`",
+                                 param_hint="--teacher")
+    teacher_manifest = json.loads(manifest_path.read_text())
+    split_config = dict(teacher_manifest.get("config", {}).get("split", {"protocol": "leave_one_out"}))
+    protocol = split_config.pop("protocol")
+    ds = _load(dataset, min_rating, duplicates, min_user, min_item)
+    expected = teacher_manifest.get("dataset", {}).get("fingerprint")
+    if expected is None:
+        console.print(f"[yellow]warning:[/] {manifest_path} has no dataset fingerprint; only sizes are checked")
+    elif expected != dataset_fingerprint(ds):
+        raise typer.BadParameter(f"the teacher in {teacher} was built on other data than {dataset} with these "
+                                 "filters (dataset fingerprints differ)", param_hint="--teacher")
+    sp = make_split(ds.interactions, protocol, **split_config)
+    given = {"dim": dim, "n_layers": n_layers, "max_len": max_len, "dropout": dropout, "max_epochs": max_epochs,
+             "patience": patience, "lr": lr}
+    params = {k: v for k, v in given.items() if v is not None}
+    try:
+        valid_params = student_params(student)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--student") from None
+    unknown = sorted(set(params) - set(valid_params))
+    if unknown:
+        raise typer.BadParameter(f"student {student!r} takes no {unknown}; it takes {valid_params}")
+    console.print(f"[bold]{ds.name}[/] split {protocol}: train {len(sp.train):,} / valid {len(sp.valid):,} / "
+                  f"test {len(sp.test):,}; student {student} {params}, KD {kd}, seeds {seed_list}")
+    try:
+        parse_kd(kd)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--kd") from None
+    result = compare(sp, teacher, student, params, kd, seed_list, last_position=last_position)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = result.to_json()
+    teacher_metrics_path = teacher / "metrics.json"
+    if teacher_metrics_path.exists():
+        metrics["teacher"] = json.loads(teacher_metrics_path.read_text()).get("teacher")
+    if baselines is not None:
+        base = json.loads((baselines / "metrics.json").read_text())
+        name = max(base, key=lambda n: base[n]["valid"]["NDCG@10"])  # chosen on validation, like every model
+        metrics["best_baseline"] = {"name": name, **base[name]}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    np.savez_compressed(out / "per_user.npz", users=result.test_users(), seeds=np.array(seed_list),
+                        **{v: result.per_user(v) for v in VARIANTS})
+    write_manifest(out, {"command": "distill", "dataset": dataset, "teacher": str(teacher), "student": student,
+                         "student_params": result.student_params, "kd": kd, "objective": result.objective,
+                         "seeds": seed_list, "split": {"protocol": protocol, **split_config},
+                         "min_rating": min_rating, "duplicates": duplicates, "min_user": min_user,
+                         "min_item": min_item}, inputs=ds)
+    Console().print(distill_table(metrics, title=f"{ds.name}: {student} student, KD {kd} ({protocol}, full ranking, test)"))
+    pooled = metrics["comparison"]["pooled"]
+    Console().print(
+        f"KD - plain NDCG@10 {pooled['mean_diff']:+.4f} (95% bootstrap CI {pooled['diff_ci_low']:+.4f} .. "
+        f"{pooled['diff_ci_high']:+.4f}); paired t-test p={pooled['t_pvalue']:.3g}, Wilcoxon p={pooled['wilcoxon_pvalue']:.3g}; "
+        f"{pooled['n']:,} test users, per-user NDCG averaged over {len(seed_list)} seed(s)"
+    )
+
+
+def distill_table(metrics: dict, title: str) -> Table:
+    table = Table(title=title)
+    for col in ("model", "HR@10", "NDCG@10", "NDCG@10 95% CI (seeds)", "MRR", "params", "of teacher", "train s"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    teacher_params = (metrics.get("teacher") or {}).get("params")
+    rows = []
+    if metrics.get("teacher"):
+        rows.append(("teacher", metrics["teacher"]))
+    if metrics.get("best_baseline"):
+        rows.append((f"best baseline ({metrics['best_baseline']['name']})", metrics["best_baseline"]))
+    rows += [("student_plain", metrics["student_plain"]), ("student_kd", metrics["student_kd"])]
+    for name, row in rows:
+        seeds = row.get("test_seeds", {}).get("NDCG@10", {})
+        ci = f"{seeds['ci_low']:.4f} .. {seeds['ci_high']:.4f}" if seeds.get("ci_low") is not None else "-"
+        share = f"{row['params'] / teacher_params:.1%}" if teacher_params else "-"
+        table.add_row(name, f"{row['test']['HR@10']:.4f}", f"{row['test']['NDCG@10']:.4f}", ci,
+                      f"{row['test']['MRR']:.4f}", f"{row['params']:,}", share, f"{row['train_seconds']:.1f}")
+    return table
 
 
 def metrics_table(results: dict, title: str) -> Table:

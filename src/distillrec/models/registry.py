@@ -26,6 +26,7 @@ from distillrec.models.ease import EASE
 from distillrec.models.ials import IALS
 from distillrec.models.itemknn import ItemKNN
 from distillrec.models.mostpop import MostPop
+from distillrec.models.sasrec import SASRec
 
 BASELINES: dict[str, type[Recommender]] = {
     "mostpop": MostPop,
@@ -33,7 +34,7 @@ BASELINES: dict[str, type[Recommender]] = {
     "ease": EASE,
     "ials": IALS,
     "bpr": BPR,
-    # "sasrec": SASRec,  (added by the lead with the sequential model)
+    "sasrec": SASRec,
 }
 
 
@@ -48,7 +49,29 @@ GRIDS: dict[str, list[dict]] = {
     "ease": _product(l2=[50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0]),
     "ials": _product(factors=[64, 128], regularization=[1.0, 10.0], alpha=[1.0, 10.0]),
     "bpr": _product(factors=[64, 128], learning_rate=[0.01, 0.05], regularization=[0.001, 0.01]),
+    # SASRec-CE: each point trains to early stopping, so the grid is the two settings that matter most in
+    # Klenitskiy & Vasilev 2023 and Kang & McAuley 2018: dropout (0.2 dense data, 0.5 sparse data).
+    "sasrec": _product(dropout=[0.2, 0.5]),
 }
+
+# Smoke-run grids (`--quick`): one point each, tiny epoch budgets.
+QUICK_GRIDS: dict[str, list[dict]] = {
+    "mostpop": [{}],
+    "itemknn": [{"k_neighbours": 50, "shrink": 0.0}],
+    "ease": [{"l2": 200.0}],
+    "ials": [{"factors": 64, "regularization": 1.0, "alpha": 1.0, "iterations": 5}],
+    "bpr": [{"factors": 64, "learning_rate": 0.01, "regularization": 0.01, "iterations": 20}],
+    "sasrec": [{"dropout": 0.2, "max_epochs": 3}],
+}
+
+
+def grid_for(name: str, quick: bool = False, seed: int = 0) -> list[dict]:
+    """The grid to tune `name` over, with `seed` set on every point of a model that takes one."""
+    grids = QUICK_GRIDS if quick else GRIDS
+    if name not in grids:
+        raise ValueError(f"no grid for model {name!r}; grids exist for {sorted(grids)}")
+    takes_seed = "seed" in inspect.signature(BASELINES[name].__init__).parameters
+    return [dict(point, seed=seed) if takes_seed else dict(point) for point in grids[name]]
 
 
 def make_model(name: str, **params) -> Recommender:

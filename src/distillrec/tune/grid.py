@@ -45,6 +45,18 @@ class BaselineResult:
     grid: list[GridPoint]
     model: Recommender  # the final (tested) model
 
+    def to_json(self) -> dict:
+        """The `metrics.json` entry: valid/test summaries, params, best hyperparameters, timing, the grid."""
+        return {
+            "valid": self.valid,
+            "test": self.test,
+            "params": self.n_params,
+            "best_hparams": self.best_hparams,
+            "train_seconds": round(self.train_seconds, 3),
+            "grid": [{"hparams": p.hparams, "valid_NDCG@10": p.valid[SELECTION_METRIC],
+                      "fit_seconds": round(p.fit_seconds, 3)} for p in self.grid],
+        }
+
 
 def tune_and_test(
     name: str,

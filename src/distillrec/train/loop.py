@@ -1,0 +1,332 @@
+"""One training loop for every torch model: the teacher, SASRec and the distilled students.
+
+Input: an `nn.Module`, `make_batches(rng) -> iterable of batches` (one epoch, shuffled with the given
+`numpy.random.Generator`), `loss_fn(module, batch) -> scalar tensor` (cross-entropy today, a distillation loss
+later), `validate(module) -> float` (validation NDCG@10, higher is better; or None) and a `TrainConfig`.
+Output: the module holding the weights of its best validation epoch, and a `FitResult` (per-epoch history,
+best epoch and score).
+
+Each epoch: AdamW (betas 0.9 / 0.98, as Kang & McAuley 2018) steps over the batches, with gradients clipped
+to `clip_grad_norm`; a non-finite loss or gradient norm stops training with `NonFiniteLossError`. Every
+`eval_every` epochs the model is validated; the best state is kept, and training stops after `patience`
+evaluations without improvement.
+
+Reproducibility and resume: epoch `e` draws all of its randomness (batch order through `rng`, dropout through
+torch's global generator) from generators seeded by `(seed, e)` only. With `checkpoint_dir`, the file
+`last.pt` is rewritten atomically after every epoch (model, optimizer, RNG states, epoch, best state and
+score, history, config); a later call with the same directory resumes after the last finished epoch, so an
+interrupted and resumed run ends with exactly the weights of an uninterrupted one. A non-finite loss never
+overwrites `last.pt`, so it still holds the last good epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+__all__ = ["TrainConfig", "FitResult", "EpochEnd", "NonFiniteLossError", "fit_loop", "cpu_bf16_supported"]
+
+CHECKPOINT_NAME = "last.pt"
+# Fields that may change between an interrupted run and its resumption; any other difference is an error.
+_RESUMABLE_CHANGES = frozenset(
+    {"max_epochs", "patience", "checkpoint_dir", "num_threads", "progress", "resume"}
+)
+
+
+@dataclass
+class TrainConfig:
+    max_epochs: int = 200
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 10  # evaluations without improvement before stopping
+    eval_every: int = 1  # validate after every `eval_every`-th epoch
+    seed: int = 0
+    bf16: bool = False  # bfloat16 autocast on CPU; falls back to float32 with a warning if unsupported
+    clip_grad_norm: float | None = 1.0
+    checkpoint_dir: str | Path | None = None
+    resume: bool = True  # continue from `checkpoint_dir/last.pt` when it exists
+    num_threads: int | None = None  # torch intra-op threads during training (None: leave as is)
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("max_epochs", "batch_size", "eval_every", "patience"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
+            raise ValueError(f"TrainConfig.clip_grad_norm must be > 0 or None, got {self.clip_grad_norm!r}")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError(f"TrainConfig.num_threads must be >= 1 or None, got {self.num_threads!r}")
+
+
+@dataclass
+class FitResult:
+    # per epoch: epoch, loss (mean over batches), valid_ndcg10 (None when not validated), seconds (train +
+    # validation), train_seconds
+    history: list[dict[str, Any]]
+    best_epoch: int  # epoch whose weights the module holds at the end (the last one if none was validated)
+    best_score: float  # its validation score (-inf when no validation ran)
+    stopped_early: bool
+    bf16: bool  # whether bfloat16 autocast was actually used
+    resumed_from: int = 0  # last finished epoch read from the checkpoint (0: fresh start)
+
+
+@dataclass
+class EpochEnd:
+    """What a callback sees after each epoch (after the checkpoint of that epoch is written)."""
+
+    epoch: int
+    record: dict[str, Any]
+    module: nn.Module
+    result: FitResult = field(repr=False)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss or the gradient norm became NaN or infinite; the checkpoint of the last good epoch is kept."""
+
+
+def cpu_bf16_supported() -> bool:
+    """True when the CPU computes bfloat16 natively (x86 AVX512-BF16 or AMX-BF16; ARM BF16).
+
+    Without these instructions, oneDNN emulates bfloat16 and autocast is slower than float32.
+    """
+    get_capabilities = getattr(torch.cpu, "get_capabilities", None)  # public since torch 2.7 or so
+    if get_capabilities is not None:
+        caps = get_capabilities()
+        return bool(
+            caps.get("avx512_bf16") or caps.get("amx_bf16") or caps.get("bf16") or caps.get("sve_bf16")
+        )
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # older torch: private helpers
+    return bool(probe is not None and probe())
+
+
+def fit_loop(
+    module: nn.Module,
+    make_batches: Callable[[np.random.Generator], Iterable[Any]],
+    loss_fn: Callable[[nn.Module, Any], torch.Tensor],
+    validate: Callable[[nn.Module], float] | None,
+    config: TrainConfig,
+    callbacks: Sequence[Callable[[EpochEnd], None]] = (),
+    meta: dict[str, Any] | None = None,
+) -> FitResult:
+    """Train `module` in place; see the module docstring. `meta` (plain values, e.g. the model's
+    hyperparameters) is stored in the checkpoint and must be equal when resuming."""
+    use_bf16 = _resolve_bf16(config.bf16)
+    optimizer = torch.optim.AdamW(
+        module.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay
+    )
+    config_dict = _config_dict(config)
+    meta = dict(meta or {})
+    result = FitResult(history=[], best_epoch=0, best_score=-math.inf, stopped_early=False, bf16=use_bf16)
+    best_state: dict | None = None  # state dict of the best validated epoch
+    bad_evals = 0
+    path = Path(config.checkpoint_dir) / CHECKPOINT_NAME if config.checkpoint_dir is not None else None
+
+    if path is not None and config.resume and path.exists():
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        _check_resumable(ckpt, config_dict, meta, path)
+        module.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        _set_rng_states(ckpt["rng"])
+        best_state = ckpt["best_state"]
+        bad_evals = ckpt["bad_evals"]
+        result.history = ckpt["history"]
+        result.best_epoch, result.best_score = ckpt["best_epoch"], ckpt["best_score"]
+        result.stopped_early = ckpt["stopped_early"]
+        result.resumed_from = ckpt["epoch"]
+
+    previous_threads = torch.get_num_threads()
+    if config.num_threads is not None:
+        torch.set_num_threads(config.num_threads)
+    try:
+        epoch = result.resumed_from
+        while epoch < config.max_epochs and not result.stopped_early:
+            epoch += 1
+            started = time.perf_counter()
+            loss = _train_epoch(module, optimizer, make_batches, loss_fn, config, epoch, use_bf16, path)
+            train_seconds = time.perf_counter() - started
+            score = None
+            if validate is not None and epoch % config.eval_every == 0:
+                module.eval()
+                with torch.no_grad():
+                    score = float(validate(module))
+                if score > result.best_score:
+                    result.best_epoch, result.best_score, bad_evals = epoch, score, 0
+                    best_state = copy.deepcopy(module.state_dict())
+                else:
+                    bad_evals += 1
+                    result.stopped_early = bad_evals >= config.patience
+            record = {
+                "epoch": epoch,
+                "loss": loss,
+                "valid_ndcg10": score,
+                "seconds": time.perf_counter() - started,
+                "train_seconds": train_seconds,
+            }
+            result.history.append(record)
+            if path is not None:
+                _save_checkpoint(
+                    path, module, optimizer, epoch, best_state, bad_evals, result, config_dict, meta
+                )
+            for callback in callbacks:
+                callback(EpochEnd(epoch, record, module, result))
+    finally:
+        torch.set_num_threads(previous_threads)
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    else:
+        result.best_epoch = epoch  # nothing was validated: the last epoch's weights are the result
+    module.eval()
+    return result
+
+
+def _train_epoch(module, optimizer, make_batches, loss_fn, config, epoch, use_bf16, path) -> float:
+    """One pass over the batches; returns the mean batch loss."""
+    torch.manual_seed(_epoch_seed(config.seed, epoch))
+    rng = np.random.default_rng([config.seed, epoch])
+    module.train()
+    batches = make_batches(rng)
+    total = len(batches) if hasattr(batches, "__len__") else None
+    bar = tqdm(
+        batches, total=total, desc=f"epoch {epoch}", unit="batch", disable=not config.progress, leave=False
+    )
+    losses = []
+    for step, batch in enumerate(bar):
+        with torch.autocast("cpu", dtype=torch.bfloat16) if use_bf16 else nullcontext():
+            loss = loss_fn(module, batch)
+        if not torch.isfinite(loss):
+            _raise_non_finite("loss", loss.item(), epoch, step, path)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.clip_grad_norm is not None:
+            norm = torch.nn.utils.clip_grad_norm_(module.parameters(), config.clip_grad_norm)
+            if not torch.isfinite(norm):
+                _raise_non_finite("gradient norm", norm.item(), epoch, step, path)
+        optimizer.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    bar.close()
+    if not losses:
+        raise ValueError(f"make_batches produced no batch in epoch {epoch}")
+    return float(np.mean(losses))
+
+
+def _raise_non_finite(what: str, value: float, epoch: int, step: int, path: Path | None):
+    if path is not None and path.exists():
+        last = torch.load(path, map_location="cpu", weights_only=True)["epoch"]
+        kept = f"the last good checkpoint (epoch {last}) is kept at {path}"
+    elif path is not None:
+        kept = f"no epoch finished yet, so there is no checkpoint in {path.parent}"
+    else:
+        kept = "no checkpoint_dir was given, so no checkpoint exists"
+    raise NonFiniteLossError(
+        f"{what} is {value} at epoch {epoch}, batch {step}; training stopped ({kept}). "
+        "Try a lower lr, gradient clipping, or bf16=False."
+    )
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def _resolve_bf16(requested: bool) -> bool:
+    if requested and not cpu_bf16_supported():
+        warnings.warn(
+            "bf16=True, but this CPU has no native bfloat16 (AVX512-BF16 / AMX / ARM BF16); training in float32",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
+    return requested
+
+
+def _config_dict(config: TrainConfig) -> dict[str, Any]:
+    out = asdict(config)
+    out["checkpoint_dir"] = None if config.checkpoint_dir is None else str(config.checkpoint_dir)
+    return out
+
+
+def _check_resumable(ckpt: dict, config_dict: dict, meta: dict, path: Path) -> None:
+    changed = {
+        key: (ckpt["config"].get(key), value)
+        for key, value in config_dict.items()
+        if key not in _RESUMABLE_CHANGES and ckpt["config"].get(key) != value
+    }
+    if changed:
+        details = ", ".join(f"{k}: checkpoint {old!r} vs now {new!r}" for k, (old, new) in changed.items())
+        raise ValueError(
+            f"cannot resume from {path}: training config differs ({details}); only "
+            f"{sorted(_RESUMABLE_CHANGES)} may change. Use another checkpoint_dir or resume=False."
+        )
+    if ckpt["meta"] != meta:
+        keys = sorted(k for k in set(ckpt["meta"]) | set(meta) if ckpt["meta"].get(k) != meta.get(k))
+        raise ValueError(f"cannot resume from {path}: model/data description differs in {keys}")
+
+
+def _rng_states() -> dict[str, Any]:
+    np_state = np.random.get_state(legacy=False)
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy_key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+        "numpy_pos": int(np_state["state"]["pos"]),
+        "numpy_gauss": (int(np_state["has_gauss"]), float(np_state["gauss"])),
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    key = states["numpy_key"].numpy().astype(np.uint32)
+    has_gauss, gauss = states["numpy_gauss"]
+    np.random.set_state(
+        {
+            "bit_generator": "MT19937",
+            "state": {"key": key, "pos": states["numpy_pos"]},
+            "has_gauss": has_gauss,
+            "gauss": gauss,
+        }
+    )
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def _save_checkpoint(
+    path, module, optimizer, epoch, best_state, bad_evals, result, config_dict, meta
+) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "model": module.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "rng": _rng_states(),
+        "epoch": epoch,
+        "best_state": best_state,
+        "best_epoch": result.best_epoch,
+        "best_score": result.best_score,
+        "bad_evals": bad_evals,
+        "stopped_early": result.stopped_early,
+        "history": result.history,
+        "config": config_dict,
+        "meta": meta,
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)  # atomic: a crash mid-write never leaves a half-written last.pt
