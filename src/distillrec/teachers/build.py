@@ -1,0 +1,131 @@
+"""Build a teacher end to end: dataset + split -> item texts -> LM embeddings -> trained teacher -> exports.
+
+Input: a `Dataset`, its `Split`, and a `TeacherSettings`. Output, in `out/`:
+`metrics.json` (keys `"teacher"`, `"text_only"` and, when asked, `"id_only"`: an ID-only SASRec with the
+teacher's exact architecture and budget; each in the baselines' shape, plus head/tail/cold slices),
+`item_texts.txt` (the rendered text of each item), `text_embeddings.npy`, `teacher.pt` (the teacher's weights),
+the exported outputs of `teachers/export.py`, and `manifest.json`.
+
+Steps: (1) render every item with the template; (2) encode through the content-addressed cache (a second
+run encodes nothing); (3) score the text-only model; (4) train the LLM-enhanced teacher with early stopping on
+validation NDCG@10, evaluate it once on the test; (5) export its outputs for the distillation loop.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from distillrec.data.dataset import Dataset
+from distillrec.data.split import Split
+from distillrec.evaluate.ranking import evaluate
+from distillrec.evaluate.slices import slice_summaries
+from distillrec.manifest import build_manifest
+from distillrec.models.sasrec import SASRec
+from distillrec.teachers.cache import EmbeddingCache
+from distillrec.teachers.export import export_teacher
+from distillrec.teachers.llm_enhanced_seq import LLMEnhancedSASRec
+from distillrec.teachers.text import ItemTextTemplate, default_template
+from distillrec.teachers.text_encoder import TextEncoder
+from distillrec.teachers.text_only import TextSimilarity
+
+
+@dataclass
+class TeacherSettings:
+    encoder: str = "all-MiniLM-L6-v2"
+    template: str | None = None  # None: the default template for the dataset's text columns
+    encoder_bf16: bool = True
+    dim: int = 128
+    n_layers: int = 2
+    n_heads: int = 2
+    max_len: int = 200
+    dropout: float = 0.2
+    adapter_hidden: int = 512
+    id_init: str = "pca"
+    max_epochs: int = 200
+    batch_size: int = 128
+    lr: float = 1e-3
+    patience: int = 10
+    bf16: bool = False
+    seed: int = 0
+    top_k: int = 100
+    position_hidden: bool = False
+    compare_id_only: bool = False
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def model_params(self) -> dict:
+        keys = ("dim", "n_layers", "n_heads", "max_len", "dropout", "max_epochs", "batch_size", "lr", "patience",
+                "bf16", "seed", "progress")
+        return {k: getattr(self, k) for k in keys}
+
+
+def item_texts(dataset: Dataset, template: str | None) -> tuple[list[str], ItemTextTemplate]:
+    tmpl = ItemTextTemplate(template) if template else default_template(dataset.item_text.columns)
+    tmpl.check_columns(dataset.item_text.columns)
+    return tmpl.render_items(dataset.item_text), tmpl
+
+
+def _result(model, split: Split, fit_seconds: float, extra: dict | None = None) -> dict:
+    valid = evaluate(model, split.train, split.valid)
+    test = evaluate(model, split.test_history(), split.test)
+    row = {"valid": valid.summary, "test": test.summary, "params": model.n_params(),
+           "train_seconds": round(fit_seconds, 3), "slices": slice_summaries(test, split.test, split.train)}
+    row.update(extra or {})
+    return row
+
+
+def build_teacher(dataset: Dataset, split: Split, out: str | Path, settings: TeacherSettings,
+                  log=print) -> dict:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    texts, tmpl = item_texts(dataset, settings.template)
+    (out / "item_texts.txt").write_text("\n".join(t.replace("\n", " ") for t in texts) + "\n")
+    encoder = TextEncoder(settings.encoder, bf16=settings.encoder_bf16, progress=settings.progress)
+    cache = EmbeddingCache()
+    start = time.perf_counter()
+    text_emb = cache.encode(encoder, texts, template=tmpl.key)
+    encoder_seconds = time.perf_counter() - start
+    np.save(out / "text_embeddings.npy", text_emb)
+    log(f"encoded {len(texts):,} item texts with {settings.encoder} in {encoder_seconds:.1f} s "
+        f"({cache.misses:,} computed, {cache.hits:,} from the cache)")
+
+    metrics: dict = {}
+    text_only = TextSimilarity(text_emb).fit(split.train)
+    metrics["text_only"] = _result(text_only, split, 0.0, {"best_hparams": text_only.get_params() | {"text_embeddings": "LM"}})
+    log(f"text-only: test NDCG@10 {metrics['text_only']['test']['NDCG@10']:.4f}")
+
+    teacher = LLMEnhancedSASRec(text_emb, adapter_hidden=settings.adapter_hidden, id_init=settings.id_init,
+                                checkpoint_dir=out / "checkpoints" / "teacher", **settings.model_params())
+    start = time.perf_counter()
+    teacher.fit(split.train, split.valid)
+    fit_seconds = time.perf_counter() - start
+    hp = teacher.get_params()
+    hp.pop("checkpoint_dir", None)
+    metrics["teacher"] = _result(teacher, split, fit_seconds, {
+        "best_hparams": hp, "encoder_seconds": round(encoder_seconds, 3), "encoder": encoder.identity,
+        "best_epoch": teacher.fit_result_.best_epoch, "history": teacher.history_})
+    log(f"teacher: test NDCG@10 {metrics['teacher']['test']['NDCG@10']:.4f} "
+        f"({teacher.n_params():,} params, {fit_seconds:.0f} s)")
+    torch.save(teacher.module_.state_dict(), out / "teacher.pt")
+
+    if settings.compare_id_only:
+        plain = SASRec(checkpoint_dir=out / "checkpoints" / "id_only", **settings.model_params())
+        start = time.perf_counter()
+        plain.fit(split.train, split.valid)
+        metrics["id_only"] = _result(plain, split, time.perf_counter() - start, {
+            "best_hparams": {k: v for k, v in plain.get_params().items() if k != "checkpoint_dir"},
+            "best_epoch": plain.fit_result_.best_epoch})
+        log(f"id-only SASRec (same budget): test NDCG@10 {metrics['id_only']['test']['NDCG@10']:.4f}")
+
+    manifest = build_manifest({"teacher": asdict(settings), "template": tmpl.key, "encoder": encoder.identity,
+                               "split": {"protocol": split.protocol, **split.params}}, dataset)
+    export_teacher(teacher, split.train, out, manifest, top_k=settings.top_k,
+                   position_hidden=settings.position_hidden, progress=settings.progress)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    return metrics

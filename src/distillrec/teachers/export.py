@@ -1,0 +1,141 @@
+"""Export a trained teacher's outputs once, as memory-mapped arrays the distillation loop reads.
+
+Input: a fitted sequential teacher (`score`-able `SASRec` subclass with `module_`, `max_len`) and the training
+`Interactions`. Output, in `out/`:
+
+| file | shape / dtype | what |
+|---|---|---|
+| `positions_topk_items.npy`  | (n_train, K) int32   | row r: the teacher's top-K next items after reading train row r (and the rows before it) of r's user; -1 where not covered |
+| `positions_topk_scores.npy` | (n_train, K) float32 | their logits, best first |
+| `positions_hidden.npy`      | (n_train, dim) float16 | the teacher's hidden state at row r (only with `position_hidden=True`) |
+| `user_hidden.npy`           | (n_users, dim) float32 | hidden state after each user's whole training sequence (zeros for users without one) |
+| `item_embeddings.npy`       | (n_items, dim) float32 | the teacher's item table (input and output layer) |
+| `manifest.json`             | | config, dataset fingerprint, teacher identity, versions, K, coverage |
+
+Rows follow `train`'s order (user, then time), so `positions_*[indptr[u]:indptr[u+1]]` are user u's positions.
+Coverage: the teacher reads the last `max_len` training items of each user, the window SASRec-style students
+train on; rows before it (users with more than `max_len` training items) get -1. Scores are the raw logits, not
+masked for history: a student decides what to mask.
+
+Resumable: users are processed in chunks; after each chunk the arrays are flushed and `progress.json` records
+the number of users done, so an interrupted export continues where it stopped (if the manifest matches).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from distillrec.data.interactions import Interactions
+from distillrec.models.sasrec import history_windows
+
+FILES = ("positions_topk_items", "positions_topk_scores", "user_hidden", "item_embeddings")
+
+
+def export_teacher(
+    teacher,
+    train: Interactions,
+    out: str | Path,
+    manifest: dict,
+    top_k: int = 100,
+    position_hidden: bool = False,
+    chunk_users: int = 256,
+    progress: bool = True,
+) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    top_k = min(top_k, train.n_items)
+    manifest = dict(manifest, top_k=top_k, position_hidden=position_hidden, n_train=len(train),
+                    n_users=train.n_users, n_items=train.n_items, files=list(FILES))
+    progress_path = out / "progress.json"
+    manifest_path = out / "manifest.json"
+    done = 0
+    if progress_path.exists() and manifest_path.exists() and _same(json.loads(manifest_path.read_text()), manifest):
+        done = json.loads(progress_path.read_text())["done_users"]
+    mode = "r+" if done > 0 else "w+"
+    dim = teacher.module_.dim
+    arrays = {
+        "positions_topk_items": _open(out, "positions_topk_items", (len(train), top_k), np.int32, mode),
+        "positions_topk_scores": _open(out, "positions_topk_scores", (len(train), top_k), np.float32, mode),
+        "user_hidden": _open(out, "user_hidden", (train.n_users, dim), np.float32, mode),
+    }
+    if position_hidden:
+        arrays["positions_hidden"] = _open(out, "positions_hidden", (len(train), dim), np.float16, mode)
+    if done == 0:
+        arrays["positions_topk_items"][:] = -1
+        np.save(out / "item_embeddings.npy", teacher.item_embeddings())
+        _write_json(manifest_path, manifest)
+        _write_json(progress_path, {"done_users": 0})
+    indptr = train.indptr
+    module = teacher.module_
+    module.eval()
+    bar = tqdm(total=train.n_users, initial=done, desc="export teacher", unit="user", disable=not progress)
+    for start in range(done, train.n_users, chunk_users):
+        users = np.arange(start, min(start + chunk_users, train.n_users))
+        lengths = np.diff(indptr)[users]
+        active = users[lengths > 0]
+        if len(active):
+            ids = history_windows(active, train, teacher.max_len)  # (batch, width) left-padded
+            with torch.inference_mode():
+                hidden = module(ids)  # (batch, width, dim)
+                for row, user in enumerate(active):
+                    n = min(int(indptr[user + 1] - indptr[user]), teacher.max_len)
+                    h = hidden[row, -n:]  # (n, dim) positions of the covered rows
+                    scores, items = torch.topk(module.logits(h).float(), top_k, dim=1)  # (n, K)
+                    rows = slice(int(indptr[user + 1]) - n, int(indptr[user + 1]))
+                    arrays["positions_topk_items"][rows] = items.numpy().astype(np.int32)
+                    arrays["positions_topk_scores"][rows] = scores.numpy()
+                    arrays["user_hidden"][user] = h[-1].float().numpy()
+                    if position_hidden:
+                        arrays["positions_hidden"][rows] = h.float().numpy().astype(np.float16)
+        for array in arrays.values():
+            array.flush()
+        _write_json(progress_path, {"done_users": int(users[-1]) + 1})
+        bar.update(len(users))
+    bar.close()
+    covered = arrays["positions_topk_items"][:, 0] >= 0
+    manifest["coverage"] = float(covered.mean()) if len(covered) else 0.0
+    _write_json(manifest_path, manifest)
+    return out
+
+
+def _open(out: Path, name: str, shape: tuple, dtype, mode: str) -> np.memmap:
+    return np.lib.format.open_memmap(out / f"{name}.npy", mode=mode, dtype=dtype, shape=shape)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(path)
+
+
+def _same(old: dict, new: dict) -> bool:
+    ignore = {"coverage", "created", "versions"}
+    return {k: v for k, v in old.items() if k not in ignore} == json.loads(
+        json.dumps({k: v for k, v in new.items() if k not in ignore}, default=str)
+    )
+
+
+class TeacherArtifacts:
+    """Read-only view of an exported teacher folder (memory-mapped; nothing is loaded until indexed)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        manifest_path = self.folder / "manifest.json"
+        if not manifest_path.exists():
+            raise FileNotFoundError(f"{manifest_path}: no teacher manifest; run `distillrec teacher` first")
+        self.manifest = json.loads(manifest_path.read_text())
+        progress = json.loads((self.folder / "progress.json").read_text())
+        if progress["done_users"] < self.manifest["n_users"]:
+            raise RuntimeError(
+                f"{self.folder}: export stopped after {progress['done_users']} of {self.manifest['n_users']} users; "
+                "re-run the teacher export to finish it"
+            )
+        for name in FILES:
+            setattr(self, name, np.load(self.folder / f"{name}.npy", mmap_mode="r"))
+        hidden = self.folder / "positions_hidden.npy"
+        self.positions_hidden = np.load(hidden, mmap_mode="r") if hidden.exists() else None

@@ -1,0 +1,111 @@
+"""The LLM-enhanced teacher: a sequential recommender whose item vectors carry a language model's knowledge.
+
+Input: training `Interactions` and `text_embeddings` `(n_items, d_text)`, one frozen language-model vector per
+item (from `TextEncoder` through the `EmbeddingCache`). Output: a fitted `Recommender` (a `SASRec` whose item
+table is replaced), with `score`, `encode` (final hidden state) and `item_embeddings`.
+
+Item representation (the family of LLM-ESR, Liu et al., NeurIPS 2024, and of DLLM2Rec's teachers):
+
+    e_i = id_i + A(z_i)        z_i: frozen LM embedding of item i's text (d_text)
+                               A:   adapter, Linear(d_text, h) -> GELU -> Dropout -> Linear(h, dim)
+                               id_i: learned ID vector, initialised from the top-`dim` principal components of
+                                     the LM embeddings (LLM-ESR's collaborative view initialisation); zero for
+                                     items with no training interaction (no collaborative signal: text only)
+
+The same table is the input layer and the (tied) output layer, so the score of item i for a hidden state h is
+`h . e_i`. An item with few or no training interactions still gets a meaningful vector through A(z_i) and its
+text-derived initialisation, which is where the teacher beats an ID-only model (long-tail and cold items).
+Trained exactly like SASRec (full-softmax cross-entropy, early stopping on validation NDCG@10).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from distillrec.losses.parameter import pca_compress
+from distillrec.models.sasrec import PAD, SASRec
+
+
+class TextItemEmbedding(nn.Module):
+    """`forward(ids) -> (..., dim)`, `table() -> (n_items + 1, dim)`; row 0 (padding) is zero."""
+
+    def __init__(
+        self, text_embeddings: np.ndarray, dim: int, adapter_hidden: int = 512, dropout: float = 0.1,
+        id_init: str = "pca",
+        has_ids: np.ndarray | None = None,
+    ) -> None:
+        super().__init__()
+        if id_init not in ("pca", "random", "none"):
+            raise ValueError(f"id_init must be 'pca', 'random' or 'none', got {id_init!r}")
+        text = torch.as_tensor(np.asarray(text_embeddings, dtype=np.float32))  # (n_items, d_text)
+        n_items, d_text = text.shape
+        self.register_buffer("text", torch.cat([torch.zeros(1, d_text), text]), persistent=False)
+        self.adapter = nn.Sequential(
+            nn.Linear(d_text, adapter_hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(adapter_hidden, dim)
+        )
+        self.use_ids = id_init != "none"
+        # (n_items + 1, 1) 1 for items that get an ID vector, 0 for padding and items without interactions
+        id_mask = torch.ones(n_items + 1, 1) if has_ids is None else torch.cat(
+            [torch.ones(1, 1), torch.as_tensor(np.asarray(has_ids), dtype=torch.float32).reshape(-1, 1)])
+        id_mask[PAD] = 0
+        self.register_buffer("id_mask", id_mask, persistent=False)
+        self.ids = nn.Embedding(n_items + 1, dim, padding_idx=PAD)
+        with torch.no_grad():
+            if id_init == "pca" and dim <= min(n_items, d_text):
+                init = pca_compress(text, dim, whiten=True) * dim**-0.5  # (n_items, dim), unit-ish scale
+                self.ids.weight[1:].copy_(init)
+            else:
+                nn.init.normal_(self.ids.weight, std=dim**-0.5)
+            self.ids.weight[PAD].zero_()
+
+    def table(self) -> torch.Tensor:
+        table = self.adapter(self.text)  # (n_items + 1, dim)
+        if self.use_ids:
+            table = table + self.ids.weight * self.id_mask
+        table = torch.cat([torch.zeros_like(table[:1]), table[1:]])  # padding row forced to zero
+        return table
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.table()[ids]  # (..., dim)
+
+
+class LLMEnhancedSASRec(SASRec):
+    """SASRec with `TextItemEmbedding`. Defaults are a larger model than the ID-only baseline (dim 128)."""
+
+    def __init__(
+        self,
+        text_embeddings: np.ndarray,
+        dim: int = 128,
+        adapter_hidden: int = 512,
+        id_init: str = "pca",
+        n_layers: int = 2,
+        n_heads: int = 2,
+        max_len: int = 200,
+        dropout: float = 0.2,
+        **train_params,
+    ) -> None:
+        super().__init__(dim=dim, n_layers=n_layers, n_heads=n_heads, max_len=max_len, dropout=dropout, **train_params)
+        self.text_embeddings = text_embeddings
+        self.adapter_hidden = adapter_hidden
+        self.id_init = id_init
+
+    def get_params(self) -> dict:
+        params = super().get_params()
+        params.pop("text_embeddings", None)  # an array, described by the teacher's manifest instead
+        return params
+
+    def _make_item_embedding(self, n_items: int) -> nn.Module:
+        if len(self.text_embeddings) != n_items:
+            raise ValueError(f"text_embeddings has {len(self.text_embeddings)} rows but the data has {n_items} items")
+        return TextItemEmbedding(self.text_embeddings, self.dim, self.adapter_hidden, self.dropout, self.id_init,
+                                 has_ids=self._has_ids)
+
+    def fit(self, train, valid=None, callbacks=()):
+        self._has_ids = train.item_counts() > 0  # items never seen in training are represented by text alone
+        return super().fit(train, valid, callbacks=callbacks)
+
+    def n_params(self) -> int:
+        """Learned parameters plus the frozen text table (needed to serve the teacher)."""
+        return super().n_params() + int(np.prod(np.shape(self.text_embeddings)))

@@ -1,0 +1,47 @@
+"""Text-only recommender: how much the language model knows with no training at all.
+
+Input: `text_embeddings` `(n_items, d_text)` (L2-normalised LM embeddings of item texts). Output: a `Recommender`
+whose score for user u and item i is the cosine similarity between i's embedding and the recency-weighted mean
+of the embeddings of u's last `max_history` history items:
+
+    q_u = sum_j w_j z_{s_j} / ||.||,   w_j = decay^(age_j)  (age 0 = most recent),   score(u, i) = q_u . z_i
+
+`fit` learns nothing (it only checks shapes), so `n_params` is the size of the text table.
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+import numpy as np
+
+from distillrec.data.interactions import Interactions
+from distillrec.models.base import Recommender
+
+
+class TextSimilarity(Recommender):
+    def __init__(self, text_embeddings: np.ndarray, max_history: int = 20, decay: float = 0.9) -> None:
+        self.text_embeddings = text_embeddings
+        self.max_history = max_history
+        self.decay = decay
+
+    def fit(self, train: Interactions, valid: Interactions | None = None) -> Self:
+        table = np.asarray(self.text_embeddings, dtype=np.float32)
+        if table.shape[0] != train.n_items:
+            raise ValueError(f"text_embeddings has {table.shape[0]} rows but the data has {train.n_items} items")
+        norms = np.linalg.norm(table, axis=1, keepdims=True)
+        self.table_ = table / np.maximum(norms, 1e-12)  # (n_items, d_text)
+        return self
+
+    def score(self, users: np.ndarray, history: Interactions) -> np.ndarray:
+        queries = np.zeros((len(users), self.table_.shape[1]), dtype=np.float32)  # (batch, d_text)
+        for row, user in enumerate(users):
+            seq = history.sequence(int(user))[-self.max_history :]
+            if len(seq):
+                weights = self.decay ** np.arange(len(seq) - 1, -1, -1, dtype=np.float32)  # (len,)
+                queries[row] = weights @ self.table_[seq]
+        queries /= np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+        return queries @ self.table_.T  # (batch, n_items)
+
+    def n_params(self) -> int:
+        return int(self.table_.size)
