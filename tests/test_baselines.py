@@ -27,6 +27,8 @@ BLOCK_PARAMS: dict[str, dict] = {
     "ease": {"l2": 10.0},
     "ials": {"factors": 4, "regularization": 10.0, "alpha": 10.0},
     "bpr": {"factors": 8},
+    "sasrec": {"dim": 16, "n_layers": 1, "n_heads": 1, "max_len": 8, "max_epochs": 40, "dropout": 0.0,
+               "lr": 5e-3, "progress": False},
 }
 N_ITEMS, HALF, PER_USER = 20, 10, 6
 

@@ -89,6 +89,9 @@ def baselines(
     min_user: MinUser = 0,
     min_item: MinItem = 0,
     quick: Annotated[bool, typer.Option(help="Smaller grids and epoch budgets (for smoke runs).")] = False,
+    grid_file: Annotated[
+        Path | None, typer.Option(help="JSON file mapping each model name to a list of hyperparameter dicts (replaces its default grid).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for models and splits.")] = 0,
 ) -> None:
     """Tune every baseline on the validation item (small grid), then touch the test once; write metrics.json."""
@@ -101,6 +104,14 @@ def baselines(
     unknown = [m for m in names if m not in BASELINES]
     if unknown:
         raise typer.BadParameter(f"unknown model(s) {unknown}; choose from {sorted(BASELINES)}", param_hint="--models")
+    grids = {name: grid_for(name, quick=quick, seed=seed) for name in names}
+    if grid_file is not None:
+        custom = json.loads(grid_file.read_text())
+        for name, points in custom.items():
+            if name not in BASELINES or not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
+                raise typer.BadParameter(f"{grid_file}: key {name!r} must be a model name mapping to a list of "
+                                         f"hyperparameter dicts; models: {sorted(BASELINES)}", param_hint="--grid-file")
+            grids[name] = [dict(p, seed=seed) if "seed" in grids.get(name, [{}])[0] else dict(p) for p in points]
     ds = _load(dataset, min_rating, duplicates, min_user, min_item)
     sp = make_split(ds.interactions, split)
     console.print(
@@ -109,19 +120,24 @@ def baselines(
     )
     out.mkdir(parents=True, exist_ok=True)
     metrics_path = out / "metrics.json"
-    results = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     for name in names:
         start = time.perf_counter()
-        result = tune_and_test(name, sp, grid=grid_for(name, quick=quick, seed=seed), progress=True)
+        result = tune_and_test(name, sp, grid=grids[name], progress=True)
+        # Re-read before writing, so runs of other models into the same folder are kept; written after every
+        # model, so an interruption loses little.
+        results = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
         results[name] = result.to_json()
-        metrics_path.write_text(json.dumps(results, indent=2))  # after every model: an interruption loses little
+        tmp = metrics_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(results, indent=2))
+        tmp.replace(metrics_path)
         console.print(
             f"  {name:<8} test NDCG@10 {result.test['NDCG@10']:.4f}  HR@10 {result.test['HR@10']:.4f}  "
             f"best {result.best_hparams}  ({time.perf_counter() - start:.0f} s)"
         )
     write_manifest(out, {"command": "baselines", "dataset": dataset, "split": split, "models": names,
                          "min_rating": min_rating, "duplicates": duplicates, "min_user": min_user,
-                         "min_item": min_item, "quick": quick, "seed": seed}, inputs=ds)
+                         "min_item": min_item, "quick": quick, "seed": seed, "grids": grids}, inputs=ds)
+    results = json.loads(metrics_path.read_text())
     Console().print(metrics_table(results, title=f"{ds.name} ({split}, full ranking, test)"))
 
 

@@ -94,9 +94,10 @@ class _Block(nn.Module):
         q, k, v = self.qkv(self.attn_norm(x)).split(dim, dim=-1)  # 3 x (batch, seq_len, dim)
         heads = (batch, seq_len, self.n_heads, dim // self.n_heads)
         q, k, v = (t.reshape(heads).transpose(1, 2) for t in (q, k, v))  # (batch, heads, seq_len, head_dim)
-        attn = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=allowed, dropout_p=self.dropout if self.training else 0.0
-        )  # (batch, heads, seq_len, head_dim)
+        # No dropout on the attention weights (the paper has it): on CPU it rules out the fused attention kernel
+        # and made each layer ~4x slower (0.93 s vs 0.22 s forward + backward, batch 128, L 200); the
+        # embedding, residual and feed-forward dropouts remain.
+        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)  # (batch, heads, seq_len, head_dim)
         attn = attn.transpose(1, 2).reshape(batch, seq_len, dim)  # (batch, seq_len, dim)
         x = x + self.drop(self.attn_out(attn))
         return x + self.drop(self.ffn(self.ffn_norm(x)))  # (batch, seq_len, dim)
