@@ -139,7 +139,7 @@ def fit_loop(
     result = FitResult(history=[], best_epoch=0, best_score=-math.inf, stopped_early=False, bf16=use_bf16)
     best_state: dict | None = None  # state dict of the best validated epoch
     bad_evals = 0
-    path = Path(config.checkpoint_dir) / CHECKPOINT_NAME if config.checkpoint_dir is not None else None
+    path = Path(config.checkpoint_dir).expanduser() / CHECKPOINT_NAME if config.checkpoint_dir is not None else None
 
     if path is not None and config.resume and path.exists():
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
