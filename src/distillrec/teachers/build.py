@@ -1,6 +1,6 @@
 """Build a teacher end to end: dataset + split -> item texts -> LM embeddings -> trained teacher -> exports.
 
-Input: a `Dataset`, its `Split`, and a `TeacherSettings`. Output, in `out/`:
+Input: a `Dataset`, its `Split`, and a `TeacherConfig` (see `config.py`). Output, in `out/`:
 `metrics.json` (keys `"teacher"`, `"text_only"` and, when asked, `"id_only"`: an ID-only SASRec with the
 teacher's exact architecture and budget; each in the baselines' shape, plus head/tail/cold slices),
 `item_texts.txt` (the rendered text of each item), `text_embeddings.npy`, `teacher.pt` (the teacher's weights),
@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from distillrec.config import TeacherConfig
 from distillrec.data.dataset import Dataset
 from distillrec.data.split import Split
 from distillrec.evaluate.ranking import evaluate
@@ -35,58 +35,35 @@ from distillrec.teachers.text_encoder import TextEncoder
 from distillrec.teachers.text_only import TextSimilarity
 
 
-@dataclass
-class TeacherSettings:
-    encoder: str = "all-MiniLM-L6-v2"
-    template: str | None = None  # None: the default template for the dataset's text columns
-    encoder_bf16: bool = True
-    dim: int = 128
-    n_layers: int = 2
-    n_heads: int = 2
-    max_len: int = 200
-    dropout: float = 0.2
-    adapter_hidden: int = 512
-    id_init: str = "pca"
-    max_epochs: int = 200
-    batch_size: int = 128
-    lr: float = 1e-3
-    patience: int = 10
-    bf16: bool = False
-    seed: int = 0
-    top_k: int = 100
-    position_hidden: bool = False
-    compare_id_only: bool = False
-    progress: bool = True
-    extra: dict = field(default_factory=dict)
-
-    def model_params(self) -> dict:
-        keys = ("dim", "n_layers", "n_heads", "max_len", "dropout", "max_epochs", "batch_size", "lr", "patience",
-                "bf16", "seed", "progress")
-        return {k: getattr(self, k) for k in keys}
-
-
 def item_texts(dataset: Dataset, template: str | None) -> tuple[list[str], ItemTextTemplate]:
     tmpl = ItemTextTemplate(template) if template else default_template(dataset.item_text.columns)
     tmpl.check_columns(dataset.item_text.columns)
     return tmpl.render_items(dataset.item_text), tmpl
 
 
-def _result(model, split: Split, fit_seconds: float, extra: dict | None = None) -> dict:
+def _result(model, split: Split, fit_seconds: float, extra: dict | None = None, top_path: Path | None = None) -> dict:
     valid = evaluate(model, split.train, split.valid)
     test = evaluate(model, split.test_history(), split.test)
+    if top_path is not None:  # each test user's top-K list, for teacher-student agreement
+        np.savez(top_path, users=test.users, top_items=test.top_items)
     row = {"valid": valid.summary, "test": test.summary, "params": model.n_params(),
            "train_seconds": round(fit_seconds, 3), "slices": slice_summaries(test, split.test, split.train)}
     row.update(extra or {})
     return row
 
 
-def build_teacher(dataset: Dataset, split: Split, out: str | Path, settings: TeacherSettings,
-                  log=print) -> dict:
+def _model_params(settings: TeacherConfig, seed: int, progress: bool) -> dict:
+    keys = ("dim", "n_layers", "n_heads", "max_len", "dropout", "max_epochs", "batch_size", "lr", "patience", "bf16")
+    return {**{k: getattr(settings, k) for k in keys}, "seed": seed, "progress": progress}
+
+
+def build_teacher(dataset: Dataset, split: Split, out: str | Path, settings: TeacherConfig, seed: int = 0,
+                  progress: bool = True, log=print) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     texts, tmpl = item_texts(dataset, settings.template)
     (out / "item_texts.txt").write_text("\n".join(t.replace("\n", " ") for t in texts) + "\n")
-    encoder = TextEncoder(settings.encoder, bf16=settings.encoder_bf16, progress=settings.progress)
+    encoder = TextEncoder(settings.encoder, bf16=settings.encoder_bf16, progress=progress)
     cache = EmbeddingCache()
     start = time.perf_counter()
     text_emb = cache.encode(encoder, texts, template=tmpl.key)
@@ -101,13 +78,13 @@ def build_teacher(dataset: Dataset, split: Split, out: str | Path, settings: Tea
     log(f"text-only: test NDCG@10 {metrics['text_only']['test']['NDCG@10']:.4f}")
 
     teacher = LLMEnhancedSASRec(text_emb, adapter_hidden=settings.adapter_hidden, id_init=settings.id_init,
-                                checkpoint_dir=out / "checkpoints" / "teacher", **settings.model_params())
+                                checkpoint_dir=out / "checkpoints" / "teacher", **_model_params(settings, seed, progress))
     start = time.perf_counter()
     teacher.fit(split.train, split.valid)
     fit_seconds = time.perf_counter() - start
     hp = teacher.get_params()
     hp.pop("checkpoint_dir", None)
-    metrics["teacher"] = _result(teacher, split, fit_seconds, {
+    metrics["teacher"] = _result(teacher, split, fit_seconds, top_path=out / "test_top_items.npz", extra={
         "best_hparams": hp, "encoder_seconds": round(encoder_seconds, 3), "encoder": encoder.identity,
         "best_epoch": teacher.fit_result_.best_epoch, "history": teacher.history_})
     log(f"teacher: test NDCG@10 {metrics['teacher']['test']['NDCG@10']:.4f} "
@@ -115,7 +92,7 @@ def build_teacher(dataset: Dataset, split: Split, out: str | Path, settings: Tea
     torch.save(teacher.module_.state_dict(), out / "teacher.pt")
 
     if settings.compare_id_only:
-        plain = SASRec(checkpoint_dir=out / "checkpoints" / "id_only", **settings.model_params())
+        plain = SASRec(checkpoint_dir=out / "checkpoints" / "id_only", **_model_params(settings, seed, progress))
         start = time.perf_counter()
         plain.fit(split.train, split.valid)
         metrics["id_only"] = _result(plain, split, time.perf_counter() - start, {
@@ -123,9 +100,9 @@ def build_teacher(dataset: Dataset, split: Split, out: str | Path, settings: Tea
             "best_epoch": plain.fit_result_.best_epoch})
         log(f"id-only SASRec (same budget): test NDCG@10 {metrics['id_only']['test']['NDCG@10']:.4f}")
 
-    manifest = build_manifest({"teacher": asdict(settings), "template": tmpl.key, "encoder": encoder.identity,
+    manifest = build_manifest({"teacher": settings.model_dump(), "seed": seed, "template": tmpl.key, "encoder": encoder.identity,
                                "split": {"protocol": split.protocol, **split.params}}, dataset)
     export_teacher(teacher, split.train, out, manifest, top_k=settings.top_k,
-                   position_hidden=settings.position_hidden, progress=settings.progress)
+                   position_hidden=settings.position_hidden, progress=progress)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     return metrics

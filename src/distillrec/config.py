@@ -1,0 +1,202 @@
+"""Experiment configuration: one YAML file -> typed, strict objects.
+
+Input: a YAML file (and `--set key.path=value` overrides). Output: a `RunConfig`. Every section forbids unknown
+keys and checks types (pydantic, strict mode for numbers and booleans), so a typo or a wrong type is an error
+that names the key; names that pick from a registry (models, students, KD methods, split protocols) are checked
+against it and the error lists the valid choices. Only `cli.py` reads `sys.argv`; this module reads files.
+
+    name: quickstart
+    dataset: {source: ml-100k, min_rating: null, duplicates: first, min_user_interactions: 0, min_item_interactions: 0}
+    split: {protocol: leave_one_out}
+    baselines: {models: [mostpop, ease, ials, sasrec], quick: false, grids: {sasrec: [{dropout: 0.2}]}}
+    teacher: {encoder: all-MiniLM-L6-v2, dim: 128, max_epochs: 200, ...}        # TeacherConfig fields
+    students: [{name: sasrec, params: {dim: 16}, kd: [soft, rd]}]
+    seeds: [0, 1, 2]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from distillrec.data.split import SPLITS
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the key and what was expected."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DatasetConfig(_Strict):
+    source: str
+    min_rating: float | None = None
+    duplicates: Literal["first", "last", "all"] = "first"
+    min_user_interactions: int = Field(0, ge=0)
+    min_item_interactions: int = Field(0, ge=0)
+
+
+class SplitConfig(_Strict):
+    protocol: str = "leave_one_out"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("protocol")
+    @classmethod
+    def _known_protocol(cls, value: str) -> str:
+        if value not in SPLITS:
+            raise ValueError(f"unknown split {value!r}; choose one of {list(SPLITS)}")
+        return value
+
+
+class BaselinesConfig(_Strict):
+    models: list[str] = Field(default_factory=lambda: ["mostpop", "itemknn", "ease", "ials", "bpr", "sasrec"])
+    quick: bool = False
+    grids: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, value: list[str]) -> list[str]:
+        from distillrec.models.registry import BASELINES
+
+        unknown = [m for m in value if m not in BASELINES]
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown}; choose from {sorted(BASELINES)}")
+        return value
+
+
+class TeacherConfig(_Strict):
+    encoder: str = "all-MiniLM-L6-v2"
+    template: str | None = None
+    encoder_bf16: bool = True
+    dim: int = Field(128, ge=1)
+    n_layers: int = Field(2, ge=1)
+    n_heads: int = Field(2, ge=1)
+    max_len: int = Field(200, ge=1)
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    adapter_hidden: int = Field(512, ge=1)
+    id_init: Literal["pca", "random", "none"] = "pca"
+    max_epochs: int = Field(200, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    patience: int = Field(10, ge=1)
+    bf16: bool = False
+    top_k: int = Field(100, ge=1)
+    position_hidden: bool = False
+    compare_id_only: bool = False
+
+
+class StudentConfig(_Strict):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    kd: list[str] = Field(default_factory=lambda: ["soft"])
+
+    @field_validator("name")
+    @classmethod
+    def _known_student(cls, value: str) -> str:
+        from distillrec.students.registry import STUDENTS
+
+        if value not in STUDENTS:
+            raise ValueError(f"unknown student {value!r}; choose one of {sorted(STUDENTS)}")
+        return value
+
+    @field_validator("kd")
+    @classmethod
+    def _known_kd(cls, value: list[str]) -> list[str]:
+        from distillrec.losses.composite import KD_LOSSES
+
+        unknown = [m for m in value if m not in KD_LOSSES]
+        if unknown:
+            raise ValueError(f"unknown KD method(s) {unknown}; choose from {sorted(KD_LOSSES)}")
+        return value
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}-{'+'.join(self.kd)}"
+
+
+class RunConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    dataset: DatasetConfig
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    students: list[StudentConfig] = Field(default_factory=list)
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    progress: bool = True
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read a YAML file, apply `key.path=value` overrides (values parsed as YAML), validate strictly."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    for override in overrides:
+        _apply_override(data, override)
+    return parse_config(data, source=str(path))
+
+
+def parse_config(data: dict, source: str = "<config>") -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join(str(part) for part in error["loc"]) or "<top level>"
+            message = error["msg"]
+            if error["type"] == "extra_forbidden":
+                message = f"unknown key; valid keys here: {_valid_keys(error['loc'])}"
+            problems.append(f"{key}: {message}")
+        raise ConfigError(f"{source}: invalid configuration\n  " + "\n  ".join(problems)) from None
+
+
+def _valid_keys(loc: tuple) -> list[str]:
+    model: type[BaseModel] = RunConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        annotation = field.annotation
+        inner = getattr(annotation, "__args__", (annotation,))
+        nested = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not nested:
+            return []
+        model = nested[0]
+    return sorted(model.model_fields)
+
+
+def _apply_override(data: dict, override: str) -> None:
+    if "=" not in override:
+        raise ConfigError(f"override {override!r}: expected key.path=value, e.g. teacher.dim=64")
+    key, raw = override.split("=", 1)
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        if isinstance(node, list):
+            node = node[int(part)]
+            continue
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict | list):
+            raise ConfigError(f"override {override!r}: {part!r} is not a section")
+    value = yaml.safe_load(raw)
+    if isinstance(node, list):
+        node[int(parts[-1])] = value
+    else:
+        node[parts[-1]] = value
+
+
+def dump_config(config: RunConfig) -> str:
+    """The fully resolved config (defaults filled in) as YAML, saved next to every run."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
