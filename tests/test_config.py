@@ -1,0 +1,76 @@
+"""The strict config loader: every mistake is an error naming the key and the valid choices."""
+
+from __future__ import annotations
+
+import pytest
+
+from distillrec.config import ConfigError, dump_config, load_config, parse_config
+
+BASE = """
+name: t
+dataset: {source: ml-100k}
+students:
+  - {name: sasrec, params: {dim: 8}, kd: [soft]}
+"""
+
+
+def write(tmp_path, text=BASE):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_filled_and_resolved_config_round_trips(tmp_path):
+    config = load_config(write(tmp_path))
+    assert config.split.protocol == "leave_one_out" and config.teacher.dim == 128 and config.seeds == [0]
+    again = parse_config(__import__("yaml").safe_load(dump_config(config)))
+    assert again == config
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("teacher.dimm=3", ["teacher.dimm: unknown key", "'dim'", "'dropout'"]),
+        ("teacher.dim=abc", ["teacher.dim:", "integer"]),
+        ("teacher.dim=1.5", ["teacher.dim:", "integer"]),
+        ("teacher.bf16=1", ["teacher.bf16:", "boolean"]),
+        ("split.protocol=loo", ["split.protocol", "'leave_one_out'", "'cold_item'"]),
+        ("baselines.models=[easy]", ["baselines.models", "['easy']", "'ease'"]),
+        ("students.0.kd=[softt]", ["students.0.kd", "['softt']", "'rd'"]),
+        ("students.0.name=bert", ["students.0.name", "'bert'", "'gru4rec'"]),
+        ("dataset.duplicates=some", ["dataset.duplicates", "'first'"]),
+        ("surprise=1", ["surprise: unknown key", "'teacher'"]),
+    ],
+)
+def test_mistakes_name_the_key_and_the_choices(tmp_path, override, expected):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path), [override])
+    for fragment in expected:
+        assert fragment in str(info.value)
+
+
+def test_overrides_go_through_the_same_checks_and_apply(tmp_path):
+    config = load_config(write(tmp_path), ["teacher.dim=64", "students.0.params.dim=4", "seeds=[1, 2]"])
+    assert config.teacher.dim == 64 and config.students[0].params == {"dim": 4} and config.seeds == [1, 2]
+    with pytest.raises(ConfigError, match="expected key.path=value"):
+        load_config(write(tmp_path), ["teacher.dim"])
+
+
+def test_bad_files_are_named(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "a: [1,"))
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(write(tmp_path, "- 1\n- 2\n"))
+    with pytest.raises(ConfigError, match="dataset: Field required"):
+        load_config(write(tmp_path, "name: t\n"))
+
+
+def test_shipped_configs_are_valid():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+    assert configs
+    for path in configs:
+        load_config(path)
