@@ -14,7 +14,7 @@ endif
 export OMP_WAIT_POLICY ?= PASSIVE
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install run test test-all lint bench clean
+.PHONY: install run test test-all lint browser clean
 
 install: $(VENV)/.installed
 
@@ -24,7 +24,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 run: install
-	$(BIN)/distillrec baselines ml-100k --out runs/quickstart
+	$(BIN)/distillrec run configs/quickstart.yaml
+
+# Debian's chromium, for the report's rendering test (skipped with a reason when absent).
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
 test: install
 	$(BIN)/ruff check src tests benchmarks
