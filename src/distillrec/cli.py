@@ -164,15 +164,16 @@ def teacher(
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
 ) -> None:
     """Encode item text with a language model, train the LLM-enhanced teacher and export its outputs."""
+    from distillrec.config import TeacherConfig
     from distillrec.data.split import make_split
-    from distillrec.teachers.build import TeacherSettings, build_teacher
+    from distillrec.teachers.build import build_teacher
 
     ds = _load(dataset, min_rating, duplicates, min_user, min_item)
     sp = make_split(ds.interactions, split)
-    settings = TeacherSettings(encoder=encoder, template=template, dim=dim, n_layers=n_layers, max_len=max_len,
-                               dropout=dropout, max_epochs=max_epochs, patience=patience, top_k=top_k, bf16=bf16,
-                               seed=seed, compare_id_only=compare_id_only)
-    metrics = build_teacher(ds, sp, out, settings, log=console.print)
+    settings = TeacherConfig(encoder=encoder, template=template, dim=dim, n_layers=n_layers, max_len=max_len,
+                             dropout=dropout, max_epochs=max_epochs, patience=patience, top_k=top_k, bf16=bf16,
+                             compare_id_only=compare_id_only)
+    metrics = build_teacher(ds, sp, out, settings, seed=seed, log=console.print)
     Console().print(metrics_table(metrics, title=f"{ds.name} teacher ({split}, full ranking, test)"))
 
 
@@ -272,22 +273,55 @@ def distill(
 
 def distill_table(metrics: dict, title: str) -> Table:
     table = Table(title=title)
-    for col in ("model", "HR@10", "NDCG@10", "NDCG@10 95% CI (seeds)", "MRR", "params", "of teacher", "train s"):
+    for col in ("model", "HR@10", "NDCG@10", "95% CI (seeds)", "MRR", "params", "of teacher", "train s"):
         table.add_column(col, justify="left" if col == "model" else "right")
     teacher_params = (metrics.get("teacher") or {}).get("params")
     rows = []
     if metrics.get("teacher"):
         rows.append(("teacher", metrics["teacher"]))
     if metrics.get("best_baseline"):
-        rows.append((f"best baseline ({metrics['best_baseline']['name']})", metrics["best_baseline"]))
+        rows.append((f"baseline {metrics['best_baseline']['name']}", metrics["best_baseline"]))
     rows += [("student_plain", metrics["student_plain"]), ("student_kd", metrics["student_kd"])]
     for name, row in rows:
         seeds = row.get("test_seeds", {}).get("NDCG@10", {})
-        ci = f"{seeds['ci_low']:.4f} .. {seeds['ci_high']:.4f}" if seeds.get("ci_low") is not None else "-"
+        ci = f"[{seeds['ci_low']:.4f}, {seeds['ci_high']:.4f}]" if seeds.get("ci_low") is not None else "-"
         share = f"{row['params'] / teacher_params:.1%}" if teacher_params else "-"
         table.add_row(name, f"{row['test']['HR@10']:.4f}", f"{row['test']['NDCG@10']:.4f}", ci,
                       f"{row['test']['MRR']:.4f}", f"{row['params']:,}", share, f"{row['train_seconds']:.1f}")
     return table
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="Experiment YAML (see configs/).")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key, e.g. --set teacher.dim=64 (repeatable).")] = None,
+    runs_root: Annotated[Path, typer.Option(help="Folder that holds the run folders.")] = Path("runs"),
+    run_dir: Annotated[Path | None, typer.Option(help="Resume this run folder instead of starting a new one.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """The whole pipeline: data, baselines, teacher, students with and without KD, evaluation, report.
+
+    Stages whose inputs did not change since an earlier run of the same config name are reused."""
+    from distillrec.config import ConfigError, load_config
+    from distillrec.pipeline import run_pipeline
+
+    try:
+        cfg = load_config(config, set_ or [])
+    except ConfigError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    if quiet:
+        cfg = cfg.model_copy(update={"progress": False})
+    folder = run_pipeline(cfg, runs_root=runs_root, run_dir=run_dir, log=console.print)
+    console.print(f"[bold green]done:[/] {folder}/report.html")
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run folder written by `distillrec run`.")]) -> None:
+    """Rebuild RUN_DIR/report.html from RUN_DIR/metrics.json."""
+    from distillrec.report.html import build_report
+
+    console.print(f"wrote {build_report(run_dir)}")
 
 
 def metrics_table(results: dict, title: str) -> Table:

@@ -1,0 +1,439 @@
+"""The distillation objective: a list of KD method names -> a `CompositeLoss` fed from the teacher's artifacts.
+
+Input: a teacher folder (or `TeacherArtifacts`), term specs (`parse_kd("soft,rd:k=20")`), the CE weight.
+Output: `KDObjective`, which `Student.fit(train, valid, objective=...)` binds to the student module; per batch
+it returns
+
+    L = a * CE(student, next item) + sum_j w_j(progress) * L_j(student, teacher labels of the same positions)
+
+CE is taken at every window position with a target, each KD term at every position whose input row the
+teacher covered (`distill.kd_data`); a batch without a covered position gets CE only. The teacher is never
+called: its top-K lists, scores, hidden states and item table are read from the exported arrays.
+
+Methods and default settings (each overridable as `METHOD:key=value:...`; the keys every term takes are
+`weight`, `schedule` (constant | linear | cosine, from `weight` to `weight_end` over training progress),
+`weight_end`, and, for the terms that read top-K lists, `k` (teacher slots used), `negatives` (items sampled
+uniformly from outside the teacher's top-k) and `confidence` (none | top1 | entropy: per-example weights
+c_b / mean(c), trusting a confident teacher more; `losses.schedules`)):
+
+| method | what the student gets | defaults |
+|---|---|---|
+| soft | Hinton KD over the catalogue: teacher logits = its top-k scores, -inf elsewhere (`full=True`, computed exactly in k + 1 columns), or a softmax over top-k + negatives only (`full=False`) | weight 1, k = all exported, temperature 1; `t_min`/`t_max` give a confidence-adaptive temperature |
+| rd | Tang & Wang 2018: top-k as position-weighted sigmoid positives | weight 1, k 10, lam 5, 10 negatives |
+| rrd | DE-RRD 2020: Plackett-Luce on top-k above sampled uninteresting items | weight 0.1 (the loss sums k log-terms), k 10, 50 negatives |
+| dllm2rec | Cui et al. 2024: importance-weighted ranking (position, confidence = the teacher's top-k scores, student consistency) | weight 1, k 10, lam 1, 10 negatives |
+| hint | FitNets: student hidden -> teacher hidden (learned projection) | weight 1, distance cosine |
+| param_hard | student item table -> PCA of the teacher's item table (whitened, rows ~unit norm like the student's init) | weight 0.1 |
+| param_soft | mean and covariance of the two tables | weight 1 |
+
+Why these: with full-softmax CE present the teacher's top-K mostly matters through its head, so ranking terms
+read the top 10 (the RD and DLLM2Rec papers' K); sampled negatives stop the sigmoid terms from being met by
+raising every score at once; the KD terms are of CE's order of magnitude at these weights. The
+`dllm2rec` confidence uses the teacher's own scores, as no LLM-generated description exists here (the paper
+measures the distance between that description and each candidate).
+`last_position=True` (default) adds each user's last training row as a KD-only position: the teacher's guess
+of the next item after the training sequence, the prediction closest to what the student is tested on.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from distillrec.data.interactions import Interactions
+from distillrec.distill.kd_data import TeacherLabels
+from distillrec.losses.composite import KD_LOSSES, CompositeLoss, make_kd_loss
+from distillrec.losses.parameter import pca_compress
+from distillrec.losses.schedules import (
+    CONFIDENCE_KINDS,
+    ConstantSchedule,
+    CosineSchedule,
+    LinearSchedule,
+    confidence_temperature,
+    confidence_weights,
+)
+from distillrec.teachers.export import TeacherArtifacts
+
+__all__ = ["TermSpec", "KDObjective", "parse_kd", "DEFAULTS", "sample_negatives"]
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "soft": {"weight": 1.0, "k": None, "temperature": 1.0, "full": True},
+    "rd": {"weight": 1.0, "k": 10, "lam": 5.0, "negatives": 10},
+    "rrd": {"weight": 0.1, "k": 10, "negatives": 50},
+    "dllm2rec": {"weight": 1.0, "k": 10, "lam": 1.0, "negatives": 10},
+    "hint": {"weight": 1.0, "distance": "cosine"},
+    "param_hard": {"weight": 0.1},
+    "param_soft": {"weight": 1.0},
+}
+_TOPK_METHODS = ("soft", "rd", "rrd", "dllm2rec")
+_COMMON_KEYS = {"weight", "schedule", "weight_end"}
+_TOPK_KEYS = {"k", "negatives", "confidence"}
+_SOFT_KEYS = {"full", "t_min", "t_max"}
+_SCHEDULES = ("constant", "linear", "cosine")
+_IGNORE = -100  # the default ignore_index of F.cross_entropy, which CompositeLoss's CE uses
+# loss constructor arguments set here, not by users
+_BUILT_BY_US = frozenset({"reduction", "student_dim", "teacher_dim"})
+_NUMBER = (int, float)
+_OPTION_TYPES = {
+    "weight": _NUMBER,
+    "weight_end": _NUMBER,
+    "t_min": _NUMBER,
+    "t_max": _NUMBER,
+    "k": int,
+    "negatives": int,
+    "full": bool,
+    "schedule": str,
+    "confidence": str,
+}
+
+
+def _loss_keys(method: str) -> set[str]:
+    return {
+        p
+        for p in inspect.signature(KD_LOSSES[method].__init__).parameters
+        if p not in {"self", *_BUILT_BY_US}
+    }
+
+
+def _check_type(method: str, key: str, value: Any) -> None:
+    """A wrong type is an error naming the option (a loss parameter is checked against its default's type)."""
+    expected = _OPTION_TYPES.get(key)
+    if expected is None:
+        default = inspect.signature(KD_LOSSES[method].__init__).parameters[key].default
+        if default is None or default is inspect.Parameter.empty:
+            return
+        expected = _NUMBER if isinstance(default, float) else type(default)
+    if value is None and key in ("weight_end", "t_min", "t_max", "k"):
+        return
+    if isinstance(value, bool) and expected is not bool or not isinstance(value, expected):
+        names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
+        raise ValueError(f"{method}: option {key}={value!r} must be {names}")
+
+
+def _valid_keys(method: str) -> set[str]:
+    keys = _COMMON_KEYS | _loss_keys(method)
+    if method in _TOPK_METHODS:
+        keys |= _TOPK_KEYS
+    if method == "soft":
+        keys |= _SOFT_KEYS
+    if method == "hint":
+        keys |= {"confidence"}
+    return keys
+
+
+@dataclass(frozen=True)
+class TermSpec:
+    """One KD term, fully resolved (defaults filled in)."""
+
+    method: str
+    weight: float = 1.0
+    schedule: str = "constant"
+    weight_end: float | None = None
+    k: int | None = None  # teacher top-k slots (None: all exported); top-K methods only
+    negatives: int = 0
+    confidence: str = "none"
+    full: bool = True  # soft only
+    t_min: float | None = None  # soft only: confidence-adaptive temperature in [t_min, t_max]
+    t_max: float | None = None
+    loss_params: dict = field(default_factory=dict)
+
+    @staticmethod
+    def make(method: str, **options: Any) -> TermSpec:
+        """Defaults of `method` overridden by `options`; an unknown method or key is an error naming the valid ones."""
+        if method not in DEFAULTS:
+            raise ValueError(
+                f"unknown KD method {method!r}; choose from {sorted(DEFAULTS)} (or 'ce:weight=...')"
+            )
+        valid = _valid_keys(method)
+        unknown = sorted(set(options) - valid)
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown} for KD method {method!r}; valid: {sorted(valid)}")
+        for key, value in options.items():
+            _check_type(method, key, value)
+        merged = {**DEFAULTS[method], **options}
+        loss_params = {key: merged.pop(key) for key in list(merged) if key in _loss_keys(method)}
+        spec = TermSpec(method=method, loss_params=loss_params, **merged)
+        spec._check()
+        return spec
+
+    def _check(self) -> None:
+        if self.schedule not in _SCHEDULES:
+            raise ValueError(f"{self.method}: schedule={self.schedule!r} is not one of {list(_SCHEDULES)}")
+        if self.schedule != "constant" and self.weight_end is None:
+            raise ValueError(f"{self.method}: schedule={self.schedule!r} needs weight_end")
+        if self.confidence not in ("none", *CONFIDENCE_KINDS):
+            raise ValueError(
+                f"{self.method}: confidence={self.confidence!r} is not one of {['none', *CONFIDENCE_KINDS]}"
+            )
+        if self.k is not None and self.k < 1:
+            raise ValueError(f"{self.method}: k must be >= 1, got {self.k}")
+        if self.negatives < 0:
+            raise ValueError(f"{self.method}: negatives must be >= 0, got {self.negatives}")
+        if (self.t_min is None) != (self.t_max is None):
+            raise ValueError(
+                f"{self.method}: give both t_min and t_max for an adaptive temperature, or neither"
+            )
+        if self.method == "soft" and self.full and self.negatives:
+            raise ValueError("soft: negatives apply only with full=false (full=true already uses every item)")
+
+    def weight_schedule(self):
+        if self.schedule == "constant":
+            return ConstantSchedule(self.weight)
+        cls = LinearSchedule if self.schedule == "linear" else CosineSchedule
+        return cls(self.weight, self.weight_end)
+
+    def to_json(self) -> dict:
+        """The resolved options that apply to this method (e.g. no `k` for hint), loss defaults included."""
+        own = sorted(_valid_keys(self.method) - _loss_keys(self.method))
+        signature = inspect.signature(KD_LOSSES[self.method].__init__).parameters
+        loss = {key: signature[key].default for key in sorted(_loss_keys(self.method))} | self.loss_params
+        return {"method": self.method} | {key: getattr(self, key) for key in own} | loss
+
+
+def _parse_value(text: str) -> Any:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_kd(spec: str) -> tuple[list[TermSpec], float]:
+    """'soft:temperature=2,rd:k=20,ce:weight=0.5' -> (term specs, CE weight). Methods are comma-separated;
+    options follow their method as `:key=value`."""
+    terms: list[TermSpec] = []
+    ce_weight = 1.0
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        method, *pairs = part.split(":")
+        options: dict[str, Any] = {}
+        for pair in pairs:
+            if "=" not in pair:
+                raise ValueError(f"option {pair!r} of {method!r} is not key=value (e.g. soft:temperature=2)")
+            key, value = pair.split("=", 1)
+            options[key.strip()] = _parse_value(value.strip())
+        if method == "ce":
+            if set(options) - {"weight"}:
+                raise ValueError(f"'ce' takes only weight=..., got {sorted(options)}")
+            ce_weight = float(options.get("weight", 1.0))
+            continue
+        if any(t.method == method for t in terms):
+            raise ValueError(f"KD method {method!r} given twice")
+        terms.append(TermSpec.make(method, **options))
+    if not terms:
+        raise ValueError(f"no KD method in {spec!r}; choose from {sorted(DEFAULTS)}")
+    return terms, ce_weight
+
+
+def sample_negatives(exclude: torch.Tensor, n_items: int, m: int) -> torch.Tensor:
+    """exclude (n, k) distinct int64 items per row -> (n, m) items drawn uniformly from the other n_items - k
+    (with replacement): draw r in [0, n_items - k) and step over the excluded items in ascending order."""
+    n, k = exclude.shape
+    if n_items - k < 1:
+        raise ValueError(f"cannot sample negatives outside a top-{k} of only {n_items} items")
+    drawn = torch.randint(0, n_items - k, (n, m))  # (n, m)
+    ascending = exclude.sort(dim=1).values  # (n, k)
+    for j in range(k):
+        drawn = drawn + (drawn >= ascending[:, j : j + 1]).long()
+    return drawn
+
+
+def _lumped_catalogue(
+    student: torch.Tensor, top_items: torch.Tensor, top_scores: torch.Tensor, temperature
+) -> dict[str, torch.Tensor]:
+    """Full-catalogue soft labels with the teacher's mass on its top-k only, in k + 1 columns.
+
+    The teacher's logits are its top-k scores and -inf elsewhere, so KL(p || q) only reads q on the top-k:
+    q_i = exp(s_i / T) / Z with Z over the whole catalogue. Columns [s_top ; T * logsumexp_{j not in top-k}(s_j / T)]
+    (the last lumps every other item; teacher logit -inf there) give the softmax the same Z and the same q_i,
+    so `SoftLabelKD` on them equals it on the dense (m, n_items) logits, without the dense teacher tensor and
+    its temporaries. student (m, n_items), top_items/top_scores (m, k) -> student_logits, teacher_logits (m, k + 1).
+    """
+    t = torch.as_tensor(temperature, dtype=student.dtype)
+    t_col = t.reshape(-1, 1) if t.dim() == 1 else t  # (m, 1) or scalar
+    scaled = student if t.dim() == 0 and float(t) == 1.0 else student / t_col  # (m, n_items)
+    others = scaled.scatter(1, top_items, float("-inf"))  # (m, n_items), top-k columns removed
+    rest = torch.logsumexp(others, dim=1, keepdim=True) * t_col  # (m, 1)
+    student_cols = torch.cat([student.gather(1, top_items), rest], dim=1)  # (m, k + 1)
+    teacher_cols = torch.cat([top_scores, torch.full_like(rest, float("-inf"))], dim=1)  # (m, k + 1)
+    return {"student_logits": student_cols, "teacher_logits": teacher_cols.detach()}
+
+
+class KDObjective:
+    """CE plus KD terms read from a teacher folder; see the module docstring."""
+
+    def __init__(
+        self,
+        teacher: str | Path | TeacherArtifacts,
+        terms: list[TermSpec],
+        ce_weight: float = 1.0,
+        last_position: bool = True,
+    ) -> None:
+        if not terms:
+            raise ValueError(f"KDObjective needs at least one KD term; methods: {sorted(DEFAULTS)}")
+        self.artifacts = teacher if isinstance(teacher, TeacherArtifacts) else TeacherArtifacts(teacher)
+        self.terms = list(terms)
+        self.ce_weight = ce_weight
+        self.last_position = last_position
+
+    def describe(self) -> dict:
+        return {
+            "objective": "kd",
+            "teacher": str(self.artifacts.folder),
+            "ce_weight": self.ce_weight,
+            "last_position": self.last_position,
+            "terms": [t.to_json() for t in self.terms],
+        }
+
+    def bind(self, train: Interactions, module: nn.Module) -> BoundKD:
+        return BoundKD(
+            TeacherLabels(self.artifacts, train), self.terms, self.ce_weight, module, self.last_position
+        )
+
+
+class BoundKD(nn.Module):
+    """The objective attached to one student module and one training set; `forward(module, batch) -> loss`."""
+
+    teacher_item_table: torch.Tensor
+
+    def __init__(
+        self,
+        labels: TeacherLabels,
+        terms: list[TermSpec],
+        ce_weight: float,
+        module: nn.Module,
+        last_position: bool,
+    ) -> None:
+        super().__init__()
+        self.labels = labels
+        self.specs = {t.method: t for t in terms}
+        self.n_items = labels.n_items
+        self.k = {}
+        for spec in terms:
+            if spec.method in _TOPK_METHODS:
+                k = labels.top_k if spec.k is None else spec.k
+                if k > labels.top_k:
+                    raise ValueError(
+                        f"{spec.method}: k={k}, but the teacher exported only its top-{labels.top_k}"
+                    )
+                self.k[spec.method] = k
+        self.k_max = max(self.k.values(), default=0)
+        losses = {}
+        for spec in terms:
+            per_example = spec.confidence != "none"
+            params = dict(spec.loss_params)
+            if per_example:
+                params["reduction"] = "none"
+            if spec.method == "hint":
+                if labels.artifacts.positions_hidden is None and not last_position:
+                    raise ValueError(
+                        "hint needs the teacher's hidden states: export them per position (position_hidden=True) "
+                        "or train with last_position=True (the user's last row has user_hidden)"
+                    )
+                params.update(student_dim=module.dim, teacher_dim=labels.hidden_dim)
+            losses[spec.method] = make_kd_loss(spec.method, **params)
+        self.composite = CompositeLoss(
+            losses, {n: s.weight_schedule() for n, s in self.specs.items()}, ce_weight
+        )
+        if any(m in self.specs for m in ("param_hard", "param_soft")):
+            table = torch.tensor(
+                np.asarray(labels.artifacts.item_embeddings), dtype=torch.float32
+            )  # (n_items, dim_t)
+            compressed = pca_compress(table, module.dim, whiten=True) * module.dim**-0.5  # (n_items, dim)
+            self.register_buffer("teacher_item_table", compressed)
+        self.last_parts: dict[str, torch.Tensor] = {}
+
+    def forward(self, module: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+        targets, rows, progress = batch["targets"], batch["rows"], batch["progress"]
+        hidden = module(batch["inputs"], batch["users"])  # (batch, seq_len, dim)
+        ce_mask = targets >= 0  # (batch, seq_len)
+        kd_mask = self.labels.mask(rows)  # (batch, seq_len)
+        used = ce_mask | kd_mask
+        h = hidden[used]  # (n, dim)
+        logits = module.logits(h).float()  # (n, n_items)
+        # CE over the same rows, KD-only rows marked with cross_entropy's ignore_index (-100): the mean is then
+        # over the rows with a target, as if they were selected, without copying the (n, n_items) logits
+        ce_targets = torch.where(
+            ce_mask[used], targets[used], torch.full_like(targets[used], _IGNORE)
+        )  # (n,)
+        kd_in = kd_mask[used]  # (n,)
+        if not bool(kd_in.any()):
+            ce = F.cross_entropy(logits, ce_targets, ignore_index=_IGNORE)
+            self.last_parts = {"ce": ce.detach()}
+            return self.composite.weights_at(progress)["ce"] * ce
+        kd_rows = rows[kd_mask]  # (m,) training rows, in the order of logits[kd_in]
+        every = bool(kd_in.all())
+        student = logits if every else logits[kd_in]  # (m, n_items)
+        items, scores = self.labels.topk(kd_rows, self.k_max) if self.k_max else (None, None)  # (m, k_max)
+        kd_inputs, example_weights = {}, {}
+        for method, spec in self.specs.items():
+            inputs, confidence_scores = self._term_inputs(
+                method, spec, module, student, h if every else h[kd_in], kd_rows, items, scores
+            )
+            kd_inputs[method] = inputs
+            if spec.confidence != "none":
+                example_weights[method] = confidence_weights(
+                    confidence_scores, spec.confidence, normalize=True
+                )
+        total, self.last_parts = self.composite(logits, ce_targets, kd_inputs, progress, example_weights)
+        return total
+
+    def _term_inputs(self, method, spec, module, student, hidden, rows, items, scores):
+        """(keyword inputs of the loss, teacher top-k scores of its examples for confidence weighting)."""
+        if method in self.k:
+            k = self.k[method]
+            top_items, top_scores = items[:, :k], scores[:, :k]  # (m, k)
+            negatives = sample_negatives(top_items, self.n_items, spec.negatives) if spec.negatives else None
+            if method == "soft":
+                out: dict[str, Any] = {"student_logits": student}
+                if spec.t_min is not None:
+                    out["temperature"] = confidence_temperature(top_scores, spec.t_min, spec.t_max)
+                if spec.full:
+                    temperature = out.get("temperature", spec.loss_params.get("temperature", 1.0))
+                    out.update(_lumped_catalogue(student, top_items, top_scores, temperature))
+                else:
+                    out.update(
+                        teacher_topk_items=top_items, teacher_topk_scores=top_scores, negative_items=negatives
+                    )
+                return out, top_scores
+            if method == "rd":
+                return {
+                    "student_logits": student,
+                    "teacher_topk_items": top_items,
+                    "negative_items": negatives,
+                }, top_scores
+            if method == "rrd":
+                return {
+                    "student_logits": student,
+                    "teacher_topk_items": top_items,
+                    "uninteresting_items": negatives,
+                }, top_scores
+            return {
+                "student_logits": student,
+                "teacher_topk_items": top_items,
+                "confidence": top_scores,
+                "negative_items": negatives,
+            }, top_scores  # dllm2rec
+        if method == "hint":
+            available = self.labels.hidden_mask(rows)  # (m,)
+            teacher = self.labels.hidden(rows[available])  # (m', dim_t)
+            confidence_scores = None
+            if spec.confidence != "none":
+                confidence_scores = self.labels.topk(rows[available], self.labels.top_k)[1]
+            return {"student_hidden": hidden[available], "teacher_hidden": teacher}, confidence_scores
+        # param_hard / param_soft: the whole item table each step
+        return {"student_item_emb": module.item_table(), "teacher_compressed": self.teacher_item_table}, None

@@ -1,0 +1,201 @@
+"""Distil and compare: one student trained with KD and without it (same budget, same seeds), evaluated honestly.
+
+Input: a `Split`, a teacher folder (exported artifacts, `text_embeddings.npy`, `metrics.json`), a student name
+and hyperparameters, the KD methods (`"soft,rd"` or `TermSpec`s) and the seeds. Output: `Comparison`, with for
+each variant ("student_kd", "student_plain") and seed the validation and test summaries, the per-user test
+metrics, the parameter count and the training time, and `to_json()` for `metrics.json`.
+
+Protocol (as the baselines): each run trains on `split.train` with early stopping on validation NDCG@10
+(history = train), then is tested once on `split.test` with history = train + valid, full ranking. Both
+variants use the same hyperparameters, epoch budget, patience and seed; the only difference is the objective
+(CE vs CE + KD terms read from the teacher's artifacts).
+
+The KD-vs-plain comparison (`comparison`): the unit is the test user. Each user's NDCG@10 is first averaged
+over the seeds of each variant (seed s of KD is paired with seed s of plain; averaging removes most of the
+training noise), then the two per-user arrays are compared with a paired t-test and a Wilcoxon signed-rank test,
+and a bootstrap interval of the mean difference is drawn by resampling users. Pooling the (user, seed) pairs as
+independent observations would count each user S times and overstate the evidence, so it is not done; the
+per-seed paired tests are reported beside the pooled one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from distillrec.data.split import Split
+from distillrec.distill.objective import KDObjective, TermSpec, parse_kd
+from distillrec.evaluate.ranking import Evaluation, evaluate
+from distillrec.evaluate.significance import bootstrap_ci, bootstrap_diff_ci, paired_test, seed_summary
+from distillrec.students.registry import STUDENTS, make_student
+
+__all__ = ["StudentRun", "Comparison", "compare", "VARIANTS"]
+
+VARIANTS = ("student_kd", "student_plain")
+COMPARED_METRIC = "NDCG@10"
+
+
+@dataclass(eq=False)
+class StudentRun:
+    variant: str
+    seed: int
+    valid: dict[str, float]
+    test: dict[str, float]
+    test_evaluation: Evaluation = field(repr=False)
+    params: int
+    train_seconds: float
+    best_epoch: int
+    epochs: int
+
+    def to_json(self) -> dict:
+        return {
+            "seed": self.seed,
+            "valid": self.valid,
+            "test": self.test,
+            "params": self.params,
+            "train_seconds": round(self.train_seconds, 3),
+            "best_epoch": self.best_epoch,
+            "epochs": self.epochs,
+        }
+
+
+def _mean_summaries(summaries: list[dict[str, float]]) -> dict[str, float]:
+    return {key: float(np.mean([s[key] for s in summaries])) for key in summaries[0]}
+
+
+@dataclass(eq=False)
+class Comparison:
+    student: str
+    student_params: dict
+    objective: dict  # the KD objective, resolved
+    seeds: list[int]
+    runs: dict[str, list[StudentRun]]  # variant -> one run per seed, in `seeds` order
+    teacher_params: int | None  # from the teacher folder's metrics.json, when present
+
+    def per_user(self, variant: str, metric: str = COMPARED_METRIC) -> np.ndarray:
+        """(n_seeds, n_test_users) per-user test metric of one variant."""
+        return np.stack([run.test_evaluation.per_user[metric] for run in self.runs[variant]])
+
+    def test_users(self) -> np.ndarray:
+        return self.runs[VARIANTS[0]][0].test_evaluation.users
+
+    def summary(self, variant: str) -> dict:
+        runs = self.runs[variant]
+        params = runs[0].params
+        return {
+            "student": self.student,
+            "valid": _mean_summaries([r.valid for r in runs]),
+            "test": _mean_summaries([r.test for r in runs]),
+            "test_seeds": {m: seed_summary([r.test[m] for r in runs]) for m in ("NDCG@10", "HR@10", "MRR")},
+            "per_seed": [r.to_json() for r in runs],
+            "params": params,
+            "params_fraction_of_teacher": None if not self.teacher_params else params / self.teacher_params,
+            "train_seconds": float(np.mean([r.train_seconds for r in runs])),
+            "hparams": self.student_params,
+            "objective": self.objective if variant == "student_kd" else {"objective": "ce"},
+        }
+
+    def comparison(self, metric: str = COMPARED_METRIC) -> dict:
+        kd, plain = self.per_user("student_kd", metric), self.per_user("student_plain", metric)
+        kd_mean, plain_mean = kd.mean(axis=0), plain.mean(axis=0)  # (n_users,) seed-averaged
+        pooled = paired_test(kd_mean, plain_mean).to_json()
+        low, high = bootstrap_diff_ci(kd_mean, plain_mean)
+        pooled.update(diff_ci_low=low, diff_ci_high=high)
+        pooled["kd_ci"], pooled["plain_ci"] = bootstrap_ci(kd_mean), bootstrap_ci(plain_mean)
+        per_seed = []
+        for seed, a, b in zip(self.seeds, kd, plain, strict=True):
+            test = paired_test(a, b).to_json()
+            test["diff_ci_low"], test["diff_ci_high"] = bootstrap_diff_ci(a, b)
+            per_seed.append({"seed": seed, **test})
+        return {
+            "metric": metric,
+            "a": "student_kd",
+            "b": "student_plain",
+            "unit": "test user; each user's metric averaged over the seeds of each variant (seed-matched pairs)",
+            "pooled": pooled,
+            "per_seed": per_seed,
+        }
+
+    def to_json(self) -> dict:
+        return {**{v: self.summary(v) for v in VARIANTS}, "comparison": self.comparison()}
+
+
+def _teacher_params(teacher_dir: Path) -> int | None:
+    path = teacher_dir / "metrics.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text()).get("teacher", {}).get("params")
+
+
+def _objective(teacher_dir: Path, kd_methods, last_position: bool) -> KDObjective:
+    if isinstance(kd_methods, str):
+        terms, ce_weight = parse_kd(kd_methods)
+    elif all(isinstance(t, TermSpec) for t in kd_methods):
+        terms, ce_weight = list(kd_methods), 1.0
+    else:
+        terms, ce_weight = parse_kd(",".join(kd_methods))
+    return KDObjective(teacher_dir, terms, ce_weight=ce_weight, last_position=last_position)
+
+
+def compare(
+    split: Split,
+    teacher_dir: str | Path,
+    student_name: str,
+    student_params: dict | None = None,
+    kd_methods: str | list = "soft",
+    seeds: tuple[int, ...] | list[int] = (0,),
+    last_position: bool = True,
+    progress: bool = True,
+) -> Comparison:
+    """Train `student_name` with KD and without, once per seed; see the module docstring."""
+    teacher_dir = Path(teacher_dir)
+    params = dict(student_params or {})
+    if student_name not in STUDENTS:
+        raise ValueError(f"unknown student {student_name!r}; choose one of {sorted(STUDENTS)}")
+    if "seed" in params:
+        raise ValueError("give seeds through `seeds`, not student_params['seed']")
+    if STUDENTS[student_name].needs_text and "text_embeddings" not in params:
+        text_path = teacher_dir / "text_embeddings.npy"
+        if not text_path.exists():
+            raise FileNotFoundError(
+                f"{text_path}: student {student_name!r} needs the teacher folder's text embeddings"
+            )
+        params["text_embeddings"] = np.load(text_path)
+    objective = _objective(teacher_dir, kd_methods, last_position)
+    make_student(student_name, **params)  # unknown hyperparameters fail here, before any training
+    seeds = [int(s) for s in seeds]
+    runs: dict[str, list[StudentRun]] = {v: [] for v in VARIANTS}
+    test_history = split.test_history()
+    jobs = [(seed, variant) for seed in seeds for variant in VARIANTS]
+    bar = tqdm(jobs, desc=f"distil {student_name}", unit="run", disable=not progress)
+    for seed, variant in bar:
+        bar.set_postfix(seed=seed, variant=variant)
+        model = make_student(student_name, **params, seed=seed)
+        start = time.perf_counter()
+        model.fit(split.train, split.valid, objective=objective if variant == "student_kd" else None)
+        seconds = time.perf_counter() - start
+        valid = evaluate(model, split.train, split.valid)
+        test = evaluate(model, test_history, split.test)
+        runs[variant].append(
+            StudentRun(
+                variant,
+                seed,
+                valid.summary,
+                test.summary,
+                test,
+                model.n_params(),
+                seconds,
+                model.fit_result_.best_epoch,
+                len(model.history_),
+            )
+        )
+    bar.close()
+    shown = {k: v for k, v in params.items() if k != "text_embeddings"}
+    if "text_embeddings" in params:
+        shown["text_embeddings"] = str(teacher_dir / "text_embeddings.npy")
+    return Comparison(student_name, shown, objective.describe(), seeds, runs, _teacher_params(teacher_dir))

@@ -1,0 +1,458 @@
+"""Distillation: teacher labels land on the right window positions, a KD student learns what the teacher knows
+beyond the data, the objective parser is strict, the significance functions give the textbook values, and the
+`distill` command runs end to end on a slice of ml-100k.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from typer.testing import CliRunner
+
+from distillrec.data.interactions import Interactions
+from distillrec.data.split import leave_one_out
+from distillrec.distill.kd_data import TeacherLabels
+from distillrec.distill.objective import DEFAULTS, KDObjective, TermSpec, parse_kd, sample_negatives
+from distillrec.evaluate.ranking import evaluate
+from distillrec.evaluate.significance import bootstrap_ci, bootstrap_diff_ci, paired_test, seed_summary
+from distillrec.students.base import StudentModule, make_windows
+from distillrec.students.registry import make_student
+from distillrec.teachers.export import TeacherArtifacts
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models train faster on one thread (and leave the second core to the rest of the machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_artifacts(
+    folder: Path, train: Interactions, topk_items, topk_scores, dim: int = 4, seed: int = 0
+) -> Path:
+    """A hand-made teacher folder in the layout of `teachers/export.py`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    np.save(folder / "positions_topk_items.npy", np.asarray(topk_items, dtype=np.int32))
+    np.save(folder / "positions_topk_scores.npy", np.asarray(topk_scores, dtype=np.float32))
+    np.save(folder / "user_hidden.npy", rng.normal(size=(train.n_users, dim)).astype(np.float32))
+    np.save(folder / "item_embeddings.npy", rng.normal(size=(train.n_items, dim)).astype(np.float32))
+    manifest = {
+        "n_train": len(train),
+        "n_users": train.n_users,
+        "n_items": train.n_items,
+        "top_k": int(np.shape(topk_items)[1]),
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    (folder / "progress.json").write_text(json.dumps({"done_users": train.n_users}))
+    return folder
+
+
+# ---------------------------------------------------------------- alignment
+
+# user 0: rows 0-4, items 3 1 4 1 5; user 1: rows 5-7, items 0 2 6; user 2: row 8, item 6
+TINY = Interactions.from_arrays([0] * 5 + [1] * 3 + [2], [3, 1, 4, 1, 5, 0, 2, 6, 6], np.arange(9), 3, 7)
+
+
+def tiny_teacher(tmp_path: Path) -> TeacherArtifacts:
+    """Row r's top-2 is (r mod 7, (r + 1) mod 7) with scores (r, 0); rows 0 and 5 are not covered (-1)."""
+    rows = np.arange(len(TINY))
+    items = np.stack([rows % 7, (rows + 1) % 7], axis=1)
+    scores = np.stack([rows.astype(float), np.zeros(len(rows))], axis=1)
+    items[[0, 5]] = -1
+    return TeacherArtifacts(write_artifacts(tmp_path / "tiny", TINY, items, scores))
+
+
+@pytest.mark.parametrize("last_position", [False, True])
+def test_row_r_soft_labels_land_on_the_position_whose_input_is_row_r(tmp_path, last_position):
+    labels = TeacherLabels(tiny_teacher(tmp_path), TINY)
+    windows = make_windows(TINY, max_len=3, last_position=last_position)
+    rows = torch.from_numpy(windows.rows)
+    mask = labels.mask(rows)
+    if last_position:  # user 0 reads rows 2 3 4, user 1 rows 5 6 7 (row 5 uncovered); user 2 has one item
+        np.testing.assert_array_equal(windows.rows, [[2, 3, 4], [5, 6, 7]])
+        np.testing.assert_array_equal(mask.numpy(), [[True, True, True], [False, True, True]])
+    else:  # user 0 reads rows 1 2 3 (predicting rows 2 3 4), user 1 rows 5 6
+        np.testing.assert_array_equal(windows.rows, [[1, 2, 3], [-1, 5, 6]])
+        np.testing.assert_array_equal(mask.numpy(), [[True, True, True], [False, False, True]])
+    items, scores = labels.topk(rows[mask], 2)
+    expected_rows = windows.rows[mask.numpy()]
+    np.testing.assert_array_equal(items[:, 0].numpy(), expected_rows % 7)  # the labels are row r's, in order
+    np.testing.assert_array_equal(scores[:, 0].numpy(), expected_rows)
+    with pytest.raises(ValueError, match="did not cover"):
+        labels.topk(torch.tensor([0]), 2)
+
+
+class OneHotModule(StudentModule):
+    """A fixed 'student': the state at a position is 3 x one-hot(input item), logits = state."""
+
+    def __init__(self, n_items: int) -> None:
+        super().__init__()
+        self.dim = n_items
+        self.table = torch.nn.Parameter(torch.eye(n_items) * 3.0)
+
+    def forward(self, ids, users):
+        return torch.cat([torch.zeros(1, self.dim), self.table])[ids]  # (batch, seq_len, n_items)
+
+    def logits(self, hidden):
+        return hidden
+
+    def item_table(self):
+        return self.table
+
+
+def test_soft_term_equals_kl_over_the_covered_positions_by_hand(tmp_path):
+    artifacts = tiny_teacher(tmp_path)
+    objective = KDObjective(
+        artifacts, [TermSpec.make("soft", temperature=1.0)], ce_weight=0.0, last_position=True
+    )
+    module = OneHotModule(7)
+    bound = objective.bind(TINY, module)
+    windows = make_windows(TINY, max_len=3, last_position=True)
+    batch = {
+        name: torch.from_numpy(getattr(windows, name)) for name in ("inputs", "targets", "rows", "users")
+    }
+    loss = bound(module, {**batch, "progress": 0.0})
+    # covered positions: rows 2 3 4 6 7 (row 5 is not); at row r the teacher puts logits (r, 0) on items
+    # (r mod 7, r + 1 mod 7) and -inf elsewhere; the student's logits are 3 x one-hot(item of row r).
+    kls = []
+    for r in (2, 3, 4, 6, 7):
+        p = np.zeros(7)
+        p[[r % 7, (r + 1) % 7]] = np.exp([r, 0.0]) / np.exp([r, 0.0]).sum()
+        s = np.zeros(7)
+        s[TINY.items[r]] = 3.0
+        log_q = s - np.log(np.exp(s).sum())
+        kls.append(sum(p[i] * (math.log(p[i]) - log_q[i]) for i in range(7) if p[i] > 0))
+    assert loss.item() == pytest.approx(np.mean(kls), rel=1e-5)
+    assert bound.last_parts["soft"].item() == pytest.approx(np.mean(kls), rel=1e-5)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.5, torch.tensor([0.5, 1.0, 3.0, 2.0])])
+def test_lumped_soft_labels_equal_the_dense_catalogue_kl_and_its_gradient(temperature):
+    from distillrec.distill.objective import _lumped_catalogue
+    from distillrec.losses.soft_label_kd import SoftLabelKD
+
+    gen = torch.Generator().manual_seed(0)
+    student = torch.randn(4, 30, generator=gen, dtype=torch.float64, requires_grad=True)
+    top_items = torch.stack([torch.randperm(30, generator=gen)[:6] for _ in range(4)])  # (4, 6)
+    top_scores = torch.randn(4, 6, generator=gen, dtype=torch.float64).sort(dim=1, descending=True).values
+    loss = SoftLabelKD()
+    dense_teacher = torch.full((4, 30), float("-inf"), dtype=torch.float64).scatter(1, top_items, top_scores)
+    dense = loss(student, dense_teacher, temperature=temperature)
+    (grad_dense,) = torch.autograd.grad(dense, student)
+    lumped = loss(**_lumped_catalogue(student, top_items, top_scores, temperature), temperature=temperature)
+    (grad_lumped,) = torch.autograd.grad(lumped, student)
+    torch.testing.assert_close(lumped, dense)
+    torch.testing.assert_close(grad_lumped, grad_dense)
+
+
+def test_a_batch_without_covered_positions_gets_cross_entropy_only(tmp_path):
+    artifacts = tiny_teacher(tmp_path)
+    objective = KDObjective(artifacts, [TermSpec.make("soft")], ce_weight=0.5)
+    module = OneHotModule(7)
+    bound = objective.bind(TINY, module)
+    # user 1's first position only: input row 5 (uncovered), target row 6's item 2
+    batch = {
+        "inputs": torch.tensor([[1]]),
+        "targets": torch.tensor([[2]]),
+        "rows": torch.tensor([[5]]),
+        "users": torch.tensor([1]),
+        "progress": 0.3,
+    }
+    expected = 0.5 * torch.nn.functional.cross_entropy(torch.eye(7)[[0]] * 3.0, torch.tensor([2]))
+    assert bound(module, batch).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("method", sorted(DEFAULTS))
+def test_every_kd_method_alone_moves_the_student_to_the_teacher(tmp_path, method):
+    """KD only (CE weight 0), a free one-hot student, a teacher whose row r says 'item(r) + 1, then item(r) + 2':
+    the listwise terms (soft, rrd) must make item + 1 the student's top-1 after every input item, the pointwise
+    ones (rd, dllm2rec) the pair its top-2; hint and the parameter terms must drive their distance to ~zero."""
+    inputs_items = TINY.items.astype(np.int64)
+    items = np.stack([(inputs_items + 1) % 7, (inputs_items + 2) % 7], axis=1)
+    scores = np.tile([2.0, 1.0], (len(TINY), 1))
+    folder = write_artifacts(tmp_path / "teacher", TINY, items, scores, dim=8)
+    options = {"k": 2, "negatives": 2} if method in ("rd", "rrd", "dllm2rec") else {}
+    if method == "soft":
+        options = {"k": 2}
+    objective = KDObjective(folder, [TermSpec.make(method, **options)], ce_weight=0.0, last_position=True)
+    torch.manual_seed(0)
+    module = OneHotModule(7)
+    with torch.no_grad():
+        module.table.copy_(torch.randn(7, 7) * 0.1)
+    bound = objective.bind(TINY, module)
+    optimizer = torch.optim.Adam([*module.parameters(), *bound.parameters()], lr=0.1)
+    windows = make_windows(TINY, max_len=5, last_position=True)
+    batch = {
+        name: torch.from_numpy(getattr(windows, name)) for name in ("inputs", "targets", "rows", "users")
+    }
+    first = None
+    for _ in range(120):
+        loss = bound(module, {**batch, "progress": 0.0})
+        assert torch.isfinite(loss)
+        first = loss.item() if first is None else first
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    seen = np.unique(inputs_items[windows.rows[windows.rows >= 0]])
+    if method in ("soft", "rrd"):  # listwise: the teacher's order is learned
+        top1 = module.table.detach()[seen].argmax(dim=1).numpy()
+        np.testing.assert_array_equal(top1, (seen + 1) % 7)
+    elif method in ("rd", "dllm2rec"):  # pointwise: the top-k become positives, their order is not enforced
+        top2 = np.sort(module.table.detach()[seen].topk(2, dim=1).indices.numpy(), axis=1)
+        np.testing.assert_array_equal(
+            top2, np.sort(np.stack([(seen + 1) % 7, (seen + 2) % 7], axis=1), axis=1)
+        )
+    else:
+        assert loss.item() < 0.05 * first
+
+
+def test_teacher_built_on_other_data_is_rejected(tmp_path):
+    other = Interactions.from_arrays([0, 0, 1], [0, 1, 2], [0, 1, 2], 2, 7)
+    with pytest.raises(ValueError, match="same dataset and split"):
+        TeacherLabels(tiny_teacher(tmp_path), other)
+
+
+# ---------------------------------------------------------------- KD helps when the teacher knows more
+
+N_RULE = 40
+
+
+def noisy_rule_data(n_users: int = 60, length: int = 8, p_rule: float = 0.4, seed: int = 0) -> Interactions:
+    """Sequences follow i -> i + 1 (mod 40) only 40% of the time in training (the rest is noise); the last two
+    items (validation and test) always follow it. A teacher that knows the rule knows more than the data shows."""
+    rng = np.random.default_rng(seed)
+    users, items = [], []
+    for u in range(n_users):
+        seq = [int(rng.integers(N_RULE))]
+        for t in range(1, length):
+            rule = t >= length - 2 or rng.random() < p_rule
+            seq.append((seq[-1] + 1) % N_RULE if rule else int(rng.integers(N_RULE)))
+        users += [u] * length
+        items += seq
+    return Interactions.from_arrays(users, items, np.arange(len(users)), n_users, N_RULE)
+
+
+def rule_teacher(folder: Path, train: Interactions, k: int = 10) -> Path:
+    """Row r's top-1 is item(r) + 1 with a confident score; the other k - 1 slots are random items at score 0."""
+    rng = np.random.default_rng(0)
+    nxt = (train.items.astype(np.int64) + 1) % N_RULE
+    others = np.stack([rng.permutation(np.setdiff1d(np.arange(N_RULE), [n]))[: k - 1] for n in nxt])
+    items = np.concatenate([nxt[:, None], others], axis=1)
+    scores = np.concatenate([np.full((len(nxt), 1), 6.0), np.zeros((len(nxt), k - 1))], axis=1)
+    return write_artifacts(folder, train, items, scores)
+
+
+def test_kd_student_learns_the_rule_the_noisy_data_hides(tmp_path):
+    split = leave_one_out(noisy_rule_data())
+    teacher = rule_teacher(tmp_path / "teacher", split.train)
+    params = dict(
+        dim=16,
+        max_len=10,
+        max_epochs=40,
+        patience=8,
+        eval_every=5,
+        lr=5e-3,
+        batch_size=32,
+        dropout=0.0,
+        progress=False,
+    )
+    ndcg = {}
+    for variant, objective in (("plain", None), ("kd", KDObjective(teacher, *parse_kd("soft")))):
+        model = make_student("sasrec", **params).fit(split.train, split.valid, objective=objective)
+        ndcg[variant] = evaluate(model, split.test_history(), split.test).summary["NDCG@10"]
+    # measured: plain 0.53, KD 0.96
+    assert ndcg["kd"] > ndcg["plain"] + 0.2 and ndcg["kd"] > 0.85
+
+
+# ---------------------------------------------------------------- objective spec
+
+
+def test_parse_kd_resolves_defaults_and_overrides():
+    terms, ce_weight = parse_kd("soft:temperature=2:k=50, rd:lam=1,ce:weight=0.5")
+    assert ce_weight == 0.5
+    soft, rd = terms
+    assert (soft.method, soft.k, soft.loss_params, soft.full) == ("soft", 50, {"temperature": 2}, True)
+    assert (rd.method, rd.k, rd.negatives, rd.loss_params) == ("rd", 10, 10, {"lam": 1})
+    schedule = TermSpec.make("rd", schedule="linear", weight=1.0, weight_end=0.0).weight_schedule()
+    assert schedule(0.25) == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("sof", r"unknown KD method 'sof'"),
+        ("soft:temprature=2", r"unknown option\(s\) \['temprature'\] for KD method 'soft'"),
+        ("rd:k", "not key=value"),
+        ("soft,soft", "given twice"),
+        ("rd:schedule=linear", "needs weight_end"),
+        ("ce:weight=1", "no KD method"),
+        ("soft:k=abc", r"soft: option k='abc' must be int"),
+        ("soft:negatives=5", "only with full=false"),
+    ],
+)
+def test_parse_kd_rejects_bad_specs_naming_the_problem(spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_kd(spec)
+
+
+def test_sampled_negatives_avoid_the_teacher_top_k_and_cover_the_rest():
+    torch.manual_seed(0)
+    exclude = torch.tensor([[0, 5, 9, 3], [9, 8, 7, 6]])
+    drawn = sample_negatives(exclude, 10, 2000)  # (2, 2000)
+    for row, excluded in zip(drawn, exclude, strict=True):
+        counts = np.bincount(row.numpy(), minlength=10)
+        assert counts[excluded.numpy()].sum() == 0
+        allowed = np.setdiff1d(np.arange(10), excluded.numpy())
+        assert counts[allowed].min() > 2000 / 6 * 0.8  # roughly uniform over the 6 others
+
+
+# ---------------------------------------------------------------- significance
+
+
+def test_paired_test_by_hand():
+    a, b = np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.0, 1.0, 1.0, 3.0])
+    result = paired_test(a, b)
+    # d = 1 1 2 1: mean 1.25, sd 0.5, t = 1.25 / (0.5 / 2) = 5, two-sided p = 2 P(T_3 > 5)
+    assert result.mean_diff == pytest.approx(1.25) and result.t_statistic == pytest.approx(5.0)
+    assert result.t_pvalue == pytest.approx(2 * stats.t.sf(5.0, 3))
+    # Wilcoxon: all 4 differences positive; exact null: 2^4 equally likely sign patterns, W- = 0 only for one,
+    # so the two-sided p = 2 / 16
+    assert result.wilcoxon_statistic == 0.0 and result.wilcoxon_pvalue == pytest.approx(0.125)
+    assert result.n == 4 and result.n_nonzero == 4
+    same = paired_test(a, a)
+    assert (same.t_pvalue, same.wilcoxon_pvalue, same.mean_diff) == (1.0, 1.0, 0.0)
+
+
+def test_bootstrap_intervals():
+    assert bootstrap_ci(np.full(50, 0.3)) == pytest.approx((0.3, 0.3))
+    x = np.random.default_rng(0).normal(1.0, 2.0, size=2000)
+    low, high = bootstrap_ci(x, n_resamples=2000)
+    half = 1.96 * x.std(ddof=1) / np.sqrt(len(x))  # the normal-theory interval the bootstrap approximates
+    assert low == pytest.approx(x.mean() - half, abs=0.2 * half) and high == pytest.approx(
+        x.mean() + half, abs=0.2 * half
+    )
+    ref = stats.bootstrap(
+        (x,), np.mean, n_resamples=2000, method="percentile", random_state=1
+    ).confidence_interval
+    assert (low, high) == pytest.approx((ref.low, ref.high), abs=0.1 * half)
+    b = x - 0.5
+    assert bootstrap_diff_ci(x, b) == pytest.approx((0.5, 0.5))
+
+
+def test_seed_summary_is_the_student_t_interval():
+    summary = seed_summary([0.30, 0.32, 0.34])
+    half = stats.t.ppf(0.975, 2) * 0.02 / math.sqrt(3)  # sd of (0.30, 0.32, 0.34) is 0.02
+    assert summary["mean"] == pytest.approx(0.32) and summary["std"] == pytest.approx(0.02)
+    assert (summary["ci_low"], summary["ci_high"]) == pytest.approx((0.32 - half, 0.32 + half))
+    assert seed_summary([0.5]) == {"n": 1, "mean": 0.5, "std": None, "ci_low": None, "ci_high": None}
+
+
+# ---------------------------------------------------------------- CLI end to end
+
+
+@pytest.fixture(scope="module")
+def ml100k_slice(tmp_path_factory, data_dir) -> Path:
+    """The first 100 users of ml-100k (and the items they rated) in the generic format."""
+    raw = np.loadtxt(data_dir / "ml-100k" / "u.data", dtype=np.int64)
+    raw = raw[raw[:, 0] <= 100]
+    folder = tmp_path_factory.mktemp("ml100k_slice")
+    lines = ["user_id\titem_id\ttimestamp"] + [f"{u}\t{i}\t{t}" for u, i, _, t in raw]
+    (folder / "interactions.tsv").write_text("\n".join(lines) + "\n")
+    items = sorted(set(raw[:, 1].tolist()))
+    (folder / "items.tsv").write_text("item_id\ttitle\n" + "".join(f"{i}\tmovie {i}\n" for i in items))
+    return folder
+
+
+def tiny_real_teacher(dataset_folder: Path, out: Path) -> None:
+    """A teacher folder as `distillrec teacher` writes it, from a 1-epoch LLM-enhanced SASRec on random 'text'."""
+    from distillrec.data.dataset import load_dataset
+    from distillrec.data.split import make_split
+    from distillrec.manifest import build_manifest
+    from distillrec.teachers.export import export_teacher
+    from distillrec.teachers.llm_enhanced_seq import LLMEnhancedSASRec
+
+    ds = load_dataset(dataset_folder)
+    split = make_split(ds.interactions, "leave_one_out")
+    text = np.random.default_rng(0).normal(size=(ds.n_items, 24)).astype(np.float32)
+    teacher = LLMEnhancedSASRec(
+        text, dim=16, adapter_hidden=16, n_layers=1, n_heads=1, max_len=50, max_epochs=1, progress=False
+    ).fit(split.train)
+    out.mkdir(parents=True)
+    np.save(out / "text_embeddings.npy", text)
+    (out / "metrics.json").write_text(
+        json.dumps(
+            {
+                "teacher": {
+                    "test": evaluate(teacher, split.test_history(), split.test).summary,
+                    "params": teacher.n_params(),
+                    "train_seconds": 1.0,
+                }
+            }
+        )
+    )
+    manifest = build_manifest({"split": {"protocol": split.protocol, **split.params}}, ds)
+    export_teacher(teacher, split.train, out, manifest, top_k=20, progress=False)
+
+
+def test_distill_command_end_to_end(tmp_path, ml100k_slice):
+    from distillrec.cli import app
+
+    teacher = tmp_path / "teacher"
+    tiny_real_teacher(ml100k_slice, teacher)
+    out = tmp_path / "run"
+    args = [
+        "distill",
+        str(ml100k_slice),
+        "--teacher",
+        str(teacher),
+        "--student",
+        "sasrec",
+        "--kd",
+        "soft,rd",
+        "--out",
+        str(out),
+        "--seeds",
+        "0,1",
+        "--dim",
+        "8",
+        "--max-epochs",
+        "2",
+        "--max-len",
+        "20",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    teacher_params = json.loads((teacher / "metrics.json").read_text())["teacher"]["params"]
+    for variant in ("student_kd", "student_plain"):
+        row = metrics[variant]
+        assert [s["seed"] for s in row["per_seed"]] == [0, 1]
+        assert row["test"]["NDCG@10"] == pytest.approx(
+            np.mean([s["test"]["NDCG@10"] for s in row["per_seed"]])
+        )
+        assert row["params_fraction_of_teacher"] == pytest.approx(row["params"] / teacher_params)
+    assert [t["method"] for t in metrics["student_kd"]["objective"]["terms"]] == ["soft", "rd"]
+    pooled = metrics["comparison"]["pooled"]
+    per_user = np.load(out / "per_user.npz")
+    assert per_user["student_kd"].shape == (2, pooled["n"]) == per_user["student_plain"].shape
+    diff = per_user["student_kd"].mean(axis=0) - per_user["student_plain"].mean(axis=0)
+    assert pooled["mean_diff"] == pytest.approx(diff.mean())
+    assert (
+        0 <= pooled["t_pvalue"] <= 1
+        and pooled["diff_ci_low"] <= pooled["mean_diff"] <= pooled["diff_ci_high"]
+    )
+    assert json.loads((out / "manifest.json").read_text())["config"]["student"] == "sasrec"
+    assert "student_kd" in result.output and "teacher" in result.output
+
+    # a teacher built on other data is refused before any training
+    bad = CliRunner().invoke(app, args[:2] + ["--min-user", "30"] + args[2:])
+    assert bad.exit_code != 0 and "fingerprints differ" in bad.output
