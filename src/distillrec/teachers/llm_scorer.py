@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from distillrec.teachers.gemma import DEFAULT_LM, load_causal_lm, resolve_causal_lm
+from distillrec.threads import torch_threads
 
 __all__ = ["DEFAULT_PROMPT", "REDUCTIONS", "LLMScorer"]
 
@@ -323,19 +324,8 @@ class LLMScorer:
 
     # ------------------------------------------------------------------------------------------ context
 
-    @contextlib.contextmanager
-    def _threads(self) -> Iterator[None]:
-        import torch
-
-        if self.num_threads is None:
-            yield
-            return
-        previous = torch.get_num_threads()
-        torch.set_num_threads(self.num_threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
+    def _threads(self) -> contextlib.AbstractContextManager[None]:
+        return torch_threads(self.num_threads)
 
     @contextlib.contextmanager
     def _precision(self) -> Iterator[None]:

@@ -25,11 +25,13 @@ import importlib
 import importlib.metadata
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from distillrec.threads import torch_threads
 
 __all__ = ["PACKAGED_MODELS", "ModelNotFoundError", "TextEncoder", "resolve_model"]
 
@@ -338,19 +340,8 @@ class TextEncoder:
                 emb = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)  # (batch, hidden)
         return emb.float().cpu().numpy()
 
-    @contextlib.contextmanager
-    def _threads(self) -> Iterator[None]:
-        import torch
-
-        if self.num_threads is None:
-            yield
-            return
-        previous = torch.get_num_threads()
-        torch.set_num_threads(self.num_threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
+    def _threads(self) -> contextlib.AbstractContextManager[None]:
+        return torch_threads(self.num_threads)
 
     def _precision(self) -> contextlib.AbstractContextManager[Any]:
         import torch
