@@ -3,6 +3,7 @@
     distillrec data stats DATASET           users, items, interactions, density, sequence lengths, text coverage
     distillrec baselines DATASET --out DIR  tune and test MostPop, ItemKNN, EASE, iALS, BPR-MF, SASRec
     distillrec distill DATASET --teacher DIR --student NAME --kd METHODS --out DIR   KD vs plain student
+    distillrec tune CONFIG --trials N --sampler tpe|random|grid   Optuna search of the config's `tune.space`
 
 DATASET is a known name (ml-100k, ml-latest-small, ml-1m; looked up under $DISTILLREC_DATA_DIR, then the user
 cache, then downloaded) or a path to a folder (MovieLens raw layouts or the generic interactions/items format).
@@ -314,6 +315,41 @@ def run(
         cfg = cfg.model_copy(update={"progress": False})
     folder = run_pipeline(cfg, runs_root=runs_root, run_dir=run_dir, log=console.print)
     console.print(f"[bold green]done:[/] {folder}/report.html")
+
+
+@app.command()
+def tune(
+    config: Annotated[Path, typer.Argument(help="Experiment YAML with a `tune` section (see config.py).")],
+    trials: Annotated[int | None, typer.Option(help="Finished trials wanted in total (default: tune.trials); "
+                                                    "trials already in the study count.")] = None,
+    sampler: Annotated[str | None, typer.Option(help="tpe | random | grid (default: tune.sampler).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key, e.g. --set tune.seed=1 (repeatable).")] = None,
+    runs_root: Annotated[Path, typer.Option(help="Folder that holds the run folders.")] = Path("runs"),
+    run_dir: Annotated[Path | None, typer.Option(help="Study folder (default RUNS_ROOT/<name>-tune); "
+                                                      "an existing one is resumed.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Search the config's `tune.space` with Optuna on validation NDCG@10; write best_config.yaml and trials.csv."""
+    from distillrec.config import ConfigError, load_config
+    from distillrec.tune.search import tune as run_tune
+
+    if sampler is not None and sampler not in ("tpe", "random", "grid"):
+        raise typer.BadParameter(f"unknown sampler {sampler!r}; choose one of ['grid', 'random', 'tpe']",
+                                 param_hint="--sampler")
+    try:
+        cfg = load_config(config, set_ or [])
+        if cfg.tune is None:
+            raise ConfigError(f"{config}: no `tune` section; add tune: {{target, space, trials, sampler}}")
+        if quiet:
+            cfg = cfg.model_copy(update={"progress": False})
+        result = run_tune(cfg, run_dir or runs_root / f"{cfg.name}-tune", trials=trials, sampler=sampler,
+                          log=console.print)
+    except ConfigError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"best validation NDCG@10 {result.best_value:.4f} with {result.best_params} "
+                  f"({result.n_complete} complete, {result.n_pruned} pruned trials)")
+    console.print(f"[bold green]done:[/] {result.run_dir / 'best_config.yaml'} (run it with `distillrec run`)")
 
 
 @app.command()

@@ -12,6 +12,7 @@ against it and the error lists the valid choices. Only `cli.py` reads `sys.argv`
     teacher: {encoder: all-MiniLM-L6-v2, dim: 128, max_epochs: 200, ...}        # TeacherConfig fields
     students: [{name: sasrec, params: {dim: 16}, kd: [soft, rd]}]
     seeds: [0, 1, 2]
+    tune: {target: teacher, space: {teacher.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}}, trials: 20}
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from distillrec.data.split import SPLITS
 
@@ -119,6 +120,61 @@ class StudentConfig(_Strict):
         return f"{self.name}-{'+'.join(self.kd)}"
 
 
+class ParamSpace(_Strict):
+    """One searched config key: a float or int range (`low`, `high`, `log`) or a list of `choices`."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | int | None = None
+    high: float | int | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(cls.model_fields))
+            if unknown:
+                raise ValueError(f"unknown key(s) {unknown}; valid keys here: {sorted(cls.model_fields)}")
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ParamSpace:
+        if self.type == "categorical":
+            if not self.choices or self.low is not None or self.high is not None or self.log:
+                raise ValueError("type 'categorical' takes a non-empty `choices` list and no low/high/log")
+            return self
+        if self.choices is not None or self.low is None or self.high is None:
+            raise ValueError(f"type {self.type!r} takes `low` and `high` (and optionally `log`), not `choices`")
+        if self.type == "int" and not (isinstance(self.low, int) and isinstance(self.high, int)):
+            raise ValueError("type 'int' needs integer `low` and `high`")
+        if not self.low < self.high:
+            raise ValueError(f"`low` ({self.low}) must be below `high` ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"`log: true` needs `low` > 0, got {self.low}")
+        return self
+
+
+class TuneConfig(_Strict):
+    """`distillrec tune`: which model to tune, over which config keys, how many trials, which sampler."""
+
+    target: str = Field("teacher", pattern=r"^(teacher|student:[0-9]+)$")
+    space: dict[str, ParamSpace] = Field(min_length=1)
+    trials: int = Field(20, ge=1)
+    sampler: Literal["tpe", "random", "grid"] = "tpe"
+    seed: int = 0
+    pruning: bool = True
+
+    @model_validator(mode="after")
+    def _grid_needs_finite_space(self) -> TuneConfig:
+        if self.sampler == "grid":
+            floats = [key for key, spec in self.space.items() if spec.type == "float"]
+            if floats:
+                raise ValueError(f"sampler 'grid' needs int or categorical keys; {floats} are 'float' "
+                                 "(give them as `choices`)")
+        return self
+
+
 class RunConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     dataset: DatasetConfig
@@ -128,6 +184,47 @@ class RunConfig(_Strict):
     students: list[StudentConfig] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0])
     progress: bool = True
+    tune: TuneConfig | None = None
+
+    @model_validator(mode="after")
+    def _tune_keys_exist(self) -> RunConfig:
+        if self.tune is None:
+            return self
+        target = self.tune.target
+        if target == "teacher":
+            prefix = "teacher."
+        else:
+            index = int(target.split(":")[1])
+            if index >= len(self.students):
+                raise ValueError(f"tune.target: {target!r} but the config has {len(self.students)} student(s)")
+            prefix = f"students.{index}."
+        for key in self.tune.space:
+            if not key.startswith(prefix):
+                raise ValueError(f"tune.space.{key}: target {target!r} tunes keys under {prefix!r} only")
+            problem = _missing_key(self, key)
+            if problem:
+                raise ValueError(f"tune.space.{key}: {problem}")
+        return self
+
+
+def _missing_key(config: BaseModel, key: str) -> str | None:
+    """Why the dotted `key` names no value of `config` (None when it does; free `params` dicts take any key)."""
+    node: Any = config
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        if isinstance(node, BaseModel):
+            if part not in type(node).model_fields:
+                return f"no key {part!r} here; valid keys: {sorted(type(node).model_fields)}"
+            node = getattr(node, part)
+        elif isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                return f"{part!r} is not an index of a list of {len(node)}"
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            return None if depth == len(parts) - 1 else f"{part!r}: nested keys inside a params dict are not supported"
+        else:
+            return f"{'.'.join(parts[:depth])} is a value, not a section"
+    return None
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:

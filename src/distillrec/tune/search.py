@@ -1,0 +1,241 @@
+"""Hyperparameter search with Optuna: a `RunConfig` with a `tune` section -> the best config, ready for `run`.
+
+Input: a `RunConfig` whose `tune` section names the target ("teacher" or "student:<index>"), the searched
+dotted config keys with their ranges, the number of trials, the sampler (TPE, random, grid), a seed and whether
+to prune. Output, in the run folder:
+
+    tune.db             Optuna RDB storage (sqlite); study name fixed by config name and target, so calling
+                        `tune` again resumes: finished trials are kept and only the missing ones run
+    trials.csv          one row per trial (number, state, value, params, times)
+    best_config.yaml    the fully resolved config with the best values applied and no `tune` section
+
+Objective: validation NDCG@10 (history = train), maximised. The teacher target trains `LLMEnhancedSASRec` on
+the LM text embeddings with the trial's `teacher.*` values and reads its best validation score. The student
+target trains the student with its KD methods from the teacher folder `<run folder>/teacher` (built once with
+the config's teacher settings), seed `config.seeds[0]`. Each epoch's validation score is reported to Optuna
+(`trial.report`), and a `MedianPruner` (Optuna's median stopping rule: stop a trial whose best intermediate
+value is below the median of earlier trials at the same step) stops bad trials by raising `TrialPruned`.
+The test split is never read.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+from distillrec.config import ParamSpace, RunConfig, parse_config
+
+__all__ = ["TuneResult", "tune", "train_target", "pruning_callback", "apply_values", "STUDY_FILE"]
+
+STUDY_FILE = "tune.db"
+PRUNER_STARTUP_TRIALS = 5  # trials that always run to the end before any pruning
+PRUNER_WARMUP_EPOCHS = 3  # epochs of every trial that are never pruned
+
+
+@dataclass(eq=False)
+class TuneResult:
+    best_value: float  # validation NDCG@10 of the best trial
+    best_params: dict[str, Any]  # dotted config key -> value
+    best_config: RunConfig  # the config with the best values applied and `tune` removed
+    n_complete: int
+    n_pruned: int
+    run_dir: Path
+
+
+@dataclass(eq=False)
+class _Data:
+    """Dataset, split and teacher artifacts, loaded on first use and shared by the trials."""
+
+    config: RunConfig
+    run_dir: Path
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def split(self):
+        if "split" not in self.cache:
+            from distillrec.data.dataset import load_dataset
+            from distillrec.data.split import make_split
+
+            d = self.config.dataset
+            dataset = load_dataset(d.source, min_rating=d.min_rating, duplicates=d.duplicates,
+                                   min_user_interactions=d.min_user_interactions,
+                                   min_item_interactions=d.min_item_interactions)
+            split = make_split(dataset.interactions, self.config.split.protocol, **self.config.split.params)
+            self.cache.update(dataset=dataset, split=split)
+        return self.cache["split"]
+
+    def text_embeddings(self, config: RunConfig):
+        key = ("text", config.teacher.encoder, config.teacher.template, config.teacher.encoder_bf16)
+        if key not in self.cache:
+            from distillrec.teachers.build import item_texts
+            from distillrec.teachers.cache import EmbeddingCache
+            from distillrec.teachers.text_encoder import TextEncoder
+
+            self.split()
+            texts, tmpl = item_texts(self.cache["dataset"], config.teacher.template)
+            encoder = TextEncoder(config.teacher.encoder, bf16=config.teacher.encoder_bf16, progress=config.progress)
+            self.cache[key] = EmbeddingCache().encode(encoder, texts, template=tmpl.key)
+        return self.cache[key]
+
+    def teacher_dir(self) -> Path:
+        """`<run folder>/teacher`, built with the config's teacher settings unless already there."""
+        folder = self.run_dir / "teacher"
+        if not (folder / "metrics.json").exists():
+            from distillrec.teachers.build import build_teacher
+
+            split = self.split()
+            build_teacher(self.cache["dataset"], split, folder, self.config.teacher, seed=self.config.seeds[0],
+                          progress=self.config.progress)
+        return folder
+
+
+def train_target(config: RunConfig, target: str, data: _Data, callbacks: list[Callable]) -> float:
+    """Train `target` as `config` says; return its best validation NDCG@10. `callbacks` go to `fit_loop`."""
+    split = data.split()
+    seed = config.seeds[0]
+    if target == "teacher":
+        from distillrec.teachers.build import _model_params
+        from distillrec.teachers.llm_enhanced_seq import LLMEnhancedSASRec
+
+        settings = config.teacher
+        model = LLMEnhancedSASRec(data.text_embeddings(config), adapter_hidden=settings.adapter_hidden,
+                                  id_init=settings.id_init, **_model_params(settings, seed, config.progress))
+        model.fit(split.train, split.valid, callbacks=callbacks)
+        return float(model.fit_result_.best_score)
+
+    import numpy as np
+
+    from distillrec.distill.run import _objective
+    from distillrec.students.registry import STUDENTS, make_student
+
+    student = config.students[int(target.split(":")[1])]
+    teacher_dir = data.teacher_dir()
+    params = {"progress": config.progress, **student.params}
+    if STUDENTS[student.name].needs_text and "text_embeddings" not in params:
+        params["text_embeddings"] = np.load(teacher_dir / "text_embeddings.npy")
+    model = make_student(student.name, **params, seed=seed)
+    objective = _objective(teacher_dir, student.kd, last_position=True)
+    if "callbacks" in inspect.signature(model.fit).parameters:
+        model.fit(split.train, split.valid, objective=objective, callbacks=callbacks)
+    else:  # this student's `fit` does not forward callbacks: no per-epoch reports, so no pruning
+        logging.getLogger(__name__).warning("%s.fit takes no callbacks; trials of it are not pruned",
+                                            type(model).__name__)
+        model.fit(split.train, split.valid, objective=objective)
+    return float(model.fit_result_.best_score)
+
+
+def pruning_callback(trial: optuna.Trial) -> Callable:
+    """A `fit_loop` callback: report each validated epoch's NDCG@10; raise `TrialPruned` when Optuna says so."""
+
+    def callback(event) -> None:
+        score = event.record.get("valid_ndcg10")
+        if score is None:
+            return
+        trial.report(float(score), step=event.epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"epoch {event.epoch}: validation NDCG@10 {score:.4f} below the median")
+
+    return callback
+
+
+def apply_values(config: RunConfig, values: dict[str, Any]) -> RunConfig:
+    """`config` with each dotted key set to its value and no `tune` section, validated strictly."""
+    data = copy.deepcopy(config.model_dump(mode="json"))
+    data.pop("tune", None)
+    for key, value in values.items():
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if isinstance(node, list):
+            node[int(parts[-1])] = value
+        else:
+            node[parts[-1]] = value
+    return parse_config(data, source="tuned config")
+
+
+def _suggest(trial: optuna.Trial, key: str, spec: ParamSpace) -> Any:
+    if spec.type == "float":
+        return trial.suggest_float(key, float(spec.low), float(spec.high), log=spec.log)
+    if spec.type == "int":
+        return trial.suggest_int(key, int(spec.low), int(spec.high), log=spec.log)
+    return trial.suggest_categorical(key, spec.choices)
+
+
+def _sampler(name: str, space: dict[str, ParamSpace], seed: int) -> optuna.samplers.BaseSampler:
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        grid = {key: (list(spec.choices) if spec.type == "categorical" else list(range(spec.low, spec.high + 1)))
+                for key, spec in space.items()}
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    raise ValueError(f"unknown sampler {name!r}; choose one of ['grid', 'random', 'tpe']")
+
+
+def tune(config: RunConfig, run_dir: str | Path, trials: int | None = None, sampler: str | None = None,
+         log=print) -> TuneResult:
+    """Run the study until `trials` (default `config.tune.trials`) trials have finished (complete or pruned),
+    counting those already in `run_dir/tune.db`; write `trials.csv` and `best_config.yaml`."""
+    if config.tune is None:
+        raise ValueError(f"config {config.name!r} has no `tune` section; add one (see config.py)")
+    settings = config.tune
+    trials = settings.trials if trials is None else trials
+    sampler = settings.sampler if sampler is None else sampler
+    if trials < 1:
+        raise ValueError(f"trials must be >= 1, got {trials}")
+    if sampler == "grid":  # the config check of grid spaces, for a sampler given on the command line
+        parse_config({**config.model_dump(mode="json"), "tune": {**settings.model_dump(mode="json"), "sampler": "grid"}})
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = f"sqlite:///{(run_dir / STUDY_FILE).resolve()}"
+    study_name = f"{config.name}:{settings.target}"
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_EPOCHS)
+              if settings.pruning else optuna.pruners.NopPruner())
+    # A resumed study gets a different sampler seed, so a seeded random sampler does not redraw earlier points.
+    probe = optuna.create_study(storage=storage, study_name=study_name, direction="maximize", load_if_exists=True)
+    finished_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    done = len(probe.get_trials(deepcopy=False, states=finished_states))
+    study = optuna.load_study(study_name=study_name, storage=storage, pruner=pruner,
+                              sampler=_sampler(sampler, settings.space, settings.seed + done))
+    data = _Data(config, run_dir)
+
+    def objective(trial: optuna.Trial) -> float:
+        values = {key: _suggest(trial, key, spec) for key, spec in settings.space.items()}
+        trial_config = apply_values(config, values)
+        callbacks = [pruning_callback(trial)] if settings.pruning else []
+        score = train_target(trial_config, settings.target, data, callbacks)
+        log(f"trial {trial.number}: validation NDCG@10 {score:.4f} {values}")
+        return score
+
+    remaining = trials - done
+    if done:
+        log(f"resuming study {study_name!r} in {run_dir / STUDY_FILE}: {done} finished trial(s) kept")
+    if remaining > 0:
+        study.optimize(objective, n_trials=remaining, catch=())
+    study.trials_dataframe().to_csv(run_dir / "trials.csv", index=False)
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        raise RuntimeError(f"no trial of study {study_name!r} completed; see {run_dir / 'trials.csv'}")
+    best = study.best_trial
+    best_config = apply_values(config, best.params)
+    text = yaml.safe_dump({k: v for k, v in best_config.model_dump(mode="json").items() if k != "tune"},
+                          sort_keys=False)
+    (run_dir / "best_config.yaml").write_text(text, encoding="utf-8")
+    return TuneResult(
+        best_value=float(best.value),
+        best_params=dict(best.params),
+        best_config=best_config,
+        n_complete=len(complete),
+        n_pruned=len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))),
+        run_dir=run_dir,
+    )
