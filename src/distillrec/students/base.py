@@ -24,6 +24,7 @@ teacher labels predict the item after the whole training sequence.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, Self
 
@@ -36,7 +37,7 @@ from distillrec.data.interactions import Interactions
 from distillrec.evaluate.ranking import evaluate
 from distillrec.models.base import Recommender
 from distillrec.models.sasrec import history_windows
-from distillrec.train.loop import FitResult, TrainConfig, fit_loop
+from distillrec.train.loop import EpochEnd, FitResult, TrainConfig, fit_loop
 
 __all__ = ["Student", "StudentModule", "Windows", "make_windows", "CrossEntropy", "Objective"]
 
@@ -168,10 +169,15 @@ class Student(Recommender):
         )
 
     def fit(
-        self, train: Interactions, valid: Interactions | None = None, objective: Objective | None = None
+        self,
+        train: Interactions,
+        valid: Interactions | None = None,
+        objective: Objective | None = None,
+        callbacks: Sequence[Callable[[EpochEnd], None]] = (),
     ) -> Self:
         """Train on `train` with `objective` (default `CrossEntropy()`); with `valid`, keep the epoch of best
-        validation NDCG@10 and stop after `patience` evaluations without improvement."""
+        validation NDCG@10 and stop after `patience` evaluations without improvement. `callbacks` go to
+        `fit_loop` (e.g. the tuner's pruning callback)."""
         config = self._train_config()
         objective = CrossEntropy() if objective is None else objective
         torch.manual_seed(self.seed)
@@ -214,7 +220,7 @@ class Student(Recommender):
                 return evaluate(self, train, valid, ks=(10,), batch_size=512).summary["NDCG@10"]
 
         self.objective_ = objective.describe()
-        self.fit_result_: FitResult = fit_loop(trainable, make_batches, loss_fn, validate, config)
+        self.fit_result_: FitResult = fit_loop(trainable, make_batches, loss_fn, validate, config, callbacks=callbacks)
         self.history_ = self.fit_result_.history
         return self
 

@@ -21,8 +21,6 @@ The test split is never read.
 from __future__ import annotations
 
 import copy
-import inspect
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,12 +120,7 @@ def train_target(config: RunConfig, target: str, data: _Data, callbacks: list[Ca
         params["text_embeddings"] = np.load(teacher_dir / "text_embeddings.npy")
     model = make_student(student.name, **params, seed=seed)
     objective = _objective(teacher_dir, student.kd, last_position=True)
-    if "callbacks" in inspect.signature(model.fit).parameters:
-        model.fit(split.train, split.valid, objective=objective, callbacks=callbacks)
-    else:  # this student's `fit` does not forward callbacks: no per-epoch reports, so no pruning
-        logging.getLogger(__name__).warning("%s.fit takes no callbacks; trials of it are not pruned",
-                                            type(model).__name__)
-        model.fit(split.train, split.valid, objective=objective)
+    model.fit(split.train, split.valid, objective=objective, callbacks=callbacks)
     return float(model.fit_result_.best_score)
 
 
