@@ -103,6 +103,7 @@ def test_exported_outputs_equal_live_teacher(tmp_path, fitted_teacher):
     art = TeacherArtifacts(art_dir)
     users = np.arange(train.n_users)
     live = teacher.score(users, train)  # after each user's whole train sequence
+    live[train.users, train.items] = -np.inf  # the export excludes what each user has seen
     last_rows = train.indptr[1:] - 1
     live_top = np.argsort(-live, axis=1, kind="stable")[:, :5]
     assert np.array_equal(np.sort(art.positions_topk_items[last_rows], axis=1), np.sort(live_top, axis=1))
@@ -113,8 +114,10 @@ def test_exported_outputs_equal_live_teacher(tmp_path, fitted_teacher):
     with torch.inference_mode():
         hidden = teacher.module_(history_windows(np.array([u]), train, teacher.max_len))[0]  # (len, dim)
         live_logits = teacher.module_.logits(hidden[t]).numpy()
+    live_logits[train.sequence(u)[: t + 1]] = -np.inf  # seen up to and including position t; later items stay
     row = train.indptr[u] + t
     assert np.allclose(np.sort(art.positions_topk_scores[row]), np.sort(live_logits)[-5:], atol=1e-5)
+    assert set(art.positions_topk_items[row]).isdisjoint(train.sequence(u)[: t + 1])
     assert art.manifest["coverage"] == 1.0
     assert np.allclose(art.item_embeddings, teacher.item_embeddings())
 
