@@ -51,7 +51,7 @@ def block_data(n_users: int = 40, seed: int = 0) -> Interactions:
 def test_every_baseline_has_a_grid_of_valid_points():
     assert set(GRIDS) == set(BASELINES)
     for name, points in GRIDS.items():
-        assert 1 <= len(points) <= 8, name
+        assert 1 <= len(points) <= 12, name
         for params in points:
             assert make_model(name, **params).get_params() == {**make_model(name).get_params(), **params}
 

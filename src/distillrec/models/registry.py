@@ -3,7 +3,7 @@
 Input: a model name and keyword hyperparameters. Output: an unfitted `Recommender` (`make_model`).
 `BASELINES` is an explicit dict (no registration on import); `GRIDS[name]` is a list of hyperparameter dicts,
 every point a valid set of constructor arguments, tuned by `distillrec.tune.grid.tune_and_test` on the
-validation split. The grids are small (<= 8 points) and centred on values from the literature:
+validation split. The grids are small (<= 12 points) and centred on values from the literature:
 
 - ItemKNN: neighbourhood size and shrink term as searched by Dacrema et al. 2019 ("Are we really making much
   progress?", topK in [5, 1000], shrink in [0, 1000]).
@@ -45,7 +45,7 @@ def _product(**axes: list) -> list[dict]:
 
 GRIDS: dict[str, list[dict]] = {
     "mostpop": [{}],
-    "itemknn": _product(k_neighbours=[10, 50, 200, 1000], shrink=[0.0, 100.0]),
+    "itemknn": _product(k_neighbours=[3, 5, 10, 20, 50, 200], shrink=[0.0, 100.0]),
     "ease": _product(l2=[50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0]),
     "ials": _product(factors=[64, 128], regularization=[1.0, 10.0], alpha=[1.0, 10.0]),
     "bpr": _product(factors=[64, 128], learning_rate=[0.01, 0.05], regularization=[0.001, 0.01]),
