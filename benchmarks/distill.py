@@ -1,0 +1,134 @@
+"""Benchmark: every KD method against the same student without KD, several seeds, one teacher folder.
+
+    .venv/bin/python benchmarks/distill.py ml-100k --teacher DIR --student sasrec --params '{"dim": 32}' \\
+        --seeds 0,1,2 --kd "soft;rd;dllm2rec;soft,dllm2rec" --tag sasrec32
+
+What `distillrec distill` does for one KD spec, for many specs at once: the plain student of each seed is
+trained once and shared by every spec (the comparison is the same; the budget is not spent S times on it).
+Each finished (variant, seed) run is cached under `~/.cache/distillrec/bench-distill/<dataset>/` (keyed by student,
+hyperparameters, spec, seed and teacher manifest), so an interrupted benchmark resumes with the runs it has and
+plain runs are shared between tags. Output: `benchmarks/results/distill/<dataset>/<tag>.json`,
+`{spec: Comparison.to_json()}` (keys `student_kd`, `student_plain`, `comparison`), rendered by
+`benchmarks/render.py distill`. Threads: one torch thread per process (set OMP_NUM_THREADS to change it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("DISTILLREC_DATA_DIR", str(ROOT.parent / "shared" / "datasets"))
+
+from distillrec.data.dataset import load_dataset  # noqa: E402
+from distillrec.data.split import make_split  # noqa: E402
+from distillrec.distill.objective import KDObjective, parse_kd  # noqa: E402
+from distillrec.distill.run import Comparison, StudentRun, _teacher_params  # noqa: E402
+from distillrec.evaluate.ranking import evaluate  # noqa: E402
+from distillrec.students.registry import make_student  # noqa: E402
+
+NO_LAST = "@nolast"  # suffix of a spec: no KD-only position at each user's last training row
+
+
+def train_once(
+    split, test_history, student: str, params: dict, seed: int, objective, variant: str
+) -> StudentRun:
+    model = make_student(student, **params, seed=seed, progress=False)
+    start = time.perf_counter()
+    model.fit(split.train, split.valid, objective=objective)
+    seconds = time.perf_counter() - start
+    valid = evaluate(model, split.train, split.valid)
+    test = evaluate(model, test_history, split.test)
+    return StudentRun(
+        variant,
+        seed,
+        valid.summary,
+        test.summary,
+        test,
+        model.n_params(),
+        seconds,
+        model.fit_result_.best_epoch,
+        len(model.history_),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("dataset")
+    parser.add_argument("--teacher", type=Path, required=True, help="folder written by `distillrec teacher`")
+    parser.add_argument("--student", default="sasrec")
+    parser.add_argument("--params", default="{}", help="student hyperparameters as JSON")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--kd", required=True, help="';'-separated KD specs, e.g. 'soft;rd;soft,dllm2rec'")
+    parser.add_argument("--tag", required=True, help="name of the result file and of the run cache")
+    args = parser.parse_args()
+
+    params = json.loads(args.params)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    specs = [s.strip() for s in args.kd.split(";") if s.strip()]
+    dataset = load_dataset(args.dataset)
+    split = make_split(dataset.interactions, "leave_one_out")
+    test_history = split.test_history()
+    teacher_key = hashlib.sha256((args.teacher / "manifest.json").read_bytes()).hexdigest()[:12]
+    cache = Path.home() / ".cache" / "distillrec" / "bench-distill" / args.dataset
+    cache.mkdir(parents=True, exist_ok=True)
+    out = ROOT / "benchmarks" / "results" / "distill" / args.dataset / f"{args.tag}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    results = json.loads(out.read_text()) if out.exists() else {}
+
+    def run(variant: str, spec: str | None, seed: int) -> StudentRun:
+        key = json.dumps([args.student, params, spec, seed, teacher_key if spec else None], sort_keys=True)
+        path = cache / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.pkl"
+        if path.exists():
+            return pickle.loads(path.read_bytes())
+        objective = None
+        if spec is not None:
+            text, last = (spec[: -len(NO_LAST)], False) if spec.endswith(NO_LAST) else (spec, True)
+            terms, ce_weight = parse_kd(text)
+            objective = KDObjective(args.teacher, terms, ce_weight, last_position=last)
+        result = train_once(split, test_history, args.student, params, seed, objective, variant)
+        path.write_bytes(pickle.dumps(result))
+        print(
+            f"{spec or 'plain':32s} seed {seed}: valid {result.valid['NDCG@10']:.4f} test {result.test['NDCG@10']:.4f} "
+            f"epochs {result.epochs} (best {result.best_epoch}) {result.train_seconds:.0f} s",
+            flush=True,
+        )
+        return result
+
+    plain = [run("student_plain", None, seed) for seed in seeds]
+    for spec in specs:
+        kd = [run("student_kd", spec, seed) for seed in seeds]
+        text, last = (spec[: -len(NO_LAST)], False) if spec.endswith(NO_LAST) else (spec, True)
+        terms, ce_weight = parse_kd(text)
+        objective = KDObjective(args.teacher, terms, ce_weight, last_position=last).describe()
+        comparison = Comparison(
+            args.student,
+            params,
+            objective,
+            seeds,
+            {"student_kd": kd, "student_plain": plain},
+            _teacher_params(args.teacher),
+        )
+        results[spec] = comparison.to_json() | {"command": " ".join(["benchmarks/distill.py", *sys.argv[1:]])}
+        pooled = results[spec]["comparison"]["pooled"]
+        print(
+            f"== {spec}: kd {pooled['mean_a']:.4f} plain {pooled['mean_b']:.4f} diff {pooled['mean_diff']:+.4f} "
+            f"[{pooled['diff_ci_low']:+.4f}, {pooled['diff_ci_high']:+.4f}] p={pooled['t_pvalue']:.3g}",
+            flush=True,
+        )
+        out.write_text(json.dumps(results, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
