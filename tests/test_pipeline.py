@@ -1,8 +1,11 @@
-"""`distillrec run` end to end on a small slice of MovieLens 100K: files, merged metrics, stage reuse."""
+"""`distillrec run` end to end on a small slice of MovieLens 100K: files, merged metrics, stage reuse, epoch
+lines written while models train."""
 
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 
 import pandas as pd
 import pytest
@@ -61,5 +64,38 @@ def test_run_writes_every_artifact_and_reuses_unchanged_stages(small_dataset, tm
     assert any(m.startswith("[students/sasrec-soft] done") for m in messages)
     teacher_1 = json.loads((first / "teacher/metrics.json").read_text())["teacher"]["test"]
     assert json.loads((second / "teacher/metrics.json").read_text())["teacher"]["test"] == teacher_1
+    assert epoch_lines(second, "teacher") == epoch_lines(first, "teacher") != []  # reused stages bring their epochs
+    assert epoch_lines(second, "students/sasrec-soft") != epoch_lines(first, "students/sasrec-soft")
     second_merged = json.loads((second / "metrics.json").read_text())
     assert second_merged["models"]["sasrec-soft (KD)"]["params"] < merged["models"]["sasrec-soft (KD)"]["params"]
+
+
+def epoch_lines(run_dir, stage):
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [line for line in lines if line["stage"] == stage]
+
+
+def test_metrics_jsonl_gets_every_training_epoch_as_it_ends(small_dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("DISTILLREC_CACHE_DIR", str(tmp_path / "cache"))
+    data = config(small_dataset).model_dump(mode="json")
+    sasrec = {"dim": 8, "max_epochs": 1, "max_len": 50}
+    data["baselines"] = {"models": ["mostpop", "sasrec"], "grids": {"sasrec": [sasrec, {**sasrec, "dropout": 0.5}]}}
+    run_dir = tmp_path / "runs" / "t-1"
+    seen = []  # lines in metrics.jsonl when each per-epoch log line is printed
+
+    def log(message: str) -> None:
+        if re.search(r" epoch \d+: loss ", message):
+            seen.append(len((run_dir / "metrics.jsonl").read_text().splitlines()))
+
+    run_pipeline(parse_config(data), runs_root=tmp_path / "runs", run_dir=run_dir, log=log, level="debug")
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert seen == list(range(1, len(lines) + 1))  # each epoch's line was on disk when that epoch ended
+    trainings = Counter((line["model"], line["stage"], line.get("grid_point"), line.get("seed")) for line in lines)
+    assert trainings == {("sasrec", "baselines", 0, None): 1, ("sasrec", "baselines", 1, None): 1,
+                         ("teacher", "teacher", None, None): 2,
+                         ("sasrec-soft (KD)", "students/sasrec-soft", None, 0): 2,
+                         ("sasrec (no KD)", "students/sasrec-soft", None, 0): 2}
+    history = json.loads((run_dir / "metrics.json").read_text())["models"]["teacher"]["history"]
+    assert [{k: line[k] for k in history[0]} for line in lines if line["model"] == "teacher"] == history
+    logged = (run_dir / "run.log").read_text()
+    assert "teacher epoch 2: loss" in logged and "[report]" in logged

@@ -20,6 +20,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from distillrec.data.errors import DataError
@@ -298,14 +299,21 @@ def run(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key, e.g. --set teacher.dim=64 (repeatable).")] = None,
     runs_root: Annotated[Path, typer.Option(help="Folder that holds the run folders.")] = Path("runs"),
     run_dir: Annotated[Path | None, typer.Option(help="Resume this run folder instead of starting a new one.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; only each stage's one-line "
+                                                               "summary and errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also one line per training epoch.")] = False,
 ) -> None:
     """The whole pipeline: data, baselines, teacher, students with and without KD, evaluation, report.
 
-    Stages whose inputs did not change since an earlier run of the same config name are reused."""
+    Stages whose inputs did not change since an earlier run of the same config name are reused.
+
+    The run folder's run.log gets every line (per-epoch lines included), whatever --quiet or --verbose say."""
     from distillrec.config import ConfigError, load_config
     from distillrec.pipeline import run_pipeline
+    from distillrec.tracking import MissingExtraError
 
+    if quiet and verbose:
+        raise typer.BadParameter("use --quiet or --verbose, not both", param_hint="--quiet")
     try:
         cfg = load_config(config, set_ or [])
     except ConfigError as exc:
@@ -313,8 +321,21 @@ def run(
         raise typer.Exit(2) from None
     if quiet:
         cfg = cfg.model_copy(update={"progress": False})
-    folder = run_pipeline(cfg, runs_root=runs_root, run_dir=run_dir, log=console.print)
+    level = "stage" if quiet else "debug" if verbose else "info"
+    try:
+        folder = run_pipeline(cfg, runs_root=runs_root, run_dir=run_dir, log=_log_line, level=level)
+    except MissingExtraError as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}")  # escaped: "[mlflow]" is not markup
+        raise typer.Exit(2) from None
     console.print(f"[bold green]done:[/] {folder}/report.html")
+
+
+def _log_line(message: str) -> None:
+    """Print a pipeline message between progress bars (as plain text: "[teacher]" is not rich markup)."""
+    from tqdm import tqdm
+
+    with tqdm.external_write_mode(file=sys.stderr):
+        console.print(message, markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -13,6 +13,7 @@ against it and the error lists the valid choices. Only `cli.py` reads `sys.argv`
     students: [{name: sasrec, params: {dim: 16}, kd: [soft, rd]}]
     seeds: [0, 1, 2]
     tune: {target: teacher, space: {teacher.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}}, trials: 20}
+    tracking: {backends: [mlflow, tensorboard], mlflow_uri: null, experiment: null}   # metrics.jsonl always
 """
 
 from __future__ import annotations
@@ -175,6 +176,34 @@ class TuneConfig(_Strict):
         return self
 
 
+class TrackingConfig(_Strict):
+    """Where per-epoch metrics go besides `metrics.jsonl` (always written); see `tracking.py`."""
+
+    backends: list[str] = Field(default_factory=list)
+    mlflow_uri: str | None = None  # default: sqlite:///<run folder>/mlflow.db
+    experiment: str | None = None  # MLflow experiment name; default: the config's `name`
+
+    @field_validator("backends")
+    @classmethod
+    def _known_backends(cls, value: list[str]) -> list[str]:
+        from distillrec.tracking import BACKENDS
+
+        unknown = [b for b in value if b not in BACKENDS]
+        if unknown:
+            raise ValueError(f"unknown tracking backend(s) {unknown}; choose from {sorted(BACKENDS)} "
+                             "(metrics.jsonl is always written)")
+        if len(set(value)) < len(value):
+            raise ValueError(f"a backend is listed twice in {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _mlflow_settings_need_mlflow(self) -> TrackingConfig:
+        for key in ("mlflow_uri", "experiment"):
+            if getattr(self, key) is not None and "mlflow" not in self.backends:
+                raise ValueError(f"{key} is set but 'mlflow' is not in backends {self.backends}")
+        return self
+
+
 class RunConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     dataset: DatasetConfig
@@ -185,6 +214,7 @@ class RunConfig(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0])
     progress: bool = True
     tune: TuneConfig | None = None
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @model_validator(mode="after")
     def _tune_keys_exist(self) -> RunConfig:

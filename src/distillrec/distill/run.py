@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,7 @@ from distillrec.distill.objective import KDObjective, TermSpec, parse_kd
 from distillrec.evaluate.ranking import Evaluation, evaluate
 from distillrec.evaluate.significance import bootstrap_ci, bootstrap_diff_ci, paired_test, seed_summary
 from distillrec.students.registry import STUDENTS, make_student
+from distillrec.train.loop import EpochEnd
 
 __all__ = ["StudentRun", "Comparison", "compare", "VARIANTS"]
 
@@ -151,8 +154,10 @@ def compare(
     seeds: tuple[int, ...] | list[int] = (0,),
     last_position: bool = True,
     progress: bool = True,
+    on_epoch: Callable[[dict, EpochEnd], None] | None = None,
 ) -> Comparison:
-    """Train `student_name` with KD and without, once per seed; see the module docstring."""
+    """Train `student_name` with KD and without, once per seed; see the module docstring. `on_epoch(labels,
+    end)` is called after every training epoch, with labels `{"model": variant, "seed": seed}`."""
     teacher_dir = Path(teacher_dir)
     params = dict(student_params or {})
     if student_name not in STUDENTS:
@@ -177,7 +182,9 @@ def compare(
         bar.set_postfix(seed=seed, variant=variant)
         model = make_student(student_name, **params, seed=seed)
         start = time.perf_counter()
-        model.fit(split.train, split.valid, objective=objective if variant == "student_kd" else None)
+        callbacks = [partial(on_epoch, {"model": variant, "seed": seed})] if on_epoch else []
+        model.fit(split.train, split.valid, objective=objective if variant == "student_kd" else None,
+                  callbacks=callbacks)
         seconds = time.perf_counter() - start
         valid = evaluate(model, split.train, split.valid)
         test = evaluate(model, test_history, split.test)

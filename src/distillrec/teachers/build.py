@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,7 @@ from distillrec.teachers.llm_enhanced_seq import LLMEnhancedSASRec
 from distillrec.teachers.text import ItemTextTemplate, default_template
 from distillrec.teachers.text_encoder import TextEncoder
 from distillrec.teachers.text_only import TextSimilarity
+from distillrec.train.loop import EpochEnd
 
 
 def item_texts(dataset: Dataset, template: str | None) -> tuple[list[str], ItemTextTemplate]:
@@ -58,7 +61,13 @@ def _model_params(settings: TeacherConfig, seed: int, progress: bool) -> dict:
 
 
 def build_teacher(dataset: Dataset, split: Split, out: str | Path, settings: TeacherConfig, seed: int = 0,
-                  progress: bool = True, log=print) -> dict:
+                  progress: bool = True, log=print, on_epoch: Callable[[dict, EpochEnd], None] | None = None) -> dict:
+    """See the module docstring; `on_epoch(labels, end)` is called after every training epoch, with labels
+    `{"model": "teacher"}` (or `"id_only"`)."""
+
+    def callbacks(model: str) -> list:
+        return [partial(on_epoch, {"model": model})] if on_epoch else []
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     texts, tmpl = item_texts(dataset, settings.template)
@@ -80,7 +89,7 @@ def build_teacher(dataset: Dataset, split: Split, out: str | Path, settings: Tea
     teacher = LLMEnhancedSASRec(text_emb, adapter_hidden=settings.adapter_hidden, id_init=settings.id_init,
                                 checkpoint_dir=out / "checkpoints" / "teacher", **_model_params(settings, seed, progress))
     start = time.perf_counter()
-    teacher.fit(split.train, split.valid)
+    teacher.fit(split.train, split.valid, callbacks=callbacks("teacher"))
     fit_seconds = time.perf_counter() - start
     hp = teacher.get_params()
     hp.pop("checkpoint_dir", None)
@@ -94,7 +103,7 @@ def build_teacher(dataset: Dataset, split: Split, out: str | Path, settings: Tea
     if settings.compare_id_only:
         plain = SASRec(checkpoint_dir=out / "checkpoints" / "id_only", **_model_params(settings, seed, progress))
         start = time.perf_counter()
-        plain.fit(split.train, split.valid)
+        plain.fit(split.train, split.valid, callbacks=callbacks("id_only"))
         metrics["id_only"] = _result(plain, split, time.perf_counter() - start, {
             "best_hparams": {k: v for k, v in plain.get_params().items() if k != "checkpoint_dir"},
             "best_epoch": plain.fit_result_.best_epoch})

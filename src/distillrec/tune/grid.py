@@ -13,8 +13,11 @@ Protocol (the test set is touched once):
 
 from __future__ import annotations
 
+import inspect
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from tqdm.auto import tqdm
 
@@ -22,6 +25,7 @@ from distillrec.data.split import Split
 from distillrec.evaluate.ranking import Evaluation, evaluate
 from distillrec.models.base import Recommender
 from distillrec.models.registry import GRIDS, make_model
+from distillrec.train.loop import EpochEnd
 
 SELECTION_METRIC = "NDCG@10"
 
@@ -64,7 +68,10 @@ def tune_and_test(
     grid: list[dict] | None = None,
     ks: tuple[int, ...] = (10, 20),
     progress: bool = True,
+    on_epoch: Callable[[dict, EpochEnd], None] | None = None,
 ) -> BaselineResult:
+    """See the module docstring. `on_epoch(labels, end)` is called after every training epoch of a model
+    trained through `fit_loop` (SASRec), with labels `{"model": name, "grid_point": index}`."""
     if grid is None:
         if name not in GRIDS:
             raise ValueError(f"no default grid for model {name!r}; grids exist for {sorted(GRIDS)}")
@@ -77,10 +84,10 @@ def tune_and_test(
     points: list[GridPoint] = []
     best_model: Recommender | None = None
     best_score = -float("inf")
-    for hparams in tqdm(grid, desc=f"tune {name}", unit="point", disable=not progress):
+    for index, hparams in enumerate(tqdm(grid, desc=f"tune {name}", unit="point", disable=not progress)):
         model = make_model(name, **hparams)
         start = time.perf_counter()
-        model.fit(split.train, split.valid)
+        model.fit(split.train, split.valid, **_callbacks(model, on_epoch, {"model": name, "grid_point": index}))
         fit_seconds = time.perf_counter() - start
         summary = evaluate(model, split.train, split.valid, ks=ks).summary
         points.append(GridPoint(dict(hparams), summary, fit_seconds))
@@ -92,7 +99,7 @@ def tune_and_test(
     if type(best_model).refit_for_test:
         final = make_model(name, **best.hparams)
         start = time.perf_counter()
-        final.fit(test_history)
+        final.fit(test_history, **_callbacks(final, on_epoch, {"model": name, "grid_point": "refit"}))
         train_seconds = time.perf_counter() - start
     else:
         final, train_seconds = best_model, best.fit_seconds
@@ -108,6 +115,13 @@ def tune_and_test(
         grid=points,
         model=final,
     )
+
+
+def _callbacks(model: Recommender, on_epoch, labels: dict) -> dict:
+    """`fit` keyword arguments passing `on_epoch` to a model trained through `fit_loop` (empty for others)."""
+    if on_epoch is None or "callbacks" not in inspect.signature(model.fit).parameters:
+        return {}
+    return {"callbacks": [partial(on_epoch, labels)]}
 
 
 def _best(points: list[GridPoint]) -> GridPoint:
