@@ -1,6 +1,7 @@
 """Render the committed benchmark results (benchmarks/results/**/metrics.json) as Markdown tables.
 
     .venv/bin/python benchmarks/render.py baselines    # prints the baselines tables for BENCHMARKS.md
+    .venv/bin/python benchmarks/render.py distill      # the KD-vs-plain tables (benchmarks/distill.py)
 
 Numbers are only ever copied into BENCHMARKS.md from this script's output.
 """
@@ -36,14 +37,50 @@ def baselines_table(dataset: str) -> str:
     return "\n".join(lines)
 
 
+def distill_table(path: Path) -> str:
+    """One row per KD spec of a `benchmarks/distill.py` result file, plus the shared plain student."""
+    results = json.loads(path.read_text())
+    lines = [
+        "| student | KD | test NDCG@10 (mean ± sd over seeds) | HR@10 | vs plain | 95% CI of the difference | p (paired t) "
+        "| params (of teacher) | train s | epochs |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def cells(row: dict, versus: str) -> str:
+        seeds = row["test_seeds"]["NDCG@10"]
+        epochs = "/".join(str(r["epochs"]) for r in row["per_seed"])
+        fraction = row["params_fraction_of_teacher"]
+        share = f" ({100 * fraction:.1f}%)" if fraction else ""
+        return (
+            f"{seeds['mean']:.4f} ± {seeds['std']:.4f} | {row['test']['HR@10']:.4f} | {versus} | "
+            f"{row['params']:,}{share} | {row['train_seconds']:.0f} | {epochs} |"
+        )
+
+    plain = next(iter(results.values()))["student_plain"]
+    name = f"{plain['student']} " + ", ".join(f"{k}={v}" for k, v in plain["hparams"].items())
+    lines.append(f"| {name} | none | " + cells(plain, "- | - | -"))
+    for spec, result in results.items():
+        pooled = result["comparison"]["pooled"]
+        relative = 100 * pooled["mean_diff"] / pooled["mean_b"]
+        versus = (
+            f"{relative:+.1f}% | [{pooled['diff_ci_low']:+.4f}, {pooled['diff_ci_high']:+.4f}] | "
+            f"{pooled['t_pvalue']:.2g}"
+        )
+        lines.append(f"| | {spec} | " + cells(result["student_kd"], versus))
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("what", choices=["baselines"])
+    parser.add_argument("what", choices=["baselines", "distill"])
     args = parser.parse_args()
     if args.what == "baselines":
         for folder in sorted((RESULTS / "baselines").iterdir()):
             if (folder / "metrics.json").exists():
                 print(f"### {folder.name}\n\n{baselines_table(folder.name)}\n")
+    if args.what == "distill":
+        for path in sorted((RESULTS / "distill").glob("*/*.json")):
+            print(f"### {path.parent.name}: {path.stem}\n\n{distill_table(path)}\n")
 
 
 if __name__ == "__main__":
