@@ -88,6 +88,7 @@ class TeacherConfig(_Strict):
     patience: int = Field(10, ge=1)
     bf16: bool = False
     top_k: int = Field(100, ge=1)
+    exclude_seen: bool = True  # soft labels over items the user has not seen yet (off: repeat consumption)
     position_hidden: bool = False
     compare_id_only: bool = False
 

@@ -112,6 +112,7 @@ def build_teacher(dataset: Dataset, split: Split, out: str | Path, settings: Tea
     manifest = build_manifest({"teacher": settings.model_dump(), "seed": seed, "template": tmpl.key, "encoder": encoder.identity,
                                "split": {"protocol": split.protocol, **split.params}}, dataset)
     export_teacher(teacher, split.train, out, manifest, top_k=settings.top_k,
-                   position_hidden=settings.position_hidden, progress=progress)
+                   position_hidden=settings.position_hidden, progress=progress,
+                   exclude_seen=settings.exclude_seen)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     return metrics
