@@ -215,6 +215,31 @@ def test_every_kd_method_alone_moves_the_student_to_the_teacher(tmp_path, method
         assert loss.item() < 0.05 * first
 
 
+def test_param_hard_init_starts_the_student_table_at_the_compressed_teacher_table(tmp_path):
+    """`param_hard:init=true` copies the whitened PCA of the teacher's items into a stored item table before
+    training; a student whose item table is computed (the two-tower's text tower) is refused by name."""
+    from distillrec.losses.parameter import pca_compress
+
+    folder = write_artifacts(tmp_path / "teacher", TINY, np.zeros((len(TINY), 2)), np.zeros((len(TINY), 2)), dim=6)
+    terms, ce_weight = parse_kd("param_hard:init=true:weight=0")
+    assert terms[0].init and terms[0].weight == 0
+    objective = KDObjective(folder, terms, ce_weight)
+    student = make_student("sasrec", dim=4, progress=False)
+    module = student._build_module(TINY)
+    before = module.item_embedding.table()[0].detach().clone()
+    objective.bind(TINY, module)
+    teacher = torch.tensor(np.load(folder / "item_embeddings.npy"))
+    expected = pca_compress(teacher, 4, whiten=True) * 4**-0.5
+    torch.testing.assert_close(module.item_table().detach(), expected.float())
+    torch.testing.assert_close(module.item_embedding.table()[0].detach(), before)  # padding row untouched
+    text = np.random.default_rng(0).normal(size=(TINY.n_items, 6)).astype(np.float32)
+    two_tower = make_student("two_tower", text_embeddings=text, text_dim=4, dim=4, progress=False)._build_module(TINY)
+    with pytest.raises(ValueError, match="init=true needs a student whose item_table"):
+        objective.bind(TINY, two_tower)
+    with pytest.raises(ValueError, match="unknown option"):
+        parse_kd("soft:init=true")
+
+
 def test_teacher_built_on_other_data_is_rejected(tmp_path):
     other = Interactions.from_arrays([0, 0, 1], [0, 1, 2], [0, 1, 2], 2, 7)
     with pytest.raises(ValueError, match="same dataset and split"):

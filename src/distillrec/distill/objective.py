@@ -23,7 +23,7 @@ c_b / mean(c), trusting a confident teacher more; `losses.schedules`)):
 | rrd | DE-RRD 2020: Plackett-Luce on top-k above sampled uninteresting items | weight 0.1 (the loss sums k log-terms), k 10, 50 negatives |
 | dllm2rec | Cui et al. 2024: importance-weighted ranking (position, confidence = the teacher's top-k scores, student consistency) | weight 1, k 10, lam 1, 10 negatives |
 | hint | FitNets: student hidden -> teacher hidden (learned projection) | weight 1, distance cosine |
-| param_hard | student item table -> PCA of the teacher's item table (whitened, rows ~unit norm like the student's init) | weight 0.1 |
+| param_hard | student item table -> PCA of the teacher's item table (whitened, rows ~unit norm like the student's init); `init=true` also starts the table there (`param_hard:init=true:weight=0` = initialisation only) | weight 0.1 |
 | param_soft | mean and covariance of the two tables | weight 1 |
 
 Why these: with full-softmax CE present the teacher's top-K mostly matters through its head, so ranking terms
@@ -76,6 +76,7 @@ _TOPK_METHODS = ("soft", "rd", "rrd", "dllm2rec")
 _COMMON_KEYS = {"weight", "schedule", "weight_end"}
 _TOPK_KEYS = {"k", "negatives", "confidence"}
 _SOFT_KEYS = {"full", "t_min", "t_max"}
+_PARAM_KEYS = {"init"}
 _SCHEDULES = ("constant", "linear", "cosine")
 _IGNORE = -100  # the default ignore_index of F.cross_entropy, which CompositeLoss's CE uses
 # loss constructor arguments set here, not by users
@@ -89,6 +90,7 @@ _OPTION_TYPES = {
     "k": int,
     "negatives": int,
     "full": bool,
+    "init": bool,
     "schedule": str,
     "confidence": str,
 }
@@ -123,6 +125,8 @@ def _valid_keys(method: str) -> set[str]:
         keys |= _TOPK_KEYS
     if method == "soft":
         keys |= _SOFT_KEYS
+    if method == "param_hard":
+        keys |= _PARAM_KEYS
     if method == "hint":
         keys |= {"confidence"}
     return keys
@@ -142,6 +146,7 @@ class TermSpec:
     full: bool = True  # soft only
     t_min: float | None = None  # soft only: confidence-adaptive temperature in [t_min, t_max]
     t_max: float | None = None
+    init: bool = False  # param_hard only: start the student's item table at the compressed teacher table
     loss_params: dict = field(default_factory=dict)
 
     @staticmethod
@@ -305,6 +310,20 @@ class KDObjective:
         )
 
 
+def _init_item_table(module: nn.Module, table: torch.Tensor) -> None:
+    """Copy `table` (n_items, dim) into the student's stored item table; a computed table (e.g. a text tower)
+    cannot be initialised and is an error."""
+    target = module.item_table()
+    stored = isinstance(target, nn.Parameter) or isinstance(getattr(target, "_base", None), nn.Parameter)
+    if not stored or target.shape != table.shape:
+        raise ValueError(
+            f"param_hard:init=true needs a student whose item_table() is a stored (n_items, dim) parameter; "
+            f"{type(module).__name__}'s is {'computed' if not stored else tuple(target.shape)}"
+        )
+    with torch.no_grad():
+        target.copy_(table.to(target.dtype))
+
+
 class BoundKD(nn.Module):
     """The objective attached to one student module and one training set; `forward(module, batch) -> loss`."""
 
@@ -355,6 +374,8 @@ class BoundKD(nn.Module):
             )  # (n_items, dim_t)
             compressed = pca_compress(table, module.dim, whiten=True) * module.dim**-0.5  # (n_items, dim)
             self.register_buffer("teacher_item_table", compressed)
+            if "param_hard" in self.specs and self.specs["param_hard"].init:
+                _init_item_table(module, compressed)
         self.last_parts: dict[str, torch.Tensor] = {}
 
     def forward(self, module: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
