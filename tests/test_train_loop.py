@@ -87,6 +87,10 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, how):
     )
 
     assert resumed_result.resumed_from == 2
+    # the training time counts the interrupted process's epochs (read from the checkpoint's history) too
+    assert len(resumed_result.history) == len(full_result.history)
+    assert resumed_result.total_seconds == pytest.approx(sum(h["seconds"] for h in resumed_result.history))
+    assert resumed_result.total_seconds >= sum(h["seconds"] for h in resumed_result.history[:2]) > 0
     assert [h["loss"] for h in resumed_result.history] == [h["loss"] for h in full_result.history]
     assert resumed_result.best_epoch == full_result.best_epoch
     for name, value in full.state_dict().items():

@@ -36,6 +36,7 @@ from distillrec.teachers.text import ItemTextTemplate, default_template
 from distillrec.teachers.text_encoder import TextEncoder
 from distillrec.teachers.text_only import TextSimilarity
 from distillrec.train.loop import EpochEnd
+from distillrec.train.loop import fit_seconds as fit_seconds_of
 
 
 def item_texts(dataset: Dataset, template: str | None) -> tuple[list[str], ItemTextTemplate]:
@@ -90,7 +91,7 @@ def build_teacher(dataset: Dataset, split: Split, out: str | Path, settings: Tea
                                 checkpoint_dir=out / "checkpoints" / "teacher", **_model_params(settings, seed, progress))
     start = time.perf_counter()
     teacher.fit(split.train, split.valid, callbacks=callbacks("teacher"))
-    fit_seconds = time.perf_counter() - start
+    fit_seconds = fit_seconds_of(teacher, time.perf_counter() - start)
     hp = teacher.get_params()
     hp.pop("checkpoint_dir", None)
     metrics["teacher"] = _result(teacher, split, fit_seconds, top_path=out / "test_top_items.npz", extra={
@@ -104,7 +105,7 @@ def build_teacher(dataset: Dataset, split: Split, out: str | Path, settings: Tea
         plain = SASRec(checkpoint_dir=out / "checkpoints" / "id_only", **_model_params(settings, seed, progress))
         start = time.perf_counter()
         plain.fit(split.train, split.valid, callbacks=callbacks("id_only"))
-        metrics["id_only"] = _result(plain, split, time.perf_counter() - start, {
+        metrics["id_only"] = _result(plain, split, fit_seconds_of(plain, time.perf_counter() - start), {
             "best_hparams": {k: v for k, v in plain.get_params().items() if k != "checkpoint_dir"},
             "best_epoch": plain.fit_result_.best_epoch})
         log(f"id-only SASRec (same budget): test NDCG@10 {metrics['id_only']['test']['NDCG@10']:.4f}")

@@ -89,6 +89,18 @@ class FitResult:
     bf16: bool  # whether bfloat16 autocast was actually used
     resumed_from: int = 0  # last finished epoch read from the checkpoint (0: fresh start)
 
+    @property
+    def total_seconds(self) -> float:
+        """Training + validation time of every epoch, those of earlier (interrupted) processes included."""
+        return float(sum(record["seconds"] for record in self.history))
+
+
+def fit_seconds(model: Any, measured: float) -> float:
+    """A fitted model's training time: its epochs' total when it trained through `fit_loop` (so a run resumed
+    from a checkpoint counts the epochs of the interrupted process too), else the `measured` wall time."""
+    result = getattr(model, "fit_result_", None)
+    return result.total_seconds if isinstance(result, FitResult) and result.history else measured
+
 
 @dataclass
 class EpochEnd:

@@ -8,7 +8,8 @@ Protocol (the test set is touched once):
    with the best hyperparameters on `split.test_history()` = train + valid; any other model is the best
    point's fitted model, which reads the longer history at scoring time;
 4. it is evaluated once on `split.test` with history = `split.test_history()`.
-`train_seconds` is the fit time of the final model (the refit if there was one).
+`train_seconds` is the fit time of the final model (the refit if there was one), summed over its epochs when it
+was resumed from a checkpoint.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from distillrec.evaluate.ranking import Evaluation, evaluate
 from distillrec.models.base import Recommender
 from distillrec.models.registry import GRIDS, make_model
 from distillrec.train.loop import EpochEnd
+from distillrec.train.loop import fit_seconds as fit_seconds_of
 
 SELECTION_METRIC = "NDCG@10"
 
@@ -88,7 +90,7 @@ def tune_and_test(
         model = make_model(name, **hparams)
         start = time.perf_counter()
         model.fit(split.train, split.valid, **_callbacks(model, on_epoch, {"model": name, "grid_point": index}))
-        fit_seconds = time.perf_counter() - start
+        fit_seconds = fit_seconds_of(model, time.perf_counter() - start)
         summary = evaluate(model, split.train, split.valid, ks=ks).summary
         points.append(GridPoint(dict(hparams), summary, fit_seconds))
         if best_model is None or summary[SELECTION_METRIC] > best_score:  # strict: the first one wins ties
@@ -100,7 +102,7 @@ def tune_and_test(
         final = make_model(name, **best.hparams)
         start = time.perf_counter()
         final.fit(test_history, **_callbacks(final, on_epoch, {"model": name, "grid_point": "refit"}))
-        train_seconds = time.perf_counter() - start
+        train_seconds = fit_seconds_of(final, time.perf_counter() - start)
     else:
         final, train_seconds = best_model, best.fit_seconds
     test_evaluation = evaluate(final, test_history, split.test, ks=ks)
