@@ -105,7 +105,7 @@ def main() -> None:
     base = np.array(per_user["teacher"])
     result = {
         "dataset": args.dataset,
-        "teacher": str(args.teacher),
+        "teacher_folder": str(args.teacher),
         "users": len(rows),
         "candidates": args.candidates,
         "model": repr(scorer),

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/render.py baselines    # prints the baselines tables for BENCHMARKS.md
     .venv/bin/python benchmarks/render.py distill      # the KD-vs-plain tables (benchmarks/distill.py)
+    .venv/bin/python benchmarks/render.py teacher      # teacher vs ID-only vs text-only vs the best baseline
 
 Numbers are only ever copied into BENCHMARKS.md from this script's output.
 """
@@ -70,14 +71,54 @@ def distill_table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def teacher_table(folder: Path) -> str:
+    """Teacher, ID-only SASRec of the same budget, text-only, and the dataset's best tuned baseline."""
+    results = json.loads((folder / "metrics.json").read_text())
+    lines = [
+        "| model | NDCG@10 | HR@10 | head NDCG@10 | tail NDCG@10 | valid NDCG@10 | params | train s | best epoch |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    names = {
+        "teacher": "LLM-enhanced teacher",
+        "id_only": "ID-only SASRec, same budget",
+        "text_only": "text only",
+    }
+    for key, label in names.items():
+        if key not in results:
+            continue
+        row = results[key]
+        slices = row.get("slices", {})
+        head, tail = (slices.get(s, {}).get("NDCG@10") for s in ("head", "tail"))
+        lines.append(
+            f"| {label} | {row['test']['NDCG@10']:.4f} | {row['test']['HR@10']:.4f} | "
+            f"{'-' if head is None else f'{head:.4f}'} | {'-' if tail is None else f'{tail:.4f}'} | "
+            f"{row['valid']['NDCG@10']:.4f} | {row['params']:,} | {row['train_seconds']:.0f} | "
+            f"{row.get('best_epoch') or '-'} |"
+        )
+    baselines = RESULTS / "baselines" / folder.name / "metrics.json"
+    if baselines.exists():
+        rows = json.loads(baselines.read_text())
+        name = max(rows, key=lambda n: rows[n]["valid"]["NDCG@10"])
+        row = rows[name]
+        lines.append(
+            f"| best tuned baseline on validation ({name}) | {row['test']['NDCG@10']:.4f} | {row['test']['HR@10']:.4f} "
+            f"| - | - | {row['valid']['NDCG@10']:.4f} | {row['params']:,} | {row['train_seconds']:.0f} | - |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("what", choices=["baselines", "distill"])
+    parser.add_argument("what", choices=["baselines", "distill", "teacher"])
     args = parser.parse_args()
     if args.what == "baselines":
         for folder in sorted((RESULTS / "baselines").iterdir()):
             if (folder / "metrics.json").exists():
                 print(f"### {folder.name}\n\n{baselines_table(folder.name)}\n")
+    if args.what == "teacher":
+        for folder in sorted((RESULTS / "teacher").iterdir()):
+            if (folder / "metrics.json").exists():
+                print(f"### {folder.name}\n\n{teacher_table(folder)}\n")
     if args.what == "distill":
         for path in sorted((RESULTS / "distill").glob("*/*.json")):
             print(f"### {path.parent.name}: {path.stem}\n\n{distill_table(path)}\n")
