@@ -20,7 +20,6 @@ import json
 import os
 import pickle
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,33 +31,9 @@ os.environ.setdefault("DISTILLREC_DATA_DIR", str(ROOT.parent / "shared" / "datas
 from distillrec.data.dataset import load_dataset  # noqa: E402
 from distillrec.data.split import make_split  # noqa: E402
 from distillrec.distill.objective import KDObjective, parse_kd  # noqa: E402
-from distillrec.distill.run import Comparison, StudentRun, _teacher_params  # noqa: E402
-from distillrec.evaluate.ranking import evaluate  # noqa: E402
-from distillrec.students.registry import make_student  # noqa: E402
+from distillrec.distill.run import Comparison, StudentRun, _teacher_params, train_student  # noqa: E402
 
 NO_LAST = "@nolast"  # suffix of a spec: no KD-only position at each user's last training row
-
-
-def train_once(
-    split, test_history, student: str, params: dict, seed: int, objective, variant: str
-) -> StudentRun:
-    model = make_student(student, **params, seed=seed, progress=False)
-    start = time.perf_counter()
-    model.fit(split.train, split.valid, objective=objective)
-    seconds = time.perf_counter() - start
-    valid = evaluate(model, split.train, split.valid)
-    test = evaluate(model, test_history, split.test)
-    return StudentRun(
-        variant,
-        seed,
-        valid.summary,
-        test.summary,
-        test,
-        model.n_params(),
-        seconds,
-        model.fit_result_.best_epoch,
-        len(model.history_),
-    )
 
 
 def main() -> None:
@@ -97,7 +72,9 @@ def main() -> None:
             text, last = (spec[: -len(NO_LAST)], False) if spec.endswith(NO_LAST) else (spec, True)
             terms, ce_weight = parse_kd(text)
             objective = KDObjective(args.teacher, terms, ce_weight, last_position=last)
-        result = train_once(split, test_history, args.student, params, seed, objective, variant)
+        result = train_student(
+            split, args.student, {**params, "progress": False}, seed, objective, variant, test_history
+        )
         path.write_bytes(pickle.dumps(result))
         print(
             f"{spec or 'plain':32s} seed {seed}: valid {result.valid['NDCG@10']:.4f} test {result.test['NDCG@10']:.4f} "

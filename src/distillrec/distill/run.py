@@ -37,7 +37,7 @@ from distillrec.evaluate.significance import bootstrap_ci, bootstrap_diff_ci, pa
 from distillrec.students.registry import STUDENTS, make_student
 from distillrec.train.loop import EpochEnd
 
-__all__ = ["StudentRun", "Comparison", "compare", "VARIANTS"]
+__all__ = ["StudentRun", "Comparison", "compare", "train_student", "VARIANTS"]
 
 VARIANTS = ("student_kd", "student_plain")
 COMPARED_METRIC = "NDCG@10"
@@ -145,6 +145,37 @@ def _objective(teacher_dir: Path, kd_methods, last_position: bool) -> KDObjectiv
     return KDObjective(teacher_dir, terms, ce_weight=ce_weight, last_position=last_position)
 
 
+def train_student(
+    split: Split,
+    student_name: str,
+    params: dict,
+    seed: int,
+    objective: KDObjective | None,
+    variant: str,
+    test_history=None,
+    callbacks=(),
+) -> StudentRun:
+    """Train one student (`objective=None`: plain cross-entropy) with early stopping on validation, then test
+    it once; `test_history` defaults to `split.test_history()` (pass it to avoid rebuilding it per run)."""
+    model = make_student(student_name, **params, seed=seed)
+    start = time.perf_counter()
+    model.fit(split.train, split.valid, objective=objective, callbacks=callbacks)
+    seconds = time.perf_counter() - start
+    valid = evaluate(model, split.train, split.valid)
+    test = evaluate(model, split.test_history() if test_history is None else test_history, split.test)
+    return StudentRun(
+        variant,
+        seed,
+        valid.summary,
+        test.summary,
+        test,
+        model.n_params(),
+        seconds,
+        model.fit_result_.best_epoch,
+        len(model.history_),
+    )
+
+
 def compare(
     split: Split,
     teacher_dir: str | Path,
@@ -180,26 +211,10 @@ def compare(
     bar = tqdm(jobs, desc=f"distil {student_name}", unit="run", disable=not progress)
     for seed, variant in bar:
         bar.set_postfix(seed=seed, variant=variant)
-        model = make_student(student_name, **params, seed=seed)
-        start = time.perf_counter()
         callbacks = [partial(on_epoch, {"model": variant, "seed": seed})] if on_epoch else []
-        model.fit(split.train, split.valid, objective=objective if variant == "student_kd" else None,
-                  callbacks=callbacks)
-        seconds = time.perf_counter() - start
-        valid = evaluate(model, split.train, split.valid)
-        test = evaluate(model, test_history, split.test)
+        kd = objective if variant == "student_kd" else None
         runs[variant].append(
-            StudentRun(
-                variant,
-                seed,
-                valid.summary,
-                test.summary,
-                test,
-                model.n_params(),
-                seconds,
-                model.fit_result_.best_epoch,
-                len(model.history_),
-            )
+            train_student(split, student_name, params, seed, kd, variant, test_history, callbacks)
         )
     bar.close()
     shown = {k: v for k, v in params.items() if k != "text_embeddings"}
