@@ -36,7 +36,8 @@ def test_defaults_are_filled_and_resolved_config_round_trips(tmp_path):
         ("teacher.bf16=1", ["teacher.bf16:", "boolean"]),
         ("split.protocol=loo", ["split.protocol", "'leave_one_out'", "'cold_item'"]),
         ("baselines.models=[easy]", ["baselines.models", "['easy']", "'ease'"]),
-        ("students.0.kd=[softt]", ["students.0.kd", "['softt']", "'rd'"]),
+        ("students.0.kd=[softt]", ["students.0.kd", "'softt'", "'rd'"]),
+        ("students.0.kd=[soft:temp=2]", ["students.0.kd", "['temp']", "'temperature'"]),
         ("students.0.name=bert", ["students.0.name", "'bert'", "'gru4rec'"]),
         ("dataset.duplicates=some", ["dataset.duplicates", "'first'"]),
         ("surprise=1", ["surprise: unknown key", "'teacher'"]),
@@ -54,6 +55,12 @@ def test_overrides_go_through_the_same_checks_and_apply(tmp_path):
     assert config.teacher.dim == 64 and config.students[0].params == {"dim": 4} and config.seeds == [1, 2]
     with pytest.raises(ConfigError, match="expected key.path=value"):
         load_config(write(tmp_path), ["teacher.dim"])
+
+
+def test_kd_entries_take_method_options_and_aliases(tmp_path):
+    config = load_config(write(tmp_path), ["students.0.kd=[param_init,soft:temperature=2]"])
+    assert config.students[0].kd == ["param_init", "soft:temperature=2"]
+    assert config.students[0].label == "sasrec-param_init+soft:temperature=2"
 
 
 def test_bad_files_are_named(tmp_path):

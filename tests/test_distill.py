@@ -309,6 +309,11 @@ def test_parse_kd_resolves_defaults_and_overrides():
     assert (rd.method, rd.k, rd.negatives, rd.loss_params) == ("rd", 10, 10, {"lam": 1})
     schedule = TermSpec.make("rd", schedule="linear", weight=1.0, weight_end=0.0).weight_schedule()
     assert schedule(0.25) == pytest.approx(0.75)
+    # the alias param_init is param_hard with init=true and weight 0; the user's options still override it
+    (alias,), _ = parse_kd("param_init")
+    assert alias == TermSpec.make("param_hard", init=True, weight=0.0)
+    (alias,), _ = parse_kd("param_init:weight=0.1")
+    assert (alias.method, alias.init, alias.weight) == ("param_hard", True, 0.1)
 
 
 @pytest.mark.parametrize(
@@ -318,6 +323,8 @@ def test_parse_kd_resolves_defaults_and_overrides():
         ("soft:temprature=2", r"unknown option\(s\) \['temprature'\] for KD method 'soft'"),
         ("rd:k", "not key=value"),
         ("soft,soft", "given twice"),
+        ("param_init,param_hard", "given twice"),
+        ("param_inti", r"unknown KD method 'param_inti'.*'param_init'"),
         ("rd:schedule=linear", "needs weight_end"),
         ("ce:weight=1", "no KD method"),
         ("soft:k=abc", r"soft: option k='abc' must be int"),

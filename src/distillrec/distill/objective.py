@@ -25,6 +25,7 @@ c_b / mean(c), trusting a confident teacher more; `losses.schedules`)):
 | hint | FitNets: student hidden -> teacher hidden (learned projection) | weight 1, distance cosine |
 | param_hard | student item table -> PCA of the teacher's item table (whitened, rows ~unit norm like the student's init); `init=true` also starts the table there (`param_hard:init=true:weight=0` = initialisation only) | weight 0.1 |
 | param_soft | mean and covariance of the two tables | weight 1 |
+| param_init | shorthand for `param_hard:init=true:weight=0`: the student's item table starts at the compressed teacher table, no loss term | |
 
 Why these: with full-softmax CE present the teacher's top-K mostly matters through its head, so ranking terms
 read the top 10 (the RD and DLLM2Rec papers' K); sampled negatives stop the sigmoid terms from being met by
@@ -61,7 +62,7 @@ from distillrec.losses.schedules import (
 )
 from distillrec.teachers.export import TeacherArtifacts
 
-__all__ = ["TermSpec", "KDObjective", "parse_kd", "DEFAULTS", "sample_negatives"]
+__all__ = ["TermSpec", "KDObjective", "parse_kd", "DEFAULTS", "ALIASES", "sample_negatives"]
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "soft": {"weight": 1.0, "k": None, "temperature": 1.0, "full": True},
@@ -72,6 +73,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "param_hard": {"weight": 0.1},
     "param_soft": {"weight": 1.0},
 }
+# shorthand method names: alias -> (method, default options the user's options override)
+ALIASES: dict[str, tuple[str, dict[str, Any]]] = {"param_init": ("param_hard", {"init": True, "weight": 0.0})}
 _TOPK_METHODS = ("soft", "rd", "rrd", "dllm2rec")
 _COMMON_KEYS = {"weight", "schedule", "weight_end"}
 _TOPK_KEYS = {"k", "negatives", "confidence"}
@@ -152,9 +155,12 @@ class TermSpec:
     @staticmethod
     def make(method: str, **options: Any) -> TermSpec:
         """Defaults of `method` overridden by `options`; an unknown method or key is an error naming the valid ones."""
+        if method in ALIASES:
+            method, preset = ALIASES[method]
+            options = {**preset, **options}
         if method not in DEFAULTS:
             raise ValueError(
-                f"unknown KD method {method!r}; choose from {sorted(DEFAULTS)} (or 'ce:weight=...')"
+                f"unknown KD method {method!r}; choose from {sorted([*DEFAULTS, *ALIASES])} (or 'ce:weight=...')"
             )
         valid = _valid_keys(method)
         unknown = sorted(set(options) - valid)
@@ -236,11 +242,12 @@ def parse_kd(spec: str) -> tuple[list[TermSpec], float]:
                 raise ValueError(f"'ce' takes only weight=..., got {sorted(options)}")
             ce_weight = float(options.get("weight", 1.0))
             continue
-        if any(t.method == method for t in terms):
-            raise ValueError(f"KD method {method!r} given twice")
-        terms.append(TermSpec.make(method, **options))
+        term = TermSpec.make(method, **options)
+        if any(t.method == term.method for t in terms):
+            raise ValueError(f"KD method {term.method!r} given twice (param_init is param_hard with init=true)")
+        terms.append(term)
     if not terms:
-        raise ValueError(f"no KD method in {spec!r}; choose from {sorted(DEFAULTS)}")
+        raise ValueError(f"no KD method in {spec!r}; choose from {sorted([*DEFAULTS, *ALIASES])}")
     return terms, ce_weight
 
 
