@@ -52,8 +52,10 @@ def distill_table(path: Path) -> str:
         epochs = "/".join(str(r["epochs"]) for r in row["per_seed"])
         fraction = row["params_fraction_of_teacher"]
         share = f" ({100 * fraction:.1f}%)" if fraction else ""
+        spread = "-" if seeds["std"] is None else f"{seeds['std']:.4f}"  # one seed: no spread
         return (
-            f"{seeds['mean']:.4f} ± {seeds['std']:.4f} | {row['test']['HR@10']:.4f} | {versus} | "
+            f"{seeds['mean']:.4f} ± {spread} | "
+            f"{row['test']['HR@10']:.4f} | {versus} | "
             f"{row['params']:,}{share} | {row['train_seconds']:.0f} | {epochs} |"
         )
 

@@ -240,6 +240,40 @@ def test_param_hard_init_starts_the_student_table_at_the_compressed_teacher_tabl
         parse_kd("soft:init=true")
 
 
+def test_item_table_terms_alone_keep_the_plain_windows_so_the_last_position_trains(tmp_path):
+    """With only param_* terms a KD-only last slot would get no gradient at all, yet a sequential student predicts
+    from that slot at test time: the objective falls back to the plain windows; a position term keeps the slot."""
+    folder = write_artifacts(tmp_path / "teacher", TINY, np.zeros((len(TINY), 2)), np.zeros((len(TINY), 2)), dim=6)
+    for spec, expected in (("param_init", False), ("param_soft,param_hard", False), ("soft,param_init", True)):
+        objective = KDObjective(folder, *parse_kd(spec), last_position=True)
+        assert objective.last_position is expected, spec
+        assert objective.describe()["last_position"] is expected
+    torch.manual_seed(0)
+    student = make_student("sasrec", dim=4, max_len=4, max_epochs=2, lr=0.05, progress=False)
+    student.fit(TINY, objective=KDObjective(folder, *parse_kd("param_init")))
+    torch.manual_seed(0)  # what fit() does before building its module: `start` is the student's initial state
+    start = make_student("sasrec", dim=4, max_len=4, progress=False)._build_module(TINY)
+    trained, initial = student.module_.position_embedding.weight, start.position_embedding.weight
+    assert not torch.allclose(trained[0], initial[0])  # position 0 = the most recent item: trained
+
+
+def test_every_method_describes_itself_as_json_and_rejects_inherited_arguments():
+    for method in DEFAULTS:
+        json.dumps(TermSpec.make(method).to_json())  # no inspect._empty from nn.Module's *args, **kwargs
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['args'\] for KD method 'param_soft'"):
+        parse_kd("param_soft:args=3")
+
+
+def test_cross_entropy_of_kd_only_positions_is_zero_not_nan():
+    from distillrec.losses.composite import full_softmax_ce
+
+    logits = torch.randn(3, 5, requires_grad=True)
+    loss = full_softmax_ce(logits, torch.full((3,), -100))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.equal(logits.grad, torch.zeros_like(logits))
+
+
 def test_teacher_built_on_other_data_is_rejected(tmp_path):
     other = Interactions.from_arrays([0, 0, 1], [0, 1, 2], [0, 1, 2], 2, 7)
     with pytest.raises(ValueError, match="same dataset and split"):

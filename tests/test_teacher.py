@@ -122,6 +122,40 @@ def test_exported_outputs_equal_live_teacher(tmp_path, fitted_teacher):
     assert np.allclose(art.item_embeddings, teacher.item_embeddings())
 
 
+def test_a_new_export_into_an_old_folder_drops_its_stale_hidden_states(tmp_path, fitted_teacher):
+    teacher, train = fitted_teacher
+    folder = tmp_path / "t"
+    export_teacher(teacher, train, folder, {"t": 1}, top_k=3, position_hidden=True, progress=False)
+    assert TeacherArtifacts(folder).positions_hidden is not None
+    export_teacher(teacher, train, folder, {"t": 2}, top_k=3, position_hidden=False, progress=False)
+    assert not (folder / "positions_hidden.npy").exists()
+    assert TeacherArtifacts(folder).positions_hidden is None
+
+
+def test_an_export_restarted_with_a_new_manifest_is_unfinished_until_it_ends(tmp_path, fitted_teacher, monkeypatch):
+    """The arrays are rewritten from scratch when the manifest changes; stopping right after that must not leave
+    a folder that reads as complete (the old progress.json said every user was done)."""
+    import distillrec.teachers.export as export
+
+    teacher, train = fitted_teacher
+    folder = tmp_path / "t"
+    export_teacher(teacher, train, folder, {"t": 1}, top_k=3, progress=False)
+    opened = []
+    original_open = export._open
+
+    def open_then_stop(*args, **kwargs):  # stop right after the first array is truncated
+        if opened:
+            raise KeyboardInterrupt
+        opened.append(original_open(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(export, "_open", open_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        export_teacher(teacher, train, folder, {"t": 2}, top_k=3, progress=False)
+    with pytest.raises(RuntimeError, match="export stopped after 0"):
+        TeacherArtifacts(folder)
+
+
 def test_export_resumes_after_interruption(tmp_path, fitted_teacher, monkeypatch):
     teacher, train = fitted_teacher
     full = TeacherArtifacts(export_teacher(teacher, train, tmp_path / "full", {"t": 1}, top_k=4,

@@ -33,7 +33,10 @@ raising every score at once; the KD terms are of CE's order of magnitude at thes
 `dllm2rec` confidence uses the teacher's own scores, as no LLM-generated description exists here (the paper
 measures the distance between that description and each candidate).
 `last_position=True` (default) adds each user's last training row as a KD-only position: the teacher's guess
-of the next item after the training sequence, the prediction closest to what the student is tested on.
+of the next item after the training sequence, the prediction closest to what the student is tested on. It
+applies only when a term reads positions (soft, rd, rrd, dllm2rec, hint): with item-table terms alone
+(param_init, param_hard, param_soft) nothing would train that slot, which is the one a sequential student
+predicts from at test time, so the windows stay those of plain training.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 # shorthand method names: alias -> (method, default options the user's options override)
 ALIASES: dict[str, tuple[str, dict[str, Any]]] = {"param_init": ("param_hard", {"init": True, "weight": 0.0})}
 _TOPK_METHODS = ("soft", "rd", "rrd", "dllm2rec")
+_TABLE_METHODS = ("param_hard", "param_soft")  # terms on the item table, not on positions
 _COMMON_KEYS = {"weight", "schedule", "weight_end"}
 _TOPK_KEYS = {"k", "negatives", "confidence"}
 _SOFT_KEYS = {"full", "t_min", "t_max"}
@@ -100,10 +104,11 @@ _OPTION_TYPES = {
 
 
 def _loss_keys(method: str) -> set[str]:
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)  # nn.Module's *args, **kwargs
     return {
-        p
-        for p in inspect.signature(KD_LOSSES[method].__init__).parameters
-        if p not in {"self", *_BUILT_BY_US}
+        name
+        for name, p in inspect.signature(KD_LOSSES[method].__init__).parameters.items()
+        if name not in {"self", *_BUILT_BY_US} and p.kind not in variadic
     }
 
 
@@ -300,7 +305,8 @@ class KDObjective:
         self.artifacts = teacher if isinstance(teacher, TeacherArtifacts) else TeacherArtifacts(teacher)
         self.terms = list(terms)
         self.ce_weight = ce_weight
-        self.last_position = last_position
+        # a KD-only slot needs a term that reads positions (see the module docstring)
+        self.last_position = last_position and any(t.method not in _TABLE_METHODS for t in self.terms)
 
     def describe(self) -> dict:
         return {

@@ -53,7 +53,11 @@ def make_kd_loss(name: str, **params) -> nn.Module:
 def full_softmax_ce(
     student_logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
 ) -> torch.Tensor:
-    """student_logits (batch, n_items), targets (batch,) int64 -> -log softmax(s)_target, batch mean."""
+    """student_logits (batch, n_items), targets (batch,) int64 -> -log softmax(s)_target, batch mean. Rows
+    whose target is the ignore index (-100: KD-only positions) do not count; with none left the mean is 0
+    (cross_entropy would return NaN), so a batch of KD-only positions trains on its KD terms alone."""
+    if reduction == "mean" and not bool((targets != -100).any()):
+        return student_logits.sum() * 0.0
     return F.cross_entropy(student_logits, targets, reduction=reduction)
 
 

@@ -71,7 +71,7 @@ def export_teacher(
         n_train=len(train),
         n_users=train.n_users,
         n_items=train.n_items,
-        files=list(FILES),
+        files=[*FILES, "positions_hidden"] if position_hidden else list(FILES),
     )
     progress_path = out / "progress.json"
     manifest_path = out / "manifest.json"
@@ -83,6 +83,10 @@ def export_teacher(
     ):
         done = json.loads(progress_path.read_text())["done_users"]
     mode = "r+" if done > 0 else "w+"
+    if done == 0:  # before any array is truncated: from here on an interruption never reads as a finished export
+        _write_json(progress_path, {"done_users": 0})
+        if not position_hidden:
+            (out / "positions_hidden.npy").unlink(missing_ok=True)  # a stale one from an earlier export
     dim = teacher.module_.dim
     arrays = {
         "positions_topk_items": _open(out, "positions_topk_items", (len(train), top_k), np.int32, mode),
@@ -180,4 +184,5 @@ class TeacherArtifacts:
         for name in FILES:
             setattr(self, name, np.load(self.folder / f"{name}.npy", mmap_mode="r"))
         hidden = self.folder / "positions_hidden.npy"
-        self.positions_hidden = np.load(hidden, mmap_mode="r") if hidden.exists() else None
+        exported = self.manifest.get("position_hidden", hidden.exists())  # older manifests lack the key
+        self.positions_hidden = np.load(hidden, mmap_mode="r") if exported else None
