@@ -8,8 +8,10 @@ Output: for the positions that have teacher labels, the teacher's top-K items an
 
 The alignment rule. Train row r is user u's t-th item. At the window position whose input is row r, the
 student's state has read u's items up to and including row r and is trained to predict row r + 1's item (its
-CE target). The teacher's exported row r is its top-K after reading the same rows (its own window of u's last
-`max_len` training items, up to row r): the same prediction. So the soft labels of row r belong to the
+CE target). The teacher's exported row r is its top-K at row r in one causal pass over u's last `max_len`
+training items, as it saw them in training: its state there has read the same rows (up to row r). Positions
+count back from the window's end, so this is the teacher's training-time output at r, not its output on a
+history cut at r. So the soft labels of row r belong to the
 position whose input is row r, whatever the student's window length. The last training row of a user has
 teacher labels (a prediction of the item after the training sequence) but no CE target; a window built with
 `last_position=True` includes it as a KD-only position.
