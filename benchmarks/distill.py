@@ -36,6 +36,13 @@ from distillrec.distill.run import Comparison, StudentRun, _teacher_params, trai
 NO_LAST = "@nolast"  # suffix of a spec: no KD-only position at each user's last training row
 
 
+def make_objective(teacher: Path, spec: str) -> KDObjective:
+    """A `--kd` spec (with an optional `@nolast` suffix) -> its objective over the teacher folder."""
+    text, last = (spec[: -len(NO_LAST)], False) if spec.endswith(NO_LAST) else (spec, True)
+    terms, ce_weight = parse_kd(text)
+    return KDObjective(teacher, terms, ce_weight, last_position=last)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -67,11 +74,7 @@ def main() -> None:
         path = cache / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.pkl"
         if path.exists():
             return pickle.loads(path.read_bytes())
-        objective = None
-        if spec is not None:
-            text, last = (spec[: -len(NO_LAST)], False) if spec.endswith(NO_LAST) else (spec, True)
-            terms, ce_weight = parse_kd(text)
-            objective = KDObjective(args.teacher, terms, ce_weight, last_position=last)
+        objective = None if spec is None else make_objective(args.teacher, spec)
         result = train_student(
             split, args.student, {**params, "progress": False}, seed, objective, variant, test_history
         )
@@ -86,9 +89,7 @@ def main() -> None:
     plain = [run("student_plain", None, seed) for seed in seeds]
     for spec in specs:
         kd = [run("student_kd", spec, seed) for seed in seeds]
-        text, last = (spec[: -len(NO_LAST)], False) if spec.endswith(NO_LAST) else (spec, True)
-        terms, ce_weight = parse_kd(text)
-        objective = KDObjective(args.teacher, terms, ce_weight, last_position=last).describe()
+        objective = make_objective(args.teacher, spec).describe()
         comparison = Comparison(
             args.student,
             params,
