@@ -158,6 +158,8 @@ def teacher(
     patience: Annotated[int, typer.Option(help="Evaluations without improvement before stopping.")] = 10,
     top_k: Annotated[int, typer.Option(help="Soft labels exported per training position.")] = 100,
     bf16: Annotated[bool, typer.Option(help="bfloat16 autocast for teacher training.")] = False,
+    length_buckets: Annotated[bool, typer.Option(help="Batch histories of similar length (less padding: faster "
+                                                 "when lengths vary, e.g. ml-1m).")] = False,
     exclude_seen: Annotated[bool, typer.Option(help="Soft labels only over items the user has not seen yet "
                                                "(turn off for repeat consumption).")] = True,
     compare_id_only: Annotated[bool, typer.Option(help="Also train an ID-only SASRec of the same size and budget.")] = False,
@@ -176,7 +178,7 @@ def teacher(
     sp = make_split(ds.interactions, split)
     settings = TeacherConfig(encoder=encoder, template=template, dim=dim, n_layers=n_layers, max_len=max_len,
                              dropout=dropout, max_epochs=max_epochs, patience=patience, top_k=top_k, bf16=bf16,
-                             exclude_seen=exclude_seen, compare_id_only=compare_id_only)
+                             length_buckets=length_buckets, exclude_seen=exclude_seen, compare_id_only=compare_id_only)
     metrics = build_teacher(ds, sp, out, settings, seed=seed, log=console.print)
     Console().print(metrics_table(metrics, title=f"{ds.name} teacher ({split}, full ranking, test)"))
 

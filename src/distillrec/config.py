@@ -87,6 +87,7 @@ class TeacherConfig(_Strict):
     lr: float = Field(1e-3, gt=0)
     patience: int = Field(10, ge=1)
     bf16: bool = False
+    length_buckets: bool = False  # batch sequences of similar length (less padding; faster on long histories)
     top_k: int = Field(100, ge=1)
     exclude_seen: bool = True  # soft labels over items the user has not seen yet (off: repeat consumption)
     position_hidden: bool = False

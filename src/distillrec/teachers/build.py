@@ -8,7 +8,8 @@ the exported outputs of `teachers/export.py`, and `manifest.json`.
 
 Steps: (1) render every item with the template; (2) encode through the content-addressed cache (a second
 run encodes nothing); (3) score the text-only model; (4) train the LLM-enhanced teacher with early stopping on
-validation NDCG@10, evaluate it once on the test; (5) export its outputs for the distillation loop.
+validation NDCG@10, evaluate it once on the test; (5) export its outputs for the distillation loop and write
+`metrics.json`; (6) when asked, train the ID-only twin and add its row (the exports are usable before it ends).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def _result(model, split: Split, fit_seconds: float, extra: dict | None = None, 
 
 
 def _model_params(settings: TeacherConfig, seed: int, progress: bool) -> dict:
-    keys = ("dim", "n_layers", "n_heads", "max_len", "dropout", "max_epochs", "batch_size", "lr", "patience", "bf16")
+    keys = ("dim", "n_layers", "n_heads", "max_len", "dropout", "max_epochs", "batch_size", "lr", "patience", "bf16",
+            "length_buckets")
     return {**{k: getattr(settings, k) for k in keys}, "seed": seed, "progress": progress}
 
 
@@ -101,6 +103,13 @@ def build_teacher(dataset: Dataset, split: Split, out: str | Path, settings: Tea
         f"({teacher.n_params():,} params, {fit_seconds:.0f} s)")
     torch.save(teacher.module_.state_dict(), out / "teacher.pt")
 
+    manifest = build_manifest({"teacher": settings.model_dump(), "seed": seed, "template": tmpl.key, "encoder": encoder.identity,
+                               "split": {"protocol": split.protocol, **split.params}}, dataset)
+    export_teacher(teacher, split.train, out, manifest, top_k=settings.top_k,
+                   position_hidden=settings.position_hidden, progress=progress,
+                   exclude_seen=settings.exclude_seen)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+
     if settings.compare_id_only:
         plain = SASRec(checkpoint_dir=out / "checkpoints" / "id_only", **_model_params(settings, seed, progress))
         start = time.perf_counter()
@@ -109,11 +118,5 @@ def build_teacher(dataset: Dataset, split: Split, out: str | Path, settings: Tea
             "best_hparams": {k: v for k, v in plain.get_params().items() if k != "checkpoint_dir"},
             "best_epoch": plain.fit_result_.best_epoch})
         log(f"id-only SASRec (same budget): test NDCG@10 {metrics['id_only']['test']['NDCG@10']:.4f}")
-
-    manifest = build_manifest({"teacher": settings.model_dump(), "seed": seed, "template": tmpl.key, "encoder": encoder.identity,
-                               "split": {"protocol": split.protocol, **split.params}}, dataset)
-    export_teacher(teacher, split.train, out, manifest, top_k=settings.top_k,
-                   position_hidden=settings.position_hidden, progress=progress,
-                   exclude_seen=settings.exclude_seen)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     return metrics
