@@ -297,6 +297,9 @@ def merge_metrics(dataset, split, baselines_dir: Path, teacher_dir: Path, studen
                             "seeds": [{"seed": s["seed"], "test": s["test"]} for s in row["per_seed"]],
                             "ci95": {m: [v["ci_low"], v["ci_high"]] for m, v in row["test_seeds"].items()
                                      if v.get("ci_low") is not None}}
+            history = row["per_seed"][0].get("history")  # the first seed's training curve
+            if history:
+                models[name]["history"] = history
             if variant == "student_kd":
                 models[name]["kd"] = label.split("-", 1)[1].split("+")
             top = _top10(folder / f"test_top_items_{variant}.npz")

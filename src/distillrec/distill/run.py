@@ -54,9 +54,10 @@ class StudentRun:
     train_seconds: float
     best_epoch: int
     epochs: int
+    history: list[dict] | None = None  # one record per epoch (loss, valid NDCG@10, seconds), as `fit_loop` writes
 
     def to_json(self) -> dict:
-        return {
+        row = {
             "seed": self.seed,
             "valid": self.valid,
             "test": self.test,
@@ -65,6 +66,9 @@ class StudentRun:
             "best_epoch": self.best_epoch,
             "epochs": self.epochs,
         }
+        if self.history:
+            row["history"] = self.history
+        return row
 
 
 def _mean_summaries(summaries: list[dict[str, float]]) -> dict[str, float]:
@@ -173,6 +177,7 @@ def train_student(
         seconds,
         model.fit_result_.best_epoch,
         len(model.history_),
+        model.history_,
     )
 
 
