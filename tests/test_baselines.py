@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 import distillrec.tune.grid as grid_module
+from distillrec.cli import app
 from distillrec.data.interactions import Interactions
 from distillrec.data.split import leave_one_out
 from distillrec.evaluate.ranking import evaluate
@@ -219,3 +222,17 @@ def test_tune_refits_per_user_models_on_train_and_valid(ml100k_split, counted_ev
     np.testing.assert_array_equal(result.model.user_factors_, refit.user_factors_)
     assert not np.array_equal(result.model.user_factors_, on_train.user_factors_)
     assert result.test == pytest.approx(evaluate(refit, split.test_history(), split.test).summary)
+
+
+def test_cli_runs_into_one_folder_keep_every_models_metrics_and_manifest_entry(make_generic, tmp_path):
+    rows = [("user_id", "item_id", "timestamp")]
+    rows += [(f"u{u}", str((u + t) % 12), t) for u in range(30) for t in range(6)]
+    folder = make_generic(rows)
+    out = tmp_path / "out"
+    for model in ("mostpop", "itemknn"):
+        result = CliRunner().invoke(app, ["baselines", str(folder), "--out", str(out), "--models", model, "--quick"])
+        assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(metrics) == set(manifest["config"]["models"]) == {"mostpop", "itemknn"}
+    assert manifest["config"]["models"]["itemknn"]["grid"]  # the grid each model was tuned on

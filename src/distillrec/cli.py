@@ -98,7 +98,7 @@ def baselines(
 ) -> None:
     """Tune every baseline on the validation item (small grid), then touch the test once; write metrics.json."""
     from distillrec.data.split import make_split
-    from distillrec.manifest import write_manifest
+    from distillrec.manifest import record_in_manifest
     from distillrec.models.registry import BASELINES, grid_for
     from distillrec.tune.grid import tune_and_test
 
@@ -132,13 +132,13 @@ def baselines(
         tmp = metrics_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(results, indent=2))
         tmp.replace(metrics_path)
+        record_in_manifest(out, name, {"command": "baselines", "dataset": dataset, "split": split, "min_rating": min_rating,
+                                       "duplicates": duplicates, "min_user": min_user, "min_item": min_item,
+                                       "quick": quick, "seed": seed, "grid": grids[name]}, inputs=ds)
         console.print(
             f"  {name:<8} test NDCG@10 {result.test['NDCG@10']:.4f}  HR@10 {result.test['HR@10']:.4f}  "
             f"best {result.best_hparams}  ({time.perf_counter() - start:.0f} s)"
         )
-    write_manifest(out, {"command": "baselines", "dataset": dataset, "split": split, "models": names,
-                         "min_rating": min_rating, "duplicates": duplicates, "min_user": min_user,
-                         "min_item": min_item, "quick": quick, "seed": seed, "grids": grids}, inputs=ds)
     results = json.loads(metrics_path.read_text())
     Console().print(metrics_table(results, title=f"{ds.name} ({split}, full ranking, test)"))
 

@@ -55,3 +55,18 @@ def write_manifest(folder: Path, config: dict, inputs=None) -> Path:
     tmp.write_text(json.dumps(build_manifest(config, inputs), indent=2, default=str))
     tmp.replace(path)
     return path
+
+
+def record_in_manifest(folder: Path, key: str, entry: dict, inputs) -> Path:
+    """Add `entry` under `config.models[key]` of `folder/manifest.json` and write it, keeping the entries of
+    earlier runs into the same folder (e.g. `distillrec baselines --models sasrec` after the other baselines)
+    when they were made from the same data; a manifest of other data, or of an older shape, is replaced."""
+    path = Path(folder) / "manifest.json"
+    models: dict = {}
+    if path.exists():
+        old = json.loads(path.read_text())
+        same_data = old.get("dataset", {}).get("fingerprint") == dataset_fingerprint(inputs)
+        if same_data and isinstance(old.get("config", {}).get("models"), dict):
+            models = old["config"]["models"]
+    models[key] = entry
+    return write_manifest(folder, {"models": models}, inputs=inputs)
