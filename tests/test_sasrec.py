@@ -16,11 +16,11 @@ from distillrec.models.sasrec import (
     ItemEmbedding,
     SASRec,
     SASRecModule,
-    bucketed_batches,
     history_windows,
     next_item_loss,
     training_windows,
 )
+from distillrec.train.batches import batch_rows
 
 
 def _successor_data(n_items: int = 30, n_users: int = 150, length: int = 12, seed: int = 0) -> Interactions:
@@ -132,17 +132,17 @@ def test_resumed_fit_equals_uninterrupted_fit(tmp_path):
         )
 
 
-def test_bucketed_batches_cover_every_row_once_in_length_bands():
+def test_length_bucketed_batches_cover_every_row_once_in_length_bands():
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 200, size=1000)
-    batches = bucketed_batches(rng.permutation(1000), lengths, batch_size=16, rng=rng)
+    batches = batch_rows(rng.permutation(1000), 16, lengths, rng)
     rows = np.concatenate(batches)
     assert sorted(rows.tolist()) == list(range(1000))
     assert len(batches) == 50 + 13 and max(len(b) for b in batches) == 16  # chunks of 800 and 200 rows
     padded = sum(len(b) * lengths[b].max() for b in batches)
     unsorted = sum(16 * lengths[i : i + 16].max() for i in range(0, 1000, 16))
     assert padded < 0.7 * unsorted  # far less padding than random batches (both are over the same rows)
-    again = bucketed_batches(rng.permutation(1000), lengths, batch_size=16, rng=rng)
+    again = batch_rows(rng.permutation(1000), 16, lengths, rng)
     assert [b.tolist() for b in again] != [b.tolist() for b in batches]  # still random from epoch to epoch
 
 

@@ -12,7 +12,7 @@ layer is tied with the item embedding: `logits = h @ E[1:]^T`. Item i is stored 
 Sequences are left-padded, and position p counts back from the most recent item (0 = last), which equals the
 original model's absolute positions in a window left-padded to `max_len`, but lets a batch be padded only to
 its own longest sequence. With `length_buckets=True` the batches are also drawn from sequences of similar length
-(`bucketed_batches`), so little is padded: on ml-1m (mean window 107 of 200) that cuts the work per epoch.
+(`train/batches.py`), so little is padded: on ml-1m (mean window 107 of 200) that cuts the work per epoch.
 
 Training (the "SASRec+" / CE variant of Klenitskiy & Vasilev, RecSys 2023, "Turning Dross Into Gold Loss: is
 BERT4Rec really better than SASRec?"): for each user with at least two training items, the last
@@ -35,6 +35,7 @@ from torch import nn
 from distillrec.data.interactions import Interactions
 from distillrec.evaluate.ranking import evaluate
 from distillrec.models.base import Recommender
+from distillrec.train.batches import batch_rows
 from distillrec.train.loop import FitResult, TrainConfig, fit_loop
 
 PAD = 0
@@ -54,19 +55,6 @@ _TRAIN_CONFIG_PARAMS = frozenset(
         "length_buckets",  # changes the batches, not the model: not checked when a checkpoint resumes
     }
 )
-_BUCKET_SPAN = 50  # batches per sorted chunk in `bucketed_batches`
-
-
-def bucketed_batches(order: np.ndarray, lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Row indices of each batch, batches of similar lengths: the shuffled `order` is cut into chunks of
-    `_BUCKET_SPAN` batches, each chunk is sorted by length and cut into batches, and the batches are shuffled.
-    Every row appears exactly once; which rows share a batch is still random within a length band."""
-    batches = []
-    for start in range(0, len(order), batch_size * _BUCKET_SPAN):
-        chunk = order[start : start + batch_size * _BUCKET_SPAN]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 class ItemEmbedding(nn.Module):
@@ -282,12 +270,8 @@ class SASRec(Recommender):
 
         def make_batches(rng: np.random.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
             order = rng.permutation(len(inputs))
-            if self.length_buckets:
-                groups = bucketed_batches(order, lengths, config.batch_size, rng)
-            else:
-                groups = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
             batches = []
-            for group in groups:
+            for group in batch_rows(order, config.batch_size, lengths if self.length_buckets else None, rng):
                 rows = torch.from_numpy(group)
                 width = int(lengths[group].max())  # pad only to the batch's longest sequence
                 batches.append((inputs_t[rows, -width:], targets_t[rows, -width:]))

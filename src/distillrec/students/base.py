@@ -37,6 +37,7 @@ from distillrec.data.interactions import Interactions
 from distillrec.evaluate.ranking import evaluate
 from distillrec.models.base import Recommender
 from distillrec.models.sasrec import history_windows
+from distillrec.train.batches import batch_rows
 from distillrec.train.loop import EpochEnd, FitResult, TrainConfig, fit_loop
 
 __all__ = ["Student", "StudentModule", "Windows", "make_windows", "CrossEntropy", "Objective"]
@@ -135,7 +136,8 @@ class Student(Recommender):
     ones below included) and implements `_build_module(train) -> StudentModule`.
 
     Common training hyperparameters: `max_len` (window and history length), `max_epochs`, `batch_size`, `lr`,
-    `weight_decay`, `patience`, `seed`, `num_threads`, `progress`, `eval_every` (as `TrainConfig`).
+    `weight_decay`, `patience`, `seed`, `num_threads`, `progress`, `eval_every` (as `TrainConfig`); a sequential
+    student may also take `length_buckets` (batches of similar window length: less padding, faster epochs).
     """
 
     sequential: ClassVar[bool] = True  # False: the state ignores the item sequence (MF)
@@ -151,6 +153,7 @@ class Student(Recommender):
     num_threads: int | None
     progress: bool
     eval_every: int
+    length_buckets: bool = False  # batch windows of similar length (`train/batches.py`); students opt in
 
     @abstractmethod
     def _build_module(self, train: Interactions) -> StudentModule: ...
@@ -197,16 +200,15 @@ class Student(Recommender):
         def make_batches(rng: np.random.Generator) -> list[dict[str, Any]]:
             epochs_started[0] += 1
             order = rng.permutation(len(lengths))
-            starts = range(0, len(order), config.batch_size)
+            groups = batch_rows(order, config.batch_size, lengths if self.length_buckets else None, rng)
             batches = []
-            for step, start in enumerate(starts):
-                picked = order[start : start + config.batch_size]
+            for step, picked in enumerate(groups):
                 width = int(lengths[picked].max())  # pad only to the batch's longest window
                 index = torch.from_numpy(picked)
                 batch = {name: t[index, -width:] for name, t in tensors.items() if name != "users"}
                 batch["users"] = tensors["users"][index]
                 # training progress in [0, 1] for scheduled weights and temperatures
-                batch["progress"] = min(1.0, (epochs_started[0] - 1 + step / len(starts)) / config.max_epochs)
+                batch["progress"] = min(1.0, (epochs_started[0] - 1 + step / len(groups)) / config.max_epochs)
                 batches.append(batch)
             return batches
 

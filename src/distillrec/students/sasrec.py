@@ -42,6 +42,7 @@ class SASRecStudent(Student):
         num_threads: int | None = None,
         progress: bool = True,
         eval_every: int = 1,
+        length_buckets: bool = False,
     ) -> None:
         self.dim = dim
         self.n_layers = n_layers
@@ -57,6 +58,7 @@ class SASRecStudent(Student):
         self.num_threads = num_threads
         self.progress = progress
         self.eval_every = eval_every
+        self.length_buckets = length_buckets
 
     def _build_module(self, train: Interactions) -> SASRecStudentModule:
         return SASRecStudentModule(
