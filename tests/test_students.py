@@ -16,6 +16,7 @@ from distillrec.models.sasrec import training_windows
 from distillrec.students.base import make_windows
 from distillrec.students.registry import STUDENTS, make_student
 from distillrec.students.two_tower import TwoTower
+from distillrec.train.loop import cpu_bf16_supported
 
 N_ITEMS, N_USERS, DIM = 30, 150, 32
 TEXT = np.random.default_rng(1).normal(size=(N_ITEMS, 16)).astype(np.float32)
@@ -179,3 +180,9 @@ def test_sasrec_student_with_length_buckets_learns_on_varied_lengths():
     assert evaluate(bucketed, split.test_history(), split.test, ks=(1,)).summary["HR@1"] >= 0.95
     plain = make_student("sasrec", **{**params, "max_epochs": 1}).fit(split.train, split.valid)
     assert plain.history_[0]["loss"] != bucketed.history_[0]["loss"]  # the option changes the batches
+
+
+def test_sasrec_student_trains_under_bf16_autocast(split):
+    model = make_student("sasrec", **{**COMMON, "max_epochs": 2}, bf16=True).fit(split.train, split.valid)
+    assert model.fit_result_.bf16 == cpu_bf16_supported()  # falls back to float32 where the CPU lacks bf16
+    assert np.isfinite(model.history_[-1]["loss"])

@@ -136,8 +136,8 @@ class Student(Recommender):
     ones below included) and implements `_build_module(train) -> StudentModule`.
 
     Common training hyperparameters: `max_len` (window and history length), `max_epochs`, `batch_size`, `lr`,
-    `weight_decay`, `patience`, `seed`, `num_threads`, `progress`, `eval_every` (as `TrainConfig`); a sequential
-    student may also take `length_buckets` (batches of similar window length: less padding, faster epochs).
+    `weight_decay`, `patience`, `seed`, `num_threads`, `progress`, `eval_every` (as `TrainConfig`). A student may
+    also take `length_buckets` (batches of similar window length: less padding, faster epochs) and `bf16`.
     """
 
     sequential: ClassVar[bool] = True  # False: the state ignores the item sequence (MF)
@@ -154,6 +154,7 @@ class Student(Recommender):
     progress: bool
     eval_every: int
     length_buckets: bool = False  # batch windows of similar length (`train/batches.py`); students opt in
+    bf16: bool = False  # bfloat16 autocast in training (float32 with a warning on CPUs without it); opt in
 
     @abstractmethod
     def _build_module(self, train: Interactions) -> StudentModule: ...
@@ -167,6 +168,7 @@ class Student(Recommender):
             patience=self.patience,
             eval_every=self.eval_every,
             seed=self.seed,
+            bf16=self.bf16,
             num_threads=self.num_threads,
             progress=self.progress,
         )

@@ -43,6 +43,7 @@ class SASRecStudent(Student):
         progress: bool = True,
         eval_every: int = 1,
         length_buckets: bool = False,
+        bf16: bool = False,
     ) -> None:
         self.dim = dim
         self.n_layers = n_layers
@@ -59,6 +60,7 @@ class SASRecStudent(Student):
         self.progress = progress
         self.eval_every = eval_every
         self.length_buckets = length_buckets
+        self.bf16 = bf16
 
     def _build_module(self, train: Interactions) -> SASRecStudentModule:
         return SASRecStudentModule(
