@@ -494,6 +494,7 @@ def test_distill_command_end_to_end(tmp_path, ml100k_slice):
         "2",
         "--max-len",
         "20",
+        "--length-buckets",
     ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -516,7 +517,8 @@ def test_distill_command_end_to_end(tmp_path, ml100k_slice):
         0 <= pooled["t_pvalue"] <= 1
         and pooled["diff_ci_low"] <= pooled["mean_diff"] <= pooled["diff_ci_high"]
     )
-    assert json.loads((out / "manifest.json").read_text())["config"]["student"] == "sasrec"
+    config = json.loads((out / "manifest.json").read_text())["config"]
+    assert config["student"] == "sasrec" and config["student_params"]["length_buckets"] is True
     assert "student_kd" in result.output and "teacher" in result.output
 
     # a teacher built on other data is refused before any training

@@ -200,6 +200,9 @@ def distill(
     patience: Annotated[int | None, typer.Option(help="Evaluations without improvement before stopping.")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
     last_position: Annotated[bool, typer.Option(help="Use each user's last training row as a KD-only position.")] = True,
+    bf16: Annotated[bool, typer.Option(help="bfloat16 autocast for student training (sasrec).")] = False,
+    length_buckets: Annotated[bool, typer.Option(help="Batch histories of similar length (sasrec; faster when "
+                                                 "lengths vary).")] = False,
     baselines: Annotated[Path | None, typer.Option(help="Folder of `distillrec baselines` (its metrics.json).")] = None,
     min_rating: MinRating = None,
     duplicates: Duplicates = "first",
@@ -235,7 +238,7 @@ def distill(
                                  "filters (dataset fingerprints differ)", param_hint="--teacher")
     sp = make_split(ds.interactions, protocol, **split_config)
     given = {"dim": dim, "n_layers": n_layers, "max_len": max_len, "dropout": dropout, "max_epochs": max_epochs,
-             "patience": patience, "lr": lr}
+             "patience": patience, "lr": lr, "bf16": bf16 or None, "length_buckets": length_buckets or None}
     params = {k: v for k, v in given.items() if v is not None}
     try:
         valid_params = student_params(student)
