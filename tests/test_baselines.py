@@ -236,3 +236,16 @@ def test_cli_runs_into_one_folder_keep_every_models_metrics_and_manifest_entry(m
     manifest = json.loads((out / "manifest.json").read_text())
     assert set(metrics) == set(manifest["config"]["models"]) == {"mostpop", "itemknn"}
     assert manifest["config"]["models"]["itemknn"]["grid"]  # the grid each model was tuned on
+
+
+def test_a_manifest_of_the_older_shape_keeps_its_models(make_generic, tmp_path):
+    from distillrec.data.dataset import load_dataset
+    from distillrec.manifest import record_in_manifest, write_manifest
+
+    rows = [("user_id", "item_id", "timestamp")] + [(f"u{u}", str((u + t) % 5), t) for u in range(4) for t in range(3)]
+    dataset = load_dataset(make_generic(rows))
+    write_manifest(tmp_path, {"command": "baselines", "models": ["ease"], "grids": {"ease": [{"l2": 1.0}]}, "seed": 0},
+                   inputs=dataset)
+    record_in_manifest(tmp_path, "sasrec", {"grid": [{"dim": 8}]}, inputs=dataset)
+    models = json.loads((tmp_path / "manifest.json").read_text())["config"]["models"]
+    assert models == {"ease": {"command": "baselines", "seed": 0, "grid": [{"l2": 1.0}]}, "sasrec": {"grid": [{"dim": 8}]}}

@@ -60,13 +60,24 @@ def write_manifest(folder: Path, config: dict, inputs=None) -> Path:
 def record_in_manifest(folder: Path, key: str, entry: dict, inputs) -> Path:
     """Add `entry` under `config.models[key]` of `folder/manifest.json` and write it, keeping the entries of
     earlier runs into the same folder (e.g. `distillrec baselines --models sasrec` after the other baselines)
-    when they were made from the same data; a manifest of other data, or of an older shape, is replaced."""
+    when they were made from the same data; a manifest of other data is replaced."""
     path = Path(folder) / "manifest.json"
     models: dict = {}
     if path.exists():
         old = json.loads(path.read_text())
-        same_data = old.get("dataset", {}).get("fingerprint") == dataset_fingerprint(inputs)
-        if same_data and isinstance(old.get("config", {}).get("models"), dict):
-            models = old["config"]["models"]
+        if old.get("dataset", {}).get("fingerprint") == dataset_fingerprint(inputs):
+            models = _model_entries(old.get("config", {}))
     models[key] = entry
     return write_manifest(folder, {"models": models}, inputs=inputs)
+
+
+def _model_entries(config: dict) -> dict:
+    """`config.models` of a manifest as {model: entry}; an older manifest listed one run's models as a list, with
+    their options at the top and their grids under `grids`."""
+    models = config.get("models")
+    if isinstance(models, dict):
+        return dict(models)
+    if not isinstance(models, list):
+        return {}
+    common = {k: v for k, v in config.items() if k not in ("models", "grids")}
+    return {name: {**common, "grid": config.get("grids", {}).get(name)} for name in models}
