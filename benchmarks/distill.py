@@ -48,26 +48,34 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("dataset")
-    parser.add_argument("--teacher", type=Path, required=True, help="folder written by `distillrec teacher`")
+    parser.add_argument("--teacher", type=Path, help="folder written by `distillrec teacher` (not with --plain-only)")
     parser.add_argument("--student", default="sasrec")
     parser.add_argument("--params", default="{}", help="student hyperparameters as JSON")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--kd", required=True, help="';'-separated KD specs, e.g. 'soft;rd;soft,dllm2rec'")
-    parser.add_argument("--tag", required=True, help="name of the result file and of the run cache")
+    parser.add_argument("--kd", help="';'-separated KD specs, e.g. 'soft;rd;soft,dllm2rec'")
+    parser.add_argument("--tag", help="name of the result file")
+    parser.add_argument("--plain-only", action="store_true",
+                        help="only train (and cache) the students without KD, e.g. while the teacher still trains")
     args = parser.parse_args()
+    if not args.plain_only and not (args.teacher and args.kd and args.tag):
+        parser.error("--teacher, --kd and --tag are required unless --plain-only")
 
     params = json.loads(args.params)
     seeds = [int(s) for s in args.seeds.split(",")]
-    specs = [s.strip() for s in args.kd.split(";") if s.strip()]
+    specs = [s.strip() for s in (args.kd or "").split(";") if s.strip()]
     dataset = load_dataset(args.dataset)
     split = make_split(dataset.interactions, "leave_one_out")
     test_history = split.test_history()
-    teacher_key = hashlib.sha256((args.teacher / "manifest.json").read_bytes()).hexdigest()[:12]
     cache = Path.home() / ".cache" / "distillrec" / "bench-distill" / args.dataset
     cache.mkdir(parents=True, exist_ok=True)
-    out = ROOT / "benchmarks" / "results" / "distill" / args.dataset / f"{args.tag}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    results = json.loads(out.read_text()) if out.exists() else {}
+    if args.plain_only:
+        teacher_key = None  # plain runs do not read the teacher; with no spec, nothing else runs
+        specs = []
+    else:
+        teacher_key = hashlib.sha256((args.teacher / "manifest.json").read_bytes()).hexdigest()[:12]
+        out = ROOT / "benchmarks" / "results" / "distill" / args.dataset / f"{args.tag}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        results = json.loads(out.read_text()) if out.exists() else {}
 
     def run(variant: str, spec: str | None, seed: int) -> StudentRun:
         key = json.dumps([args.student, params, spec, seed, teacher_key if spec else None], sort_keys=True)
