@@ -94,8 +94,10 @@ def main() -> None:
         )
         return result
 
-    if specs:  # the first spec's KD runs come first, so a `--plain-only` process can train the plain ones meanwhile
-        [run("student_kd", specs[0], seed) for seed in seeds]
+    # The first spec's KD runs go first, so a `--plain-only` process can train the plain ones meanwhile (the
+    # run cache is shared between processes).
+    for seed in seeds if specs else []:
+        run("student_kd", specs[0], seed)
     plain = [run("student_plain", None, seed) for seed in seeds]
     for spec in specs:
         kd = [run("student_kd", spec, seed) for seed in seeds]
