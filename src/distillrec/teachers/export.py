@@ -102,6 +102,8 @@ def export_teacher(
         _write_json(progress_path, {"done_users": 0})
     module = teacher.module_
     module.eval()
+    with torch.inference_mode():  # the item table, once: a text teacher computes it through its adapter
+        table_t = module.item_embedding.table()[1:].T  # (dim, n_items), what `module.logits` multiplies by
     bar = tqdm(total=train.n_users, initial=done, desc="export teacher", unit="user", disable=not progress)
     for start in range(done, train.n_users, chunk_users):
         users = np.arange(start, min(start + chunk_users, train.n_users))
@@ -114,7 +116,7 @@ def export_teacher(
                 for row, user in enumerate(active):
                     n = min(int(indptr[user + 1] - indptr[user]), teacher.max_len)
                     h = hidden[row, -n:]  # (n, dim) positions of the covered rows
-                    logits = module.logits(h).float()  # (n, n_items)
+                    logits = (h @ table_t).float()  # (n, n_items) = module.logits(h)
                     if exclude_seen:
                         logits = logits.masked_fill(
                             _seen_mask(train.sequence(int(user)), n, train.n_items), -torch.inf
