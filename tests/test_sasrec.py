@@ -80,6 +80,23 @@ def test_loss_of_uniform_logits_is_log_n_items():
     assert next_item_loss(module, (ids, targets)).item() == pytest.approx(math.log(7), abs=1e-6)
 
 
+def test_loss_over_candidates_is_the_softmax_over_them_and_leaves_the_others_untouched():
+    """Uniform logits over 4 candidate items of 7: CE = ln 4. With a zero table no gradient reaches the inputs,
+    so a row's gradient is its output-layer one: non-zero for the candidates, zero for the others."""
+    module = _tiny_module()
+    with torch.no_grad():
+        module.item_embedding.embedding.weight.zero_()
+    module.item_embedding.embedding.weight.requires_grad_(True)
+    ids = torch.tensor([[0, 3, 1, 5, 2], [0, 0, 0, 7, 4]])
+    targets = torch.tensor([[-1, 0, 4, 1, 6], [-1, -1, -1, 0, 6]])
+    candidates = torch.tensor([True, True, False, False, True, False, True])  # the targets' items 0, 1, 4, 6
+    loss = next_item_loss(module, (ids, targets), candidates=candidates)
+    assert loss.item() == pytest.approx(math.log(4), abs=1e-6)
+    loss.backward()
+    grad = module.item_embedding.embedding.weight.grad.abs().sum(dim=1)  # (n_items + 1,); row i + 1 is item i
+    assert torch.all(grad[[3, 4, 6]] == 0) and torch.all(grad[[1, 2, 5, 7]] > 0)
+
+
 def test_stored_loss_of_a_fixed_seed_model():
     # Produced once with torch 2.13.0 (CPU) by: torch.manual_seed(0); SASRecModule(n_items=7, dim=8,
     # n_layers=1, n_heads=2, max_len=5, dropout=0.0); next_item_loss on the batch below; printed .item().

@@ -59,10 +59,12 @@ def test_text_embedding_table_pads_with_zero_and_starts_from_pca():
     assert not layer.text.requires_grad
 
 
-def test_teacher_ranks_unseen_twin_through_text_and_id_only_cannot():
+@pytest.mark.parametrize("softmax_over_trained", [False, True])
+def test_teacher_ranks_unseen_twin_through_text_and_id_only_cannot(softmax_over_trained):
     train = chain_data()
     text = twin_text()
-    teacher = LLMEnhancedSASRec(text, adapter_hidden=32, id_init="pca", **FAST).fit(train)
+    teacher = LLMEnhancedSASRec(text, adapter_hidden=32, id_init="pca", softmax_over_trained=softmax_over_trained,
+                                **FAST).fit(train)
     plain = SASRec(**FAST).fit(train)
     users = np.arange(train.n_users)
     nxt = np.array([(train.sequence(u)[-1] + 2) % N_ITEMS for u in users])  # the next even item

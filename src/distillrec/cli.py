@@ -160,6 +160,9 @@ def teacher(
     bf16: Annotated[bool, typer.Option(help="bfloat16 autocast for teacher training.")] = False,
     length_buckets: Annotated[bool, typer.Option(help="Batch histories of similar length (less padding: faster "
                                                  "when lengths vary, e.g. ml-1m).")] = False,
+    softmax_over_trained: Annotated[bool, typer.Option(help="Train the softmax over items with training interactions "
+                                                       "only, so items without any are not learnt as negatives "
+                                                       "(cold items; not yet benchmarked).")] = False,
     exclude_seen: Annotated[bool, typer.Option(help="Soft labels only over items the user has not seen yet "
                                                "(turn off for repeat consumption).")] = True,
     compare_id_only: Annotated[bool, typer.Option(help="Also train an ID-only SASRec of the same size and budget.")] = False,
@@ -178,7 +181,8 @@ def teacher(
     sp = make_split(ds.interactions, split)
     settings = TeacherConfig(encoder=encoder, template=template, dim=dim, n_layers=n_layers, max_len=max_len,
                              dropout=dropout, max_epochs=max_epochs, patience=patience, top_k=top_k, bf16=bf16,
-                             length_buckets=length_buckets, exclude_seen=exclude_seen, compare_id_only=compare_id_only)
+                             length_buckets=length_buckets, softmax_over_trained=softmax_over_trained,
+                             exclude_seen=exclude_seen, compare_id_only=compare_id_only)
     metrics = build_teacher(ds, sp, out, settings, seed=seed, log=console.print)
     Console().print(metrics_table(metrics, title=f"{ds.name} teacher ({split}, full ranking, test)"))
 

@@ -52,7 +52,10 @@ _TRAIN_CONFIG_PARAMS = frozenset(
         "checkpoint_dir",
         "progress",
         "eval_every",
-        "length_buckets",  # changes the batches, not the model: not checked when a checkpoint resumes
+        # These two change how batches are drawn or scored, not the model; they are not checked when a checkpoint
+        # resumes (so checkpoints written before they existed still resume).
+        "length_buckets",
+        "softmax_over_trained",  # a teacher option (teachers/llm_enhanced_seq.py)
     }
 )
 
@@ -152,14 +155,19 @@ class SASRecModule(nn.Module):
         return hidden @ self.item_embedding.table()[1:].T  # (..., n_items)
 
 
-def next_item_loss(module: SASRecModule, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+def next_item_loss(
+    module: SASRecModule, batch: tuple[torch.Tensor, torch.Tensor], candidates: torch.Tensor | None = None
+) -> torch.Tensor:
     """Full-softmax cross-entropy at every non-padding position. batch: ids (B, L) 1-based, targets (B, L)
-    0-based item indices with -1 at padding."""
+    0-based item indices with -1 at padding. `candidates` (n_items,) bool, optional: the softmax runs over
+    these items only (the others get no gradient from their logits)."""
     ids, targets = batch
     hidden = module(ids)  # (batch, seq_len, dim)
     keep = targets >= 0  # (batch, seq_len)
-    logits = module.logits(hidden[keep])  # (n_positions, n_items)
-    return F.cross_entropy(logits.float(), targets[keep])
+    logits = module.logits(hidden[keep]).float()  # (n_positions, n_items)
+    if candidates is not None:
+        logits = logits.masked_fill(~candidates, -torch.inf)
+    return F.cross_entropy(logits, targets[keep])
 
 
 def training_windows(train: Interactions, max_len: int) -> tuple[np.ndarray, np.ndarray]:
@@ -233,6 +241,10 @@ class SASRec(Recommender):
         """The item table; a subclass (e.g. a text-aware teacher) overrides this to swap it."""
         return ItemEmbedding(n_items, self.dim)
 
+    def _loss(self, train: Interactions):
+        """The training loss `(module, batch) -> scalar`; a subclass may restrict its softmax."""
+        return next_item_loss
+
     def _train_config(self) -> TrainConfig:
         return TrainConfig(
             max_epochs=self.max_epochs,
@@ -292,7 +304,7 @@ class SASRec(Recommender):
             embedding=type(self.module_.item_embedding).__name__,
         )
         self.fit_result_: FitResult = fit_loop(
-            self.module_, make_batches, next_item_loss, validate, config, callbacks=callbacks, meta=meta
+            self.module_, make_batches, self._loss(train), validate, config, callbacks=callbacks, meta=meta
         )
         self.history_ = self.fit_result_.history
         return self

@@ -15,17 +15,22 @@ Item representation (the family of LLM-ESR, Liu et al., NeurIPS 2024, and of DLL
 The same table is the input layer and the (tied) output layer, so the score of item i for a hidden state h is
 `h . e_i`. An item with few or no training interactions still gets a meaningful vector through A(z_i) and its
 text-derived initialisation, which is where the teacher beats an ID-only model (long-tail and cold items).
-Trained exactly like SASRec (full-softmax cross-entropy, early stopping on validation NDCG@10).
+Trained exactly like SASRec (full-softmax cross-entropy, early stopping on validation NDCG@10). With
+`softmax_over_trained=True` the training softmax leaves out the items without training interactions: they are
+never a positive, and as negatives at every position they would teach the adapter to score their text low (on
+amazon-beauty the default teacher never ranked such an item in its top 10, while the text alone did).
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 import torch
 from torch import nn
 
 from distillrec.losses.parameter import pca_compress
-from distillrec.models.sasrec import PAD, SASRec
+from distillrec.models.sasrec import PAD, SASRec, next_item_loss
 
 
 class TextItemEmbedding(nn.Module):
@@ -84,12 +89,14 @@ class LLMEnhancedSASRec(SASRec):
         n_heads: int = 2,
         max_len: int = 200,
         dropout: float = 0.2,
+        softmax_over_trained: bool = False,
         **train_params,
     ) -> None:
         super().__init__(dim=dim, n_layers=n_layers, n_heads=n_heads, max_len=max_len, dropout=dropout, **train_params)
         self.text_embeddings = text_embeddings
         self.adapter_hidden = adapter_hidden
         self.id_init = id_init
+        self.softmax_over_trained = softmax_over_trained
 
     def get_params(self) -> dict:
         params = super().get_params()
@@ -101,6 +108,11 @@ class LLMEnhancedSASRec(SASRec):
             raise ValueError(f"text_embeddings has {len(self.text_embeddings)} rows but the data has {n_items} items")
         return TextItemEmbedding(self.text_embeddings, self.dim, self.adapter_hidden, self.dropout, self.id_init,
                                  has_ids=self._has_ids)
+
+    def _loss(self, train):
+        if not self.softmax_over_trained:
+            return next_item_loss
+        return partial(next_item_loss, candidates=torch.from_numpy(train.item_counts() > 0))
 
     def fit(self, train, valid=None, callbacks=()):
         self._has_ids = train.item_counts() > 0  # items never seen in training are represented by text alone
