@@ -96,6 +96,7 @@ def test_metrics_jsonl_gets_every_training_epoch_as_it_ends(small_dataset, tmp_p
                          ("sasrec-soft (KD)", "students/sasrec-soft", None, 0): 2,
                          ("sasrec (no KD)", "students/sasrec-soft", None, 0): 2}
     models = json.loads((run_dir / "metrics.json").read_text())["models"]
+    assert len(models["sasrec"]["history"]) == 1  # the baseline's curve (max_epochs 1), through TuneResult.to_json
     for name in ("teacher", "sasrec-soft (KD)", "sasrec (no KD)"):  # the report's training curves read these
         history = models[name]["history"]
         assert [{k: line[k] for k in history[0]} for line in lines if line["model"] == name] == history

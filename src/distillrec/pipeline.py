@@ -212,9 +212,6 @@ def run_pipeline(config: RunConfig, runs_root: str | Path = "runs", run_dir: str
                 result = tune_and_test(name, split, grid=grid, progress=config.progress,
                                        on_epoch=run.on_epoch("baselines"))
                 results[name] = result.to_json()
-                history = getattr(result.model, "history_", None)
-                if history:
-                    results[name]["history"] = history
                 run.log(f"  {name}: test NDCG@10 {result.test['NDCG@10']:.4f}")
             (folder / "metrics.json").write_text(json.dumps(results, indent=2, default=str))
             write_manifest(folder, {"baselines": config.baselines.model_dump(), "seed": seed}, dataset)

@@ -52,8 +52,9 @@ class BaselineResult:
     model: Recommender  # the final (tested) model
 
     def to_json(self) -> dict:
-        """The `metrics.json` entry: valid/test summaries, params, best hyperparameters, timing, the grid."""
-        return {
+        """The `metrics.json` entry: valid/test summaries, params, best hyperparameters, timing, the grid, and
+        the final model's training curve (`history`) when it has one."""
+        row = {
             "valid": self.valid,
             "test": self.test,
             "params": self.n_params,
@@ -62,6 +63,10 @@ class BaselineResult:
             "grid": [{"hparams": p.hparams, "valid_NDCG@10": p.valid[SELECTION_METRIC],
                       "fit_seconds": round(p.fit_seconds, 3)} for p in self.grid],
         }
+        history = getattr(self.model, "history_", None)
+        if history:
+            row["history"] = history
+        return row
 
 
 def tune_and_test(
