@@ -36,9 +36,11 @@ def main() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
+    from distillrec.config import TeacherConfig
     from distillrec.data.dataset import load_dataset
     from distillrec.data.split import make_split
     from distillrec.models.sasrec import PAD, SASRecModule, next_item_loss, training_windows
+    from distillrec.students.base import CrossEntropy
     from distillrec.students.sasrec import SASRecStudentModule
     from distillrec.teachers.llm_enhanced_seq import TextItemEmbedding
     from distillrec.train.batches import batch_rows
@@ -55,19 +57,21 @@ def main() -> None:
         text = np.random.default_rng(0).standard_normal((train.n_items, 384)).astype(np.float32)
     has_ids = train.item_counts() > 0
 
-    def teacher() -> torch.nn.Module:  # the defaults of `distillrec teacher`
-        return SASRecModule(train.n_items, 128, 2, 2, args.max_len, 0.2,
-                            item_embedding=TextItemEmbedding(text, 128, 512, 0.2, "pca", has_ids=has_ids))
+    t = TeacherConfig()  # the defaults of `distillrec teacher`
+
+    def teacher() -> torch.nn.Module:
+        embedding = TextItemEmbedding(text, t.dim, t.adapter_hidden, t.dropout, t.id_init, has_ids=has_ids)
+        return SASRecModule(train.n_items, t.dim, t.n_layers, t.n_heads, args.max_len, t.dropout, embedding)
 
     def student() -> torch.nn.Module:  # the benchmarked student of BENCHMARKS.md section 4
         return SASRecStudentModule(train.n_items, 32, 1, 1, args.max_len, 0.2)
 
+    student_loss = CrossEntropy().bind(train, None)  # the students' plain objective
+
     def loss(module, batch):
-        ids, tgt = batch
         if isinstance(module, SASRecStudentModule):
-            hidden = module(ids, torch.zeros(len(ids), dtype=torch.int64))
-            keep = tgt >= 0
-            return torch.nn.functional.cross_entropy(module.logits(hidden[keep]).float(), tgt[keep])
+            ids, tgt = batch
+            return student_loss(module, {"inputs": ids, "targets": tgt, "users": torch.zeros(len(ids), dtype=torch.int64)})
         return next_item_loss(module, batch)
 
     settings = [(bf16, bucket) for bf16 in (False, True) for bucket in (False, True)]
