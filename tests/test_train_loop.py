@@ -102,6 +102,32 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, how):
         assert torch.equal(value, last_b["model"][name]), name
 
 
+def test_a_run_stopped_early_continues_when_resumed_with_more_patience(tmp_path):
+    def flat(module) -> float:  # never improves after the first evaluation
+        return 0.5
+
+    stopped = fit_loop(
+        _module(), _make_batches, _loss, flat, _config(max_epochs=10, patience=1, checkpoint_dir=tmp_path)
+    )
+    assert stopped.stopped_early and len(stopped.history) == 2
+    same = fit_loop(
+        _module(), _make_batches, _loss, flat, _config(max_epochs=10, patience=1, checkpoint_dir=tmp_path)
+    )
+    assert same.stopped_early and len(same.history) == 2  # nothing more to do at the same patience
+
+    resumed = _module(seed=99)
+    result = fit_loop(
+        resumed, _make_batches, _loss, flat, _config(max_epochs=10, patience=3, checkpoint_dir=tmp_path)
+    )
+    full = _module()
+    full_result = fit_loop(full, _make_batches, _loss, flat, _config(max_epochs=10, patience=3))
+    assert result.resumed_from == 2 and result.stopped_early and len(result.history) == 4
+    assert [h["loss"] for h in result.history] == [h["loss"] for h in full_result.history]
+    assert result.best_epoch == full_result.best_epoch == 1
+    for name, value in full.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[name]), name
+
+
 def test_resume_refuses_a_changed_config(tmp_path):
     fit_loop(_module(), _make_batches, _loss, None, _config(max_epochs=1, checkpoint_dir=tmp_path))
     with pytest.raises(ValueError, match=r"lr: checkpoint 0.01 vs now 0.02"):

@@ -15,7 +15,9 @@ Reproducibility and resume: epoch `e` draws all of its randomness (batch order t
 torch's global generator) from generators seeded by `(seed, e)` only. With `checkpoint_dir`, the file
 `last.pt` is rewritten atomically after every epoch (model, optimizer, RNG states, epoch, best state and
 score, history, config); a later call with the same directory resumes after the last finished epoch, so an
-interrupted and resumed run ends with exactly the weights of an uninterrupted one. A non-finite loss never
+interrupted and resumed run ends with exactly the weights of an uninterrupted one. `max_epochs` and `patience`
+may change on resume: a run that stopped early continues when the larger patience allows it, exactly as a run
+started with that patience would have. A non-finite loss never
 overwrites `last.pt`, so it still holds the last good epoch.
 """
 
@@ -163,7 +165,8 @@ def fit_loop(
         bad_evals = ckpt["bad_evals"]
         result.history = ckpt["history"]
         result.best_epoch, result.best_score = ckpt["best_epoch"], ckpt["best_score"]
-        result.stopped_early = ckpt["stopped_early"]
+        # patience may change on resume: a run stopped early continues when the new patience allows it
+        result.stopped_early = validate is not None and bad_evals >= config.patience
         result.resumed_from = ckpt["epoch"]
 
     previous_threads = torch.get_num_threads()
