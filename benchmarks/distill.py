@@ -7,7 +7,8 @@ What `distillrec distill` does for one KD spec, for many specs at once: the plai
 trained once and shared by every spec (the comparison is the same; the budget is not spent S times on it).
 Each finished (variant, seed) run is cached under `~/.cache/distillrec/bench-distill/<dataset>/` (keyed by student,
 hyperparameters, spec, seed and teacher manifest), so an interrupted benchmark resumes with the runs it has and
-plain runs are shared between tags. Output: `benchmarks/results/distill/<dataset>/<tag>.json`,
+plain runs are shared between tags; an unfinished run checkpoints each epoch beside it (`<key>.ckpt/`, removed
+when it finishes), so a killed process resumes that run from its last epoch. Output: `benchmarks/results/distill/<dataset>/<tag>.json`,
 `{spec: Comparison.to_json()}` (keys `student_kd`, `student_plain`, `comparison`), rendered by
 `benchmarks/render.py distill`. Threads: one torch thread per process (set OMP_NUM_THREADS to change it).
 """
@@ -19,6 +20,7 @@ import hashlib
 import json
 import os
 import pickle
+import shutil
 import sys
 from pathlib import Path
 
@@ -83,10 +85,13 @@ def main() -> None:
         if path.exists():
             return pickle.loads(path.read_bytes())
         objective = None if spec is None else make_objective(args.teacher, spec)
+        checkpoint = path.with_suffix(".ckpt")  # a killed run resumes from its last epoch
         result = train_student(
-            split, args.student, {**params, "progress": False}, seed, objective, variant, test_history
+            split, args.student, {**params, "progress": False}, seed, objective, variant, test_history,
+            checkpoint_dir=checkpoint,
         )
         path.write_bytes(pickle.dumps(result))
+        shutil.rmtree(checkpoint, ignore_errors=True)
         print(
             f"{spec or 'plain':32s} seed {seed}: valid {result.valid['NDCG@10']:.4f} test {result.test['NDCG@10']:.4f} "
             f"epochs {result.epochs} (best {result.best_epoch}) {result.train_seconds:.0f} s",

@@ -220,7 +220,9 @@ def test_param_hard_init_starts_the_student_table_at_the_compressed_teacher_tabl
     training; a student whose item table is computed (the two-tower's text tower) is refused by name."""
     from distillrec.losses.parameter import pca_compress
 
-    folder = write_artifacts(tmp_path / "teacher", TINY, np.zeros((len(TINY), 2)), np.zeros((len(TINY), 2)), dim=6)
+    folder = write_artifacts(
+        tmp_path / "teacher", TINY, np.zeros((len(TINY), 2)), np.zeros((len(TINY), 2)), dim=6
+    )
     terms, ce_weight = parse_kd("param_hard:init=true:weight=0")
     assert terms[0].init and terms[0].weight == 0
     objective = KDObjective(folder, terms, ce_weight)
@@ -233,7 +235,9 @@ def test_param_hard_init_starts_the_student_table_at_the_compressed_teacher_tabl
     torch.testing.assert_close(module.item_table().detach(), expected.float())
     torch.testing.assert_close(module.item_embedding.table()[0].detach(), before)  # padding row untouched
     text = np.random.default_rng(0).normal(size=(TINY.n_items, 6)).astype(np.float32)
-    two_tower = make_student("two_tower", text_embeddings=text, text_dim=4, dim=4, progress=False)._build_module(TINY)
+    two_tower = make_student(
+        "two_tower", text_embeddings=text, text_dim=4, dim=4, progress=False
+    )._build_module(TINY)
     with pytest.raises(ValueError, match="init=true needs a student whose item_table"):
         objective.bind(TINY, two_tower)
     with pytest.raises(ValueError, match="unknown option"):
@@ -243,8 +247,14 @@ def test_param_hard_init_starts_the_student_table_at_the_compressed_teacher_tabl
 def test_item_table_terms_alone_keep_the_plain_windows_so_the_last_position_trains(tmp_path):
     """With only param_* terms a KD-only last slot would get no gradient at all, yet a sequential student predicts
     from that slot at test time: the objective falls back to the plain windows; a position term keeps the slot."""
-    folder = write_artifacts(tmp_path / "teacher", TINY, np.zeros((len(TINY), 2)), np.zeros((len(TINY), 2)), dim=6)
-    for spec, expected in (("param_init", False), ("param_soft,param_hard", False), ("soft,param_init", True)):
+    folder = write_artifacts(
+        tmp_path / "teacher", TINY, np.zeros((len(TINY), 2)), np.zeros((len(TINY), 2)), dim=6
+    )
+    for spec, expected in (
+        ("param_init", False),
+        ("param_soft,param_hard", False),
+        ("soft,param_init", True),
+    ):
         objective = KDObjective(folder, *parse_kd(spec), last_position=True)
         assert objective.last_position is expected, spec
         assert objective.describe()["last_position"] is expected
@@ -520,6 +530,19 @@ def test_distill_command_end_to_end(tmp_path, ml100k_slice):
     config = json.loads((out / "manifest.json").read_text())["config"]
     assert config["student"] == "sasrec" and config["student_params"]["length_buckets"] is True
     assert "student_kd" in result.output and "teacher" in result.output
+
+    # every run checkpointed; the same command again resumes from them, trains nothing and reports the same
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
+        "student_kd-seed0",
+        "student_kd-seed1",
+        "student_plain-seed0",
+        "student_plain-seed1",
+    ]
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    replayed = json.loads((out / "metrics.json").read_text())
+    for variant in ("student_kd", "student_plain"):
+        assert replayed[variant]["per_seed"] == metrics[variant]["per_seed"]
 
     # a teacher built on other data is refused before any training
     bad = CliRunner().invoke(app, args[:2] + ["--min-user", "30"] + args[2:])

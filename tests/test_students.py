@@ -111,6 +111,29 @@ def test_parameter_count_by_hand(name, fitted):
     assert fitted[name].item_embeddings().shape == (N_ITEMS, DIM)
 
 
+@pytest.mark.parametrize("name", sorted(STUDENTS))
+def test_interrupted_fit_resumes_to_the_uninterrupted_weights(name, split, tmp_path):
+    params = {**COMMON, **EXTRA.get(name, {}), "max_epochs": 4, "patience": 10}
+    full = make_student(name, **params).fit(split.train, split.valid)
+    make_student(name, **{**params, "max_epochs": 2}).fit(split.train, split.valid, checkpoint_dir=tmp_path)
+    resumed = make_student(name, **params).fit(split.train, split.valid, checkpoint_dir=tmp_path)
+    assert resumed.fit_result_.resumed_from == 2
+    assert [h["loss"] for h in resumed.history_] == [h["loss"] for h in full.history_]
+    for key, value in full.module_.state_dict().items():
+        assert torch.equal(value, resumed.module_.state_dict()[key]), key
+
+
+def test_resuming_with_other_hyperparameters_is_refused(split, tmp_path):
+    params = {**COMMON, "max_epochs": 1}
+    make_student("gru4rec", **params).fit(split.train, split.valid, checkpoint_dir=tmp_path)
+    with pytest.raises(
+        ValueError, match=r"cannot resume from .*last.pt: model/data description differs in \['params'\]"
+    ):
+        make_student("gru4rec", **{**params, "dim": 16}).fit(
+            split.train, split.valid, checkpoint_dir=tmp_path
+        )
+
+
 def test_windows_equal_sasrec_training_windows_and_carry_train_rows():
     data = successor_data(n_items=9, n_users=5, length=7, seed=3)
     for max_len in (3, 6, 10):
@@ -173,8 +196,15 @@ def test_two_tower_scores_an_item_without_interactions_through_its_text():
 
 def test_sasrec_student_with_length_buckets_learns_on_varied_lengths():
     data = successor_data(length=14)
-    keep = np.concatenate([np.arange(u * 14, u * 14 + n) for u, n in enumerate(np.random.default_rng(2).integers(4, 15, N_USERS))])
-    split = leave_one_out(Interactions.from_arrays(data.users[keep], data.items[keep], data.timestamps[keep], N_USERS, N_ITEMS))
+    keep = np.concatenate(
+        [
+            np.arange(u * 14, u * 14 + n)
+            for u, n in enumerate(np.random.default_rng(2).integers(4, 15, N_USERS))
+        ]
+    )
+    split = leave_one_out(
+        Interactions.from_arrays(data.users[keep], data.items[keep], data.timestamps[keep], N_USERS, N_ITEMS)
+    )
     params = {**COMMON, "batch_size": 16}
     bucketed = make_student("sasrec", **params, length_buckets=True).fit(split.train, split.valid)
     assert evaluate(bucketed, split.test_history(), split.test, ks=(1,)).summary["HR@1"] >= 0.95

@@ -194,7 +194,8 @@ def distill(
     student: Annotated[str, typer.Option(help="Student: sasrec | gru4rec | mf | two_tower.")],
     kd: Annotated[str, typer.Option(help="KD methods, comma-separated, each with optional :key=value options, "
                                          "e.g. 'soft', 'soft,rd:k=20', 'dllm2rec,ce:weight=0.5'.")],
-    out: Annotated[Path, typer.Option(help="Folder for metrics.json, per_user.npz and the manifest.")],
+    out: Annotated[Path, typer.Option(help="Folder for metrics.json, per_user.npz, the manifest and the runs' "
+                                           "checkpoints (an interrupted command resumes from them).")],
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds; each trains one KD and one plain student.")] = "0",
     dim: Annotated[int | None, typer.Option(help="Student width (default: the student's own).")] = None,
     n_layers: Annotated[int | None, typer.Option(help="Student layers (sasrec, gru4rec).")] = None,
@@ -257,7 +258,8 @@ def distill(
         parse_kd(kd)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--kd") from None
-    result = compare(sp, teacher, student, params, kd, seed_list, last_position=last_position)
+    result = compare(sp, teacher, student, params, kd, seed_list, last_position=last_position,
+                     checkpoint_root=out / "checkpoints")
     out.mkdir(parents=True, exist_ok=True)
     metrics = result.to_json()
     teacher_metrics_path = teacher / "metrics.json"

@@ -236,7 +236,7 @@ def run_pipeline(config: RunConfig, runs_root: str | Path = "runs", run_dir: str
                 params = {"progress": config.progress, **student.params}
                 names = dict(zip(("student_kd", "student_plain"), _student_names(student.label), strict=True))
                 comparison = compare(split, teacher_dir, student.name, params, student.kd, seeds=config.seeds,
-                                     progress=config.progress,
+                                     progress=config.progress, checkpoint_root=folder / "checkpoints",
                                      on_epoch=run.on_epoch(f"students/{student.label}", names))
                 (folder / "metrics.json").write_text(json.dumps(comparison.to_json(), indent=2, default=str))
                 for variant, runs in comparison.runs.items():

@@ -35,7 +35,7 @@ from distillrec.distill.objective import KDObjective, TermSpec, parse_kd
 from distillrec.evaluate.ranking import Evaluation, evaluate
 from distillrec.evaluate.significance import bootstrap_ci, bootstrap_diff_ci, paired_test, seed_summary
 from distillrec.students.registry import STUDENTS, make_student
-from distillrec.train.loop import EpochEnd
+from distillrec.train.loop import EpochEnd, fit_seconds
 
 __all__ = ["StudentRun", "Comparison", "compare", "train_student", "VARIANTS"]
 
@@ -158,13 +158,15 @@ def train_student(
     variant: str,
     test_history=None,
     callbacks=(),
+    checkpoint_dir: str | Path | None = None,
 ) -> StudentRun:
     """Train one student (`objective=None`: plain cross-entropy) with early stopping on validation, then test
-    it once; `test_history` defaults to `split.test_history()` (pass it to avoid rebuilding it per run)."""
+    it once; `test_history` defaults to `split.test_history()` (pass it to avoid rebuilding it per run). With
+    `checkpoint_dir`, an interrupted training resumes from its last finished epoch."""
     model = make_student(student_name, **params, seed=seed)
     start = time.perf_counter()
-    model.fit(split.train, split.valid, objective=objective, callbacks=callbacks)
-    seconds = time.perf_counter() - start
+    model.fit(split.train, split.valid, objective=objective, callbacks=callbacks, checkpoint_dir=checkpoint_dir)
+    seconds = fit_seconds(model, time.perf_counter() - start)  # a resumed run counts its earlier epochs too
     valid = evaluate(model, split.train, split.valid)
     test = evaluate(model, split.test_history() if test_history is None else test_history, split.test)
     return StudentRun(
@@ -191,9 +193,12 @@ def compare(
     last_position: bool = True,
     progress: bool = True,
     on_epoch: Callable[[dict, EpochEnd], None] | None = None,
+    checkpoint_root: str | Path | None = None,
 ) -> Comparison:
     """Train `student_name` with KD and without, once per seed; see the module docstring. `on_epoch(labels,
-    end)` is called after every training epoch, with labels `{"model": variant, "seed": seed}`."""
+    end)` is called after every training epoch, with labels `{"model": variant, "seed": seed}`. With
+    `checkpoint_root`, each run checkpoints into `checkpoint_root/<variant>-seed<seed>/`, so an interrupted
+    comparison resumes (finished runs replay from their last checkpoint without training)."""
     teacher_dir = Path(teacher_dir)
     params = dict(student_params or {})
     if student_name not in STUDENTS:
@@ -218,8 +223,9 @@ def compare(
         bar.set_postfix(seed=seed, variant=variant)
         callbacks = [partial(on_epoch, {"model": variant, "seed": seed})] if on_epoch else []
         kd = objective if variant == "student_kd" else None
+        checkpoint_dir = None if checkpoint_root is None else Path(checkpoint_root) / f"{variant}-seed{seed}"
         runs[variant].append(
-            train_student(split, student_name, params, seed, kd, variant, test_history, callbacks)
+            train_student(split, student_name, params, seed, kd, variant, test_history, callbacks, checkpoint_dir)
         )
     bar.close()
     shown = {k: v for k, v in params.items() if k != "text_embeddings"}

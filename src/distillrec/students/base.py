@@ -23,9 +23,11 @@ teacher labels predict the item after the whole training sequence.
 
 from __future__ import annotations
 
+import hashlib
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self
 
 import numpy as np
@@ -122,6 +124,22 @@ class _BoundCrossEntropy(nn.Module):
         return F.cross_entropy(logits.float(), batch["targets"][keep])
 
 
+# Hyperparameters that may differ between an interrupted run and its resumption (as `train.loop`'s own list).
+_RESUMABLE_PARAMS = frozenset({"max_epochs", "patience", "num_threads", "progress"})
+
+
+def _plain_params(params: dict) -> dict:
+    """The hyperparameters a checkpoint must match: arrays (e.g. `text_embeddings`) by shape and checksum."""
+    out = {}
+    for key, value in params.items():
+        if key in _RESUMABLE_PARAMS:
+            continue
+        if isinstance(value, np.ndarray):
+            value = {"shape": list(value.shape), "sha256": hashlib.sha256(np.ascontiguousarray(value).data).hexdigest()}
+        out[key] = value
+    return out
+
+
 class _Trainable(nn.Module):
     """Student and objective in one module, so the optimiser (and a checkpoint) sees both."""
 
@@ -179,11 +197,14 @@ class Student(Recommender):
         valid: Interactions | None = None,
         objective: Objective | None = None,
         callbacks: Sequence[Callable[[EpochEnd], None]] = (),
+        checkpoint_dir: str | Path | None = None,
     ) -> Self:
         """Train on `train` with `objective` (default `CrossEntropy()`); with `valid`, keep the epoch of best
         validation NDCG@10 and stop after `patience` evaluations without improvement. `callbacks` go to
-        `fit_loop` (e.g. the tuner's pruning callback)."""
-        config = self._train_config()
+        `fit_loop` (e.g. the tuner's pruning callback). With `checkpoint_dir`, every epoch is checkpointed and
+        a later call with the same directory resumes where an interrupted one stopped (same result as an
+        uninterrupted run); the student's hyperparameters, the objective and the data sizes must be the same."""
+        config = replace(self._train_config(), checkpoint_dir=checkpoint_dir)
         objective = CrossEntropy() if objective is None else objective
         torch.manual_seed(self.seed)
         self.module_ = self._build_module(train)
@@ -224,7 +245,15 @@ class Student(Recommender):
                 return evaluate(self, train, valid, ks=(10,), batch_size=512).summary["NDCG@10"]
 
         self.objective_ = objective.describe()
-        self.fit_result_: FitResult = fit_loop(trainable, make_batches, loss_fn, validate, config, callbacks=callbacks)
+        meta = {
+            "student": type(self).__name__,
+            "params": _plain_params(self.get_params()),
+            "objective": objective.describe(),
+            "data": {"n_users": train.n_users, "n_items": train.n_items, "n_train": len(train)},
+        }
+        self.fit_result_: FitResult = fit_loop(
+            trainable, make_batches, loss_fn, validate, config, callbacks=callbacks, meta=meta
+        )
         self.history_ = self.fit_result_.history
         return self
 
