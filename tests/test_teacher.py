@@ -59,12 +59,42 @@ def test_text_embedding_table_pads_with_zero_and_starts_from_pca():
     assert not layer.text.requires_grad
 
 
-@pytest.mark.parametrize("softmax_over_trained", [False, True])
-def test_teacher_ranks_unseen_twin_through_text_and_id_only_cannot(softmax_over_trained):
+def test_id_dropout_drops_whole_id_vectors_in_training_only():
+    text = twin_text()
+    has_ids = np.arange(N_ITEMS) % 2 == 0  # odd items: no ID vector at all
+    layer = TextItemEmbedding(text, dim=8, adapter_hidden=16, dropout=0.0, has_ids=has_ids, id_dropout=0.5)
+    with torch.no_grad():
+        text_only = layer.adapter(layer.text)[1:]
+        with_ids = text_only + layer.ids.weight[1:]
+        layer.eval()
+        torch.testing.assert_close(layer.table()[1:], torch.where(torch.from_numpy(has_ids)[:, None], with_ids, text_only))
+        layer.train()
+        torch.manual_seed(0)
+        tables = [layer.table()[1:] for _ in range(200)]
+    kept = []
+    for table in tables:  # every row is either text + ID or text alone, never anything in between
+        is_full = torch.isclose(table, with_ids, atol=1e-6).all(dim=1)
+        assert torch.all(is_full | torch.isclose(table, text_only, atol=1e-6).all(dim=1))
+        assert not is_full[~torch.from_numpy(has_ids)].any()
+        kept.append(is_full[torch.from_numpy(has_ids)].float().mean())
+    assert abs(float(torch.stack(kept).mean()) - 0.5) < 0.03  # 200 draws of 30 items: sd about 0.006
+    with pytest.raises(ValueError, match="id_dropout must be in"):
+        TextItemEmbedding(text, dim=8, id_dropout=1.0)
+
+
+def test_teacher_checkpoint_meta_names_new_options_only_when_set():
+    """Checkpoints written before `softmax_over_trained` / `id_dropout` existed still resume at their defaults."""
+    default = LLMEnhancedSASRec(twin_text(), **FAST)._checkpoint_meta()
+    assert "softmax_over_trained" not in default and "id_dropout" not in default
+    meta = LLMEnhancedSASRec(twin_text(), softmax_over_trained=True, id_dropout=0.3, **FAST)._checkpoint_meta()
+    assert meta["softmax_over_trained"] is True and meta["id_dropout"] == 0.3
+
+
+@pytest.mark.parametrize("cold_option", [{}, {"softmax_over_trained": True}, {"id_dropout": 0.3}])
+def test_teacher_ranks_unseen_twin_through_text_and_id_only_cannot(cold_option):
     train = chain_data()
     text = twin_text()
-    teacher = LLMEnhancedSASRec(text, adapter_hidden=32, id_init="pca", softmax_over_trained=softmax_over_trained,
-                                **FAST).fit(train)
+    teacher = LLMEnhancedSASRec(text, adapter_hidden=32, id_init="pca", **cold_option, **FAST).fit(train)
     plain = SASRec(**FAST).fit(train)
     users = np.arange(train.n_users)
     nxt = np.array([(train.sequence(u)[-1] + 2) % N_ITEMS for u in users])  # the next even item
@@ -182,3 +212,15 @@ def test_export_resumes_after_interruption(tmp_path, fitted_teacher, monkeypatch
                                               chunk_users=8, progress=False))
     assert np.array_equal(resumed.positions_topk_items, full.positions_topk_items)
     assert np.array_equal(resumed.positions_topk_scores, full.positions_topk_scores)
+
+
+@pytest.mark.parametrize(("option", "value"), [("--id-dropout", "1.5"), ("--dropout", "-0.1"), ("--dim", "0")])
+def test_teacher_command_names_an_out_of_range_option_before_reading_data(tmp_path, option, value):
+    from typer.testing import CliRunner
+
+    from distillrec.cli import app
+
+    result = CliRunner().invoke(app, ["teacher", "no-such-dataset", "--out", str(tmp_path), option, value])
+    text = " ".join(result.output.replace("│", " ").split())  # the error box may wrap the message
+    assert result.exit_code == 2 and "Traceback" not in text
+    assert f"Invalid value for {option}" in text and f"got {value}" in text

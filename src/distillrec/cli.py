@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -162,7 +163,9 @@ def teacher(
                                                  "when lengths vary, e.g. ml-1m).")] = False,
     softmax_over_trained: Annotated[bool, typer.Option(help="Train the softmax over items with training interactions "
                                                        "only, so items without any are not learnt as negatives "
-                                                       "(cold items; not yet benchmarked).")] = False,
+                                                       "(cold items).")] = False,
+    id_dropout: Annotated[float, typer.Option(help="Probability of dropping an item's ID vector in training, so "
+                                              "the text alone must score it (cold items; DropoutNet).")] = 0.0,
     exclude_seen: Annotated[bool, typer.Option(help="Soft labels only over items the user has not seen yet "
                                                "(turn off for repeat consumption).")] = True,
     compare_id_only: Annotated[bool, typer.Option(help="Also train an ID-only SASRec of the same size and budget.")] = False,
@@ -177,12 +180,17 @@ def teacher(
     from distillrec.data.split import make_split
     from distillrec.teachers.build import build_teacher
 
+    try:
+        settings = TeacherConfig(encoder=encoder, template=template, dim=dim, n_layers=n_layers, max_len=max_len,
+                                 dropout=dropout, max_epochs=max_epochs, patience=patience, top_k=top_k, bf16=bf16,
+                                 length_buckets=length_buckets, softmax_over_trained=softmax_over_trained,
+                                 id_dropout=id_dropout, exclude_seen=exclude_seen, compare_id_only=compare_id_only)
+    except ValidationError as exc:  # a value out of range, e.g. --dropout 1.5: name the option, not a traceback
+        error = exc.errors()[0]
+        option = "--" + str(error["loc"][0]).replace("_", "-")
+        raise typer.BadParameter(f"{error['msg']}, got {error['input']!r}", param_hint=option) from None
     ds = _load(dataset, min_rating, duplicates, min_user, min_item)
     sp = make_split(ds.interactions, split)
-    settings = TeacherConfig(encoder=encoder, template=template, dim=dim, n_layers=n_layers, max_len=max_len,
-                             dropout=dropout, max_epochs=max_epochs, patience=patience, top_k=top_k, bf16=bf16,
-                             length_buckets=length_buckets, softmax_over_trained=softmax_over_trained,
-                             exclude_seen=exclude_seen, compare_id_only=compare_id_only)
     metrics = build_teacher(ds, sp, out, settings, seed=seed, log=console.print)
     Console().print(metrics_table(metrics, title=f"{ds.name} teacher ({split}, full ranking, test)"))
 

@@ -52,10 +52,9 @@ _TRAIN_CONFIG_PARAMS = frozenset(
         "checkpoint_dir",
         "progress",
         "eval_every",
-        # These two change how batches are drawn or scored, not the model; they are not checked when a checkpoint
-        # resumes (so checkpoints written before they existed still resume).
+        # This changes how batches are drawn, not the model; it is not checked when a checkpoint resumes (so
+        # checkpoints written before it existed still resume).
         "length_buckets",
-        "softmax_over_trained",  # a teacher option (teachers/llm_enhanced_seq.py)
     }
 )
 
@@ -260,6 +259,10 @@ class SASRec(Recommender):
             progress=self.progress,
         )
 
+    def _checkpoint_meta(self) -> dict:
+        """What must not change when a checkpoint is resumed (the training config is checked separately)."""
+        return {k: v for k, v in self.get_params().items() if k not in _TRAIN_CONFIG_PARAMS}
+
     def fit(self, train: Interactions, valid: Interactions | None = None, callbacks=()) -> Self:
         """Train on `train`; with `valid`, keep the epoch of best validation NDCG@10 (full ranking,
         history = train) and stop early. `callbacks` are passed on to `fit_loop`."""
@@ -295,8 +298,7 @@ class SASRec(Recommender):
             def validate(_module: nn.Module) -> float:
                 return evaluate(self, train, valid, ks=(10,), batch_size=512).summary["NDCG@10"]
 
-        # What must not change when a checkpoint is resumed (the training config is checked separately).
-        meta = {k: v for k, v in self.get_params().items() if k not in _TRAIN_CONFIG_PARAMS}
+        meta = self._checkpoint_meta()
         meta.update(
             n_items=train.n_items,
             n_users=train.n_users,

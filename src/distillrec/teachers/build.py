@@ -90,7 +90,7 @@ def build_teacher(dataset: Dataset, split: Split, out: str | Path, settings: Tea
     log(f"text-only: test NDCG@10 {metrics['text_only']['test']['NDCG@10']:.4f}")
 
     teacher = LLMEnhancedSASRec(text_emb, adapter_hidden=settings.adapter_hidden, id_init=settings.id_init,
-                                softmax_over_trained=settings.softmax_over_trained,
+                                softmax_over_trained=settings.softmax_over_trained, id_dropout=settings.id_dropout,
                                 checkpoint_dir=out / "checkpoints" / "teacher", **_model_params(settings, seed, progress))
     start = time.perf_counter()
     teacher.fit(split.train, split.valid, callbacks=callbacks("teacher"))

@@ -18,7 +18,11 @@ text-derived initialisation, which is where the teacher beats an ID-only model (
 Trained exactly like SASRec (full-softmax cross-entropy, early stopping on validation NDCG@10). With
 `softmax_over_trained=True` the training softmax leaves out the items without training interactions: they are
 never a positive, and as negatives at every position they would teach the adapter to score their text low (on
-amazon-beauty the default teacher never ranked such an item in its top 10, while the text alone did).
+amazon-beauty the default teacher never ranked such an item in its top 10, while the text alone did). With
+`id_dropout=p`, every time the item table is computed in training each item's ID vector is dropped (the item
+is represented by its text alone) with probability p, as DropoutNet (Volkovs et al., NeurIPS 2017) drops the
+preference input: the adapter must then score items well from text alone, which is all a cold item has. No
+rescaling: at evaluation every trained item has its ID vector.
 """
 
 from __future__ import annotations
@@ -40,10 +44,14 @@ class TextItemEmbedding(nn.Module):
         self, text_embeddings: np.ndarray, dim: int, adapter_hidden: int = 512, dropout: float = 0.1,
         id_init: str = "pca",
         has_ids: np.ndarray | None = None,
+        id_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if id_init not in ("pca", "random", "none"):
             raise ValueError(f"id_init must be 'pca', 'random' or 'none', got {id_init!r}")
+        if not 0.0 <= id_dropout < 1.0:
+            raise ValueError(f"id_dropout must be in [0, 1), got {id_dropout!r}")
+        self.id_dropout = id_dropout
         text = torch.as_tensor(np.asarray(text_embeddings, dtype=np.float32))  # (n_items, d_text)
         n_items, d_text = text.shape
         self.register_buffer("text", torch.cat([torch.zeros(1, d_text), text]), persistent=False)
@@ -68,7 +76,10 @@ class TextItemEmbedding(nn.Module):
     def table(self) -> torch.Tensor:
         table = self.adapter(self.text)  # (n_items + 1, dim)
         if self.use_ids:
-            table = table + self.ids.weight * self.id_mask
+            id_mask = self.id_mask  # (n_items + 1, 1)
+            if self.training and self.id_dropout > 0:
+                id_mask = id_mask * (torch.rand_like(id_mask) >= self.id_dropout)
+            table = table + self.ids.weight * id_mask
         table = torch.cat([torch.zeros_like(table[:1]), table[1:]])  # padding row forced to zero
         return table
 
@@ -90,6 +101,7 @@ class LLMEnhancedSASRec(SASRec):
         max_len: int = 200,
         dropout: float = 0.2,
         softmax_over_trained: bool = False,
+        id_dropout: float = 0.0,
         **train_params,
     ) -> None:
         super().__init__(dim=dim, n_layers=n_layers, n_heads=n_heads, max_len=max_len, dropout=dropout, **train_params)
@@ -97,17 +109,26 @@ class LLMEnhancedSASRec(SASRec):
         self.adapter_hidden = adapter_hidden
         self.id_init = id_init
         self.softmax_over_trained = softmax_over_trained
+        self.id_dropout = id_dropout
 
     def get_params(self) -> dict:
         params = super().get_params()
         params.pop("text_embeddings", None)  # an array, described by the teacher's manifest instead
         return params
 
+    def _checkpoint_meta(self) -> dict:
+        meta = super()._checkpoint_meta()
+        # options added after checkpoints existed are checked only when set, so those checkpoints still resume
+        for key, default in (("softmax_over_trained", False), ("id_dropout", 0.0)):
+            if meta.get(key) == default:
+                meta.pop(key)
+        return meta
+
     def _make_item_embedding(self, n_items: int) -> nn.Module:
         if len(self.text_embeddings) != n_items:
             raise ValueError(f"text_embeddings has {len(self.text_embeddings)} rows but the data has {n_items} items")
         return TextItemEmbedding(self.text_embeddings, self.dim, self.adapter_hidden, self.dropout, self.id_init,
-                                 has_ids=self._has_ids)
+                                 has_ids=self._has_ids, id_dropout=self.id_dropout)
 
     def _loss(self, train):
         if not self.softmax_over_trained:
