@@ -532,12 +532,8 @@ def test_distill_command_end_to_end(tmp_path, ml100k_slice):
     assert "student_kd" in result.output and "teacher" in result.output
 
     # every run checkpointed; the same command again resumes from them, trains nothing and reports the same
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
-        "student_kd-seed0",
-        "student_kd-seed1",
-        "student_plain-seed0",
-        "student_plain-seed1",
-    ]
+    runs = sorted(f"{variant}-seed{seed}" for variant in ("student_kd", "student_plain") for seed in (0, 1))
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == runs
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0, again.output
     replayed = json.loads((out / "metrics.json").read_text())
