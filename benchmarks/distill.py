@@ -8,7 +8,9 @@ trained once and shared by every spec (the comparison is the same; the budget is
 Each finished (variant, seed) run is cached under `~/.cache/distillrec/bench-distill/<dataset>/` (keyed by student,
 hyperparameters, spec, seed and teacher manifest), so an interrupted benchmark resumes with the runs it has and
 plain runs are shared between tags; an unfinished run checkpoints each epoch beside it (`<key>.ckpt/`, removed
-when it finishes), so a killed process resumes that run from its last epoch. Output: `benchmarks/results/distill/<dataset>/<tag>.json`,
+when it finishes), so a killed process resumes that run from its last epoch. A run being trained is locked
+(`<key>.lock`, the holder's pid): a second process on the same cache waits for its result instead of training it
+twice, so two processes (e.g. one with `--plain-only` and reversed `--seeds`) can share one benchmark. Output: `benchmarks/results/distill/<dataset>/<tag>.json`,
 `{spec: Comparison.to_json()}` (keys `student_kd`, `student_plain`, `comparison`), rendered by
 `benchmarks/render.py distill`. Threads: one torch thread per process (set OMP_NUM_THREADS to change it).
 """
@@ -22,6 +24,7 @@ import os
 import pickle
 import shutil
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +39,22 @@ from distillrec.distill.objective import KDObjective, parse_kd  # noqa: E402
 from distillrec.distill.run import Comparison, StudentRun, _teacher_params, train_student  # noqa: E402
 
 NO_LAST = "@nolast"  # suffix of a spec: no KD-only position at each user's last training row
+
+
+def _claim(lock: Path) -> bool:
+    """Take `lock` for this process; False while a live process holds it (a dead holder's lock is taken over)."""
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            os.kill(int(lock.read_text() or 0), 0)
+            return False  # its holder is alive
+        except (ProcessLookupError, ValueError, FileNotFoundError):
+            lock.unlink(missing_ok=True)  # left by a killed process
+            return _claim(lock)
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    return True
 
 
 def make_objective(teacher: Path, spec: str) -> KDObjective:
@@ -82,16 +101,22 @@ def main() -> None:
     def run(variant: str, spec: str | None, seed: int) -> StudentRun:
         key = json.dumps([args.student, params, spec, seed, teacher_key if spec else None], sort_keys=True)
         path = cache / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.pkl"
+        # another process training this run: wait for its result instead of training it twice
+        while not path.exists() and not _claim(path.with_suffix(".lock")):
+            time.sleep(20)
         if path.exists():
             return pickle.loads(path.read_bytes())
         objective = None if spec is None else make_objective(args.teacher, spec)
         checkpoint = path.with_suffix(".ckpt")  # a killed run resumes from its last epoch
-        result = train_student(
-            split, args.student, {**params, "progress": False}, seed, objective, variant, test_history,
-            checkpoint_dir=checkpoint,
-        )
-        path.write_bytes(pickle.dumps(result))
-        shutil.rmtree(checkpoint, ignore_errors=True)
+        try:
+            result = train_student(
+                split, args.student, {**params, "progress": False}, seed, objective, variant, test_history,
+                checkpoint_dir=checkpoint,
+            )
+            path.write_bytes(pickle.dumps(result))
+            shutil.rmtree(checkpoint, ignore_errors=True)
+        finally:
+            path.with_suffix(".lock").unlink(missing_ok=True)
         print(
             f"{spec or 'plain':32s} seed {seed}: valid {result.valid['NDCG@10']:.4f} test {result.test['NDCG@10']:.4f} "
             f"epochs {result.epochs} (best {result.best_epoch}) {result.train_seconds:.0f} s",
