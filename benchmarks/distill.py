@@ -11,8 +11,8 @@ plain runs are shared between tags; an unfinished run checkpoints each epoch bes
 when it finishes), so a killed process resumes that run from its last epoch. A run being trained is locked
 (`<key>.lock`, the holder's pid): a second process on the same cache waits for its result instead of training
 it twice, so two processes (e.g. one with `--plain-only` and reversed `--seeds`) can share one benchmark.
-Output: `benchmarks/results/distill/<dataset>/<tag>.json`, `{spec: Comparison.to_json()}` (keys `student_kd`, `student_plain`, `comparison`), rendered by
-`benchmarks/render.py distill`. Threads: one torch thread per process (set OMP_NUM_THREADS to change it).
+Output: `benchmarks/results/distill/<dataset>/<tag>.json`, `{spec: Comparison.to_json()}` (keys `student_kd`,
+`student_plain`, `comparison`), rendered by `benchmarks/render.py distill`. Threads: one torch thread per process (set OMP_NUM_THREADS to change it).
 """
 
 from __future__ import annotations
