@@ -77,7 +77,7 @@ def test_id_dropout_drops_whole_id_vectors_in_training_only():
         assert torch.all(is_full | torch.isclose(table, text_only, atol=1e-6).all(dim=1))
         assert not is_full[~torch.from_numpy(has_ids)].any()
         kept.append(is_full[torch.from_numpy(has_ids)].float().mean())
-    assert abs(float(torch.stack(kept).mean()) - 0.5) < 0.03  # 200 draws of 30 items: sd about 0.006
+    assert abs(float(torch.stack(kept).mean()) - 0.5) < 0.03  # 200 draws of 12 items (seeded): sd about 0.01
     with pytest.raises(ValueError, match="id_dropout must be in"):
         TextItemEmbedding(text, dim=8, id_dropout=1.0)
 
