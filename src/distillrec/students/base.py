@@ -40,7 +40,7 @@ from distillrec.evaluate.ranking import evaluate
 from distillrec.models.base import Recommender
 from distillrec.models.sasrec import history_windows
 from distillrec.train.batches import batch_rows
-from distillrec.train.loop import EpochEnd, FitResult, TrainConfig, fit_loop
+from distillrec.train.loop import RESUMABLE_CHANGES, EpochEnd, FitResult, TrainConfig, fit_loop
 
 __all__ = ["Student", "StudentModule", "Windows", "make_windows", "CrossEntropy", "Objective"]
 
@@ -124,15 +124,12 @@ class _BoundCrossEntropy(nn.Module):
         return F.cross_entropy(logits.float(), batch["targets"][keep])
 
 
-# Hyperparameters that may differ between an interrupted run and its resumption (as `train.loop`'s own list).
-_RESUMABLE_PARAMS = frozenset({"max_epochs", "patience", "num_threads", "progress"})
-
-
 def _plain_params(params: dict) -> dict:
-    """The hyperparameters a checkpoint must match: arrays (e.g. `text_embeddings`) by shape and checksum."""
+    """The hyperparameters a checkpoint must match (all but those the training loop lets change on resume):
+    arrays (e.g. `text_embeddings`) by shape and checksum."""
     out = {}
     for key, value in params.items():
-        if key in _RESUMABLE_PARAMS:
+        if key in RESUMABLE_CHANGES:
             continue
         if isinstance(value, np.ndarray):
             value = {"shape": list(value.shape), "sha256": hashlib.sha256(np.ascontiguousarray(value).data).hexdigest()}

@@ -40,11 +40,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-__all__ = ["TrainConfig", "FitResult", "EpochEnd", "NonFiniteLossError", "fit_loop", "cpu_bf16_supported"]
+__all__ = [
+    "TrainConfig", "FitResult", "EpochEnd", "NonFiniteLossError", "fit_loop", "cpu_bf16_supported", "RESUMABLE_CHANGES"
+]
 
 CHECKPOINT_NAME = "last.pt"
 # Fields that may change between an interrupted run and its resumption; any other difference is an error.
-_RESUMABLE_CHANGES = frozenset(
+RESUMABLE_CHANGES = frozenset(
     {"max_epochs", "patience", "checkpoint_dir", "num_threads", "progress", "resume"}
 )
 
@@ -284,13 +286,13 @@ def _check_resumable(ckpt: dict, config_dict: dict, meta: dict, path: Path) -> N
     changed = {
         key: (ckpt["config"].get(key), value)
         for key, value in config_dict.items()
-        if key not in _RESUMABLE_CHANGES and ckpt["config"].get(key) != value
+        if key not in RESUMABLE_CHANGES and ckpt["config"].get(key) != value
     }
     if changed:
         details = ", ".join(f"{k}: checkpoint {old!r} vs now {new!r}" for k, (old, new) in changed.items())
         raise ValueError(
             f"cannot resume from {path}: training config differs ({details}); only "
-            f"{sorted(_RESUMABLE_CHANGES)} may change. Use another checkpoint_dir or resume=False."
+            f"{sorted(RESUMABLE_CHANGES)} may change. Use another checkpoint_dir or resume=False."
         )
     if ckpt["meta"] != meta:
         keys = sorted(k for k in set(ckpt["meta"]) | set(meta) if ckpt["meta"].get(k) != meta.get(k))
