@@ -22,7 +22,9 @@ MODELS = "mostpop,itemknn,ease,ials,bpr,sasrec"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--models", default=MODELS)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "baselines")

@@ -69,14 +69,19 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("dataset")
-    parser.add_argument("--teacher", type=Path, help="folder written by `distillrec teacher` (not with --plain-only)")
+    parser.add_argument(
+        "--teacher", type=Path, help="folder written by `distillrec teacher` (not with --plain-only)"
+    )
     parser.add_argument("--student", default="sasrec")
     parser.add_argument("--params", default="{}", help="student hyperparameters as JSON")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--kd", help="';'-separated KD specs, e.g. 'soft;rd;soft,dllm2rec'")
     parser.add_argument("--tag", help="name of the result file")
-    parser.add_argument("--plain-only", action="store_true",
-                        help="only train (and cache) the students without KD, e.g. while the teacher still trains")
+    parser.add_argument(
+        "--plain-only",
+        action="store_true",
+        help="only train (and cache) the students without KD, e.g. while the teacher still trains",
+    )
     args = parser.parse_args()
     if not args.plain_only and not (args.teacher and args.kd and args.tag):
         parser.error("--teacher, --kd and --tag are required unless --plain-only")
@@ -110,7 +115,13 @@ def main() -> None:
         checkpoint = path.with_suffix(".ckpt")  # a killed run resumes from its last epoch
         try:
             result = train_student(
-                split, args.student, {**params, "progress": False}, seed, objective, variant, test_history,
+                split,
+                args.student,
+                {**params, "progress": False},
+                seed,
+                objective,
+                variant,
+                test_history,
                 checkpoint_dir=checkpoint,
             )
             path.write_bytes(pickle.dumps(result))

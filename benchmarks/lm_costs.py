@@ -18,7 +18,9 @@ import numpy as np
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataset", default="ml-1m")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--gemma-users", type=int, default=0)
@@ -30,7 +32,10 @@ def main() -> None:
 
     ds = load_dataset(args.dataset)
     texts = default_template(ds.item_text.columns).render_items(ds.item_text)
-    encoders = {"fp32": TextEncoder(bf16=False, progress=False), "bf16": TextEncoder(bf16=True, progress=False)}
+    encoders = {
+        "fp32": TextEncoder(bf16=False, progress=False),
+        "bf16": TextEncoder(bf16=True, progress=False),
+    }
     seconds = {k: [] for k in encoders}
     outputs = {}
     for _ in range(args.rounds):
@@ -41,10 +46,12 @@ def main() -> None:
     best = {k: min(v) for k, v in seconds.items()}
     cosine = np.sum(outputs["fp32"] * outputs["bf16"], axis=1)
     result = {
-        "dataset": args.dataset, "texts": len(texts),
+        "dataset": args.dataset,
+        "texts": len(texts),
         "minilm_texts_per_s": {k: round(len(texts) / v, 1) for k, v in best.items()},
         "minilm_bf16_speedup": round(best["fp32"] / best["bf16"], 2),
-        "minilm_fp32_bf16_cosine_mean": float(cosine.mean()), "minilm_fp32_bf16_cosine_min": float(cosine.min()),
+        "minilm_fp32_bf16_cosine_mean": float(cosine.mean()),
+        "minilm_fp32_bf16_cosine_min": float(cosine.min()),
     }
     if args.gemma_users:
         from distillrec.teachers.llm_scorer import LLMScorer
@@ -62,7 +69,9 @@ def main() -> None:
                     start = time.perf_counter()
                     scorer.score(history, candidates)
                     times.append(time.perf_counter() - start)
-                result[f"gemma_{precision}_seconds_per_user_{n_cand}_candidates"] = round(float(np.median(times)), 3)
+                result[f"gemma_{precision}_seconds_per_user_{n_cand}_candidates"] = round(
+                    float(np.median(times)), 3
+                )
     print(json.dumps(result, indent=2))
 
 

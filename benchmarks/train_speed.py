@@ -24,9 +24,13 @@ import numpy as np
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataset", default="ml-1m")
-    parser.add_argument("--batches", type=int, default=16, help="training batches timed per setting and round")
+    parser.add_argument(
+        "--batches", type=int, default=16, help="training batches timed per setting and round"
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-len", type=int, default=200)
@@ -71,14 +75,24 @@ def main() -> None:
     def loss(module, batch):
         if isinstance(module, SASRecStudentModule):
             ids, tgt = batch
-            return student_loss(module, {"inputs": ids, "targets": tgt, "users": torch.zeros(len(ids), dtype=torch.int64)})
+            return student_loss(
+                module, {"inputs": ids, "targets": tgt, "users": torch.zeros(len(ids), dtype=torch.int64)}
+            )
         return next_item_loss(module, batch)
 
     settings = [(bf16, bucket) for bf16 in (False, True) for bucket in (False, True)]
     n_batches = -(-len(inputs) // 128)
-    result = {"dataset": args.dataset, "windows": len(inputs), "mean_window": float(lengths.mean()),
-              "max_len": args.max_len, "threads": args.threads, "batches_timed": args.batches,
-              "rounds": args.rounds, "bf16_native": cpu_bf16_supported(), "models": {}}
+    result = {
+        "dataset": args.dataset,
+        "windows": len(inputs),
+        "mean_window": float(lengths.mean()),
+        "max_len": args.max_len,
+        "threads": args.threads,
+        "batches_timed": args.batches,
+        "rounds": args.rounds,
+        "bf16_native": cpu_bf16_supported(),
+        "models": {},
+    }
     for name, build in (("teacher", teacher), ("student", student)):
         torch.manual_seed(0)
         module = build()
@@ -92,13 +106,18 @@ def main() -> None:
                 start = time.perf_counter()
                 for rows in groups[: args.batches]:
                     width = int(lengths[rows].max())
-                    batch = (torch.from_numpy(inputs[rows, -width:]), torch.from_numpy(targets[rows, -width:]))
+                    batch = (
+                        torch.from_numpy(inputs[rows, -width:]),
+                        torch.from_numpy(targets[rows, -width:]),
+                    )
                     with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext():
                         value = loss(module, batch)
                     optimizer.zero_grad()
                     value.backward()
                     optimizer.step()
-                seconds.setdefault(key, []).append((time.perf_counter() - start) / min(args.batches, len(groups)))
+                seconds.setdefault(key, []).append(
+                    (time.perf_counter() - start) / min(args.batches, len(groups))
+                )
         per_batch = {k: float(np.mean(v)) for k, v in seconds.items()}
         base = per_batch["fp32/random"]
         result["models"][name] = {

@@ -20,7 +20,9 @@ def data_dir() -> Path:
         pytest.skip("DISTILLREC_DATA_DIR is not set: real-dataset tests need it (e.g. ../shared/datasets)")
     path = Path(value)
     if not path.is_dir():
-        pytest.skip(f"DISTILLREC_DATA_DIR={value} is not a folder: real-dataset tests need the shared datasets")
+        pytest.skip(
+            f"DISTILLREC_DATA_DIR={value} is not a folder: real-dataset tests need the shared datasets"
+        )
     return path
 
 
@@ -62,8 +64,13 @@ def write_generic(
 def make_generic(tmp_path: Path) -> Callable[..., Path]:
     """`make_generic(interactions, items=None, users=None, suffix=".tsv", name="data")` -> a new folder."""
 
-    def make(interactions: Table, items: Table | None = None, users: Table | None = None, suffix: str = ".tsv",
-             name: str = "data") -> Path:
+    def make(
+        interactions: Table,
+        items: Table | None = None,
+        users: Table | None = None,
+        suffix: str = ".tsv",
+        name: str = "data",
+    ) -> Path:
         return write_generic(tmp_path / name, interactions, items, users, suffix)
 
     return make

@@ -30,8 +30,16 @@ BLOCK_PARAMS: dict[str, dict] = {
     "ease": {"l2": 10.0},
     "ials": {"factors": 4, "regularization": 10.0, "alpha": 10.0},
     "bpr": {"factors": 8},
-    "sasrec": {"dim": 16, "n_layers": 1, "n_heads": 1, "max_len": 8, "max_epochs": 40, "dropout": 0.0,
-               "lr": 5e-3, "progress": False},
+    "sasrec": {
+        "dim": 16,
+        "n_layers": 1,
+        "n_heads": 1,
+        "max_len": 8,
+        "max_epochs": 40,
+        "dropout": 0.0,
+        "lr": 5e-3,
+        "progress": False,
+    },
 }
 N_ITEMS, HALF, PER_USER = 20, 10, 6
 
@@ -230,7 +238,9 @@ def test_cli_runs_into_one_folder_keep_every_models_metrics_and_manifest_entry(m
     folder = make_generic(rows)
     out = tmp_path / "out"
     for model in ("mostpop", "itemknn"):
-        result = CliRunner().invoke(app, ["baselines", str(folder), "--out", str(out), "--models", model, "--quick"])
+        result = CliRunner().invoke(
+            app, ["baselines", str(folder), "--out", str(out), "--models", model, "--quick"]
+        )
         assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     manifest = json.loads((out / "manifest.json").read_text())
@@ -242,10 +252,18 @@ def test_a_manifest_of_the_older_shape_keeps_its_models(make_generic, tmp_path):
     from distillrec.data.dataset import load_dataset
     from distillrec.manifest import record_in_manifest, write_manifest
 
-    rows = [("user_id", "item_id", "timestamp")] + [(f"u{u}", str((u + t) % 5), t) for u in range(4) for t in range(3)]
+    rows = [("user_id", "item_id", "timestamp")] + [
+        (f"u{u}", str((u + t) % 5), t) for u in range(4) for t in range(3)
+    ]
     dataset = load_dataset(make_generic(rows))
-    write_manifest(tmp_path, {"command": "baselines", "models": ["ease"], "grids": {"ease": [{"l2": 1.0}]}, "seed": 0},
-                   inputs=dataset)
+    write_manifest(
+        tmp_path,
+        {"command": "baselines", "models": ["ease"], "grids": {"ease": [{"l2": 1.0}]}, "seed": 0},
+        inputs=dataset,
+    )
     record_in_manifest(tmp_path, "sasrec", {"grid": [{"dim": 8}]}, inputs=dataset)
     models = json.loads((tmp_path / "manifest.json").read_text())["config"]["models"]
-    assert models == {"ease": {"command": "baselines", "seed": 0, "grid": [{"l2": 1.0}]}, "sasrec": {"grid": [{"dim": 8}]}}
+    assert models == {
+        "ease": {"command": "baselines", "seed": 0, "grid": [{"l2": 1.0}]},
+        "sasrec": {"grid": [{"dim": 8}]},
+    }

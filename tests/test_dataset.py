@@ -54,14 +54,19 @@ def test_min_rating_keeps_only_high_ratings(make_generic):
 
 def test_min_rating_without_ratings_is_an_error(make_generic):
     folder = make_generic([HEADER, ("a", "1", 1)])
-    with pytest.raises(DataError, match=r"interactions\.tsv: min_rating=4 was asked for, but there is no rating"):
+    with pytest.raises(
+        DataError, match=r"interactions\.tsv: min_rating=4 was asked for, but there is no rating"
+    ):
         load_dataset(folder, min_rating=4)
 
 
 @pytest.mark.parametrize(
     ("duplicates", "expected"),
     [
-        ("first", [("u", "1", 10), ("u", "2", 20)]),  # the earliest (t=10) of the two "1"s, not the file's first
+        (
+            "first",
+            [("u", "1", 10), ("u", "2", 20)],
+        ),  # the earliest (t=10) of the two "1"s, not the file's first
         ("last", [("u", "2", 20), ("u", "1", 30)]),
         ("all", [("u", "1", 10), ("u", "2", 20), ("u", "1", 30)]),
     ],
@@ -78,7 +83,15 @@ def test_unknown_duplicates_option_lists_choices(make_generic):
 
 def test_k_core_cascades(make_generic):
     """2-core: user c has one interaction and goes; then item 3 (only b and c) has one and goes; then b has one."""
-    rows = [("a", "1", 1), ("a", "2", 2), ("b", "2", 1), ("b", "3", 2), ("c", "3", 1), ("d", "1", 1), ("d", "2", 2)]
+    rows = [
+        ("a", "1", 1),
+        ("a", "2", 2),
+        ("b", "2", 1),
+        ("b", "3", 2),
+        ("c", "3", 1),
+        ("d", "1", 1),
+        ("d", "2", 2),
+    ]
     rows += [("b", "4", 3)]  # item 4: only b -> goes in the first round too
     dataset = load_dataset(make_generic([HEADER, *rows]), min_user_interactions=2, min_item_interactions=2)
     assert sorted(_pairs(dataset)) == [("a", "1", 1), ("a", "2", 2), ("d", "1", 1), ("d", "2", 2)]
@@ -86,12 +99,16 @@ def test_k_core_cascades(make_generic):
 
 @settings(max_examples=40, deadline=None)
 @given(
-    rows=st.lists(st.tuples(st.integers(0, 7), st.integers(0, 7), st.integers(0, 3)), min_size=1, max_size=60),
+    rows=st.lists(
+        st.tuples(st.integers(0, 7), st.integers(0, 7), st.integers(0, 3)), min_size=1, max_size=60
+    ),
     k=st.integers(2, 4),
 )
 def test_k_core_property(tmp_path_factory, rows, k):
     """After filtering, every user and every item has >= k interactions, and nothing was invented."""
-    folder = write_generic(tmp_path_factory.mktemp("kcore"), [HEADER, *[(f"u{u}", f"i{i}", t) for u, i, t in rows]])
+    folder = write_generic(
+        tmp_path_factory.mktemp("kcore"), [HEADER, *[(f"u{u}", f"i{i}", t) for u, i, t in rows]]
+    )
     try:
         dataset = load_dataset(folder, duplicates="all", min_user_interactions=k, min_item_interactions=k)
     except DataError as err:
@@ -122,7 +139,9 @@ def test_ids_are_lexicographic_otherwise(make_generic):
 def test_equal_timestamps_keep_file_order(make_generic):
     # user u: three interactions at t=5 in the file order 30, 10, 20 (neither item order nor id order),
     # one earlier at t=1 written last.
-    folder = make_generic([HEADER, ("u", "30", 5), ("v", "10", 5), ("u", "10", 5), ("u", "20", 5), ("u", "40", 1)])
+    folder = make_generic(
+        [HEADER, ("u", "30", 5), ("v", "10", 5), ("u", "10", 5), ("u", "20", 5), ("u", "40", 1)]
+    )
     dataset = load_dataset(folder)
     sequence = dataset.item_ids[dataset.interactions.sequence(0)].tolist()
     assert sequence == ["40", "30", "10", "20"]
@@ -233,12 +252,16 @@ def test_download_checks_sha256(isolated, monkeypatch):
     _, cache = isolated
     archive = _tiny_zip()
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: io.BytesIO(archive))
-    with pytest.raises(DataError, match=r"ml-100k: the file downloaded from \S+ has sha256 [0-9a-f]{64}, not the pinned"):
+    with pytest.raises(
+        DataError, match=r"ml-100k: the file downloaded from \S+ has sha256 [0-9a-f]{64}, not the pinned"
+    ):
         resolve_dataset("ml-100k")
     assert not (cache / "datasets" / "ml-100k").exists()  # nothing half-installed
 
     # The same archive with its true digest pinned is unpacked into the cache.
-    pinned = download.KnownDataset("https://example.invalid/ml-100k.zip", hashlib.sha256(archive).hexdigest(), "ml-100k")
+    pinned = download.KnownDataset(
+        "https://example.invalid/ml-100k.zip", hashlib.sha256(archive).hexdigest(), "ml-100k"
+    )
     monkeypatch.setitem(download.KNOWN_DATASETS, "ml-100k", pinned)
     folder = resolve_dataset("ml-100k")
     assert folder == cache / "datasets" / "ml-100k"

@@ -47,7 +47,12 @@ def test_ml100k_raw(data_dir):
     assert inter["user_id"].nunique() == 943 and inter["item_id"].nunique() == 1682
     assert inter[LINE].tolist()[:3] == [1, 2, 3]  # no header in u.data
     # first line of u.data: "196	242	3	881250949"
-    assert inter.iloc[0][["user_id", "item_id", "rating", "timestamp"]].tolist() == ["196", "242", 3.0, 881250949]
+    assert inter.iloc[0][["user_id", "item_id", "rating", "timestamp"]].tolist() == [
+        "196",
+        "242",
+        3.0,
+        881250949,
+    ]
     items = raw.items.set_index("item_id")
     assert len(items) == 1682
     assert items.loc["1", "title"] == "Toy Story (1995)"
@@ -90,13 +95,24 @@ def test_ml1m_generic(ml1m_raw):
     assert "rating" not in raw.interactions.columns  # the README: no rating values
     items = raw.items.set_index("item_id")
     assert len(items) == 3883
-    assert items.loc["1", "title"] == "Toy Story (1995)" and items.loc["1", "genres"] == "Animation|Children's|Comedy"
-    assert list(raw.users.columns) == ["user_id", "gender", "age", "occupation", "zip"] and len(raw.users) == 6040
+    assert (
+        items.loc["1", "title"] == "Toy Story (1995)"
+        and items.loc["1", "genres"] == "Animation|Children's|Comedy"
+    )
+    assert (
+        list(raw.users.columns) == ["user_id", "gender", "age", "occupation", "zip"]
+        and len(raw.users) == 6040
+    )
 
     dataset = prepare(raw, name="ml-1m")
     assert (dataset.n_users, dataset.n_items, len(dataset.interactions)) == (6040, 3416, 999_611)
     assert prepare(raw, name="ml-1m", keep_cold_items=True).n_items == 3883
-    assert dataset.user_attrs.iloc[0].tolist() == ["F", "1", "10", "48067"]  # user "1", first line of users.tsv
+    assert dataset.user_attrs.iloc[0].tolist() == [
+        "F",
+        "1",
+        "10",
+        "48067",
+    ]  # user "1", first line of users.tsv
 
 
 def test_amazon_beauty_generic(data_dir):
@@ -122,7 +138,9 @@ def _write_ml1m_raw(folder: Path, ratings: str) -> Path:
 
 
 def test_ml1m_raw_layout(tmp_path):
-    folder = _write_ml1m_raw(tmp_path / "ml1m", "1::1::5::978300760\n1::2::3::978302109\n2::2::4::978301968\n")
+    folder = _write_ml1m_raw(
+        tmp_path / "ml1m", "1::1::5::978300760\n1::2::3::978302109\n2::2::4::978301968\n"
+    )
     raw = read_raw(folder)
     assert raw.layout == "ml-1m"
     inter = raw.interactions
@@ -152,8 +170,12 @@ def test_generic_variants_agree(tmp_path, suffix):
     assert dataset.item_ids.tolist() == ["2", "3", "10"]  # numeric ids in numeric order, as strings
     assert dataset.user_ids.tolist() == reference.user_ids.tolist() == ["u1", "u2"]
     for name in ("users", "items", "timestamps"):
-        np.testing.assert_array_equal(getattr(dataset.interactions, name), getattr(reference.interactions, name))
-    np.testing.assert_array_equal(dataset.ratings, [5, 3, 4, 1])  # u1: item 10 (t=100), item 2 (t=200); u2 ...
+        np.testing.assert_array_equal(
+            getattr(dataset.interactions, name), getattr(reference.interactions, name)
+        )
+    np.testing.assert_array_equal(
+        dataset.ratings, [5, 3, 4, 1]
+    )  # u1: item 10 (t=100), item 2 (t=200); u2 ...
     pd.testing.assert_frame_equal(dataset.item_text, reference.item_text)
     assert dataset.item_text["title"].tolist() == ["Heat, the remake", "Amélie", 'The "Quoted" One']
 
@@ -178,12 +200,16 @@ def test_parquet_missing_values_become_empty_text_and_float_ids_match(make_gener
 
 
 def test_parquet_bad_value_is_reported_by_row(make_generic):
-    inter = pd.DataFrame({"user_id": ["u1", "u2", "u3"], "item_id": ["a", "b", "c"], "timestamp": ["1", "2", "soon"]})
+    inter = pd.DataFrame(
+        {"user_id": ["u1", "u2", "u3"], "item_id": ["a", "b", "c"], "timestamp": ["1", "2", "soon"]}
+    )
     folder = make_generic("", suffix=".parquet")
     inter.to_parquet(folder / "interactions.parquet")
     with pytest.raises(DataError) as err:
         read_raw(folder)
-    assert err.value.line == 3 and "interactions.parquet, row 3: timestamp must be an integer" in str(err.value)
+    assert err.value.line == 3 and "interactions.parquet, row 3: timestamp must be an integer" in str(
+        err.value
+    )
 
 
 def test_crlf_bom_and_blank_lines(make_generic):
@@ -213,47 +239,85 @@ GOOD_ITEMS = "item_id\ttitle\ni1\tOne\ni2\tTwo\n"
 
 BAD_INPUTS = {
     "missing column": (
-        "user_id\titem_id\ttime\nu1\ti1\t1\n", None,
-        "interactions.tsv", 1, "missing column(s) ['timestamp']; the header has ['user_id', 'item_id', 'time']",
+        "user_id\titem_id\ttime\nu1\ti1\t1\n",
+        None,
+        "interactions.tsv",
+        1,
+        "missing column(s) ['timestamp']; the header has ['user_id', 'item_id', 'time']",
     ),
     "non-integer timestamp": (
-        HEADER + "u1\ti1\t1\nu1\ti2\t12.5\n", None,
-        "interactions.tsv", 3, "timestamp must be an integer number of seconds (Unix time), got '12.5'",
+        HEADER + "u1\ti1\t1\nu1\ti2\t12.5\n",
+        None,
+        "interactions.tsv",
+        3,
+        "timestamp must be an integer number of seconds (Unix time), got '12.5'",
     ),
     "date as timestamp": (
-        HEADER + "u1\ti1\t2020-01-01\n", None,
-        "interactions.tsv", 2, "got '2020-01-01'",
+        HEADER + "u1\ti1\t2020-01-01\n",
+        None,
+        "interactions.tsv",
+        2,
+        "got '2020-01-01'",
     ),
     "unknown item id": (
-        HEADER + "u1\ti1\t1\nu1\ti2\t2\nu2\tzzz\t3\n", GOOD_ITEMS,
-        "interactions.tsv", 4, "item_id 'zzz' is not in items.tsv",
+        HEADER + "u1\ti1\t1\nu1\ti2\t2\nu2\tzzz\t3\n",
+        GOOD_ITEMS,
+        "interactions.tsv",
+        4,
+        "item_id 'zzz' is not in items.tsv",
     ),
     "duplicate item id": (
-        HEADER + "u1\ti1\t1\n", "item_id\ttitle\ni1\tOne\ni2\tTwo\ni1\tOne again\n",
-        "items.tsv", 4, "duplicate item_id 'i1' (first seen on line 2)",
+        HEADER + "u1\ti1\t1\n",
+        "item_id\ttitle\ni1\tOne\ni2\tTwo\ni1\tOne again\n",
+        "items.tsv",
+        4,
+        "duplicate item_id 'i1' (first seen on line 2)",
     ),
     "wrong encoding": (
-        HEADER + "u1\ti1\t1\n", b"item_id\ttitle\ni1\tOne\ni2\tCaf\xe9\n",
-        "items.tsv", 3, "not valid utf-8 text: byte 0xe9",
+        HEADER + "u1\ti1\t1\n",
+        b"item_id\ttitle\ni1\tOne\ni2\tCaf\xe9\n",
+        "items.tsv",
+        3,
+        "not valid utf-8 text: byte 0xe9",
     ),
     "empty file": ("", None, "interactions.tsv", 1, "file is empty"),
     "header only": (HEADER, None, "interactions.tsv", 2, "only a header, no data rows"),
     "too many fields": (
-        HEADER + "u1\ti1\t1\nu1\ti2\t2\tx\n", None,
-        "interactions.tsv", 3, "4 fields, expected 3 (user_id, item_id, timestamp) separated by tab",
+        HEADER + "u1\ti1\t1\nu1\ti2\t2\tx\n",
+        None,
+        "interactions.tsv",
+        3,
+        "4 fields, expected 3 (user_id, item_id, timestamp) separated by tab",
     ),
     "too few fields": (
-        HEADER + "u1\ti1\t1\n\nu1\ti2\n", None,  # the blank line 3 still counts
-        "interactions.tsv", 4, "2 fields, expected 3",
+        HEADER + "u1\ti1\t1\n\nu1\ti2\n",
+        None,  # the blank line 3 still counts
+        "interactions.tsv",
+        4,
+        "2 fields, expected 3",
     ),
     "too few fields in items": (
-        HEADER + "u1\ti1\t1\n", "item_id\ttitle\tgenres\ni1\tOne\tDrama\ni2\tTwo\n",
-        "items.tsv", 3, "2 fields, expected 3 (item_id, title, genres)",
+        HEADER + "u1\ti1\t1\n",
+        "item_id\ttitle\tgenres\ni1\tOne\tDrama\ni2\tTwo\n",
+        "items.tsv",
+        3,
+        "2 fields, expected 3 (item_id, title, genres)",
     ),
     "empty user id": (HEADER + "u1\ti1\t1\n \ti2\t2\n", None, "interactions.tsv", 3, "empty 'user_id'"),
-    "duplicate column": ("user_id\titem_id\titem_id\ttimestamp\nu\ti\ti\t1\n", None,
-                         "interactions.tsv", 1, "column 'item_id' appears twice"),
-    "stray carriage return": (HEADER + "u1\ti1\t1\nu1\ti\r2\t2\n", None, "interactions.tsv", 3, "carriage return"),
+    "duplicate column": (
+        "user_id\titem_id\titem_id\ttimestamp\nu\ti\ti\t1\n",
+        None,
+        "interactions.tsv",
+        1,
+        "column 'item_id' appears twice",
+    ),
+    "stray carriage return": (
+        HEADER + "u1\ti1\t1\nu1\ti\r2\t2\n",
+        None,
+        "interactions.tsv",
+        3,
+        "carriage return",
+    ),
 }
 
 
@@ -270,7 +334,7 @@ def test_bad_csv(make_generic):
     folder = make_generic('user_id,item_id,timestamp\nu1,i1,1\nu1,"i2,2\nu2,i3,3\n', suffix=".csv")
     with pytest.raises(DataError) as err:
         read_raw(folder)
-    _assert_error(err.value, "interactions.csv", 3, "is a quote (\") left open?")
+    _assert_error(err.value, "interactions.csv", 3, 'is a quote (") left open?')
     folder = make_generic('user_id,item_id,timestamp\nu1,i1,1\nu1,"i,2",2,9\n', suffix=".csv", name="b")
     with pytest.raises(DataError) as err:
         read_raw(folder)
@@ -297,5 +361,7 @@ def test_two_interaction_files_is_an_error(make_generic):
 
 def test_unknown_layout_lists_what_was_looked_for(tmp_path):
     (tmp_path / "ratings.txt").write_text("1 2 3\n")
-    with pytest.raises(DataError, match=r"expected interactions\.tsv/\.csv/\.parquet .*u\.data .*ratings\.dat"):
+    with pytest.raises(
+        DataError, match=r"expected interactions\.tsv/\.csv/\.parquet .*u\.data .*ratings\.dat"
+    ):
         read_raw(tmp_path)

@@ -81,7 +81,9 @@ def test_per_user_rows_with_padding():
     np.testing.assert_allclose(recall(ranks, n_targets, 4), [1, 2 / 3])
     np.testing.assert_allclose(precision(ranks, 4), [1 / 4, 2 / 4])
     # user 0: (1/log2(3)) / 1 = 0.6309298; user 1 at K=4: (1 + 1/log2(5)) / (1 + 1/log2(3) + 1/log2(4))
-    np.testing.assert_allclose(ndcg(ranks, n_targets, 4), [1 / math.log2(3), 1.4306766 / 2.1309298], atol=1e-7)
+    np.testing.assert_allclose(
+        ndcg(ranks, n_targets, 4), [1 / math.log2(3), 1.4306766 / 2.1309298], atol=1e-7
+    )
     np.testing.assert_allclose(mrr(ranks), [1 / 2, 1])
     np.testing.assert_allclose(average_precision(ranks, n_targets, 4), [1 / 2, (1 + 2 / 4) / 3])
 

@@ -23,51 +23,88 @@ def small_dataset(data_dir, tmp_path_factory):
     inter = ds.interactions
     keep = inter.users < 80
     folder = tmp_path_factory.mktemp("ml100k-slice")
-    pd.DataFrame({"user_id": ds.user_ids[inter.users[keep]], "item_id": ds.item_ids[inter.items[keep]],
-                  "timestamp": inter.timestamps[keep]}).to_csv(folder / "interactions.tsv", sep="\t", index=False)
+    pd.DataFrame(
+        {
+            "user_id": ds.user_ids[inter.users[keep]],
+            "item_id": ds.item_ids[inter.items[keep]],
+            "timestamp": inter.timestamps[keep],
+        }
+    ).to_csv(folder / "interactions.tsv", sep="\t", index=False)
     items = ds.item_text[["title", "genres"]].assign(item_id=ds.item_ids)[["item_id", "title", "genres"]]
     items.to_csv(folder / "items.tsv", sep="\t", index=False)
     return folder
 
 
 def config(source, student_dim=8):
-    return parse_config({
-        "name": "t", "dataset": {"source": str(source), "min_item_interactions": 2},
-        "baselines": {"models": ["mostpop", "ease"], "grids": {"ease": [{"l2": 100.0}]}},
-        "teacher": {"dim": 16, "max_epochs": 2, "top_k": 10, "adapter_hidden": 16, "max_len": 50},
-        "students": [{"name": "sasrec", "params": {"dim": student_dim, "max_epochs": 2, "max_len": 50}, "kd": ["soft"]}],
-        "seeds": [0], "progress": False,
-    })
+    return parse_config(
+        {
+            "name": "t",
+            "dataset": {"source": str(source), "min_item_interactions": 2},
+            "baselines": {"models": ["mostpop", "ease"], "grids": {"ease": [{"l2": 100.0}]}},
+            "teacher": {"dim": 16, "max_epochs": 2, "top_k": 10, "adapter_hidden": 16, "max_len": 50},
+            "students": [
+                {
+                    "name": "sasrec",
+                    "params": {"dim": student_dim, "max_epochs": 2, "max_len": 50},
+                    "kd": ["soft"],
+                }
+            ],
+            "seeds": [0],
+            "progress": False,
+        }
+    )
 
 
 def test_run_writes_every_artifact_and_reuses_unchanged_stages(small_dataset, tmp_path, monkeypatch):
     monkeypatch.setenv("DISTILLREC_CACHE_DIR", str(tmp_path / "cache"))
     runs = tmp_path / "runs"
     first = run_pipeline(config(small_dataset), runs_root=runs, run_dir=runs / "t-1", log=lambda m: None)
-    for name in ("config.yaml", "metrics.json", "metrics.jsonl", "report.html", "run.log",
-                 "baselines/metrics.json", "teacher/metrics.json", "teacher/positions_topk_items.npy",
-                 "students/sasrec-soft/metrics.json"):
+    for name in (
+        "config.yaml",
+        "metrics.json",
+        "metrics.jsonl",
+        "report.html",
+        "run.log",
+        "baselines/metrics.json",
+        "teacher/metrics.json",
+        "teacher/positions_topk_items.npy",
+        "students/sasrec-soft/metrics.json",
+    ):
         assert (first / name).exists(), name
     merged = json.loads((first / "metrics.json").read_text())
     kinds = {name: row["kind"] for name, row in merged["models"].items()}
-    assert kinds == {"mostpop": "baseline", "ease": "baseline", "text_only": "text_only", "teacher": "teacher",
-                     "sasrec-soft (KD)": "student_kd", "sasrec (no KD)": "student_plain"}
-    assert merged["models"]["ease"]["test"] == json.loads((first / "baselines/metrics.json").read_text())["ease"]["test"]
+    assert kinds == {
+        "mostpop": "baseline",
+        "ease": "baseline",
+        "text_only": "text_only",
+        "teacher": "teacher",
+        "sasrec-soft (KD)": "student_kd",
+        "sasrec (no KD)": "student_plain",
+    }
+    assert (
+        merged["models"]["ease"]["test"]
+        == json.loads((first / "baselines/metrics.json").read_text())["ease"]["test"]
+    )
     assert 0.0 <= merged["agreement"]["sasrec-soft (KD)"]["top10_overlap_with_teacher"] <= 1.0
 
     # A second run with only the student changed: baselines and teacher are reused, the student is recomputed.
     messages = []
-    second = run_pipeline(config(small_dataset, student_dim=4), runs_root=runs, run_dir=runs / "t-2",
-                          log=messages.append)
+    second = run_pipeline(
+        config(small_dataset, student_dim=4), runs_root=runs, run_dir=runs / "t-2", log=messages.append
+    )
     assert any("[baselines] reused from t-1" in m for m in messages)
     assert any("[teacher] reused from t-1" in m for m in messages)
     assert any(m.startswith("[students/sasrec-soft] done") for m in messages)
     teacher_1 = json.loads((first / "teacher/metrics.json").read_text())["teacher"]["test"]
     assert json.loads((second / "teacher/metrics.json").read_text())["teacher"]["test"] == teacher_1
-    assert epoch_lines(second, "teacher") == epoch_lines(first, "teacher") != []  # reused stages bring their epochs
+    assert (
+        epoch_lines(second, "teacher") == epoch_lines(first, "teacher") != []
+    )  # reused stages bring their epochs
     assert epoch_lines(second, "students/sasrec-soft") != epoch_lines(first, "students/sasrec-soft")
     second_merged = json.loads((second / "metrics.json").read_text())
-    assert second_merged["models"]["sasrec-soft (KD)"]["params"] < merged["models"]["sasrec-soft (KD)"]["params"]
+    assert (
+        second_merged["models"]["sasrec-soft (KD)"]["params"] < merged["models"]["sasrec-soft (KD)"]["params"]
+    )
 
 
 def epoch_lines(run_dir, stage):
@@ -79,7 +116,10 @@ def test_metrics_jsonl_gets_every_training_epoch_as_it_ends(small_dataset, tmp_p
     monkeypatch.setenv("DISTILLREC_CACHE_DIR", str(tmp_path / "cache"))
     data = config(small_dataset).model_dump(mode="json")
     sasrec = {"dim": 8, "max_epochs": 1, "max_len": 50}
-    data["baselines"] = {"models": ["mostpop", "sasrec"], "grids": {"sasrec": [sasrec, {**sasrec, "dropout": 0.5}]}}
+    data["baselines"] = {
+        "models": ["mostpop", "sasrec"],
+        "grids": {"sasrec": [sasrec, {**sasrec, "dropout": 0.5}]},
+    }
     run_dir = tmp_path / "runs" / "t-1"
     seen = []  # lines in metrics.jsonl when each per-epoch log line is printed
 
@@ -90,13 +130,20 @@ def test_metrics_jsonl_gets_every_training_epoch_as_it_ends(small_dataset, tmp_p
     run_pipeline(parse_config(data), runs_root=tmp_path / "runs", run_dir=run_dir, log=log, level="debug")
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert seen == list(range(1, len(lines) + 1))  # each epoch's line was on disk when that epoch ended
-    trainings = Counter((line["model"], line["stage"], line.get("grid_point"), line.get("seed")) for line in lines)
-    assert trainings == {("sasrec", "baselines", 0, None): 1, ("sasrec", "baselines", 1, None): 1,
-                         ("teacher", "teacher", None, None): 2,
-                         ("sasrec-soft (KD)", "students/sasrec-soft", None, 0): 2,
-                         ("sasrec (no KD)", "students/sasrec-soft", None, 0): 2}
+    trainings = Counter(
+        (line["model"], line["stage"], line.get("grid_point"), line.get("seed")) for line in lines
+    )
+    assert trainings == {
+        ("sasrec", "baselines", 0, None): 1,
+        ("sasrec", "baselines", 1, None): 1,
+        ("teacher", "teacher", None, None): 2,
+        ("sasrec-soft (KD)", "students/sasrec-soft", None, 0): 2,
+        ("sasrec (no KD)", "students/sasrec-soft", None, 0): 2,
+    }
     models = json.loads((run_dir / "metrics.json").read_text())["models"]
-    assert len(models["sasrec"]["history"]) == 1  # the baseline's curve (max_epochs 1), through TuneResult.to_json
+    assert (
+        len(models["sasrec"]["history"]) == 1
+    )  # the baseline's curve (max_epochs 1), through TuneResult.to_json
     for name in ("teacher", "sasrec-soft (KD)", "sasrec (no KD)"):  # the report's training curves read these
         history = models[name]["history"]
         assert [{k: line[k] for k in history[0]} for line in lines if line["model"] == name] == history

@@ -63,7 +63,9 @@ def test_history_items_are_masked():
 
 def test_target_also_in_history_stays_rankable():
     # history {0, 2}, target 2 (a re-consumption): only item 0 is masked, item 1 (score 4) is ahead -> rank 2
-    result = evaluate(FixedScores([[5, 4, 3, 2, 1]]), _inter([(0, 0), (0, 2)], 1, 5), _inter([(0, 2)], 1, 5), ks=(1,))
+    result = evaluate(
+        FixedScores([[5, 4, 3, 2, 1]]), _inter([(0, 0), (0, 2)], 1, 5), _inter([(0, 2)], 1, 5), ks=(1,)
+    )
     assert result.per_user["MRR"].tolist() == [0.5]
     assert result.per_user["HR@1"].tolist() == [0.0]
 
@@ -113,7 +115,9 @@ def test_coverage_counts_distinct_recommended_items():
 def test_nan_scores_raise():
     scores = np.ones((2, 4))
     scores[1, 2] = np.nan
-    with pytest.raises(ValueError, match=r"FixedScores.score\(\) returned NaN scores for 1 user\(s\).*user 1"):
+    with pytest.raises(
+        ValueError, match=r"FixedScores.score\(\) returned NaN scores for 1 user\(s\).*user 1"
+    ):
         evaluate(FixedScores(scores), _inter([], 2, 4), _inter([(0, 1), (1, 1)], 2, 4))
 
 
@@ -136,7 +140,9 @@ def test_read_only_scores_are_not_written_to():
 def _random_case(seed: int):
     rng = np.random.default_rng(seed)
     n_users, n_items = 40, 25
-    pairs = [(u, int(i)) for u in range(n_users) for i in rng.choice(n_items, rng.integers(3, 12), replace=False)]
+    pairs = [
+        (u, int(i)) for u in range(n_users) for i in rng.choice(n_items, rng.integers(3, 12), replace=False)
+    ]
     split = random_ratio(_inter(pairs, n_users, n_items), valid_frac=0.0, test_frac=0.4, seed=seed)
     scores = rng.integers(0, 4, size=(n_users, n_items)).astype(np.float32)  # few distinct values: many ties
     return split, scores
@@ -199,7 +205,9 @@ def test_sampled_negatives_exclude_history_and_targets():
     scores = np.array([[9, 9, 9, 9, 9, 9, 5, 5, 5, 0]], dtype=np.float32)
     history = _inter([(0, i) for i in range(6)], 1, 10)
     for seed in range(5):
-        result = evaluate(FixedScores(scores), history, _inter([(0, 9)], 1, 10), ks=(2,), n_negatives=2, seed=seed)
+        result = evaluate(
+            FixedScores(scores), history, _inter([(0, 9)], 1, 10), ks=(2,), n_negatives=2, seed=seed
+        )
         assert result.per_user["MRR"].tolist() == [1 / 3]  # behind exactly the 2 sampled negatives
 
 

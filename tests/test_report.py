@@ -24,14 +24,26 @@ IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
 def _history(epochs: int, loss0: float, ndcg_end: float, every: int = 1) -> list[dict]:
     """A plausible curve: loss decays, validation NDCG rises towards `ndcg_end`, measured every `every` epochs."""
-    return [{"epoch": e, "loss": round(loss0 * (0.8 ** e) + 0.3, 4),
-             "valid_ndcg10": round(ndcg_end * (1 - 0.6 ** e), 4) if e % every == 0 else None,
-             "seconds": 4.1} for e in range(1, epochs + 1)]
+    return [
+        {
+            "epoch": e,
+            "loss": round(loss0 * (0.8**e) + 0.3, 4),
+            "valid_ndcg10": round(ndcg_end * (1 - 0.6**e), 4) if e % every == 0 else None,
+            "seconds": 4.1,
+        }
+        for e in range(1, epochs + 1)
+    ]
 
 
 def _test(ndcg: float, hr: float, mrr: float, recall20: float) -> dict:
-    return {"NDCG@10": ndcg, "HR@10": hr, "MRR": mrr, "Recall@20": recall20, "NDCG@20": ndcg * 1.2,
-            "Coverage@10": 0.31}
+    return {
+        "NDCG@10": ndcg,
+        "HR@10": hr,
+        "MRR": mrr,
+        "Recall@20": recall20,
+        "NDCG@20": ndcg * 1.2,
+        "Coverage@10": 0.31,
+    }
 
 
 def sample_metrics() -> dict:
@@ -40,35 +52,73 @@ def sample_metrics() -> dict:
     plain_seeds = [0.0731, 0.0745, 0.0722]
 
     def student(kind: str, seeds: list[float], ndcg: float, mrr: float, kd: list[str] | None) -> dict:
-        model = {"kind": kind, "test": _test(ndcg, 0.1521 if kd else 0.1432, mrr, 0.2390 if kd else 0.2288),
-                 "valid": _test(ndcg * 0.95, 0.14, mrr, 0.22), "params": 130_112, "train_seconds": 95.2,
-                 "seeds": [{"seed": s, "test": {"NDCG@10": v}} for s, v in enumerate(seeds)],
-                 "ci95": {"NDCG@10": [round(ndcg - 0.0041, 4), round(ndcg + 0.0041, 4)]},
-                 "slices": {"head": {"users": 702, "NDCG@10": ndcg * 1.2}, "tail": {"users": 231, "NDCG@10": ndcg * 0.45},
-                            "cold": {"users": 10, "NDCG@10": 0.0 if kd is None else 0.012}},
-                 "history": _history(30, 6.0 if kd else 4.0, ndcg * 1.05, every=2)}
+        model = {
+            "kind": kind,
+            "test": _test(ndcg, 0.1521 if kd else 0.1432, mrr, 0.2390 if kd else 0.2288),
+            "valid": _test(ndcg * 0.95, 0.14, mrr, 0.22),
+            "params": 130_112,
+            "train_seconds": 95.2,
+            "seeds": [{"seed": s, "test": {"NDCG@10": v}} for s, v in enumerate(seeds)],
+            "ci95": {"NDCG@10": [round(ndcg - 0.0041, 4), round(ndcg + 0.0041, 4)]},
+            "slices": {
+                "head": {"users": 702, "NDCG@10": ndcg * 1.2},
+                "tail": {"users": 231, "NDCG@10": ndcg * 0.45},
+                "cold": {"users": 10, "NDCG@10": 0.0 if kd is None else 0.012},
+            },
+            "history": _history(30, 6.0 if kd else 4.0, ndcg * 1.05, every=2),
+        }
         if kd:
             model["kd"] = kd
         return model
 
     return {
-        "dataset": {"name": "ml-100k", "users": 943, "items": 1682, "interactions": 100000,
-                    "split": "leave_one_out"},
+        "dataset": {
+            "name": "ml-100k",
+            "users": 943,
+            "items": 1682,
+            "interactions": 100000,
+            "split": "leave_one_out",
+        },
         "models": {
-            "ItemKNN": {"kind": "baseline", "test": _test(0.0693, 0.1357, 0.0590, 0.2100),
-                        "valid": _test(0.0726, 0.1410, 0.0610, 0.2200), "params": 16_780, "train_seconds": 1.97},
-            "iALS": {"kind": "baseline", "test": _test(0.0730, 0.1410, 0.0620, 0.2205),
-                     "valid": _test(0.0741, 0.1450, 0.0630, 0.2250), "params": 336_000, "train_seconds": 1.54,
-                     "slices": {"head": {"users": 702, "NDCG@10": 0.0891}, "tail": {"users": 231, "NDCG@10": 0.0290},
-                                "cold": {"users": 10, "NDCG@10": 0.0}}},
-            "MiniLM text kNN": {"kind": "text_only", "test": _test(0.0210, 0.0450, 0.0190, 0.0780),
-                                "valid": _test(0.0220, 0.0460, 0.0200, 0.0800), "params": 645_888,
-                                "train_seconds": 12.4},
-            TEACHER: {"kind": "teacher", "test": _test(0.0855, 0.1654, 0.0712, 0.2531),
-                      "valid": _test(0.0870, 0.1690, 0.0730, 0.2600), "params": 1_245_312, "train_seconds": 812.5,
-                      "slices": {"head": {"users": 702, "NDCG@10": 0.1001}, "tail": {"users": 231, "NDCG@10": 0.0452},
-                                 "cold": {"users": 10, "NDCG@10": 0.021}},
-                      "history": _history(40, 8.0, 0.089)},
+            "ItemKNN": {
+                "kind": "baseline",
+                "test": _test(0.0693, 0.1357, 0.0590, 0.2100),
+                "valid": _test(0.0726, 0.1410, 0.0610, 0.2200),
+                "params": 16_780,
+                "train_seconds": 1.97,
+            },
+            "iALS": {
+                "kind": "baseline",
+                "test": _test(0.0730, 0.1410, 0.0620, 0.2205),
+                "valid": _test(0.0741, 0.1450, 0.0630, 0.2250),
+                "params": 336_000,
+                "train_seconds": 1.54,
+                "slices": {
+                    "head": {"users": 702, "NDCG@10": 0.0891},
+                    "tail": {"users": 231, "NDCG@10": 0.0290},
+                    "cold": {"users": 10, "NDCG@10": 0.0},
+                },
+            },
+            "MiniLM text kNN": {
+                "kind": "text_only",
+                "test": _test(0.0210, 0.0450, 0.0190, 0.0780),
+                "valid": _test(0.0220, 0.0460, 0.0200, 0.0800),
+                "params": 645_888,
+                "train_seconds": 12.4,
+            },
+            TEACHER: {
+                "kind": "teacher",
+                "test": _test(0.0855, 0.1654, 0.0712, 0.2531),
+                "valid": _test(0.0870, 0.1690, 0.0730, 0.2600),
+                "params": 1_245_312,
+                "train_seconds": 812.5,
+                "slices": {
+                    "head": {"users": 702, "NDCG@10": 0.1001},
+                    "tail": {"users": 231, "NDCG@10": 0.0452},
+                    "cold": {"users": 10, "NDCG@10": 0.021},
+                },
+                "history": _history(40, 8.0, 0.089),
+            },
             KD: student("student_kd", kd_seeds, 0.0784, 0.0725, ["soft", "rd"]),
             PLAIN: student("student_plain", plain_seeds, 0.0733, 0.0601, None),
         },
@@ -150,8 +200,10 @@ def test_table_values_match_metrics_json(report):
 
 def test_best_value_of_each_metric_column_is_bold(report):
     rows = _rows(report.read_text())
-    bold = {metric: [name for name, cells in rows.items() if cells[col][1]]
-            for col, metric in enumerate(TABLE_METRICS, start=2)}
+    bold = {
+        metric: [name for name, cells in rows.items() if cells[col][1]]
+        for col, metric in enumerate(TABLE_METRICS, start=2)
+    }
     # The teacher leads every column except MRR, where the KD student (0.0725) beats it (0.0712).
     assert bold == {"NDCG@10": [TEACHER], "HR@10": [TEACHER], "MRR": [KD], "Recall@20": [TEACHER]}
 
@@ -164,19 +216,30 @@ def test_header_names_dataset_split_protocol_and_version():
             model.pop(key, None)
     metrics.pop("agreement")
     page = render_report(metrics, created=created)
-    for text in ("ml-100k: 943 users, 1,682 items, 100,000 interactions", "leave_one_out", "full ranking",
-                 "2025-03-04T05:06:07+00:00", "<dd>0.1.0</dd>"):
+    for text in (
+        "ml-100k: 943 users, 1,682 items, 100,000 interactions",
+        "leave_one_out",
+        "full ranking",
+        "2025-03-04T05:06:07+00:00",
+        "<dd>0.1.0</dd>",
+    ):
         assert text in page
 
 
-@pytest.mark.parametrize(("path", "named"), [
-    (("dataset", "split"), 'missing key "split" in "dataset"'),
-    (("models", TEACHER, "params"), f'missing key "params" in models["{TEACHER}"]'),
-    (("models", KD, "test", "Recall@20"), f'missing key "Recall@20" in models["{KD}"]["test"]'),
-    (("models", PLAIN, "history", 3, "loss"), f'missing key "loss" in models["{PLAIN}"]["history"][3]'),
-    (("agreement", KD, "top10_overlap_with_teacher"), f'missing key "top10_overlap_with_teacher" in "agreement"["{KD}"]'),
-    (("models",), 'missing key "models" in metrics.json'),
-])
+@pytest.mark.parametrize(
+    ("path", "named"),
+    [
+        (("dataset", "split"), 'missing key "split" in "dataset"'),
+        (("models", TEACHER, "params"), f'missing key "params" in models["{TEACHER}"]'),
+        (("models", KD, "test", "Recall@20"), f'missing key "Recall@20" in models["{KD}"]["test"]'),
+        (("models", PLAIN, "history", 3, "loss"), f'missing key "loss" in models["{PLAIN}"]["history"][3]'),
+        (
+            ("agreement", KD, "top10_overlap_with_teacher"),
+            f'missing key "top10_overlap_with_teacher" in "agreement"["{KD}"]',
+        ),
+        (("models",), 'missing key "models" in metrics.json'),
+    ],
+)
 def test_missing_key_error_names_it(tmp_path, path, named):
     metrics = sample_metrics()
     parent = metrics
@@ -193,8 +256,11 @@ def test_missing_key_error_names_it(tmp_path, path, named):
 def test_bad_values_are_named_with_the_valid_choices():
     metrics = sample_metrics()
     metrics["models"]["iALS"]["kind"] = "student"
-    with pytest.raises(MetricsError, match='models\\["iALS"\\]\\["kind"\\] is .student.; valid kinds: baseline, '
-                                           "text_only, teacher, student_kd, student_plain"):
+    with pytest.raises(
+        MetricsError,
+        match='models\\["iALS"\\]\\["kind"\\] is .student.; valid kinds: baseline, '
+        "text_only, teacher, student_kd, student_plain",
+    ):
         render_report(metrics)
     metrics = sample_metrics()
     metrics["models"][KD]["test"]["MRR"] = "0.07"
@@ -236,8 +302,11 @@ def test_plots_without_their_data_become_notes():
     metrics.pop("agreement")
     page = render_report(metrics)
     assert len(_pngs(page)) == 2  # quality vs size, KD vs plain per seed
-    for note in ("Skipped: no model has a training history.", "Skipped: no model has head/tail/cold slices.",
-                 "Skipped: metrics.json has no teacher agreement."):
+    for note in (
+        "Skipped: no model has a training history.",
+        "Skipped: no model has head/tail/cold slices.",
+        "Skipped: metrics.json has no teacher agreement.",
+    ):
         assert note in page
 
 
@@ -252,7 +321,9 @@ def test_text_from_metrics_json_is_escaped():
     metrics.pop("agreement")
     page = render_report(metrics)
     assert name not in page and "<b>ml</b>" not in page
-    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; co" in page and "&lt;b&gt;ml&lt;/b&gt;" in page
+    assert (
+        "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; co" in page and "&lt;b&gt;ml&lt;/b&gt;" in page
+    )
 
 
 def test_pareto_front_on_a_hand_example():
@@ -272,15 +343,30 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(_chromium() is None,
-                    reason="no chromium binary on PATH; install it with `apt-get install -y chromium` (Debian)")
+@pytest.mark.skipif(
+    _chromium() is None,
+    reason="no chromium binary on PATH; install it with `apt-get install -y chromium` (Debian)",
+)
 def test_report_renders_in_headless_chromium(report, tmp_path):
     shot = tmp_path / "report.png"
     subprocess.run(
-        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-         f"--screenshot={shot}", "--window-size=1200,2000", report.resolve().as_uri()],
-        check=True, capture_output=True, timeout=90,
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--screenshot={shot}",
+            "--window-size=1200,2000",
+            report.resolve().as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=90,
     )
     image = Image.open(shot).convert("RGB")
     assert image.size == (1200, 2000)

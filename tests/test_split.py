@@ -76,7 +76,9 @@ def test_leave_one_out_holds_out_the_last_two(min_length, rows):
 
 
 @settings(max_examples=80, deadline=None)
-@given(rows=rows_strategy, valid_frac=st.sampled_from([0.0, 0.1, 0.25]), test_frac=st.sampled_from([0.1, 0.3]))
+@given(
+    rows=rows_strategy, valid_frac=st.sampled_from([0.0, 0.1, 0.25]), test_frac=st.sampled_from([0.1, 0.3])
+)
 def test_temporal_cut_is_global_in_time(rows, valid_frac, test_frac):
     split = temporal(_build(rows), valid_frac=valid_frac, test_frac=test_frac)
     n = len(rows)

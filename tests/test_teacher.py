@@ -42,8 +42,19 @@ def chain_data(n_users: int = 60, length: int = 8, seed: int = 0) -> Interaction
     return Interactions.from_arrays(users, items, np.arange(len(users)), n_users, N_ITEMS)
 
 
-FAST = dict(dim=32, n_layers=1, n_heads=1, max_len=10, dropout=0.0, max_epochs=60, batch_size=32, lr=5e-3,
-            patience=60, progress=False, seed=0)
+FAST = dict(
+    dim=32,
+    n_layers=1,
+    n_heads=1,
+    max_len=10,
+    dropout=0.0,
+    max_epochs=60,
+    batch_size=32,
+    lr=5e-3,
+    patience=60,
+    progress=False,
+    seed=0,
+)
 
 
 def test_text_embedding_table_pads_with_zero_and_starts_from_pca():
@@ -67,7 +78,9 @@ def test_id_dropout_drops_whole_id_vectors_in_training_only():
         text_only = layer.adapter(layer.text)[1:]
         with_ids = text_only + layer.ids.weight[1:]
         layer.eval()
-        torch.testing.assert_close(layer.table()[1:], torch.where(torch.from_numpy(has_ids)[:, None], with_ids, text_only))
+        torch.testing.assert_close(
+            layer.table()[1:], torch.where(torch.from_numpy(has_ids)[:, None], with_ids, text_only)
+        )
         layer.train()
         torch.manual_seed(0)
         tables = [layer.table()[1:] for _ in range(200)]
@@ -86,7 +99,9 @@ def test_teacher_checkpoint_meta_names_new_options_only_when_set():
     """Checkpoints written before `softmax_over_trained` / `id_dropout` existed still resume at their defaults."""
     default = LLMEnhancedSASRec(twin_text(), **FAST)._checkpoint_meta()
     assert "softmax_over_trained" not in default and "id_dropout" not in default
-    meta = LLMEnhancedSASRec(twin_text(), softmax_over_trained=True, id_dropout=0.3, **FAST)._checkpoint_meta()
+    meta = LLMEnhancedSASRec(
+        twin_text(), softmax_over_trained=True, id_dropout=0.3, **FAST
+    )._checkpoint_meta()
     assert meta["softmax_over_trained"] is True and meta["id_dropout"] == 0.3
 
 
@@ -130,8 +145,16 @@ def fitted_teacher():
 
 def test_exported_outputs_equal_live_teacher(tmp_path, fitted_teacher):
     teacher, train = fitted_teacher
-    art_dir = export_teacher(teacher, train, tmp_path / "t", {"teacher": "test"}, top_k=5, position_hidden=True,
-                             chunk_users=7, progress=False)
+    art_dir = export_teacher(
+        teacher,
+        train,
+        tmp_path / "t",
+        {"teacher": "test"},
+        top_k=5,
+        position_hidden=True,
+        chunk_users=7,
+        progress=False,
+    )
     art = TeacherArtifacts(art_dir)
     users = np.arange(train.n_users)
     live = teacher.score(users, train)  # after each user's whole train sequence
@@ -164,7 +187,9 @@ def test_a_new_export_into_an_old_folder_drops_its_stale_hidden_states(tmp_path,
     assert TeacherArtifacts(folder).positions_hidden is None
 
 
-def test_an_export_restarted_with_a_new_manifest_is_unfinished_until_it_ends(tmp_path, fitted_teacher, monkeypatch):
+def test_an_export_restarted_with_a_new_manifest_is_unfinished_until_it_ends(
+    tmp_path, fitted_teacher, monkeypatch
+):
     """The arrays are rewritten from scratch when the manifest changes; stopping right after that must not leave
     a folder that reads as complete (the old progress.json said every user was done)."""
     import distillrec.teachers.export as export
@@ -190,8 +215,9 @@ def test_an_export_restarted_with_a_new_manifest_is_unfinished_until_it_ends(tmp
 
 def test_export_resumes_after_interruption(tmp_path, fitted_teacher, monkeypatch):
     teacher, train = fitted_teacher
-    full = TeacherArtifacts(export_teacher(teacher, train, tmp_path / "full", {"t": 1}, top_k=4,
-                                           chunk_users=8, progress=False))
+    full = TeacherArtifacts(
+        export_teacher(teacher, train, tmp_path / "full", {"t": 1}, top_k=4, chunk_users=8, progress=False)
+    )
     calls = {"n": 0}
     original = teacher.module_.forward
 
@@ -208,13 +234,16 @@ def test_export_resumes_after_interruption(tmp_path, fitted_teacher, monkeypatch
     with pytest.raises(RuntimeError, match="export stopped after 16"):
         TeacherArtifacts(tmp_path / "cut")
     monkeypatch.setattr(teacher.module_, "forward", original)
-    resumed = TeacherArtifacts(export_teacher(teacher, train, tmp_path / "cut", {"t": 1}, top_k=4,
-                                              chunk_users=8, progress=False))
+    resumed = TeacherArtifacts(
+        export_teacher(teacher, train, tmp_path / "cut", {"t": 1}, top_k=4, chunk_users=8, progress=False)
+    )
     assert np.array_equal(resumed.positions_topk_items, full.positions_topk_items)
     assert np.array_equal(resumed.positions_topk_scores, full.positions_topk_scores)
 
 
-@pytest.mark.parametrize(("option", "value"), [("--id-dropout", "1.5"), ("--dropout", "-0.1"), ("--dim", "0")])
+@pytest.mark.parametrize(
+    ("option", "value"), [("--id-dropout", "1.5"), ("--dropout", "-0.1"), ("--dim", "0")]
+)
 def test_teacher_command_names_an_out_of_range_option_before_reading_data(tmp_path, option, value):
     from typer.testing import CliRunner
 

@@ -75,7 +75,11 @@ LR = "teacher.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}"
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        (LR, "teacher.lr: {type: float, lw: 1.0e-4, high: 1.0e-1}", ["tune.space.teacher.lr", "['lw']", "'low'"]),
+        (
+            LR,
+            "teacher.lr: {type: float, lw: 1.0e-4, high: 1.0e-1}",
+            ["tune.space.teacher.lr", "['lw']", "'low'"],
+        ),
         (LR, "teacher.lr: {type: floaty, low: 1.0e-4, high: 0.1}", ["tune.space.teacher.lr.type", "'float'"]),
         (LR, "teacher.lr: {type: float, low: 0.5, high: 0.1}", ["tune.space.teacher.lr", "must be below"]),
         (LR, "teacher.lr: {type: int, low: 0.5, high: 2}", ["tune.space.teacher.lr", "integer `low`"]),
@@ -96,14 +100,22 @@ def test_bad_search_space_errors_name_the_key(tmp_path, old, new, expected):
 
 def test_unknown_or_foreign_config_key_in_space_is_an_error(tmp_path):
     bad = CONFIG.replace("teacher.dim:", "teacher.dimm:")
-    with pytest.raises(ConfigError, match=r"tune.space.teacher.dimm: no key 'dimm' here; valid keys: \[.*'dim'"):
+    with pytest.raises(
+        ConfigError, match=r"tune.space.teacher.dimm: no key 'dimm' here; valid keys: \[.*'dim'"
+    ):
         write(tmp_path, bad)
     foreign = CONFIG.replace("teacher.dim:", "students.0.params.dim:")
-    with pytest.raises(ConfigError, match=r"tune.space.students.0.params.dim: target 'teacher' tunes keys under"):
+    with pytest.raises(
+        ConfigError, match=r"tune.space.students.0.params.dim: target 'teacher' tunes keys under"
+    ):
         write(tmp_path, foreign)
-    student = write(tmp_path, foreign.replace("target: teacher", "target: 'student:0'").replace(
-        "teacher.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}",
-        "students.0.params.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}"))
+    student = write(
+        tmp_path,
+        foreign.replace("target: teacher", "target: 'student:0'").replace(
+            "teacher.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}",
+            "students.0.params.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}",
+        ),
+    )
     assert set(student.tune.space) == {"students.0.params.lr", "students.0.params.dim"}
 
 
@@ -133,23 +145,30 @@ def test_second_call_resumes_from_the_sqlite_study(tmp_path, fake_training):
     result = search.tune(config, run, trials=7, log=lambda _: None)
     again = pd.read_csv(run / "trials.csv")
     assert len(fake_training) == 7 and result.n_complete == 7 and len(again) == 7
-    pd.testing.assert_frame_equal(again.iloc[:4].reset_index(drop=True), first)  # earlier trials kept as they were
+    pd.testing.assert_frame_equal(
+        again.iloc[:4].reset_index(drop=True), first
+    )  # earlier trials kept as they were
     assert again["params_teacher.lr"].nunique() == 7  # the resumed sampler does not redraw earlier points
     search.tune(config, run, trials=7, log=lambda _: None)
     assert len(fake_training) == 7  # nothing left to do
 
 
 def test_grid_sampler_covers_an_int_and_categorical_grid(tmp_path, fake_training):
-    text = CONFIG.replace("teacher.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}",
-                          "teacher.n_layers: {type: int, low: 1, high: 2}")
-    result = search.tune(write(tmp_path, text), tmp_path / "run", trials=20, sampler="grid", log=lambda _: None)
+    text = CONFIG.replace(
+        "teacher.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}",
+        "teacher.n_layers: {type: int, low: 1, high: 2}",
+    )
+    result = search.tune(
+        write(tmp_path, text), tmp_path / "run", trials=20, sampler="grid", log=lambda _: None
+    )
     seen = {(c.teacher.n_layers, c.teacher.dim) for c in fake_training}
     assert result.n_complete == 6 and seen == {(n, d) for n in (1, 2) for d in (16, 32, 64)}
 
 
 def test_callback_raises_trial_pruned_when_reported_values_are_bad():
-    study = optuna.create_study(direction="maximize",
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0))
+    study = optuna.create_study(
+        direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0)
+    )
     good = study.ask()
     for epoch in (1, 2):
         good.report(0.5, epoch)

@@ -36,11 +36,15 @@ data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 console = Console(stderr=True)
 
-DatasetArg = Annotated[str, typer.Argument(help="Known name (ml-100k, ml-latest-small, ml-1m) or a folder path.")]
+DatasetArg = Annotated[
+    str, typer.Argument(help="Known name (ml-100k, ml-latest-small, ml-1m) or a folder path.")
+]
 MinRating = Annotated[
     float | None, typer.Option(help="Keep only interactions with rating >= this (implicit conversion).")
 ]
-MinUser = Annotated[int, typer.Option(help="k-core: drop users with fewer interactions (repeated with items).")]
+MinUser = Annotated[
+    int, typer.Option(help="k-core: drop users with fewer interactions (repeated with items).")
+]
 MinItem = Annotated[int, typer.Option(help="k-core: drop items with fewer interactions.")]
 Duplicates = Annotated[str, typer.Option(help="Repeated (user, item) pairs: keep 'first', 'last' or 'all'.")]
 
@@ -76,7 +80,11 @@ def data_stats(
     table.add_column("statistic")
     table.add_column("value", justify="right")
     for key, value in stats.items():
-        shown = f"{value:.6f}" if key == "density" else (f"{value:.1%}" if "coverage" in key else f"{value:,.1f}".removesuffix(".0"))
+        shown = (
+            f"{value:.6f}"
+            if key == "density"
+            else (f"{value:.1%}" if "coverage" in key else f"{value:,.1f}".removesuffix(".0"))
+        )
         table.add_row(key, shown)
     Console().print(table)
 
@@ -85,15 +93,22 @@ def data_stats(
 def baselines(
     dataset: DatasetArg,
     out: Annotated[Path, typer.Option(help="Folder for metrics.json and the manifest.")],
-    models: Annotated[str, typer.Option(help="Comma-separated models to tune and test.")] = "mostpop,itemknn,ease,ials,bpr,sasrec",
-    split: Annotated[str, typer.Option(help="leave_one_out | temporal | random_ratio | cold_item")] = "leave_one_out",
+    models: Annotated[
+        str, typer.Option(help="Comma-separated models to tune and test.")
+    ] = "mostpop,itemknn,ease,ials,bpr,sasrec",
+    split: Annotated[
+        str, typer.Option(help="leave_one_out | temporal | random_ratio | cold_item")
+    ] = "leave_one_out",
     min_rating: MinRating = None,
     duplicates: Duplicates = "first",
     min_user: MinUser = 0,
     min_item: MinItem = 0,
     quick: Annotated[bool, typer.Option(help="Smaller grids and epoch budgets (for smoke runs).")] = False,
     grid_file: Annotated[
-        Path | None, typer.Option(help="JSON file mapping each model name to a list of hyperparameter dicts (replaces its default grid).")
+        Path | None,
+        typer.Option(
+            help="JSON file mapping each model name to a list of hyperparameter dicts (replaces its default grid)."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for models and splits.")] = 0,
 ) -> None:
@@ -106,15 +121,26 @@ def baselines(
     names = [m.strip() for m in models.split(",") if m.strip()]
     unknown = [m for m in names if m not in BASELINES]
     if unknown:
-        raise typer.BadParameter(f"unknown model(s) {unknown}; choose from {sorted(BASELINES)}", param_hint="--models")
+        raise typer.BadParameter(
+            f"unknown model(s) {unknown}; choose from {sorted(BASELINES)}", param_hint="--models"
+        )
     grids = {name: grid_for(name, quick=quick, seed=seed) for name in names}
     if grid_file is not None:
         custom = json.loads(grid_file.read_text())
         for name, points in custom.items():
-            if name not in BASELINES or not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
-                raise typer.BadParameter(f"{grid_file}: key {name!r} must be a model name mapping to a list of "
-                                         f"hyperparameter dicts; models: {sorted(BASELINES)}", param_hint="--grid-file")
-            grids[name] = [dict(p, seed=seed) if "seed" in grids.get(name, [{}])[0] else dict(p) for p in points]
+            if (
+                name not in BASELINES
+                or not isinstance(points, list)
+                or not all(isinstance(p, dict) for p in points)
+            ):
+                raise typer.BadParameter(
+                    f"{grid_file}: key {name!r} must be a model name mapping to a list of "
+                    f"hyperparameter dicts; models: {sorted(BASELINES)}",
+                    param_hint="--grid-file",
+                )
+            grids[name] = [
+                dict(p, seed=seed) if "seed" in grids.get(name, [{}])[0] else dict(p) for p in points
+            ]
     ds = _load(dataset, min_rating, duplicates, min_user, min_item)
     sp = make_split(ds.interactions, split)
     console.print(
@@ -133,9 +159,23 @@ def baselines(
         tmp = metrics_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(results, indent=2))
         tmp.replace(metrics_path)
-        record_in_manifest(out, name, {"command": "baselines", "dataset": dataset, "split": split, "min_rating": min_rating,
-                                       "duplicates": duplicates, "min_user": min_user, "min_item": min_item,
-                                       "quick": quick, "seed": seed, "grid": grids[name]}, inputs=ds)
+        record_in_manifest(
+            out,
+            name,
+            {
+                "command": "baselines",
+                "dataset": dataset,
+                "split": split,
+                "min_rating": min_rating,
+                "duplicates": duplicates,
+                "min_user": min_user,
+                "min_item": min_item,
+                "quick": quick,
+                "seed": seed,
+                "grid": grids[name],
+            },
+            inputs=ds,
+        )
         console.print(
             f"  {name:<8} test NDCG@10 {result.test['NDCG@10']:.4f}  HR@10 {result.test['HR@10']:.4f}  "
             f"best {result.best_hparams}  ({time.perf_counter() - start:.0f} s)"
@@ -147,28 +187,58 @@ def baselines(
 @app.command()
 def teacher(
     dataset: DatasetArg,
-    out: Annotated[Path, typer.Option(help="Folder for the teacher's metrics, weights and exported outputs.")],
-    encoder: Annotated[str, typer.Option(help="Text encoder: a name (all-MiniLM-L6-v2) or a local model folder.")] = "all-MiniLM-L6-v2",
-    template: Annotated[str | None, typer.Option(help="Item text template, e.g. '{title}[. Genres: {genres}]'.")] = None,
-    split: Annotated[str, typer.Option(help="leave_one_out | temporal | random_ratio | cold_item")] = "leave_one_out",
+    out: Annotated[
+        Path, typer.Option(help="Folder for the teacher's metrics, weights and exported outputs.")
+    ],
+    encoder: Annotated[
+        str, typer.Option(help="Text encoder: a name (all-MiniLM-L6-v2) or a local model folder.")
+    ] = "all-MiniLM-L6-v2",
+    template: Annotated[
+        str | None, typer.Option(help="Item text template, e.g. '{title}[. Genres: {genres}]'.")
+    ] = None,
+    split: Annotated[
+        str, typer.Option(help="leave_one_out | temporal | random_ratio | cold_item")
+    ] = "leave_one_out",
     dim: Annotated[int, typer.Option(help="Teacher width.")] = 128,
     n_layers: Annotated[int, typer.Option(help="Transformer blocks.")] = 2,
     max_len: Annotated[int, typer.Option(help="Longest history the teacher reads.")] = 200,
     dropout: Annotated[float, typer.Option(help="Dropout rate.")] = 0.2,
-    max_epochs: Annotated[int, typer.Option(help="Epoch budget (early stopping on validation NDCG@10).")] = 200,
+    max_epochs: Annotated[
+        int, typer.Option(help="Epoch budget (early stopping on validation NDCG@10).")
+    ] = 200,
     patience: Annotated[int, typer.Option(help="Evaluations without improvement before stopping.")] = 10,
     top_k: Annotated[int, typer.Option(help="Soft labels exported per training position.")] = 100,
     bf16: Annotated[bool, typer.Option(help="bfloat16 autocast for teacher training.")] = False,
-    length_buckets: Annotated[bool, typer.Option(help="Batch histories of similar length (less padding: faster "
-                                                 "when lengths vary, e.g. ml-1m).")] = False,
-    softmax_over_trained: Annotated[bool, typer.Option(help="Train the softmax over items with training interactions "
-                                                       "only, so items without any are not learnt as negatives "
-                                                       "(cold items).")] = False,
-    id_dropout: Annotated[float, typer.Option(help="Probability of dropping an item's ID vector in training, so "
-                                              "the text alone must score it (cold items; DropoutNet).")] = 0.0,
-    exclude_seen: Annotated[bool, typer.Option(help="Soft labels only over items the user has not seen yet "
-                                               "(turn off for repeat consumption).")] = True,
-    compare_id_only: Annotated[bool, typer.Option(help="Also train an ID-only SASRec of the same size and budget.")] = False,
+    length_buckets: Annotated[
+        bool,
+        typer.Option(
+            help="Batch histories of similar length (less padding: faster when lengths vary, e.g. ml-1m)."
+        ),
+    ] = False,
+    softmax_over_trained: Annotated[
+        bool,
+        typer.Option(
+            help="Train the softmax over items with training interactions "
+            "only, so items without any are not learnt as negatives "
+            "(cold items)."
+        ),
+    ] = False,
+    id_dropout: Annotated[
+        float,
+        typer.Option(
+            help="Probability of dropping an item's ID vector in training, so "
+            "the text alone must score it (cold items; DropoutNet)."
+        ),
+    ] = 0.0,
+    exclude_seen: Annotated[
+        bool,
+        typer.Option(
+            help="Soft labels only over items the user has not seen yet (turn off for repeat consumption)."
+        ),
+    ] = True,
+    compare_id_only: Annotated[
+        bool, typer.Option(help="Also train an ID-only SASRec of the same size and budget.")
+    ] = False,
     min_rating: MinRating = None,
     duplicates: Duplicates = "first",
     min_user: MinUser = 0,
@@ -181,11 +251,26 @@ def teacher(
     from distillrec.teachers.build import build_teacher
 
     try:
-        settings = TeacherConfig(encoder=encoder, template=template, dim=dim, n_layers=n_layers, max_len=max_len,
-                                 dropout=dropout, max_epochs=max_epochs, patience=patience, top_k=top_k, bf16=bf16,
-                                 length_buckets=length_buckets, softmax_over_trained=softmax_over_trained,
-                                 id_dropout=id_dropout, exclude_seen=exclude_seen, compare_id_only=compare_id_only)
-    except ValidationError as exc:  # a value out of range, e.g. --dropout 1.5: name the option, not a traceback
+        settings = TeacherConfig(
+            encoder=encoder,
+            template=template,
+            dim=dim,
+            n_layers=n_layers,
+            max_len=max_len,
+            dropout=dropout,
+            max_epochs=max_epochs,
+            patience=patience,
+            top_k=top_k,
+            bf16=bf16,
+            length_buckets=length_buckets,
+            softmax_over_trained=softmax_over_trained,
+            id_dropout=id_dropout,
+            exclude_seen=exclude_seen,
+            compare_id_only=compare_id_only,
+        )
+    except (
+        ValidationError
+    ) as exc:  # a value out of range, e.g. --dropout 1.5: name the option, not a traceback
         error = exc.errors()[0]
         option = "--" + str(error["loc"][0]).replace("_", "-")
         raise typer.BadParameter(f"{error['msg']}, got {error['input']!r}", param_hint=option) from None
@@ -198,25 +283,48 @@ def teacher(
 @app.command()
 def distill(
     dataset: DatasetArg,
-    teacher: Annotated[Path, typer.Option(help="Teacher folder written by `distillrec teacher` (artifacts, metrics).")],
+    teacher: Annotated[
+        Path, typer.Option(help="Teacher folder written by `distillrec teacher` (artifacts, metrics).")
+    ],
     student: Annotated[str, typer.Option(help="Student: sasrec | gru4rec | mf | two_tower.")],
-    kd: Annotated[str, typer.Option(help="KD methods, comma-separated, each with optional :key=value options, "
-                                         "e.g. 'soft', 'soft,rd:k=20', 'dllm2rec,ce:weight=0.5'.")],
-    out: Annotated[Path, typer.Option(help="Folder for metrics.json, per_user.npz, the manifest and the runs' "
-                                           "checkpoints (an interrupted command resumes from them).")],
-    seeds: Annotated[str, typer.Option(help="Comma-separated seeds; each trains one KD and one plain student.")] = "0",
+    kd: Annotated[
+        str,
+        typer.Option(
+            help="KD methods, comma-separated, each with optional :key=value options, "
+            "e.g. 'soft', 'soft,rd:k=20', 'dllm2rec,ce:weight=0.5'."
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Folder for metrics.json, per_user.npz, the manifest and the runs' "
+            "checkpoints (an interrupted command resumes from them)."
+        ),
+    ],
+    seeds: Annotated[
+        str, typer.Option(help="Comma-separated seeds; each trains one KD and one plain student.")
+    ] = "0",
     dim: Annotated[int | None, typer.Option(help="Student width (default: the student's own).")] = None,
     n_layers: Annotated[int | None, typer.Option(help="Student layers (sasrec, gru4rec).")] = None,
     max_len: Annotated[int | None, typer.Option(help="Longest history the student reads.")] = None,
     dropout: Annotated[float | None, typer.Option(help="Student dropout.")] = None,
-    max_epochs: Annotated[int | None, typer.Option(help="Epoch budget (early stopping on validation NDCG@10).")] = None,
-    patience: Annotated[int | None, typer.Option(help="Evaluations without improvement before stopping.")] = None,
+    max_epochs: Annotated[
+        int | None, typer.Option(help="Epoch budget (early stopping on validation NDCG@10).")
+    ] = None,
+    patience: Annotated[
+        int | None, typer.Option(help="Evaluations without improvement before stopping.")
+    ] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
-    last_position: Annotated[bool, typer.Option(help="Use each user's last training row as a KD-only position.")] = True,
+    last_position: Annotated[
+        bool, typer.Option(help="Use each user's last training row as a KD-only position.")
+    ] = True,
     bf16: Annotated[bool, typer.Option(help="bfloat16 autocast for student training (sasrec).")] = False,
-    length_buckets: Annotated[bool, typer.Option(help="Batch histories of similar length (sasrec; faster when "
-                                                 "lengths vary).")] = False,
-    baselines: Annotated[Path | None, typer.Option(help="Folder of `distillrec baselines` (its metrics.json).")] = None,
+    length_buckets: Annotated[
+        bool, typer.Option(help="Batch histories of similar length (sasrec; faster when lengths vary).")
+    ] = False,
+    baselines: Annotated[
+        Path | None, typer.Option(help="Folder of `distillrec baselines` (its metrics.json).")
+    ] = None,
     min_rating: MinRating = None,
     duplicates: Duplicates = "first",
     min_user: MinUser = 0,
@@ -234,24 +342,42 @@ def distill(
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
-        raise typer.BadParameter(f"seeds must be comma-separated integers, got {seeds!r}", param_hint="--seeds") from None
+        raise typer.BadParameter(
+            f"seeds must be comma-separated integers, got {seeds!r}", param_hint="--seeds"
+        ) from None
     manifest_path = teacher / "manifest.json"
     if not manifest_path.exists():
-        raise typer.BadParameter(f"{manifest_path} does not exist; build the teacher with `distillrec teacher`",
-                                 param_hint="--teacher")
+        raise typer.BadParameter(
+            f"{manifest_path} does not exist; build the teacher with `distillrec teacher`",
+            param_hint="--teacher",
+        )
     teacher_manifest = json.loads(manifest_path.read_text())
     split_config = dict(teacher_manifest.get("config", {}).get("split", {"protocol": "leave_one_out"}))
     protocol = split_config.pop("protocol")
     ds = _load(dataset, min_rating, duplicates, min_user, min_item)
     expected = teacher_manifest.get("dataset", {}).get("fingerprint")
     if expected is None:
-        console.print(f"[yellow]warning:[/] {manifest_path} has no dataset fingerprint; only sizes are checked")
+        console.print(
+            f"[yellow]warning:[/] {manifest_path} has no dataset fingerprint; only sizes are checked"
+        )
     elif expected != dataset_fingerprint(ds):
-        raise typer.BadParameter(f"the teacher in {teacher} was built on other data than {dataset} with these "
-                                 "filters (dataset fingerprints differ)", param_hint="--teacher")
+        raise typer.BadParameter(
+            f"the teacher in {teacher} was built on other data than {dataset} with these "
+            "filters (dataset fingerprints differ)",
+            param_hint="--teacher",
+        )
     sp = make_split(ds.interactions, protocol, **split_config)
-    given = {"dim": dim, "n_layers": n_layers, "max_len": max_len, "dropout": dropout, "max_epochs": max_epochs,
-             "patience": patience, "lr": lr, "bf16": bf16 or None, "length_buckets": length_buckets or None}
+    given = {
+        "dim": dim,
+        "n_layers": n_layers,
+        "max_len": max_len,
+        "dropout": dropout,
+        "max_epochs": max_epochs,
+        "patience": patience,
+        "lr": lr,
+        "bf16": bf16 or None,
+        "length_buckets": length_buckets or None,
+    }
     params = {k: v for k, v in given.items() if v is not None}
     try:
         valid_params = student_params(student)
@@ -260,14 +386,24 @@ def distill(
     unknown = sorted(set(params) - set(valid_params))
     if unknown:
         raise typer.BadParameter(f"student {student!r} takes no {unknown}; it takes {valid_params}")
-    console.print(f"[bold]{ds.name}[/] split {protocol}: train {len(sp.train):,} / valid {len(sp.valid):,} / "
-                  f"test {len(sp.test):,}; student {student} {params}, KD {kd}, seeds {seed_list}")
+    console.print(
+        f"[bold]{ds.name}[/] split {protocol}: train {len(sp.train):,} / valid {len(sp.valid):,} / "
+        f"test {len(sp.test):,}; student {student} {params}, KD {kd}, seeds {seed_list}"
+    )
     try:
         parse_kd(kd)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--kd") from None
-    result = compare(sp, teacher, student, params, kd, seed_list, last_position=last_position,
-                     checkpoint_root=out / "checkpoints")
+    result = compare(
+        sp,
+        teacher,
+        student,
+        params,
+        kd,
+        seed_list,
+        last_position=last_position,
+        checkpoint_root=out / "checkpoints",
+    )
     out.mkdir(parents=True, exist_ok=True)
     metrics = result.to_json()
     teacher_metrics_path = teacher / "metrics.json"
@@ -278,14 +414,36 @@ def distill(
         name = max(base, key=lambda n: base[n]["valid"]["NDCG@10"])  # chosen on validation, like every model
         metrics["best_baseline"] = {"name": name, **base[name]}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
-    np.savez_compressed(out / "per_user.npz", users=result.test_users(), seeds=np.array(seed_list),
-                        **{v: result.per_user(v) for v in VARIANTS})
-    write_manifest(out, {"command": "distill", "dataset": dataset, "teacher": str(teacher), "student": student,
-                         "student_params": result.student_params, "kd": kd, "objective": result.objective,
-                         "seeds": seed_list, "split": {"protocol": protocol, **split_config},
-                         "min_rating": min_rating, "duplicates": duplicates, "min_user": min_user,
-                         "min_item": min_item}, inputs=ds)
-    Console().print(distill_table(metrics, title=f"{ds.name}: {student} student, KD {kd} ({protocol}, full ranking, test)"))
+    np.savez_compressed(
+        out / "per_user.npz",
+        users=result.test_users(),
+        seeds=np.array(seed_list),
+        **{v: result.per_user(v) for v in VARIANTS},
+    )
+    write_manifest(
+        out,
+        {
+            "command": "distill",
+            "dataset": dataset,
+            "teacher": str(teacher),
+            "student": student,
+            "student_params": result.student_params,
+            "kd": kd,
+            "objective": result.objective,
+            "seeds": seed_list,
+            "split": {"protocol": protocol, **split_config},
+            "min_rating": min_rating,
+            "duplicates": duplicates,
+            "min_user": min_user,
+            "min_item": min_item,
+        },
+        inputs=ds,
+    )
+    Console().print(
+        distill_table(
+            metrics, title=f"{ds.name}: {student} student, KD {kd} ({protocol}, full ranking, test)"
+        )
+    )
     pooled = metrics["comparison"]["pooled"]
     Console().print(
         f"KD - plain NDCG@10 {pooled['mean_diff']:+.4f} (95% bootstrap CI {pooled['diff_ci_low']:+.4f} .. "
@@ -309,20 +467,39 @@ def distill_table(metrics: dict, title: str) -> Table:
         seeds = row.get("test_seeds", {}).get("NDCG@10", {})
         ci = f"[{seeds['ci_low']:.4f}, {seeds['ci_high']:.4f}]" if seeds.get("ci_low") is not None else "-"
         share = f"{row['params'] / teacher_params:.1%}" if teacher_params else "-"
-        table.add_row(name, f"{row['test']['HR@10']:.4f}", f"{row['test']['NDCG@10']:.4f}", ci,
-                      f"{row['test']['MRR']:.4f}", f"{row['params']:,}", share, f"{row['train_seconds']:.1f}")
+        table.add_row(
+            name,
+            f"{row['test']['HR@10']:.4f}",
+            f"{row['test']['NDCG@10']:.4f}",
+            ci,
+            f"{row['test']['MRR']:.4f}",
+            f"{row['params']:,}",
+            share,
+            f"{row['train_seconds']:.1f}",
+        )
     return table
 
 
 @app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="Experiment YAML (see configs/).")],
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key, e.g. --set teacher.dim=64 (repeatable).")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key, e.g. --set teacher.dim=64 (repeatable)."),
+    ] = None,
     runs_root: Annotated[Path, typer.Option(help="Folder that holds the run folders.")] = Path("runs"),
-    run_dir: Annotated[Path | None, typer.Option(help="Resume this run folder instead of starting a new one.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; only each stage's one-line "
-                                                               "summary and errors.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also one line per training epoch.")] = False,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Resume this run folder instead of starting a new one.")
+    ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="No progress bars; only each stage's one-line summary and errors."
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also one line per training epoch.")
+    ] = False,
 ) -> None:
     """The whole pipeline: data, baselines, teacher, students with and without KD, evaluation, report.
 
@@ -362,13 +539,22 @@ def _log_line(message: str) -> None:
 @app.command()
 def tune(
     config: Annotated[Path, typer.Argument(help="Experiment YAML with a `tune` section (see config.py).")],
-    trials: Annotated[int | None, typer.Option(help="Finished trials wanted in total (default: tune.trials); "
-                                                    "trials already in the study count.")] = None,
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            help="Finished trials wanted in total (default: tune.trials); trials already in the study count."
+        ),
+    ] = None,
     sampler: Annotated[str | None, typer.Option(help="tpe | random | grid (default: tune.sampler).")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key, e.g. --set tune.seed=1 (repeatable).")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key, e.g. --set tune.seed=1 (repeatable)."),
+    ] = None,
     runs_root: Annotated[Path, typer.Option(help="Folder that holds the run folders.")] = Path("runs"),
-    run_dir: Annotated[Path | None, typer.Option(help="Study folder (default RUNS_ROOT/<name>-tune); "
-                                                      "an existing one is resumed.")] = None,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(help="Study folder (default RUNS_ROOT/<name>-tune); an existing one is resumed."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Search the config's `tune.space` with Optuna on validation NDCG@10; write best_config.yaml and trials.csv."""
@@ -376,26 +562,34 @@ def tune(
     from distillrec.tune.search import tune as run_tune
 
     if sampler is not None and sampler not in ("tpe", "random", "grid"):
-        raise typer.BadParameter(f"unknown sampler {sampler!r}; choose one of ['grid', 'random', 'tpe']",
-                                 param_hint="--sampler")
+        raise typer.BadParameter(
+            f"unknown sampler {sampler!r}; choose one of ['grid', 'random', 'tpe']", param_hint="--sampler"
+        )
     try:
         cfg = load_config(config, set_ or [])
         if cfg.tune is None:
             raise ConfigError(f"{config}: no `tune` section; add tune: {{target, space, trials, sampler}}")
         if quiet:
             cfg = cfg.model_copy(update={"progress": False})
-        result = run_tune(cfg, run_dir or runs_root / f"{cfg.name}-tune", trials=trials, sampler=sampler,
-                          log=console.print)
+        result = run_tune(
+            cfg, run_dir or runs_root / f"{cfg.name}-tune", trials=trials, sampler=sampler, log=console.print
+        )
     except ConfigError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    console.print(f"best validation NDCG@10 {result.best_value:.4f} with {result.best_params} "
-                  f"({result.n_complete} complete, {result.n_pruned} pruned trials)")
-    console.print(f"[bold green]done:[/] {result.run_dir / 'best_config.yaml'} (run it with `distillrec run`)")
+    console.print(
+        f"best validation NDCG@10 {result.best_value:.4f} with {result.best_params} "
+        f"({result.n_complete} complete, {result.n_pruned} pruned trials)"
+    )
+    console.print(
+        f"[bold green]done:[/] {result.run_dir / 'best_config.yaml'} (run it with `distillrec run`)"
+    )
 
 
 @app.command()
-def report(run_dir: Annotated[Path, typer.Argument(help="A run folder written by `distillrec run`.")]) -> None:
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `distillrec run`.")],
+) -> None:
     """Rebuild RUN_DIR/report.html from RUN_DIR/metrics.json."""
     from distillrec.report.html import build_report
 
@@ -411,7 +605,12 @@ def metrics_table(results: dict, title: str) -> Table:
     table.add_column("params", justify="right")
     table.add_column("train s", justify="right")
     for name, row in results.items():
-        table.add_row(name, *[f"{row['test'][c]:.4f}" for c in columns], f"{row['params']:,}", f"{row['train_seconds']:.1f}")
+        table.add_row(
+            name,
+            *[f"{row['test'][c]:.4f}" for c in columns],
+            f"{row['params']:,}",
+            f"{row['train_seconds']:.1f}",
+        )
     return table
 
 

@@ -82,8 +82,12 @@ class TeacherConfig(_Strict):
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
     adapter_hidden: int = Field(512, ge=1)
     id_init: Literal["pca", "random", "none"] = "pca"
-    softmax_over_trained: bool = False  # training softmax only over items with training interactions (cold items)
-    id_dropout: float = Field(0.0, ge=0.0, lt=1.0)  # drop items' ID vectors in training, DropoutNet-style (cold items)
+    softmax_over_trained: bool = (
+        False  # training softmax only over items with training interactions (cold items)
+    )
+    id_dropout: float = Field(
+        0.0, ge=0.0, lt=1.0
+    )  # drop items' ID vectors in training, DropoutNet-style (cold items)
     max_epochs: int = Field(200, ge=1)
     batch_size: int = Field(128, ge=1)
     lr: float = Field(1e-3, gt=0)
@@ -148,7 +152,9 @@ class ParamSpace(_Strict):
                 raise ValueError("type 'categorical' takes a non-empty `choices` list and no low/high/log")
             return self
         if self.choices is not None or self.low is None or self.high is None:
-            raise ValueError(f"type {self.type!r} takes `low` and `high` (and optionally `log`), not `choices`")
+            raise ValueError(
+                f"type {self.type!r} takes `low` and `high` (and optionally `log`), not `choices`"
+            )
         if self.type == "int" and not (isinstance(self.low, int) and isinstance(self.high, int)):
             raise ValueError("type 'int' needs integer `low` and `high`")
         if not self.low < self.high:
@@ -173,8 +179,10 @@ class TuneConfig(_Strict):
         if self.sampler == "grid":
             floats = [key for key, spec in self.space.items() if spec.type == "float"]
             if floats:
-                raise ValueError(f"sampler 'grid' needs int or categorical keys; {floats} are 'float' "
-                                 "(give them as `choices`)")
+                raise ValueError(
+                    f"sampler 'grid' needs int or categorical keys; {floats} are 'float' "
+                    "(give them as `choices`)"
+                )
         return self
 
 
@@ -192,8 +200,10 @@ class TrackingConfig(_Strict):
 
         unknown = [b for b in value if b not in BACKENDS]
         if unknown:
-            raise ValueError(f"unknown tracking backend(s) {unknown}; choose from {sorted(BACKENDS)} "
-                             "(metrics.jsonl is always written)")
+            raise ValueError(
+                f"unknown tracking backend(s) {unknown}; choose from {sorted(BACKENDS)} "
+                "(metrics.jsonl is always written)"
+            )
         if len(set(value)) < len(value):
             raise ValueError(f"a backend is listed twice in {value}")
         return value
@@ -228,7 +238,9 @@ class RunConfig(_Strict):
         else:
             index = int(target.split(":")[1])
             if index >= len(self.students):
-                raise ValueError(f"tune.target: {target!r} but the config has {len(self.students)} student(s)")
+                raise ValueError(
+                    f"tune.target: {target!r} but the config has {len(self.students)} student(s)"
+                )
             prefix = f"students.{index}."
         for key in self.tune.space:
             if not key.startswith(prefix):
@@ -253,7 +265,11 @@ def _missing_key(config: BaseModel, key: str) -> str | None:
                 return f"{part!r} is not an index of a list of {len(node)}"
             node = node[int(part)]
         elif isinstance(node, dict):
-            return None if depth == len(parts) - 1 else f"{part!r}: nested keys inside a params dict are not supported"
+            return (
+                None
+                if depth == len(parts) - 1
+                else f"{part!r}: nested keys inside a params dict are not supported"
+            )
         else:
             return f"{'.'.join(parts[:depth])} is a value, not a section"
     return None

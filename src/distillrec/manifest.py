@@ -16,7 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-_PACKAGES = ("distillrec", "torch", "numpy", "scipy", "pandas", "implicit", "sentence-transformers", "transformers")
+_PACKAGES = (
+    "distillrec",
+    "torch",
+    "numpy",
+    "scipy",
+    "pandas",
+    "implicit",
+    "sentence-transformers",
+    "transformers",
+)
 
 
 def dataset_fingerprint(dataset) -> str:
@@ -41,11 +50,19 @@ def versions() -> dict[str, str]:
 
 
 def build_manifest(config: dict, inputs=None) -> dict:
-    manifest = {"config": config, "versions": versions(), "created": datetime.now(UTC).isoformat(timespec="seconds")}
+    manifest = {
+        "config": config,
+        "versions": versions(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     if inputs is not None:
-        manifest["dataset"] = {"name": inputs.name, "fingerprint": dataset_fingerprint(inputs),
-                               "users": inputs.n_users, "items": inputs.n_items,
-                               "interactions": len(inputs.interactions)}
+        manifest["dataset"] = {
+            "name": inputs.name,
+            "fingerprint": dataset_fingerprint(inputs),
+            "users": inputs.n_users,
+            "items": inputs.n_items,
+            "interactions": len(inputs.interactions),
+        }
     return manifest
 
 

@@ -59,7 +59,9 @@ def _key(*parts) -> str:
 
 
 class _Run:
-    def __init__(self, run_dir: Path, runs_root: Path, name: str, log, level: str, trackers: Trackers) -> None:
+    def __init__(
+        self, run_dir: Path, runs_root: Path, name: str, log, level: str, trackers: Trackers
+    ) -> None:
         self.dir, self.root, self.name, self._log = run_dir, runs_root, name, log
         self.level, self.trackers = LEVELS[level], trackers
         self.log_file = open(run_dir / "run.log", "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
@@ -109,8 +111,11 @@ class _Run:
             self.trackers.log_epoch(model, end.epoch, metrics, {"stage": stage, **labels})
             valid = "-" if metrics.get("valid_ndcg10") is None else f"{metrics['valid_ndcg10']:.4f}"
             which = "".join(f" {k}={v}" for k, v in labels.items())
-            self.log(f"  {model}{which} epoch {end.epoch}: loss {metrics['loss']:.4f}, valid NDCG@10 {valid} "
-                     f"({metrics['seconds']:.1f} s)", "debug")
+            self.log(
+                f"  {model}{which} epoch {end.epoch}: loss {metrics['loss']:.4f}, valid NDCG@10 {valid} "
+                f"({metrics['seconds']:.1f} s)",
+                "debug",
+            )
 
         return on_epoch
 
@@ -157,8 +162,12 @@ def _stage_lines(run_dir: Path, rel: str) -> list[dict]:
     if lines:
         return list(lines.values())
     metrics = json.loads((run_dir / rel / "metrics.json").read_text())
-    return [{"model": name, "stage": rel, **record} for name, row in metrics.items() if isinstance(row, dict)
-            for record in row.get("history") or []]
+    return [
+        {"model": name, "stage": rel, **record}
+        for name, row in metrics.items()
+        if isinstance(row, dict)
+        for record in row.get("history") or []
+    ]
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -168,8 +177,13 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def run_pipeline(config: RunConfig, runs_root: str | Path = "runs", run_dir: str | Path | None = None,
-                 log=print, level: str = "info") -> Path:
+def run_pipeline(
+    config: RunConfig,
+    runs_root: str | Path = "runs",
+    run_dir: str | Path | None = None,
+    log=print,
+    level: str = "info",
+) -> Path:
     """Run every stage of `config` into a run folder (see the module docstring); return the folder. `log`
     prints a console line; `level` ("debug", "info" or "stage") is the least important level it gets."""
     from distillrec.distill.run import compare
@@ -185,32 +199,46 @@ def run_pipeline(config: RunConfig, runs_root: str | Path = "runs", run_dir: str
     run_dir = Path(run_dir) if run_dir else runs_root / f"{config.name}-{datetime.now():%Y%m%d-%H%M%S}"
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(dump_config(config))
-    trackers = open_trackers(run_dir, config.tracking.backends, mlflow_uri=config.tracking.mlflow_uri,
-                             experiment=config.tracking.experiment or config.name,
-                             params=config.model_dump(mode="json"))
+    trackers = open_trackers(
+        run_dir,
+        config.tracking.backends,
+        mlflow_uri=config.tracking.mlflow_uri,
+        experiment=config.tracking.experiment or config.name,
+        params=config.model_dump(mode="json"),
+    )
     run = _Run(run_dir, runs_root, config.name, log, level, trackers)
     failed = True
     try:
         start = time.perf_counter()
         d = config.dataset
-        dataset = load_dataset(d.source, min_rating=d.min_rating, duplicates=d.duplicates,
-                               min_user_interactions=d.min_user_interactions,
-                               min_item_interactions=d.min_item_interactions)
+        dataset = load_dataset(
+            d.source,
+            min_rating=d.min_rating,
+            duplicates=d.duplicates,
+            min_user_interactions=d.min_user_interactions,
+            min_item_interactions=d.min_item_interactions,
+        )
         split = make_split(dataset.interactions, config.split.protocol, **config.split.params)
         data_key = _key(dataset_fingerprint(dataset), config.split.model_dump())
-        run.log(f"[data] {dataset.name}: {dataset.n_users:,} users, {dataset.n_items:,} items, "
-                f"{len(dataset.interactions):,} interactions; split {split.protocol} "
-                f"({_duration(time.perf_counter() - start)})", "stage")
+        run.log(
+            f"[data] {dataset.name}: {dataset.n_users:,} users, {dataset.n_items:,} items, "
+            f"{len(dataset.interactions):,} interactions; split {split.protocol} "
+            f"({_duration(time.perf_counter() - start)})",
+            "stage",
+        )
         seed = config.seeds[0]
 
         def baselines(folder: Path) -> str:
             results = {}
             for name in config.baselines.models:
-                grid = config.baselines.grids.get(name) or grid_for(name, quick=config.baselines.quick, seed=seed)
+                grid = config.baselines.grids.get(name) or grid_for(
+                    name, quick=config.baselines.quick, seed=seed
+                )
                 if "progress" in inspect.signature(BASELINES[name].__init__).parameters:
                     grid = [{"progress": config.progress, **point} for point in grid]
-                result = tune_and_test(name, split, grid=grid, progress=config.progress,
-                                       on_epoch=run.on_epoch("baselines"))
+                result = tune_and_test(
+                    name, split, grid=grid, progress=config.progress, on_epoch=run.on_epoch("baselines")
+                )
                 results[name] = result.to_json()
                 run.log(f"  {name}: test NDCG@10 {result.test['NDCG@10']:.4f}")
             (folder / "metrics.json").write_text(json.dumps(results, indent=2, default=str))
@@ -222,34 +250,67 @@ def run_pipeline(config: RunConfig, runs_root: str | Path = "runs", run_dir: str
         baselines_dir = run.stage("baselines", baselines_key, baselines)
 
         def teacher(folder: Path) -> str:
-            metrics = build_teacher(dataset, split, folder, config.teacher, seed=seed, progress=config.progress,
-                                    log=run.log, on_epoch=run.on_epoch("teacher"))
-            return (f"test NDCG@10 teacher {metrics['teacher']['test']['NDCG@10']:.4f}, "
-                    f"text-only {metrics['text_only']['test']['NDCG@10']:.4f}")
+            metrics = build_teacher(
+                dataset,
+                split,
+                folder,
+                config.teacher,
+                seed=seed,
+                progress=config.progress,
+                log=run.log,
+                on_epoch=run.on_epoch("teacher"),
+            )
+            return (
+                f"test NDCG@10 teacher {metrics['teacher']['test']['NDCG@10']:.4f}, "
+                f"text-only {metrics['text_only']['test']['NDCG@10']:.4f}"
+            )
 
         teacher_key = _key(data_key, config.teacher.model_dump(), seed)
         teacher_dir = run.stage("teacher", teacher_key, teacher)
 
         student_dirs = {}
         for student in config.students:
+
             def distil(folder: Path, student=student) -> str:
                 params = {"progress": config.progress, **student.params}
                 names = dict(zip(("student_kd", "student_plain"), _student_names(student.label), strict=True))
-                comparison = compare(split, teacher_dir, student.name, params, student.kd, seeds=config.seeds,
-                                     progress=config.progress, checkpoint_root=folder / "checkpoints",
-                                     on_epoch=run.on_epoch(f"students/{student.label}", names))
+                comparison = compare(
+                    split,
+                    teacher_dir,
+                    student.name,
+                    params,
+                    student.kd,
+                    seeds=config.seeds,
+                    progress=config.progress,
+                    checkpoint_root=folder / "checkpoints",
+                    on_epoch=run.on_epoch(f"students/{student.label}", names),
+                )
                 (folder / "metrics.json").write_text(json.dumps(comparison.to_json(), indent=2, default=str))
                 for variant, runs in comparison.runs.items():
                     first = runs[0]
-                    np.savez(folder / f"test_top_items_{variant}.npz", users=first.test_evaluation.users,
-                             top_items=first.test_evaluation.top_items)
+                    np.savez(
+                        folder / f"test_top_items_{variant}.npz",
+                        users=first.test_evaluation.users,
+                        top_items=first.test_evaluation.top_items,
+                    )
                     with open(folder / "history.jsonl", "a", encoding="utf-8") as fh:
                         for r in runs:
-                            fh.write(json.dumps({"variant": variant, "seed": r.seed, "best_epoch": r.best_epoch,
-                                                 "epochs": r.epochs}) + "\n")
+                            fh.write(
+                                json.dumps(
+                                    {
+                                        "variant": variant,
+                                        "seed": r.seed,
+                                        "best_epoch": r.best_epoch,
+                                        "epochs": r.epochs,
+                                    }
+                                )
+                                + "\n"
+                            )
                 summary = comparison.to_json()
-                return (f"test NDCG@10 KD {summary['student_kd']['test']['NDCG@10']:.4f} vs plain "
-                        f"{summary['student_plain']['test']['NDCG@10']:.4f}")
+                return (
+                    f"test NDCG@10 KD {summary['student_kd']['test']['NDCG@10']:.4f} vs plain "
+                    f"{summary['student_plain']['test']['NDCG@10']:.4f}"
+                )
 
             key = _key(teacher_key, student.model_dump(), config.seeds)
             student_dirs[student.label] = run.stage(f"students/{student.label}", key, distil)
@@ -261,8 +322,10 @@ def run_pipeline(config: RunConfig, runs_root: str | Path = "runs", run_dir: str
         run.log(f"[report] {run_dir / 'report.html'} ({_duration(time.perf_counter() - start)})", "stage")
         failed = False
     except BaseException as exc:
-        run.log_file.write(f"{datetime.now().isoformat(timespec='seconds')} failed: {exc!r}\n"
-                           + "".join(traceback.format_exception(exc)))
+        run.log_file.write(
+            f"{datetime.now().isoformat(timespec='seconds')} failed: {exc!r}\n"
+            + "".join(traceback.format_exception(exc))
+        )
         raise
     finally:
         run.close(failed)
@@ -274,7 +337,9 @@ def _student_names(label: str) -> tuple[str, str]:
     return f"{label} (KD)", f"{label.split('-')[0]} (no KD)"
 
 
-def merge_metrics(dataset, split, baselines_dir: Path, teacher_dir: Path, student_dirs: dict[str, Path]) -> dict:
+def merge_metrics(
+    dataset, split, baselines_dir: Path, teacher_dir: Path, student_dirs: dict[str, Path]
+) -> dict:
     """Every model of the run in the report's shape (see `report/html.py`)."""
     models: dict[str, dict] = {}
     for name, row in json.loads((baselines_dir / "metrics.json").read_text()).items():
@@ -290,10 +355,16 @@ def merge_metrics(dataset, split, baselines_dir: Path, teacher_dir: Path, studen
         kd_name, plain_name = _student_names(label)
         for variant, name in (("student_kd", kd_name), ("student_plain", plain_name)):
             row = result[variant]
-            models[name] = {"kind": variant, **_core(row),
-                            "seeds": [{"seed": s["seed"], "test": s["test"]} for s in row["per_seed"]],
-                            "ci95": {m: [v["ci_low"], v["ci_high"]] for m, v in row["test_seeds"].items()
-                                     if v.get("ci_low") is not None}}
+            models[name] = {
+                "kind": variant,
+                **_core(row),
+                "seeds": [{"seed": s["seed"], "test": s["test"]} for s in row["per_seed"]],
+                "ci95": {
+                    m: [v["ci_low"], v["ci_high"]]
+                    for m, v in row["test_seeds"].items()
+                    if v.get("ci_low") is not None
+                },
+            }
             history = row["per_seed"][0].get("history")  # the first seed's training curve
             if history:
                 models[name]["history"] = history
@@ -303,18 +374,32 @@ def merge_metrics(dataset, split, baselines_dir: Path, teacher_dir: Path, studen
             if teacher_top is not None and top is not None:
                 agreement[name] = {"top10_overlap_with_teacher": _overlap(teacher_top, top)}
         pooled = result["comparison"]["pooled"]
-        comparison[kd_name] = {"vs": plain_name, "p_value": pooled.get("t_pvalue", pooled.get("p_value")),
-                               "diff_ci95": [pooled["diff_ci_low"], pooled["diff_ci_high"]]}
+        comparison[kd_name] = {
+            "vs": plain_name,
+            "p_value": pooled.get("t_pvalue", pooled.get("p_value")),
+            "diff_ci95": [pooled["diff_ci_low"], pooled["diff_ci_high"]],
+        }
     return {
-        "dataset": {"name": dataset.name, "users": dataset.n_users, "items": dataset.n_items,
-                    "interactions": len(dataset.interactions), "split": split.protocol},
-        "models": models, "agreement": agreement, "comparison": comparison,
+        "dataset": {
+            "name": dataset.name,
+            "users": dataset.n_users,
+            "items": dataset.n_items,
+            "interactions": len(dataset.interactions),
+            "split": split.protocol,
+        },
+        "models": models,
+        "agreement": agreement,
+        "comparison": comparison,
     }
 
 
 def _core(row: dict) -> dict:
-    core = {"test": row["test"], "valid": row["valid"], "params": row["params"],
-            "train_seconds": row.get("train_seconds", 0.0)}
+    core = {
+        "test": row["test"],
+        "valid": row["valid"],
+        "params": row["params"],
+        "train_seconds": row.get("train_seconds", 0.0),
+    }
     for optional in ("slices", "history"):
         if row.get(optional):
             core[optional] = row[optional]

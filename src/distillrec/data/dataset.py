@@ -115,13 +115,17 @@ def prepare(
     inter = inter.iloc[np.lexsort((inter["timestamp"].to_numpy(), user_codes))].reset_index(drop=True)
     if min_rating is not None:
         if "rating" not in inter.columns:
-            raise DataError(raw.files[0], f"min_rating={min_rating} was asked for, but there is no rating column")
+            raise DataError(
+                raw.files[0], f"min_rating={min_rating} was asked for, but there is no rating column"
+            )
         inter = inter[inter["rating"] >= min_rating]
     if duplicates != "all":
         inter = inter[~inter.duplicated(["user_id", "item_id"], keep=duplicates)]
     inter = _k_core(inter, min_user_interactions, min_item_interactions)
     if inter.empty:
-        raise DataError(raw.files[0], "no interactions left after filtering (min_rating / k-core too strict?)")
+        raise DataError(
+            raw.files[0], "no interactions left after filtering (min_rating / k-core too strict?)"
+        )
 
     user_ids = _sorted_ids(inter["user_id"].unique())
     item_pool = inter["item_id"].unique()

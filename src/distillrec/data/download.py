@@ -75,9 +75,17 @@ def resolve_dataset(source: str | Path, download: bool = True) -> Path:
         return cached
     tried.append(str(cached))
     if name not in KNOWN_DATASETS:
-        local = [p.name for p in Path(data_dir).iterdir() if p.is_dir()] if data_dir and Path(data_dir).is_dir() else []
-        known = ", ".join(sorted(set(KNOWN_DATASETS) | set(local)))  # downloadable, and folders in the data dir
-        raise DataError(source, f"no such folder, and not a known dataset name (known: {known}); looked in {tried}")
+        local = (
+            [p.name for p in Path(data_dir).iterdir() if p.is_dir()]
+            if data_dir and Path(data_dir).is_dir()
+            else []
+        )
+        known = ", ".join(
+            sorted(set(KNOWN_DATASETS) | set(local))
+        )  # downloadable, and folders in the data dir
+        raise DataError(
+            source, f"no such folder, and not a known dataset name (known: {known}); looked in {tried}"
+        )
     if not download:
         raise DataError(source, f"not found in {tried} and downloading is off")
     return _download(name, cached)
@@ -100,7 +108,8 @@ def _download(name: str, target: Path) -> Path:
         digest = sha256_file(archive)
         if digest != known.sha256:
             raise DataError(
-                name, f"the file downloaded from {known.url} has sha256 {digest}, not the pinned {known.sha256}; not using it"
+                name,
+                f"the file downloaded from {known.url} has sha256 {digest}, not the pinned {known.sha256}; not using it",
             )
         with zipfile.ZipFile(archive) as zf:
             zf.extractall(tmp)

@@ -13,7 +13,9 @@ from pathlib import Path
 class DataError(ValueError):
     """Input data is malformed: the message names the file, the line and what was expected."""
 
-    def __init__(self, path: str | Path, problem: str, line: int | None = None, *, unit: str | None = None) -> None:
+    def __init__(
+        self, path: str | Path, problem: str, line: int | None = None, *, unit: str | None = None
+    ) -> None:
         if unit is None:
             unit = "row" if str(path).endswith(".parquet") else "line"
         where = f"{path}" if line is None else f"{path}, {unit} {line}"

@@ -105,7 +105,9 @@ def _read_table(
         columns = [c.strip() for c in table.pop_header()]
         _check_header(path, columns, header_line)
         if table.n_records == 0:
-            raise DataError(path, f"only a header, no data rows (the header is on line {header_line})", header_line + 1)
+            raise DataError(
+                path, f"only a header, no data rows (the header is on line {header_line})", header_line + 1
+            )
     else:
         columns = list(names)
     bad = np.flatnonzero(table.counts != len(columns))
@@ -165,7 +167,9 @@ class _PlainTable:
         text = text.replace("\r\n", "\n")
         if "\r" in text:
             line = text.count("\n", 0, text.index("\r")) + 1
-            raise DataError(path, r"a carriage return (\r) inside a line; save the file with \n line endings", line)
+            raise DataError(
+                path, r"a carriage return (\r) inside a line; save the file with \n line endings", line
+            )
         if len(sep) > 1:
             if _UNIT_SEP in text:
                 line = text.count("\n", 0, text.index(_UNIT_SEP)) + 1
@@ -231,7 +235,9 @@ class _QuotedTable:
                 records.append(row)
                 numbers.append(start)
         except csv.Error as exc:
-            raise DataError(path, f'cannot parse CSV ({exc}); is a quote (") left open?', previous_end + 1) from None
+            raise DataError(
+                path, f'cannot parse CSV ({exc}); is a quote (") left open?', previous_end + 1
+            ) from None
         return _QuotedTable(records, np.asarray(numbers, dtype=np.int64))
 
     @property
@@ -299,7 +305,9 @@ def _require(frame: pd.DataFrame, path: Path, columns: Sequence[str]) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         present = [c for c in frame.columns if c != LINE]
-        raise DataError(path, f"missing column(s) {missing}; the header has {present}", frame.attrs.get("header_line"))
+        raise DataError(
+            path, f"missing column(s) {missing}; the header has {present}", frame.attrs.get("header_line")
+        )
 
 
 def _nonempty(frame: pd.DataFrame, path: Path, column: str) -> None:
@@ -326,7 +334,9 @@ def _to_int(frame: pd.DataFrame, path: Path, column: str) -> np.ndarray:
     if bad.any():
         row = frame.loc[bad.idxmax()]
         raise DataError(
-            path, f"{column} must be an integer number of seconds (Unix time), got {row[column]!r}", int(row[LINE])
+            path,
+            f"{column} must be an integer number of seconds (Unix time), got {row[column]!r}",
+            int(row[LINE]),
         )
     return values.to_numpy(dtype=np.int64)
 
@@ -365,7 +375,9 @@ def _check_unique(frame: pd.DataFrame, path: Path, column: str) -> None:
     if dup.any():
         row = frame.loc[dup.idxmax()]
         first = frame.loc[frame[column] == row[column], LINE].iloc[0]
-        raise DataError(path, f"duplicate {column} {row[column]!r} (first seen on line {first})", int(row[LINE]))
+        raise DataError(
+            path, f"duplicate {column} {row[column]!r} (first seen on line {first})", int(row[LINE])
+        )
 
 
 def _check_known_items(inter: pd.DataFrame, items: pd.DataFrame, path: Path, items_path: Path) -> None:
@@ -401,7 +413,11 @@ def _entity_table(frame: pd.DataFrame, path: Path, id_col: str) -> pd.DataFrame:
 
 def _read_generic(folder: Path) -> RawData:
     def find(stem: str) -> Path | None:
-        found = [folder / f"{stem}{suffix}" for suffix in _GENERIC_SUFFIXES if (folder / f"{stem}{suffix}").exists()]
+        found = [
+            folder / f"{stem}{suffix}"
+            for suffix in _GENERIC_SUFFIXES
+            if (folder / f"{stem}{suffix}").exists()
+        ]
         if len(found) > 1:
             names = " and ".join(f.name for f in found)
             raise DataError(folder, f"both {names} exist; keep one so it is clear which to read")
@@ -412,7 +428,9 @@ def _read_generic(folder: Path) -> RawData:
         raise DataError(folder, "no interactions.tsv, interactions.csv or interactions.parquet")
     frame = _read_any(inter_path)
     has_rating = "rating" in frame.columns
-    inter = _interactions(frame, inter_path, "user_id", "item_id", "timestamp", "rating" if has_rating else None)
+    inter = _interactions(
+        frame, inter_path, "user_id", "item_id", "timestamp", "rating" if has_rating else None
+    )
     files = [inter_path]
     items = users = None
     items_path = find("items")

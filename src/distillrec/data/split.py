@@ -48,7 +48,9 @@ class Split:
 
 def _from_labels(inter: Interactions, labels: np.ndarray, protocol: str, params: dict) -> Split:
     """labels: (n,) 0 = train, 1 = valid, 2 = test."""
-    return Split(inter.select(labels == 0), inter.select(labels == 1), inter.select(labels == 2), protocol, params)
+    return Split(
+        inter.select(labels == 0), inter.select(labels == 1), inter.select(labels == 2), protocol, params
+    )
 
 
 def leave_one_out(inter: Interactions, min_length: int = 3) -> Split:
@@ -74,7 +76,9 @@ def temporal(inter: Interactions, valid_frac: float = 0.1, test_frac: float = 0.
     return _from_labels(inter, labels, "temporal", {"valid_frac": valid_frac, "test_frac": test_frac})
 
 
-def random_ratio(inter: Interactions, valid_frac: float = 0.1, test_frac: float = 0.1, seed: int = 0) -> Split:
+def random_ratio(
+    inter: Interactions, valid_frac: float = 0.1, test_frac: float = 0.1, seed: int = 0
+) -> Split:
     _check_fracs(valid_frac, test_frac)
     rng = np.random.default_rng(seed)
     labels = np.zeros(len(inter), dtype=np.int8)
@@ -107,12 +111,19 @@ def cold_item(inter: Interactions, item_frac: float = 0.1, seed: int = 0) -> Spl
 
 def _check_fracs(valid_frac: float, test_frac: float) -> None:
     if valid_frac < 0 or test_frac <= 0 or valid_frac + test_frac >= 1:
-        raise ValueError(f"need 0 <= valid_frac, 0 < test_frac, valid_frac + test_frac < 1; got {valid_frac}, {test_frac}")
+        raise ValueError(
+            f"need 0 <= valid_frac, 0 < test_frac, valid_frac + test_frac < 1; got {valid_frac}, {test_frac}"
+        )
 
 
 def make_split(inter: Interactions, protocol: str, **params) -> Split:
     """Dispatch by name; an unknown name lists the valid ones."""
-    functions = {"leave_one_out": leave_one_out, "temporal": temporal, "random_ratio": random_ratio, "cold_item": cold_item}
+    functions = {
+        "leave_one_out": leave_one_out,
+        "temporal": temporal,
+        "random_ratio": random_ratio,
+        "cold_item": cold_item,
+    }
     if protocol not in functions:
         raise ValueError(f"unknown split {protocol!r}; choose one of {list(functions)}")
     return functions[protocol](inter, **params)

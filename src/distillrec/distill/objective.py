@@ -104,7 +104,10 @@ _OPTION_TYPES = {
 
 
 def _loss_keys(method: str) -> set[str]:
-    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)  # nn.Module's *args, **kwargs
+    variadic = (
+        inspect.Parameter.VAR_POSITIONAL,
+        inspect.Parameter.VAR_KEYWORD,
+    )  # nn.Module's *args, **kwargs
     return {
         name
         for name, p in inspect.signature(KD_LOSSES[method].__init__).parameters.items()
@@ -249,7 +252,9 @@ def parse_kd(spec: str) -> tuple[list[TermSpec], float]:
             continue
         term = TermSpec.make(method, **options)
         if any(t.method == term.method for t in terms):
-            raise ValueError(f"KD method {term.method!r} given twice (param_init is param_hard with init=true)")
+            raise ValueError(
+                f"KD method {term.method!r} given twice (param_init is param_hard with init=true)"
+            )
         terms.append(term)
     if not terms:
         raise ValueError(f"no KD method in {spec!r}; choose from {sorted([*DEFAULTS, *ALIASES])}")

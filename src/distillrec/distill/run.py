@@ -54,7 +54,9 @@ class StudentRun:
     train_seconds: float
     best_epoch: int
     epochs: int
-    history: list[dict] | None = None  # one record per epoch (loss, valid NDCG@10, seconds), as `fit_loop` writes
+    history: list[dict] | None = (
+        None  # one record per epoch (loss, valid NDCG@10, seconds), as `fit_loop` writes
+    )
 
     def to_json(self) -> dict:
         row = {
@@ -165,7 +167,9 @@ def train_student(
     `checkpoint_dir`, an interrupted training resumes from its last finished epoch."""
     model = make_student(student_name, **params, seed=seed)
     start = time.perf_counter()
-    model.fit(split.train, split.valid, objective=objective, callbacks=callbacks, checkpoint_dir=checkpoint_dir)
+    model.fit(
+        split.train, split.valid, objective=objective, callbacks=callbacks, checkpoint_dir=checkpoint_dir
+    )
     seconds = fit_seconds(model, time.perf_counter() - start)  # a resumed run counts its earlier epochs too
     valid = evaluate(model, split.train, split.valid)
     test = evaluate(model, split.test_history() if test_history is None else test_history, split.test)
@@ -225,7 +229,9 @@ def compare(
         kd = objective if variant == "student_kd" else None
         checkpoint_dir = None if checkpoint_root is None else Path(checkpoint_root) / f"{variant}-seed{seed}"
         runs[variant].append(
-            train_student(split, student_name, params, seed, kd, variant, test_history, callbacks, checkpoint_dir)
+            train_student(
+                split, student_name, params, seed, kd, variant, test_history, callbacks, checkpoint_dir
+            )
         )
     bar.close()
     shown = {k: v for k, v in params.items() if k != "text_embeddings"}

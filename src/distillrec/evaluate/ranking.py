@@ -74,7 +74,9 @@ def evaluate(
         # A copy: masking writes -inf in place, and the model may have returned a view of its own state.
         scores = np.array(model.score(batch, history), dtype=np.float32, order="C", copy=True)
         if scores.shape != (len(batch), history.n_items):
-            raise ValueError(f"score() returned shape {scores.shape}, expected {(len(batch), history.n_items)}")
+            raise ValueError(
+                f"score() returned shape {scores.shape}, expected {(len(batch), history.n_items)}"
+            )
         with np.errstate(invalid="ignore", over="ignore"):  # a NaN makes its row sum NaN (so may inf - inf)
             suspect = not np.isfinite(scores.sum(axis=1)).all()
         nan_rows = np.flatnonzero(np.isnan(scores).any(axis=1)) if suspect else []
@@ -96,10 +98,14 @@ def evaluate(
         bar.update(len(batch))
     bar.close()
     width = max(p.shape[1] for p in ranks_parts)
-    ranks = np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1])), constant_values=np.inf) for p in ranks_parts])
+    ranks = np.concatenate(
+        [np.pad(p, ((0, 0), (0, width - p.shape[1])), constant_values=np.inf) for p in ranks_parts]
+    )
     n_targets = np.diff(target_matrix.indptr)[users]
     protocol = "full" if n_negatives is None else f"sampled ({n_negatives} negatives, NOT full ranking)"
-    return Evaluation(users, all_metrics(ranks, n_targets, ks), np.concatenate(top_parts), history.n_items, protocol)
+    return Evaluation(
+        users, all_metrics(ranks, n_targets, ks), np.concatenate(top_parts), history.n_items, protocol
+    )
 
 
 def _check_arguments(history: Interactions, targets: Interactions, ks, batch_size: int, n_negatives) -> None:

@@ -30,8 +30,9 @@ def item_groups(train: Interactions, head_share: float = 0.2) -> dict[str, np.nd
     return {"head": head, "tail": ~head & ~cold, "cold": cold}
 
 
-def slice_summaries(evaluation: Evaluation, targets: Interactions, train: Interactions,
-                    head_share: float = 0.2) -> dict[str, dict[str, float]]:
+def slice_summaries(
+    evaluation: Evaluation, targets: Interactions, train: Interactions, head_share: float = 0.2
+) -> dict[str, dict[str, float]]:
     """{slice: {"users": n, metric: mean}} for head, tail and cold targets (slices with no user are left out)."""
     groups = item_groups(train, head_share)
     target_matrix = targets.user_items[evaluation.users]  # (n_eval, n_items)

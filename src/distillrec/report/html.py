@@ -210,11 +210,17 @@ def _reference_teacher(models: dict) -> str | None:
 def _header(metrics: dict, created: datetime) -> str:
     ds = metrics["dataset"]
     facts = [
-        ("Dataset", f"{ds['name']}: {_params(ds['users'])} users, {_params(ds['items'])} items, "
-                    f"{_params(ds['interactions'])} interactions"),
+        (
+            "Dataset",
+            f"{ds['name']}: {_params(ds['users'])} users, {_params(ds['items'])} items, "
+            f"{_params(ds['interactions'])} interactions",
+        ),
         ("Split", str(ds["split"])),
-        ("Protocol", "full ranking: every item is scored, the user's known history is masked; "
-                     "numbers are on the test split"),
+        (
+            "Protocol",
+            "full ranking: every item is scored, the user's known history is masked; "
+            "numbers are on the test split",
+        ),
         ("Created", created.astimezone(UTC).isoformat(timespec="seconds")),
         ("distillrec", __version__),
     ]
@@ -226,8 +232,11 @@ def _table(models: dict, order: list[str]) -> str:
     teacher = _reference_teacher(models)
     best = {m: max(round(models[n]["test"][m], 4) for n in order) for m in TABLE_METRICS}
     share_head = "% of teacher" + (f'<span class="detail">{escape(teacher)}</span>' if teacher else "")
-    head = ("<th>model</th><th>kind</th>" + "".join(f'<th class="num">{escape(m)}</th>' for m in TABLE_METRICS)
-            + f'<th class="num">params</th><th class="num">{share_head}</th><th class="num">train time</th>')
+    head = (
+        "<th>model</th><th>kind</th>"
+        + "".join(f'<th class="num">{escape(m)}</th>' for m in TABLE_METRICS)
+        + f'<th class="num">params</th><th class="num">{share_head}</th><th class="num">train time</th>'
+    )
     body = []
     for name in order:
         model = models[name]
@@ -236,7 +245,9 @@ def _table(models: dict, order: list[str]) -> str:
             details.append("KD: " + " + ".join(model["kd"]))
         if model.get("seeds"):
             details.append(f"{len(model['seeds'])} seeds")
-        label = escape(name) + (f'<span class="detail">{escape(", ".join(details))}</span>' if details else "")
+        label = escape(name) + (
+            f'<span class="detail">{escape(", ".join(details))}</span>' if details else ""
+        )
         cells = [f'<td class="name">{label}</td>', f"<td>{escape(model['kind'])}</td>"]
         for metric in TABLE_METRICS:
             value = model["test"][metric]
@@ -246,17 +257,26 @@ def _table(models: dict, order: list[str]) -> str:
             interval = model.get("ci95", {}).get(metric)
             if interval is not None:
                 low, high = interval
-                text += (f'<span class="ci" title="95% CI [{low:.4f}, {high:.4f}]"> ± '
-                         f"{(high - low) / 2:.4f}</span>")
+                text += (
+                    f'<span class="ci" title="95% CI [{low:.4f}, {high:.4f}]"> ± '
+                    f"{(high - low) / 2:.4f}</span>"
+                )
             cells.append(f'<td class="num">{text}</td>')
         share = _share(model["params"], models[teacher]["params"]) if teacher else "–"
-        cells += [f'<td class="num">{_params(model["params"])}</td>', f'<td class="num">{share}</td>',
-                  f'<td class="num">{_duration(model["train_seconds"])}</td>']
+        cells += [
+            f'<td class="num">{_params(model["params"])}</td>',
+            f'<td class="num">{share}</td>',
+            f'<td class="num">{_duration(model["train_seconds"])}</td>',
+        ]
         body.append(f'<tr class="kind-{escape(model["kind"])}">{"".join(cells)}</tr>')
-    caption = ("Test split, full ranking. ± is half the width of the 95% interval (over seeds or bootstrap) "
-               "where the run recorded one (hover for the interval). Bold: best value of each metric column.")
-    return (f'<table id="models">\n<caption>{escape(caption)}</caption>\n<thead><tr>{head}</tr></thead>\n'
-            f"<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>")
+    caption = (
+        "Test split, full ranking. ± is half the width of the 95% interval (over seeds or bootstrap) "
+        "where the run recorded one (hover for the interval). Bold: best value of each metric column."
+    )
+    return (
+        f'<table id="models">\n<caption>{escape(caption)}</caption>\n<thead><tr>{head}</tr></thead>\n'
+        f"<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>"
+    )
 
 
 def _comparison_table(metrics: dict) -> str:
@@ -264,15 +284,20 @@ def _comparison_table(metrics: dict) -> str:
     for name, entry in metrics.get("comparison", {}).items():
         p = entry.get("p_value")
         ci = entry.get("diff_ci95")
-        rows.append(f"<tr><td>{escape(name)}</td><td>{escape(entry['vs'])}</td>"
-                    f'<td class="num">{"–" if p is None else f"{p:.3g}"}</td>'
-                    f'<td class="num">{"–" if ci is None else f"[{ci[0]:+.4f}, {ci[1]:+.4f}]"}</td></tr>')
+        rows.append(
+            f"<tr><td>{escape(name)}</td><td>{escape(entry['vs'])}</td>"
+            f'<td class="num">{"–" if p is None else f"{p:.3g}"}</td>'
+            f'<td class="num">{"–" if ci is None else f"[{ci[0]:+.4f}, {ci[1]:+.4f}]"}</td></tr>'
+        )
     if not rows:
         return ""
-    return ('<table id="comparison">\n<caption>Paired test of KD against the plain student on test NDCG@10'
-            '</caption>\n<thead><tr><th>KD student</th><th>vs</th><th class="num">p-value</th>'
-            '<th class="num">NDCG@10 difference (KD - plain), 95% CI</th></tr></thead>\n<tbody>\n'
-            + "\n".join(rows) + "\n</tbody>\n</table>")
+    return (
+        '<table id="comparison">\n<caption>Paired test of KD against the plain student on test NDCG@10'
+        '</caption>\n<thead><tr><th>KD student</th><th>vs</th><th class="num">p-value</th>'
+        '<th class="num">NDCG@10 difference (KD - plain), 95% CI</th></tr></thead>\n<tbody>\n'
+        + "\n".join(rows)
+        + "\n</tbody>\n</table>"
+    )
 
 
 def _seed_pairs(metrics: dict) -> list[plots.SeedPair]:
@@ -292,9 +317,17 @@ def _seed_pairs(metrics: dict) -> list[plots.SeedPair]:
         if not seeds:
             continue
         ci = entry.get("diff_ci95")
-        out.append(plots.SeedPair(kd_name, plain_name, [int(s) for s in seeds], [kd_runs[s] for s in seeds],
-                                  [plain_runs[s] for s in seeds], entry.get("p_value"),
-                                  None if ci is None else (ci[0], ci[1])))
+        out.append(
+            plots.SeedPair(
+                kd_name,
+                plain_name,
+                [int(s) for s in seeds],
+                [kd_runs[s] for s in seeds],
+                [plain_runs[s] for s in seeds],
+                entry.get("p_value"),
+                None if ci is None else (ci[0], ci[1]),
+            )
+        )
     return out
 
 
@@ -304,19 +337,33 @@ def _plots(metrics: dict, order: list[str]) -> list[str]:
     sections = []
 
     histories = {n: models[n]["history"] for n in order if models[n].get("history")}
-    sections.append(_section("Training curves", _figure(
-        plots.training_curves(histories, colours), "training curves",
-        "Validation NDCG@10 (epochs where it was measured) and training loss per epoch.",
-    ) if histories else _note("Skipped: no model has a training history.")))
+    sections.append(
+        _section(
+            "Training curves",
+            _figure(
+                plots.training_curves(histories, colours),
+                "training curves",
+                "Validation NDCG@10 (epochs where it was measured) and training loss per epoch.",
+            )
+            if histories
+            else _note("Skipped: no model has a training history."),
+        )
+    )
 
     sized = [n for n in order if models[n]["params"] > 0]
     unsized = [n for n in order if models[n]["params"] <= 0]
     if sized:
-        png = plots.quality_vs_params(sized, [models[n]["kind"] for n in sized],
-                                      [models[n]["params"] for n in sized],
-                                      [models[n]["test"]["NDCG@10"] for n in sized], colours)
-        caption = ("Test NDCG@10 against parameters (log scale). Dashed staircase: the Pareto front, the best "
-                   "NDCG@10 reachable within each parameter budget; circled models are on it.")
+        png = plots.quality_vs_params(
+            sized,
+            [models[n]["kind"] for n in sized],
+            [models[n]["params"] for n in sized],
+            [models[n]["test"]["NDCG@10"] for n in sized],
+            colours,
+        )
+        caption = (
+            "Test NDCG@10 against parameters (log scale). Dashed staircase: the Pareto front, the best "
+            "NDCG@10 reachable within each parameter budget; circled models are on it."
+        )
         if unsized:
             caption += " Not drawn (no parameters to place on a log axis): " + ", ".join(unsized) + "."
         body = _figure(png, "quality vs parameters", caption)
@@ -333,26 +380,46 @@ def _plots(metrics: dict, order: list[str]) -> list[str]:
             counts = {int(v[s]["users"]) for v in sliced.values() if s in v}
             slice_users[s] = counts.pop() if len(counts) == 1 else None
         ndcg = {n: {s: v["NDCG@10"] for s, v in values.items()} for n, values in sliced.items()}
-        body = _figure(plots.slice_bars(ndcg, slice_users, colours), "NDCG@10 by slice",
-                       "Test NDCG@10 of the users whose held-out item is popular (head), in the long tail (tail) "
-                       "or unseen in training (cold).")
+        body = _figure(
+            plots.slice_bars(ndcg, slice_users, colours),
+            "NDCG@10 by slice",
+            "Test NDCG@10 of the users whose held-out item is popular (head), in the long tail (tail) "
+            "or unseen in training (cold).",
+        )
     else:
         body = _note("Skipped: no model has head/tail/cold slices.")
     sections.append(_section("Head, tail and cold items", body))
 
-    agreement = {n: metrics["agreement"][n]["top10_overlap_with_teacher"]
-                 for n in order if n in metrics.get("agreement", {})}
-    sections.append(_section("Agreement with the teacher", _figure(
-        plots.agreement_bars(agreement, colours), "top-10 overlap with the teacher",
-        "Mean share of each model's top-10 that the teacher also ranks in its top-10 (test users).",
-    ) if agreement else _note("Skipped: metrics.json has no teacher agreement.")))
+    agreement = {
+        n: metrics["agreement"][n]["top10_overlap_with_teacher"]
+        for n in order
+        if n in metrics.get("agreement", {})
+    }
+    sections.append(
+        _section(
+            "Agreement with the teacher",
+            _figure(
+                plots.agreement_bars(agreement, colours),
+                "top-10 overlap with the teacher",
+                "Mean share of each model's top-10 that the teacher also ranks in its top-10 (test users).",
+            )
+            if agreement
+            else _note("Skipped: metrics.json has no teacher agreement."),
+        )
+    )
 
     pairs = _seed_pairs(metrics)
     comparison = _comparison_table(metrics)
     if pairs:
-        body = _figure(plots.paired_seeds(pairs, colours), "KD vs plain per seed",
-                       "Test NDCG@10 of each seed; a line joins the KD and plain runs of the same seed "
-                       "(green: KD higher, red: KD lower).") + comparison
+        body = (
+            _figure(
+                plots.paired_seeds(pairs, colours),
+                "KD vs plain per seed",
+                "Test NDCG@10 of each seed; a line joins the KD and plain runs of the same seed "
+                "(green: KD higher, red: KD lower).",
+            )
+            + comparison
+        )
     else:
         body = _note("Skipped: no KD and plain student share a seed.") + comparison
     sections.append(_section("Distillation vs plain training", body))
@@ -391,12 +458,17 @@ def render_report(metrics: dict, created: datetime | None = None) -> str:
     created = created or datetime.now(UTC)
     order = _ordered(metrics["models"])
     title = escape(f"distillrec report: {metrics['dataset']['name']}")
-    parts = [_header(metrics, created), _section("Models", _table(metrics["models"], order)),
-             *_plots(metrics, order)]
+    parts = [
+        _header(metrics, created),
+        _section("Models", _table(metrics["models"], order)),
+        *_plots(metrics, order),
+    ]
     body = "\n".join(parts)
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<style>{_CSS}</style>\n'
-            f"</head>\n<body>\n{body}\n</body>\n</html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<style>{_CSS}</style>\n'
+        f"</head>\n<body>\n{body}\n</body>\n</html>\n"
+    )
 
 
 def build_report(run_dir: Path) -> Path:
@@ -404,7 +476,9 @@ def build_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     source = run_dir / "metrics.json"
     if not source.is_file():
-        raise FileNotFoundError(f"{source} does not exist: `distillrec report` reads a run folder's metrics.json")
+        raise FileNotFoundError(
+            f"{source} does not exist: `distillrec report` reads a run folder's metrics.json"
+        )
     metrics = json.loads(source.read_text())
     try:
         page = render_report(metrics)

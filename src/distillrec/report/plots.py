@@ -27,8 +27,16 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-__all__ = ["SeedPair", "pareto_front", "model_colours", "training_curves", "quality_vs_params", "slice_bars",
-           "agreement_bars", "paired_seeds"]
+__all__ = [
+    "SeedPair",
+    "pareto_front",
+    "model_colours",
+    "training_curves",
+    "quality_vs_params",
+    "slice_bars",
+    "agreement_bars",
+    "paired_seeds",
+]
 
 _DPI = 110
 _KIND_MARKERS = {"baseline": "s", "text_only": "D", "teacher": "*", "student_kd": "o", "student_plain": "^"}
@@ -53,8 +61,10 @@ def pareto_front(params: Sequence[float], quality: Sequence[float]) -> list[int]
         raise ValueError(f"params and quality differ in length: {len(params)} vs {len(quality)}")
     front = []
     for i, (p_i, q_i) in enumerate(zip(params, quality, strict=True)):
-        dominated = any(p_j <= p_i and q_j >= q_i and (p_j < p_i or q_j > q_i)
-                        for p_j, q_j in zip(params, quality, strict=True))
+        dominated = any(
+            p_j <= p_i and q_j >= q_i and (p_j < p_i or q_j > q_i)
+            for p_j, q_j in zip(params, quality, strict=True)
+        )
         if not dominated:
             front.append(i)
     return sorted(front, key=lambda i: (params[i], -quality[i]))
@@ -98,11 +108,15 @@ def training_curves(histories: dict[str, list[dict]], colours: dict[str, str]) -
     for name, rows in histories.items():
         scored = [(r["epoch"], r["valid_ndcg10"]) for r in rows if r["valid_ndcg10"] is not None]
         if scored:
-            ax_ndcg.plot(*zip(*scored, strict=True), marker="o", markersize=3, color=colours[name], label=name)
+            ax_ndcg.plot(
+                *zip(*scored, strict=True), marker="o", markersize=3, color=colours[name], label=name
+            )
         ax_loss.plot([r["epoch"] for r in rows], [r["loss"] for r in rows], color=colours[name], label=name)
         all_positive = all_positive and all(r["loss"] > 0 for r in rows)
     ax_ndcg.set(title="Validation NDCG@10", xlabel="epoch", ylabel="NDCG@10")
-    ax_loss.set(title="Training loss" + (" (log scale)" if all_positive else ""), xlabel="epoch", ylabel="loss")
+    ax_loss.set(
+        title="Training loss" + (" (log scale)" if all_positive else ""), xlabel="epoch", ylabel="loss"
+    )
     if all_positive:
         ax_loss.set_yscale("log")
         ax_loss.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
@@ -112,24 +126,53 @@ def training_curves(histories: dict[str, list[dict]], colours: dict[str, str]) -
     return _png(fig)
 
 
-def quality_vs_params(names: Sequence[str], kinds: Sequence[str], params: Sequence[float],
-                      quality: Sequence[float], colours: dict[str, str]) -> bytes:
+def quality_vs_params(
+    names: Sequence[str],
+    kinds: Sequence[str],
+    params: Sequence[float],
+    quality: Sequence[float],
+    colours: dict[str, str],
+) -> bytes:
     """Test NDCG@10 against parameters (log x, every params > 0) with the Pareto front drawn as a staircase."""
     if any(p <= 0 for p in params):
         raise ValueError("quality_vs_params needs params > 0 for a log axis; leave the others out")
     fig, (ax,) = _figure(10, 4.8)
     front = pareto_front(params, quality)
     for name, kind, p, q in zip(names, kinds, params, quality, strict=True):
-        ax.scatter([p], [q], s=140 if kind == "teacher" else 60, marker=_KIND_MARKERS.get(kind, "o"),
-                   color=colours[name], edgecolor="black", linewidth=0.5, zorder=3, label=f"{name} ({kind})")
+        ax.scatter(
+            [p],
+            [q],
+            s=140 if kind == "teacher" else 60,
+            marker=_KIND_MARKERS.get(kind, "o"),
+            color=colours[name],
+            edgecolor="black",
+            linewidth=0.5,
+            zorder=3,
+            label=f"{name} ({kind})",
+        )
         ax.annotate(name, (p, q), xytext=(6, 5), textcoords="offset points", fontsize=8)
     # Staircase: from each front point, flat until the next front point's size, then up to its quality.
     xs = [params[i] for i in front] + [max(params) * 1.6]
     ys = [quality[i] for i in front] + [quality[front[-1]]]
-    ax.plot(xs, ys, drawstyle="steps-post", linestyle="--", color="#555555", linewidth=1.2, zorder=2,
-            label="Pareto front")
-    ax.scatter([params[i] for i in front], [quality[i] for i in front], s=260, facecolor="none",
-               edgecolor="#555555", linewidth=1.0, zorder=2)
+    ax.plot(
+        xs,
+        ys,
+        drawstyle="steps-post",
+        linestyle="--",
+        color="#555555",
+        linewidth=1.2,
+        zorder=2,
+        label="Pareto front",
+    )
+    ax.scatter(
+        [params[i] for i in front],
+        [quality[i] for i in front],
+        s=260,
+        facecolor="none",
+        edgecolor="#555555",
+        linewidth=1.0,
+        zorder=2,
+    )
     ax.set_xscale("log")
     ax.set_xlim(min(params) / 2, max(params) * 1.6)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _count(v)))
@@ -138,8 +181,9 @@ def quality_vs_params(names: Sequence[str], kinds: Sequence[str], params: Sequen
     return _png(fig)
 
 
-def slice_bars(slices: dict[str, dict[str, float]], slice_users: dict[str, int | None],
-               colours: dict[str, str]) -> bytes:
+def slice_bars(
+    slices: dict[str, dict[str, float]], slice_users: dict[str, int | None], colours: dict[str, str]
+) -> bytes:
     """slices: {model: {slice: NDCG@10}}; slice_users: {slice: users in it, or None when models disagree}."""
     order = list(slice_users)
     fig, (ax,) = _figure(10, 3.8)
@@ -151,8 +195,10 @@ def slice_bars(slices: dict[str, dict[str, float]], slice_users: dict[str, int |
         for x, height in zip(xs, heights, strict=True):
             if height == 0:  # an empty bar would look like a missing one
                 ax.annotate("0", (x, 0), xytext=(0, 2), textcoords="offset points", ha="center", fontsize=8)
-    ax.set_xticks(range(len(order)),
-                  [key if slice_users[key] is None else f"{key}\n({slice_users[key]:,} users)" for key in order])
+    ax.set_xticks(
+        range(len(order)),
+        [key if slice_users[key] is None else f"{key}\n({slice_users[key]:,} users)" for key in order],
+    )
     ax.set(title="NDCG@10 by target popularity (test)", ylabel="NDCG@10")
     ax.legend(fontsize=8, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _png(fig)
@@ -167,7 +213,10 @@ def agreement_bars(overlaps: dict[str, float], colours: dict[str, str]) -> bytes
     for y, value in enumerate(values):
         ax.text(value + 0.01, y, f"{value:.2f}", va="center", fontsize=8)
     ax.set_xlim(0, 1)
-    ax.set(title="Top-10 overlap with the teacher (test)", xlabel="share of the student's top-10 in the teacher's")
+    ax.set(
+        title="Top-10 overlap with the teacher (test)",
+        xlabel="share of the student's top-10 in the teacher's",
+    )
     return _png(fig)
 
 
@@ -178,8 +227,9 @@ def paired_seeds(pairs: Sequence[SeedPair], colours: dict[str, str]) -> bytes:
         for seed, plain, kd in zip(pair.seeds, pair.plain_values, pair.kd_values, strict=True):
             better = kd > plain
             ax.plot([0, 1], [plain, kd], color="#2a7f3f" if better else "#b33a3a", linewidth=1, alpha=0.8)
-            ax.annotate(f"seed {seed}", (1, kd), xytext=(6, 0), textcoords="offset points", fontsize=7,
-                        va="center")
+            ax.annotate(
+                f"seed {seed}", (1, kd), xytext=(6, 0), textcoords="offset points", fontsize=7, va="center"
+            )
         ax.scatter([0] * len(pair.seeds), pair.plain_values, color=colours[pair.plain_name], zorder=3, s=30)
         ax.scatter([1] * len(pair.seeds), pair.kd_values, color=colours[pair.kd_name], zorder=3, s=30)
         ax.set_xticks([0, 1], [pair.plain_name, pair.kd_name], fontsize=8)

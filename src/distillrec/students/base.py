@@ -132,7 +132,10 @@ def _plain_params(params: dict) -> dict:
         if key in RESUMABLE_CHANGES:
             continue
         if isinstance(value, np.ndarray):
-            value = {"shape": list(value.shape), "sha256": hashlib.sha256(np.ascontiguousarray(value).data).hexdigest()}
+            value = {
+                "shape": list(value.shape),
+                "sha256": hashlib.sha256(np.ascontiguousarray(value).data).hexdigest(),
+            }
         out[key] = value
     return out
 

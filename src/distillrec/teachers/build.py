@@ -46,25 +46,51 @@ def item_texts(dataset: Dataset, template: str | None) -> tuple[list[str], ItemT
     return tmpl.render_items(dataset.item_text), tmpl
 
 
-def _result(model, split: Split, fit_seconds: float, extra: dict | None = None, top_path: Path | None = None) -> dict:
+def _result(
+    model, split: Split, fit_seconds: float, extra: dict | None = None, top_path: Path | None = None
+) -> dict:
     valid = evaluate(model, split.train, split.valid)
     test = evaluate(model, split.test_history(), split.test)
     if top_path is not None:  # each test user's top-K list, for teacher-student agreement
         np.savez(top_path, users=test.users, top_items=test.top_items)
-    row = {"valid": valid.summary, "test": test.summary, "params": model.n_params(),
-           "train_seconds": round(fit_seconds, 3), "slices": slice_summaries(test, split.test, split.train)}
+    row = {
+        "valid": valid.summary,
+        "test": test.summary,
+        "params": model.n_params(),
+        "train_seconds": round(fit_seconds, 3),
+        "slices": slice_summaries(test, split.test, split.train),
+    }
     row.update(extra or {})
     return row
 
 
 def _model_params(settings: TeacherConfig, seed: int, progress: bool) -> dict:
-    keys = ("dim", "n_layers", "n_heads", "max_len", "dropout", "max_epochs", "batch_size", "lr", "patience", "bf16",
-            "length_buckets")
+    keys = (
+        "dim",
+        "n_layers",
+        "n_heads",
+        "max_len",
+        "dropout",
+        "max_epochs",
+        "batch_size",
+        "lr",
+        "patience",
+        "bf16",
+        "length_buckets",
+    )
     return {**{k: getattr(settings, k) for k in keys}, "seed": seed, "progress": progress}
 
 
-def build_teacher(dataset: Dataset, split: Split, out: str | Path, settings: TeacherConfig, seed: int = 0,
-                  progress: bool = True, log=print, on_epoch: Callable[[dict, EpochEnd], None] | None = None) -> dict:
+def build_teacher(
+    dataset: Dataset,
+    split: Split,
+    out: str | Path,
+    settings: TeacherConfig,
+    seed: int = 0,
+    progress: bool = True,
+    log=print,
+    on_epoch: Callable[[dict, EpochEnd], None] | None = None,
+) -> dict:
     """See the module docstring; `on_epoch(labels, end)` is called after every training epoch, with labels
     `{"model": "teacher"}` (or `"id_only"`)."""
 
@@ -81,43 +107,88 @@ def build_teacher(dataset: Dataset, split: Split, out: str | Path, settings: Tea
     text_emb = cache.encode(encoder, texts, template=tmpl.key)
     encoder_seconds = time.perf_counter() - start
     np.save(out / "text_embeddings.npy", text_emb)
-    log(f"encoded {len(texts):,} item texts with {settings.encoder} in {encoder_seconds:.1f} s "
-        f"({cache.misses:,} computed, {cache.hits:,} from the cache)")
+    log(
+        f"encoded {len(texts):,} item texts with {settings.encoder} in {encoder_seconds:.1f} s "
+        f"({cache.misses:,} computed, {cache.hits:,} from the cache)"
+    )
 
     metrics: dict = {}
     text_only = TextSimilarity(text_emb).fit(split.train)
-    metrics["text_only"] = _result(text_only, split, 0.0, {"best_hparams": text_only.get_params() | {"text_embeddings": "LM"}})
+    metrics["text_only"] = _result(
+        text_only, split, 0.0, {"best_hparams": text_only.get_params() | {"text_embeddings": "LM"}}
+    )
     log(f"text-only: test NDCG@10 {metrics['text_only']['test']['NDCG@10']:.4f}")
 
-    teacher = LLMEnhancedSASRec(text_emb, adapter_hidden=settings.adapter_hidden, id_init=settings.id_init,
-                                softmax_over_trained=settings.softmax_over_trained, id_dropout=settings.id_dropout,
-                                checkpoint_dir=out / "checkpoints" / "teacher", **_model_params(settings, seed, progress))
+    teacher = LLMEnhancedSASRec(
+        text_emb,
+        adapter_hidden=settings.adapter_hidden,
+        id_init=settings.id_init,
+        softmax_over_trained=settings.softmax_over_trained,
+        id_dropout=settings.id_dropout,
+        checkpoint_dir=out / "checkpoints" / "teacher",
+        **_model_params(settings, seed, progress),
+    )
     start = time.perf_counter()
     teacher.fit(split.train, split.valid, callbacks=callbacks("teacher"))
     fit_seconds = fit_seconds_of(teacher, time.perf_counter() - start)
     hp = teacher.get_params()
     hp.pop("checkpoint_dir", None)
-    metrics["teacher"] = _result(teacher, split, fit_seconds, top_path=out / "test_top_items.npz", extra={
-        "best_hparams": hp, "encoder_seconds": round(encoder_seconds, 3), "encoder": encoder.identity,
-        "best_epoch": teacher.fit_result_.best_epoch, "history": teacher.history_})
-    log(f"teacher: test NDCG@10 {metrics['teacher']['test']['NDCG@10']:.4f} "
-        f"({teacher.n_params():,} params, {fit_seconds:.0f} s)")
+    metrics["teacher"] = _result(
+        teacher,
+        split,
+        fit_seconds,
+        top_path=out / "test_top_items.npz",
+        extra={
+            "best_hparams": hp,
+            "encoder_seconds": round(encoder_seconds, 3),
+            "encoder": encoder.identity,
+            "best_epoch": teacher.fit_result_.best_epoch,
+            "history": teacher.history_,
+        },
+    )
+    log(
+        f"teacher: test NDCG@10 {metrics['teacher']['test']['NDCG@10']:.4f} "
+        f"({teacher.n_params():,} params, {fit_seconds:.0f} s)"
+    )
     torch.save(teacher.module_.state_dict(), out / "teacher.pt")
 
-    manifest = build_manifest({"teacher": settings.model_dump(), "seed": seed, "template": tmpl.key, "encoder": encoder.identity,
-                               "split": {"protocol": split.protocol, **split.params}}, dataset)
-    export_teacher(teacher, split.train, out, manifest, top_k=settings.top_k,
-                   position_hidden=settings.position_hidden, progress=progress,
-                   exclude_seen=settings.exclude_seen)
+    manifest = build_manifest(
+        {
+            "teacher": settings.model_dump(),
+            "seed": seed,
+            "template": tmpl.key,
+            "encoder": encoder.identity,
+            "split": {"protocol": split.protocol, **split.params},
+        },
+        dataset,
+    )
+    export_teacher(
+        teacher,
+        split.train,
+        out,
+        manifest,
+        top_k=settings.top_k,
+        position_hidden=settings.position_hidden,
+        progress=progress,
+        exclude_seen=settings.exclude_seen,
+    )
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
 
     if settings.compare_id_only:
-        plain = SASRec(checkpoint_dir=out / "checkpoints" / "id_only", **_model_params(settings, seed, progress))
+        plain = SASRec(
+            checkpoint_dir=out / "checkpoints" / "id_only", **_model_params(settings, seed, progress)
+        )
         start = time.perf_counter()
         plain.fit(split.train, split.valid, callbacks=callbacks("id_only"))
-        metrics["id_only"] = _result(plain, split, fit_seconds_of(plain, time.perf_counter() - start), {
-            "best_hparams": {k: v for k, v in plain.get_params().items() if k != "checkpoint_dir"},
-            "best_epoch": plain.fit_result_.best_epoch})
+        metrics["id_only"] = _result(
+            plain,
+            split,
+            fit_seconds_of(plain, time.perf_counter() - start),
+            {
+                "best_hparams": {k: v for k, v in plain.get_params().items() if k != "checkpoint_dir"},
+                "best_epoch": plain.fit_result_.best_epoch,
+            },
+        )
         log(f"id-only SASRec (same budget): test NDCG@10 {metrics['id_only']['test']['NDCG@10']:.4f}")
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     return metrics

@@ -41,7 +41,11 @@ class TextItemEmbedding(nn.Module):
     """`forward(ids) -> (..., dim)`, `table() -> (n_items + 1, dim)`; row 0 (padding) is zero."""
 
     def __init__(
-        self, text_embeddings: np.ndarray, dim: int, adapter_hidden: int = 512, dropout: float = 0.1,
+        self,
+        text_embeddings: np.ndarray,
+        dim: int,
+        adapter_hidden: int = 512,
+        dropout: float = 0.1,
         id_init: str = "pca",
         has_ids: np.ndarray | None = None,
         id_dropout: float = 0.0,
@@ -60,8 +64,13 @@ class TextItemEmbedding(nn.Module):
         )
         self.use_ids = id_init != "none"
         # (n_items + 1, 1) 1 for items that get an ID vector, 0 for padding and items without interactions
-        id_mask = torch.ones(n_items + 1, 1) if has_ids is None else torch.cat(
-            [torch.ones(1, 1), torch.as_tensor(np.asarray(has_ids), dtype=torch.float32).reshape(-1, 1)])
+        id_mask = (
+            torch.ones(n_items + 1, 1)
+            if has_ids is None
+            else torch.cat(
+                [torch.ones(1, 1), torch.as_tensor(np.asarray(has_ids), dtype=torch.float32).reshape(-1, 1)]
+            )
+        )
         id_mask[PAD] = 0
         self.register_buffer("id_mask", id_mask, persistent=False)
         self.ids = nn.Embedding(n_items + 1, dim, padding_idx=PAD)
@@ -104,7 +113,9 @@ class LLMEnhancedSASRec(SASRec):
         id_dropout: float = 0.0,
         **train_params,
     ) -> None:
-        super().__init__(dim=dim, n_layers=n_layers, n_heads=n_heads, max_len=max_len, dropout=dropout, **train_params)
+        super().__init__(
+            dim=dim, n_layers=n_layers, n_heads=n_heads, max_len=max_len, dropout=dropout, **train_params
+        )
         self.text_embeddings = text_embeddings
         self.adapter_hidden = adapter_hidden
         self.id_init = id_init
@@ -126,9 +137,18 @@ class LLMEnhancedSASRec(SASRec):
 
     def _make_item_embedding(self, n_items: int) -> nn.Module:
         if len(self.text_embeddings) != n_items:
-            raise ValueError(f"text_embeddings has {len(self.text_embeddings)} rows but the data has {n_items} items")
-        return TextItemEmbedding(self.text_embeddings, self.dim, self.adapter_hidden, self.dropout, self.id_init,
-                                 has_ids=self._has_ids, id_dropout=self.id_dropout)
+            raise ValueError(
+                f"text_embeddings has {len(self.text_embeddings)} rows but the data has {n_items} items"
+            )
+        return TextItemEmbedding(
+            self.text_embeddings,
+            self.dim,
+            self.adapter_hidden,
+            self.dropout,
+            self.id_init,
+            has_ids=self._has_ids,
+            id_dropout=self.id_dropout,
+        )
 
     def _loss(self, train):
         if not self.softmax_over_trained:

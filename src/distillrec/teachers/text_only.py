@@ -28,7 +28,9 @@ class TextSimilarity(Recommender):
     def fit(self, train: Interactions, valid: Interactions | None = None) -> Self:
         table = np.asarray(self.text_embeddings, dtype=np.float32)
         if table.shape[0] != train.n_items:
-            raise ValueError(f"text_embeddings has {table.shape[0]} rows but the data has {train.n_items} items")
+            raise ValueError(
+                f"text_embeddings has {table.shape[0]} rows but the data has {train.n_items} items"
+            )
         norms = np.linalg.norm(table, axis=1, keepdims=True)
         self.table_ = table / np.maximum(norms, 1e-12)  # (n_items, d_text)
         return self

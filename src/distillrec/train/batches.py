@@ -16,8 +16,12 @@ __all__ = ["BUCKET_SPAN", "batch_rows"]
 BUCKET_SPAN = 50  # batches per sorted chunk
 
 
-def batch_rows(order: np.ndarray, batch_size: int, lengths: np.ndarray | None = None,
-               rng: np.random.Generator | None = None) -> list[np.ndarray]:
+def batch_rows(
+    order: np.ndarray,
+    batch_size: int,
+    lengths: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
+) -> list[np.ndarray]:
     """Row indices of each batch. `order`: a permutation of the rows. Without `lengths`, consecutive slices
     of `order`; with `lengths` (one per row) and `rng`, batches of similar length in a random order."""
     if lengths is None:

@@ -41,7 +41,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 __all__ = [
-    "TrainConfig", "FitResult", "EpochEnd", "NonFiniteLossError", "fit_loop", "cpu_bf16_supported", "RESUMABLE_CHANGES"
+    "TrainConfig",
+    "FitResult",
+    "EpochEnd",
+    "NonFiniteLossError",
+    "fit_loop",
+    "cpu_bf16_supported",
+    "RESUMABLE_CHANGES",
 ]
 
 CHECKPOINT_NAME = "last.pt"
@@ -155,7 +161,11 @@ def fit_loop(
     result = FitResult(history=[], best_epoch=0, best_score=-math.inf, stopped_early=False, bf16=use_bf16)
     best_state: dict | None = None  # state dict of the best validated epoch
     bad_evals = 0
-    path = Path(config.checkpoint_dir).expanduser() / CHECKPOINT_NAME if config.checkpoint_dir is not None else None
+    path = (
+        Path(config.checkpoint_dir).expanduser() / CHECKPOINT_NAME
+        if config.checkpoint_dir is not None
+        else None
+    )
 
     if path is not None and config.resume and path.exists():
         ckpt = torch.load(path, map_location="cpu", weights_only=True)

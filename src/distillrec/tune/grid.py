@@ -60,8 +60,14 @@ class BaselineResult:
             "params": self.n_params,
             "best_hparams": self.best_hparams,
             "train_seconds": round(self.train_seconds, 3),
-            "grid": [{"hparams": p.hparams, "valid_NDCG@10": p.valid[SELECTION_METRIC],
-                      "fit_seconds": round(p.fit_seconds, 3)} for p in self.grid],
+            "grid": [
+                {
+                    "hparams": p.hparams,
+                    "valid_NDCG@10": p.valid[SELECTION_METRIC],
+                    "fit_seconds": round(p.fit_seconds, 3),
+                }
+                for p in self.grid
+            ],
         }
         history = getattr(self.model, "history_", None)
         if history:
@@ -94,7 +100,9 @@ def tune_and_test(
     for index, hparams in enumerate(tqdm(grid, desc=f"tune {name}", unit="point", disable=not progress)):
         model = make_model(name, **hparams)
         start = time.perf_counter()
-        model.fit(split.train, split.valid, **_callbacks(model, on_epoch, {"model": name, "grid_point": index}))
+        model.fit(
+            split.train, split.valid, **_callbacks(model, on_epoch, {"model": name, "grid_point": index})
+        )
         fit_seconds = fit_seconds_of(model, time.perf_counter() - start)
         summary = evaluate(model, split.train, split.valid, ks=ks).summary
         points.append(GridPoint(dict(hparams), summary, fit_seconds))

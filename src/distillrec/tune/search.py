@@ -62,9 +62,13 @@ class _Data:
             from distillrec.data.split import make_split
 
             d = self.config.dataset
-            dataset = load_dataset(d.source, min_rating=d.min_rating, duplicates=d.duplicates,
-                                   min_user_interactions=d.min_user_interactions,
-                                   min_item_interactions=d.min_item_interactions)
+            dataset = load_dataset(
+                d.source,
+                min_rating=d.min_rating,
+                duplicates=d.duplicates,
+                min_user_interactions=d.min_user_interactions,
+                min_item_interactions=d.min_item_interactions,
+            )
             split = make_split(dataset.interactions, self.config.split.protocol, **self.config.split.params)
             self.cache.update(dataset=dataset, split=split)
         return self.cache["split"]
@@ -78,7 +82,9 @@ class _Data:
 
             self.split()
             texts, tmpl = item_texts(self.cache["dataset"], config.teacher.template)
-            encoder = TextEncoder(config.teacher.encoder, bf16=config.teacher.encoder_bf16, progress=config.progress)
+            encoder = TextEncoder(
+                config.teacher.encoder, bf16=config.teacher.encoder_bf16, progress=config.progress
+            )
             self.cache[key] = EmbeddingCache().encode(encoder, texts, template=tmpl.key)
         return self.cache[key]
 
@@ -89,8 +95,14 @@ class _Data:
             from distillrec.teachers.build import build_teacher
 
             split = self.split()
-            build_teacher(self.cache["dataset"], split, folder, self.config.teacher, seed=self.config.seeds[0],
-                          progress=self.config.progress)
+            build_teacher(
+                self.cache["dataset"],
+                split,
+                folder,
+                self.config.teacher,
+                seed=self.config.seeds[0],
+                progress=self.config.progress,
+            )
         return folder
 
 
@@ -103,8 +115,12 @@ def train_target(config: RunConfig, target: str, data: _Data, callbacks: list[Ca
         from distillrec.teachers.llm_enhanced_seq import LLMEnhancedSASRec
 
         settings = config.teacher
-        model = LLMEnhancedSASRec(data.text_embeddings(config), adapter_hidden=settings.adapter_hidden,
-                                  id_init=settings.id_init, **_model_params(settings, seed, config.progress))
+        model = LLMEnhancedSASRec(
+            data.text_embeddings(config),
+            adapter_hidden=settings.adapter_hidden,
+            id_init=settings.id_init,
+            **_model_params(settings, seed, config.progress),
+        )
         model.fit(split.train, split.valid, callbacks=callbacks)
         return float(model.fit_result_.best_score)
 
@@ -168,14 +184,17 @@ def _sampler(name: str, space: dict[str, ParamSpace], seed: int) -> optuna.sampl
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
-        grid = {key: (list(spec.choices) if spec.type == "categorical" else list(range(spec.low, spec.high + 1)))
-                for key, spec in space.items()}
+        grid = {
+            key: (list(spec.choices) if spec.type == "categorical" else list(range(spec.low, spec.high + 1)))
+            for key, spec in space.items()
+        }
         return optuna.samplers.GridSampler(grid, seed=seed)
     raise ValueError(f"unknown sampler {name!r}; choose one of ['grid', 'random', 'tpe']")
 
 
-def tune(config: RunConfig, run_dir: str | Path, trials: int | None = None, sampler: str | None = None,
-         log=print) -> TuneResult:
+def tune(
+    config: RunConfig, run_dir: str | Path, trials: int | None = None, sampler: str | None = None, log=print
+) -> TuneResult:
     """Run the study until `trials` (default `config.tune.trials`) trials have finished (complete or pruned),
     counting those already in `run_dir/tune.db`; write `trials.csv` and `best_config.yaml`."""
     if config.tune is None:
@@ -186,20 +205,36 @@ def tune(config: RunConfig, run_dir: str | Path, trials: int | None = None, samp
     if trials < 1:
         raise ValueError(f"trials must be >= 1, got {trials}")
     if sampler == "grid":  # the config check of grid spaces, for a sampler given on the command line
-        parse_config({**config.model_dump(mode="json"), "tune": {**settings.model_dump(mode="json"), "sampler": "grid"}})
+        parse_config(
+            {
+                **config.model_dump(mode="json"),
+                "tune": {**settings.model_dump(mode="json"), "sampler": "grid"},
+            }
+        )
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = f"sqlite:///{(run_dir / STUDY_FILE).resolve()}"
     study_name = f"{config.name}:{settings.target}"
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_EPOCHS)
-              if settings.pruning else optuna.pruners.NopPruner())
+    pruner = (
+        optuna.pruners.MedianPruner(
+            n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_EPOCHS
+        )
+        if settings.pruning
+        else optuna.pruners.NopPruner()
+    )
     # A resumed study gets a different sampler seed, so a seeded random sampler does not redraw earlier points.
-    probe = optuna.create_study(storage=storage, study_name=study_name, direction="maximize", load_if_exists=True)
+    probe = optuna.create_study(
+        storage=storage, study_name=study_name, direction="maximize", load_if_exists=True
+    )
     finished_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     done = len(probe.get_trials(deepcopy=False, states=finished_states))
-    study = optuna.load_study(study_name=study_name, storage=storage, pruner=pruner,
-                              sampler=_sampler(sampler, settings.space, settings.seed + done))
+    study = optuna.load_study(
+        study_name=study_name,
+        storage=storage,
+        pruner=pruner,
+        sampler=_sampler(sampler, settings.space, settings.seed + done),
+    )
     data = _Data(config, run_dir)
 
     def objective(trial: optuna.Trial) -> float:
@@ -221,8 +256,9 @@ def tune(config: RunConfig, run_dir: str | Path, trials: int | None = None, samp
         raise RuntimeError(f"no trial of study {study_name!r} completed; see {run_dir / 'trials.csv'}")
     best = study.best_trial
     best_config = apply_values(config, best.params)
-    text = yaml.safe_dump({k: v for k, v in best_config.model_dump(mode="json").items() if k != "tune"},
-                          sort_keys=False)
+    text = yaml.safe_dump(
+        {k: v for k, v in best_config.model_dump(mode="json").items() if k != "tune"}, sort_keys=False
+    )
     (run_dir / "best_config.yaml").write_text(text, encoding="utf-8")
     return TuneResult(
         best_value=float(best.value),
