@@ -32,6 +32,7 @@ browser:
 
 test: install
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/pytest -q -m "not slow"
 
 test-all: install
