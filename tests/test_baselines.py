@@ -157,9 +157,8 @@ def test_itemknn_matches_hand_computed_cosine():
     pruned = np.array([[0.0, 0.0, 0.0], [2 / 3, 0.0, 2 / s6], [0.0, 2 / s6, 0.0]])
     np.testing.assert_allclose(model.similarity_.toarray(), pruned, rtol=1e-6)
     assert model.n_params() == 3
-    np.testing.assert_allclose(
-        model.score(np.array([0]), SMALL)[0], [2 / 3, 0.0, 2 / s6], rtol=1e-6
-    )  # {0, 1}
+    # {0, 1}
+    np.testing.assert_allclose(model.score(np.array([0]), SMALL)[0], [2 / 3, 0.0, 2 / s6], rtol=1e-6)
 
 
 # ---- tuning protocol on a real slice -------------------------------------------------------------------------

@@ -173,9 +173,8 @@ def test_generic_variants_agree(tmp_path, suffix):
         np.testing.assert_array_equal(
             getattr(dataset.interactions, name), getattr(reference.interactions, name)
         )
-    np.testing.assert_array_equal(
-        dataset.ratings, [5, 3, 4, 1]
-    )  # u1: item 10 (t=100), item 2 (t=200); u2 ...
+    # u1: item 10 (t=100), item 2 (t=200); u2 ...
+    np.testing.assert_array_equal(dataset.ratings, [5, 3, 4, 1])
     pd.testing.assert_frame_equal(dataset.item_text, reference.item_text)
     assert dataset.item_text["title"].tolist() == ["Heat, the remake", "Amélie", 'The "Quoted" One']
 

@@ -97,9 +97,8 @@ def test_run_writes_every_artifact_and_reuses_unchanged_stages(small_dataset, tm
     assert any(m.startswith("[students/sasrec-soft] done") for m in messages)
     teacher_1 = json.loads((first / "teacher/metrics.json").read_text())["teacher"]["test"]
     assert json.loads((second / "teacher/metrics.json").read_text())["teacher"]["test"] == teacher_1
-    assert (
-        epoch_lines(second, "teacher") == epoch_lines(first, "teacher") != []
-    )  # reused stages bring their epochs
+    # reused stages bring their epochs
+    assert epoch_lines(second, "teacher") == epoch_lines(first, "teacher") != []
     assert epoch_lines(second, "students/sasrec-soft") != epoch_lines(first, "students/sasrec-soft")
     second_merged = json.loads((second / "metrics.json").read_text())
     assert (
@@ -141,9 +140,8 @@ def test_metrics_jsonl_gets_every_training_epoch_as_it_ends(small_dataset, tmp_p
         ("sasrec (no KD)", "students/sasrec-soft", None, 0): 2,
     }
     models = json.loads((run_dir / "metrics.json").read_text())["models"]
-    assert (
-        len(models["sasrec"]["history"]) == 1
-    )  # the baseline's curve (max_epochs 1), through TuneResult.to_json
+    # the baseline's curve (max_epochs 1), through TuneResult.to_json
+    assert len(models["sasrec"]["history"]) == 1
     for name in ("teacher", "sasrec-soft (KD)", "sasrec (no KD)"):  # the report's training curves read these
         history = models[name]["history"]
         assert [{k: line[k] for k in history[0]} for line in lines if line["model"] == name] == history

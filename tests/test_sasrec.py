@@ -166,9 +166,8 @@ def test_length_bucketed_batches_cover_every_row_once_in_length_bands():
 def test_length_buckets_train_as_well_and_resume_exactly(tmp_path):
     rng = np.random.default_rng(1)
     data = _successor_data(n_users=120, length=14)
-    keep = np.concatenate(
-        [np.arange(u * 14, u * 14 + rng.integers(4, 15)) for u in range(120)]
-    )  # varied lengths
+    # varied lengths
+    keep = np.concatenate([np.arange(u * 14, u * 14 + rng.integers(4, 15)) for u in range(120)])
     data = Interactions.from_arrays(data.users[keep], data.items[keep], data.timestamps[keep], 120, 30)
     split = leave_one_out(data)
     params = {**SMALL, "length_buckets": True, "batch_size": 16}

@@ -139,9 +139,8 @@ def test_a_stage_reused_from_a_run_without_stage_lines_brings_its_histories(tmp_
     first = new_run(tmp_path, "t-1")
     history = [{"epoch": 1, **RECORD}]
     finish(first, "teacher", "k", history=history)
-    (first.dir / "metrics.jsonl").write_text(
-        json.dumps({"model": "teacher", **history[0]}) + "\n"
-    )  # old shape
+    # old shape
+    (first.dir / "metrics.jsonl").write_text(json.dumps({"model": "teacher", **history[0]}) + "\n")
     first.close()
     second = new_run(tmp_path, "t-2")
     second.stage("teacher", "k", lambda folder: pytest.fail("a finished stage must not be recomputed"))

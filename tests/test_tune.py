@@ -145,9 +145,8 @@ def test_second_call_resumes_from_the_sqlite_study(tmp_path, fake_training):
     result = search.tune(config, run, trials=7, log=lambda _: None)
     again = pd.read_csv(run / "trials.csv")
     assert len(fake_training) == 7 and result.n_complete == 7 and len(again) == 7
-    pd.testing.assert_frame_equal(
-        again.iloc[:4].reset_index(drop=True), first
-    )  # earlier trials kept as they were
+    # earlier trials kept as they were
+    pd.testing.assert_frame_equal(again.iloc[:4].reset_index(drop=True), first)
     assert again["params_teacher.lr"].nunique() == 7  # the resumed sampler does not redraw earlier points
     search.tune(config, run, trials=7, log=lambda _: None)
     assert len(fake_training) == 7  # nothing left to do

@@ -268,9 +268,8 @@ def teacher(
             exclude_seen=exclude_seen,
             compare_id_only=compare_id_only,
         )
-    except (
-        ValidationError
-    ) as exc:  # a value out of range, e.g. --dropout 1.5: name the option, not a traceback
+    except ValidationError as exc:
+        # a value out of range, e.g. --dropout 1.5: name the option, not a traceback
         error = exc.errors()[0]
         option = "--" + str(error["loc"][0]).replace("_", "-")
         raise typer.BadParameter(f"{error['msg']}, got {error['input']!r}", param_hint=option) from None

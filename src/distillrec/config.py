@@ -82,12 +82,10 @@ class TeacherConfig(_Strict):
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
     adapter_hidden: int = Field(512, ge=1)
     id_init: Literal["pca", "random", "none"] = "pca"
-    softmax_over_trained: bool = (
-        False  # training softmax only over items with training interactions (cold items)
-    )
-    id_dropout: float = Field(
-        0.0, ge=0.0, lt=1.0
-    )  # drop items' ID vectors in training, DropoutNet-style (cold items)
+    # training softmax only over items with training interactions (cold items)
+    softmax_over_trained: bool = False
+    # drop items' ID vectors in training, DropoutNet-style (cold items)
+    id_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     max_epochs: int = Field(200, ge=1)
     batch_size: int = Field(128, ge=1)
     lr: float = Field(1e-3, gt=0)

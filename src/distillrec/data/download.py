@@ -80,9 +80,8 @@ def resolve_dataset(source: str | Path, download: bool = True) -> Path:
             if data_dir and Path(data_dir).is_dir()
             else []
         )
-        known = ", ".join(
-            sorted(set(KNOWN_DATASETS) | set(local))
-        )  # downloadable, and folders in the data dir
+        # downloadable, and folders in the data dir
+        known = ", ".join(sorted(set(KNOWN_DATASETS) | set(local)))
         raise DataError(
             source, f"no such folder, and not a known dataset name (known: {known}); looked in {tried}"
         )

@@ -104,10 +104,8 @@ _OPTION_TYPES = {
 
 
 def _loss_keys(method: str) -> set[str]:
-    variadic = (
-        inspect.Parameter.VAR_POSITIONAL,
-        inspect.Parameter.VAR_KEYWORD,
-    )  # nn.Module's *args, **kwargs
+    # nn.Module's *args, **kwargs
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
     return {
         name
         for name, p in inspect.signature(KD_LOSSES[method].__init__).parameters.items()

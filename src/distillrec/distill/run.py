@@ -54,9 +54,8 @@ class StudentRun:
     train_seconds: float
     best_epoch: int
     epochs: int
-    history: list[dict] | None = (
-        None  # one record per epoch (loss, valid NDCG@10, seconds), as `fit_loop` writes
-    )
+    # one record per epoch (loss, valid NDCG@10, seconds), as `fit_loop` writes
+    history: list[dict] | None = None
 
     def to_json(self) -> dict:
         row = {

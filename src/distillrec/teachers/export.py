@@ -83,9 +83,8 @@ def export_teacher(
     ):
         done = json.loads(progress_path.read_text())["done_users"]
     mode = "r+" if done > 0 else "w+"
-    if (
-        done == 0
-    ):  # before any array is truncated: from here on an interruption never reads as a finished export
+    # before any array is truncated: from here on an interruption never reads as a finished export
+    if done == 0:
         _write_json(progress_path, {"done_users": 0})
         if not position_hidden:
             (out / "positions_hidden.npy").unlink(missing_ok=True)  # a stale one from an earlier export
