@@ -234,6 +234,19 @@ def test_bf16_falls_back_to_float32_with_a_warning(monkeypatch):
     assert result.bf16 is True and all(seen)
 
 
+def test_bf16_autocast_for_inference_and_its_fallback(monkeypatch):
+    layer = nn.Linear(6, 4)
+    x = torch.randn(3, 6)
+    monkeypatch.setattr(loop, "cpu_bf16_supported", lambda: True)
+    with torch.inference_mode(), loop.bf16_autocast():
+        assert layer(x).dtype == torch.bfloat16
+    with loop.bf16_autocast(False):
+        assert layer(x).dtype == torch.float32
+    monkeypatch.setattr(loop, "cpu_bf16_supported", lambda: False)
+    with pytest.warns(RuntimeWarning, match="running in float32"), loop.bf16_autocast():
+        assert layer(x).dtype == torch.float32
+
+
 @pytest.mark.parametrize(
     "field, value", [("batch_size", 0), ("max_epochs", -1), ("lr", 0.0), ("clip_grad_norm", 0)]
 )

@@ -30,7 +30,7 @@ import random
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ __all__ = [
     "NonFiniteLossError",
     "fit_loop",
     "cpu_bf16_supported",
+    "bf16_autocast",
     "RESUMABLE_CHANGES",
 ]
 
@@ -139,6 +140,13 @@ def cpu_bf16_supported() -> bool:
         )
     probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # older torch: private helpers
     return bool(probe is not None and probe())
+
+
+def bf16_autocast(enabled: bool = True) -> AbstractContextManager:
+    """Context manager for bfloat16 autocast on the CPU, in training or inference (e.g.
+    `with bf16_autocast(): evaluate(model, ...)`): `torch.autocast` when `enabled` and the CPU computes
+    bfloat16 natively; float32 otherwise (with a warning when it was asked for)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16) if _resolve_bf16(enabled) else nullcontext()
 
 
 def fit_loop(
@@ -238,7 +246,7 @@ def _train_epoch(module, optimizer, make_batches, loss_fn, config, epoch, use_bf
     )
     losses = []
     for step, batch in enumerate(bar):
-        with torch.autocast("cpu", dtype=torch.bfloat16) if use_bf16 else nullcontext():
+        with bf16_autocast(use_bf16):
             loss = loss_fn(module, batch)
         if not torch.isfinite(loss):
             _raise_non_finite("loss", loss.item(), epoch, step, path)
@@ -278,7 +286,7 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 def _resolve_bf16(requested: bool) -> bool:
     if requested and not cpu_bf16_supported():
         warnings.warn(
-            "bf16=True, but this CPU has no native bfloat16 (AVX512-BF16 / AMX / ARM BF16); training in float32",
+            "bf16=True, but this CPU has no native bfloat16 (AVX512-BF16 / AMX / ARM BF16); running in float32",
             RuntimeWarning,
             stacklevel=3,
         )
