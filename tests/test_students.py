@@ -16,7 +16,7 @@ from distillrec.models.sasrec import training_windows
 from distillrec.students.base import make_windows
 from distillrec.students.registry import STUDENTS, make_student
 from distillrec.students.two_tower import TwoTower
-from distillrec.train.loop import cpu_bf16_supported
+from distillrec.train.loop import bf16_autocast, cpu_bf16_supported
 
 N_ITEMS, N_USERS, DIM = 30, 150, 32
 TEXT = np.random.default_rng(1).normal(size=(N_ITEMS, 16)).astype(np.float32)
@@ -103,6 +103,22 @@ def test_scores_have_the_right_shape_and_ignore_batching(name, fitted, split):
     np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-5)
     empty = Interactions.from_arrays([], [], [], N_USERS, N_ITEMS)
     assert np.isfinite(model.score(users, empty)).all()  # no history at all: still a score per item
+
+
+@pytest.mark.skipif(not cpu_bf16_supported(), reason="this CPU has no native bfloat16")
+@pytest.mark.parametrize("name", sorted(STUDENTS))
+def test_scoring_under_bf16_autocast_keeps_a_float32_head(name, fitted, split):
+    """Under bf16 autocast the network runs in bfloat16 but the scores are the float32 product of its
+    state and the float32 item table (bfloat16 scores would tie and reorder the catalogue)."""
+    model = fitted[name]
+    history, users = split.test_history(), np.arange(40)
+    with bf16_autocast():
+        scores = model.score(users, history)
+        state = model.encode(users, history)  # float32 copy of the bfloat16 state
+    assert scores.dtype == np.float32
+    np.testing.assert_allclose(scores, state @ model.item_embeddings().T, rtol=1e-5, atol=1e-5)
+    fp32 = model.score(users, history)
+    assert (scores.argmax(axis=1) == fp32.argmax(axis=1)).mean() >= 0.9
 
 
 @pytest.mark.parametrize("name", sorted(STUDENTS))

@@ -19,6 +19,7 @@ from distillrec.models.sasrec import SASRec, history_windows
 from distillrec.teachers.export import TeacherArtifacts, export_teacher
 from distillrec.teachers.llm_enhanced_seq import LLMEnhancedSASRec, TextItemEmbedding
 from distillrec.teachers.text_only import TextSimilarity
+from distillrec.train.loop import bf16_autocast, cpu_bf16_supported
 
 N_PAIRS = 12
 N_ITEMS = 2 * N_PAIRS
@@ -175,6 +176,17 @@ def test_exported_outputs_equal_live_teacher(tmp_path, fitted_teacher):
     assert set(art.positions_topk_items[row]).isdisjoint(train.sequence(u)[: t + 1])
     assert art.manifest["coverage"] == 1.0
     assert np.allclose(art.item_embeddings, teacher.item_embeddings())
+
+
+@pytest.mark.skipif(not cpu_bf16_supported(), reason="this CPU has no native bfloat16")
+def test_teacher_scores_under_bf16_autocast_through_a_float32_head(fitted_teacher):
+    teacher, train = fitted_teacher
+    users = np.arange(train.n_users)
+    with bf16_autocast():
+        scores, state = teacher.score(users, train), teacher.encode(users, train)
+    assert state.dtype == scores.dtype == np.float32
+    np.testing.assert_allclose(scores, state @ teacher.item_embeddings().T, rtol=1e-5, atol=1e-5)
+    assert not np.array_equal(state, teacher.encode(users, train))  # the network itself did run in bfloat16
 
 
 def test_a_new_export_into_an_old_folder_drops_its_stale_hidden_states(tmp_path, fitted_teacher):

@@ -322,8 +322,10 @@ class SASRec(Recommender):
 
     def score(self, users: np.ndarray, history: Interactions) -> np.ndarray:
         hidden = self._encode(users, history)  # (batch, dim)
-        with torch.inference_mode():
-            return self.module_.logits(hidden).float().numpy()  # (batch, n_items)
+        # The scoring head runs in float32 even under bf16 autocast: in bfloat16 (8 bits of mantissa) the
+        # scores of a full catalogue tie and reorder (measured: benchmarks/bf16_inference.py).
+        with torch.inference_mode(), torch.autocast("cpu", enabled=False):
+            return self.module_.logits(hidden.float()).numpy()  # (batch, n_items)
 
     def item_embeddings(self) -> np.ndarray:
         """(n_items, dim) float32 item table (input and output layer; padding row removed)."""

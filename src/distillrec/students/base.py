@@ -269,8 +269,9 @@ class Student(Recommender):
 
     def score(self, users: np.ndarray, history: Interactions) -> np.ndarray:
         hidden = self._hidden(users, history)  # (batch, dim)
-        with torch.inference_mode():
-            return self.module_.logits(hidden).float().numpy()  # (batch, n_items)
+        # The scoring head in float32, also under bf16 autocast (bfloat16 scores tie and reorder a catalogue)
+        with torch.inference_mode(), torch.autocast("cpu", enabled=False):
+            return self.module_.logits(hidden.float()).numpy()  # (batch, n_items)
 
     def item_embeddings(self) -> np.ndarray:
         """(n_items, dim) float32 output item vectors."""
