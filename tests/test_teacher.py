@@ -144,7 +144,9 @@ def fitted_teacher():
     return teacher, train
 
 
-def test_exported_outputs_equal_live_teacher(tmp_path, fitted_teacher):
+@pytest.mark.parametrize("bf16", [False, True])
+def test_exported_outputs_equal_live_teacher(tmp_path, fitted_teacher, bf16):
+    """Also under bf16 autocast: the export then equals the live teacher scored under the same autocast."""
     teacher, train = fitted_teacher
     art_dir = export_teacher(
         teacher,
@@ -155,26 +157,30 @@ def test_exported_outputs_equal_live_teacher(tmp_path, fitted_teacher):
         position_hidden=True,
         chunk_users=7,
         progress=False,
+        bf16=bf16,
     )
     art = TeacherArtifacts(art_dir)
     users = np.arange(train.n_users)
-    live = teacher.score(users, train)  # after each user's whole train sequence
+    with bf16_autocast(bf16):
+        live = teacher.score(users, train)  # after each user's whole train sequence
+        live_hidden = teacher.encode(users, train)
     live[train.users, train.items] = -np.inf  # the export excludes what each user has seen
     last_rows = train.indptr[1:] - 1
     live_top = np.argsort(-live, axis=1, kind="stable")[:, :5]
     assert np.array_equal(np.sort(art.positions_topk_items[last_rows], axis=1), np.sort(live_top, axis=1))
     assert np.allclose(art.positions_topk_scores[last_rows], np.take_along_axis(live, live_top, 1), atol=1e-5)
-    assert np.allclose(art.user_hidden, teacher.encode(users, train), atol=1e-5)
+    assert np.allclose(art.user_hidden, live_hidden, atol=1e-5)
     # an earlier position equals the live teacher's output at that position of the same input window
     u, t = 3, 4
-    with torch.inference_mode():
+    with torch.inference_mode(), bf16_autocast(bf16):
         hidden = teacher.module_(history_windows(np.array([u]), train, teacher.max_len))[0]  # (len, dim)
-        live_logits = teacher.module_.logits(hidden[t]).numpy()
+    with torch.inference_mode():
+        live_logits = teacher.module_.logits(hidden[t].float()).numpy()
     live_logits[train.sequence(u)[: t + 1]] = -np.inf  # seen up to and including position t; later items stay
     row = train.indptr[u] + t
     assert np.allclose(np.sort(art.positions_topk_scores[row]), np.sort(live_logits)[-5:], atol=1e-5)
     assert set(art.positions_topk_items[row]).isdisjoint(train.sequence(u)[: t + 1])
-    assert art.manifest["coverage"] == 1.0
+    assert art.manifest["coverage"] == 1.0 and art.manifest.get("bf16", False) == bf16
     assert np.allclose(art.item_embeddings, teacher.item_embeddings())
 
 

@@ -229,9 +229,15 @@ def test_bf16_falls_back_to_float32_with_a_warning(monkeypatch):
     assert result.bf16 is False and not any(seen)
 
     seen.clear()
+    validated = []
+
+    def validate(module):
+        validated.append(torch.is_autocast_enabled("cpu"))
+        return 0.0
+
     monkeypatch.setattr(loop, "cpu_bf16_supported", lambda: True)
-    result = fit_loop(_module(), _make_batches, loss, None, _config(max_epochs=1, bf16=True))
-    assert result.bf16 is True and all(seen)
+    result = fit_loop(_module(), _make_batches, loss, validate, _config(max_epochs=1, bf16=True))
+    assert result.bf16 is True and all(seen) and validated == [True]  # validation runs in bf16 too
 
 
 def test_bf16_autocast_for_inference_and_its_fallback(monkeypatch):

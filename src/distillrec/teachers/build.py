@@ -10,6 +10,8 @@ Steps: (1) render every item with the template; (2) encode through the content-a
 run encodes nothing); (3) score the text-only model; (4) train the LLM-enhanced teacher with early stopping on
 validation NDCG@10, evaluate it once on the test; (5) export its outputs for the distillation loop and write
 `metrics.json`; (6) when asked, train the ID-only twin and add its row (the exports are usable before it ends).
+With `bf16`, training, validation, the final evaluation and the export run the network under bfloat16 autocast,
+the scoring head in float32.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from distillrec.teachers.llm_enhanced_seq import LLMEnhancedSASRec
 from distillrec.teachers.text import ItemTextTemplate, default_template
 from distillrec.teachers.text_encoder import TextEncoder
 from distillrec.teachers.text_only import TextSimilarity
-from distillrec.train.loop import EpochEnd
+from distillrec.train.loop import EpochEnd, bf16_autocast
 from distillrec.train.loop import fit_seconds as fit_seconds_of
 
 
@@ -47,10 +49,16 @@ def item_texts(dataset: Dataset, template: str | None) -> tuple[list[str], ItemT
 
 
 def _result(
-    model, split: Split, fit_seconds: float, extra: dict | None = None, top_path: Path | None = None
+    model,
+    split: Split,
+    fit_seconds: float,
+    extra: dict | None = None,
+    top_path: Path | None = None,
+    bf16: bool = False,
 ) -> dict:
-    valid = evaluate(model, split.train, split.valid)
-    test = evaluate(model, split.test_history(), split.test)
+    with bf16_autocast(bf16):
+        valid = evaluate(model, split.train, split.valid)
+        test = evaluate(model, split.test_history(), split.test)
     if top_path is not None:  # each test user's top-K list, for teacher-student agreement
         np.savez(top_path, users=test.users, top_items=test.top_items)
     row = {
@@ -138,6 +146,7 @@ def build_teacher(
         split,
         fit_seconds,
         top_path=out / "test_top_items.npz",
+        bf16=settings.bf16,
         extra={
             "best_hparams": hp,
             "encoder_seconds": round(encoder_seconds, 3),
@@ -171,6 +180,7 @@ def build_teacher(
         position_hidden=settings.position_hidden,
         progress=progress,
         exclude_seen=settings.exclude_seen,
+        bf16=settings.bf16,
     )
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
 
@@ -188,6 +198,7 @@ def build_teacher(
                 "best_hparams": {k: v for k, v in plain.get_params().items() if k != "checkpoint_dir"},
                 "best_epoch": plain.fit_result_.best_epoch,
             },
+            bf16=settings.bf16,
         )
         log(f"id-only SASRec (same budget): test NDCG@10 {metrics['id_only']['test']['NDCG@10']:.4f}")
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))

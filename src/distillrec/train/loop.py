@@ -9,7 +9,7 @@ best epoch and score).
 Each epoch: AdamW (betas 0.9 / 0.98, as Kang & McAuley 2018) steps over the batches, with gradients clipped
 to `clip_grad_norm`; a non-finite loss or gradient norm stops training with `NonFiniteLossError`. Every
 `eval_every` epochs the model is validated; the best state is kept, and training stops after `patience`
-evaluations without improvement.
+evaluations without improvement. With `bf16`, both the steps and the validation run under bfloat16 autocast.
 
 Reproducibility and resume: epoch `e` draws all of its randomness (batch order through `rng`, dropout through
 torch's global generator) from generators seeded by `(seed, e)` only. With `checkpoint_dir`, the file
@@ -67,7 +67,9 @@ class TrainConfig:
     patience: int = 10  # evaluations without improvement before stopping
     eval_every: int = 1  # validate after every `eval_every`-th epoch
     seed: int = 0
-    bf16: bool = False  # bfloat16 autocast on CPU; falls back to float32 with a warning if unsupported
+    bf16: bool = (
+        False  # bfloat16 autocast on CPU (training and validation); float32 with a warning if unsupported
+    )
     clip_grad_norm: float | None = 1.0
     checkpoint_dir: str | Path | None = None
     resume: bool = True  # continue from `checkpoint_dir/last.pt` when it exists
@@ -202,7 +204,7 @@ def fit_loop(
             score = None
             if validate is not None and epoch % config.eval_every == 0:
                 module.eval()
-                with torch.no_grad():
+                with torch.no_grad(), bf16_autocast(use_bf16):  # a bf16 run also validates in bf16
                     score = float(validate(module))
                 if score > result.best_score:
                     result.best_epoch, result.best_score, bad_evals = epoch, score, 0
