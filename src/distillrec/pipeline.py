@@ -40,8 +40,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from distillrec.config import RunConfig, dump_config
-from distillrec.data.dataset import load_dataset
-from distillrec.data.split import make_split
+from distillrec.data.dataset import Dataset, load_dataset
+from distillrec.data.split import Split, make_split
 from distillrec.manifest import dataset_fingerprint, write_manifest
 from distillrec.tracking import Trackers, open_trackers, require_backends
 
@@ -52,6 +52,19 @@ STAGE_FILE = "stage.json"
 LEVELS = {"debug": 10, "info": 20, "stage": 30}  # console verbosity; run.log gets every level
 # Keys of a metrics.jsonl line that name the training (see `_Run.on_epoch`); the other numeric ones are metrics.
 _LINE_LABELS = ("stage", "seed", "grid_point")
+
+
+def load_data(config: RunConfig) -> tuple[Dataset, Split]:
+    """The run's dataset (its `dataset:` section) and its split (`split:`)."""
+    d = config.dataset
+    dataset = load_dataset(
+        d.source,
+        min_rating=d.min_rating,
+        duplicates=d.duplicates,
+        min_user_interactions=d.min_user_interactions,
+        min_item_interactions=d.min_item_interactions,
+    )
+    return dataset, make_split(dataset.interactions, config.split.protocol, **config.split.params)
 
 
 def _key(*parts) -> str:
@@ -210,15 +223,7 @@ def run_pipeline(
     failed = True
     try:
         start = time.perf_counter()
-        d = config.dataset
-        dataset = load_dataset(
-            d.source,
-            min_rating=d.min_rating,
-            duplicates=d.duplicates,
-            min_user_interactions=d.min_user_interactions,
-            min_item_interactions=d.min_item_interactions,
-        )
-        split = make_split(dataset.interactions, config.split.protocol, **config.split.params)
+        dataset, split = load_data(config)
         data_key = _key(dataset_fingerprint(dataset), config.split.model_dump())
         run.log(
             f"[data] {dataset.name}: {dataset.n_users:,} users, {dataset.n_items:,} items, "

@@ -58,18 +58,9 @@ class _Data:
 
     def split(self):
         if "split" not in self.cache:
-            from distillrec.data.dataset import load_dataset
-            from distillrec.data.split import make_split
+            from distillrec.pipeline import load_data
 
-            d = self.config.dataset
-            dataset = load_dataset(
-                d.source,
-                min_rating=d.min_rating,
-                duplicates=d.duplicates,
-                min_user_interactions=d.min_user_interactions,
-                min_item_interactions=d.min_item_interactions,
-            )
-            split = make_split(dataset.interactions, self.config.split.protocol, **self.config.split.params)
+            dataset, split = load_data(self.config)
             self.cache.update(dataset=dataset, split=split)
         return self.cache["split"]
 
