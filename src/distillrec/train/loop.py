@@ -67,9 +67,8 @@ class TrainConfig:
     patience: int = 10  # evaluations without improvement before stopping
     eval_every: int = 1  # validate after every `eval_every`-th epoch
     seed: int = 0
-    bf16: bool = (
-        False  # bfloat16 autocast on CPU (training and validation); float32 with a warning if unsupported
-    )
+    # bfloat16 autocast on CPU (training and validation); float32 with a warning if unsupported
+    bf16: bool = False
     clip_grad_norm: float | None = 1.0
     checkpoint_dir: str | Path | None = None
     resume: bool = True  # continue from `checkpoint_dir/last.pt` when it exists
