@@ -25,7 +25,9 @@ repeat consumption. K is capped at `n_items - longest training sequence`, so eve
 
 `bf16=True` runs the teacher's network under bfloat16 autocast; the scores are still the float32 product of its
 state and the float32 item table, as `teacher.score` computes them under autocast (benchmarks/bf16_inference.py:
-scoring ml-1m's test users, the same top 10 for 97% of them, NDCG@10 unchanged, 1.7x faster).
+scoring ml-1m's test users, the same top 10 for 97% of them, NDCG@10 unchanged, 1.7x faster). The flag is not
+a manifest key of its own, so a finished float32 export of a `--bf16` teacher (written before exports followed
+that flag) stays finished; `build_teacher`'s manifest records the teacher's `bf16` in its config.
 
 Resumable: users are processed in chunks; after each chunk the arrays are flushed and `progress.json` records
 the number of users done, so an interrupted export continues where it stopped (if the manifest matches).
@@ -79,8 +81,6 @@ def export_teacher(
         n_items=train.n_items,
         files=[*FILES, "positions_hidden"] if position_hidden else list(FILES),
     )
-    if bf16:  # only when set, so exports written before the option existed still count as finished
-        manifest["bf16"] = True
     progress_path = out / "progress.json"
     manifest_path = out / "manifest.json"
     done = 0
