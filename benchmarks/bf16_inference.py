@@ -4,9 +4,9 @@
         --out benchmarks/results/bf16_inference/ml-100k.json
 
 The teacher is rebuilt from its folder (`metrics.json` hyperparameters; its finished checkpoint resumes
-without training), then the test users are scored twice with the same weights: in float32, and under
+without training), then the test users are scored three ways with the same weights: in float32; under
 `distillrec.train.loop.bf16_autocast` ("bf16": the network in bfloat16, the scoring head in float32, as the
-models score), and once more with the head in bfloat16 too ("bf16_head", the design this replaced). Reported per
+models score); and with the head in bfloat16 too ("bf16_head", the design this replaced). Reported per
 bf16 variant against float32: NDCG@10 and HR@10, the paired per-user NDCG@10 difference, how many users get the
 same top 10 (as a set and in order), and seconds per 1,000 users, timed in alternation over `--rounds` rounds
 (the median), with their ratio from the same run since this machine is shared. Full ranking over the whole
@@ -41,11 +41,12 @@ def load_teacher(dataset: str, folder: Path):
     split_config = dict(manifest["config"]["split"])
     split = make_split(load_dataset(dataset).interactions, split_config.pop("protocol"), **split_config)
     params = json.loads((folder / "metrics.json").read_text())["teacher"]["best_hparams"]
-    params.update(progress=False, checkpoint_dir=folder / "checkpoints" / "teacher")
+    checkpoint_dir = folder / "checkpoints" / "teacher"
+    if not (checkpoint_dir / "last.pt").exists():
+        raise SystemExit(f"{checkpoint_dir}: no checkpoint; this benchmark does not train teachers")
+    params.update(progress=False, checkpoint_dir=checkpoint_dir)
     teacher = LLMEnhancedSASRec(np.load(folder / "text_embeddings.npy"), **params)
     teacher.fit(split.train, split.valid)  # a finished checkpoint: loads the best weights, trains nothing
-    if teacher.fit_result_.resumed_from == 0:
-        raise SystemExit(f"{folder}: no finished checkpoint; this benchmark does not train teachers")
     return teacher, split
 
 
@@ -60,7 +61,7 @@ class Bf16Head:
             return self.model.module_.logits(self.model._encode(users, history)).float().numpy()
 
 
-def compare(fp32, other, seconds: dict[str, float]) -> dict:
+def compare(fp32, other, seconds_per_1000: float) -> dict:
     """`other` (a bf16 variant's RankingResult) against `fp32`, on the same users."""
     diff = other.per_user["NDCG@10"] - fp32.per_user["NDCG@10"]
     top_a, top_b = fp32.top_items[:, :10], other.top_items[:, :10]
@@ -72,7 +73,7 @@ def compare(fp32, other, seconds: dict[str, float]) -> dict:
         "users_with_changed_ndcg10": float(np.mean(diff != 0)),
         "same_top10_set": float(np.mean([set(a) == set(b) for a, b in zip(top_a, top_b, strict=True)])),
         "same_top10_order": float(np.mean((top_a == top_b).all(axis=1))),
-        "seconds_per_1000_users": seconds,
+        "seconds_per_1000_users": seconds_per_1000,
     }
 
 
