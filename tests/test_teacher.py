@@ -259,6 +259,30 @@ def test_export_resumes_after_interruption(tmp_path, fitted_teacher, monkeypatch
     assert np.array_equal(resumed.positions_topk_scores, full.positions_topk_scores)
 
 
+def test_a_finished_export_run_again_keeps_its_manifest_byte_for_byte(tmp_path, fitted_teacher):
+    """The student runs of `benchmarks/distill.py` are keyed by the manifest's bytes: running a finished teacher's
+    command again (a new `created` time) must neither redo the export nor rewrite its manifest."""
+    from distillrec.manifest import build_manifest
+
+    teacher, train = fitted_teacher
+    folder = tmp_path / "t"
+    export_teacher(teacher, train, folder, build_manifest({"t": 1}), top_k=3, progress=False)
+    before = (folder / "manifest.json").read_bytes()
+    again = dict(build_manifest({"t": 1}), created="a later run", versions={"torch": "a newer one"})
+    export_teacher(teacher, train, folder, again, top_k=3, progress=False)
+    assert (folder / "manifest.json").read_bytes() == before
+
+
+def test_options_added_later_enter_the_manifest_only_when_set():
+    from distillrec.config import TeacherConfig
+    from distillrec.teachers.build import LATER_OPTIONS, manifest_config
+
+    assert not set(LATER_OPTIONS) & set(manifest_config(TeacherConfig()))
+    config = manifest_config(TeacherConfig(id_dropout=0.3, length_buckets=True))
+    assert config["id_dropout"] == 0.3 and config["length_buckets"] is True
+    assert "softmax_over_trained" not in config and config["dim"] == 128
+
+
 @pytest.mark.parametrize(
     ("option", "value"), [("--id-dropout", "1.5"), ("--dropout", "-0.1"), ("--dim", "0")]
 )

@@ -41,6 +41,20 @@ from distillrec.teachers.text_only import TextSimilarity
 from distillrec.train.loop import EpochEnd, bf16_autocast
 from distillrec.train.loop import fit_seconds as fit_seconds_of
 
+# teacher options added after exports existed, with the value the older exports were made with: recorded in the
+# manifest only when set otherwise, so re-running an older teacher's command finds its export finished (the
+# student runs of `benchmarks/distill.py` are keyed by the manifest's bytes)
+LATER_OPTIONS = {"length_buckets": False, "softmax_over_trained": False, "id_dropout": 0.0}
+
+
+def manifest_config(settings: TeacherConfig) -> dict:
+    """The teacher config as the export manifest records it (see `LATER_OPTIONS`)."""
+    config = settings.model_dump()
+    for key, default in LATER_OPTIONS.items():
+        if config[key] == default:
+            del config[key]
+    return config
+
 
 def item_texts(dataset: Dataset, template: str | None) -> tuple[list[str], ItemTextTemplate]:
     tmpl = ItemTextTemplate(template) if template else default_template(dataset.item_text.columns)
@@ -163,7 +177,7 @@ def build_teacher(
 
     manifest = build_manifest(
         {
-            "teacher": settings.model_dump(),
+            "teacher": manifest_config(settings),
             "seed": seed,
             "template": tmpl.key,
             "encoder": encoder.identity,

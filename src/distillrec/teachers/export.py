@@ -84,12 +84,13 @@ def export_teacher(
     progress_path = out / "progress.json"
     manifest_path = out / "manifest.json"
     done = 0
-    if (
-        progress_path.exists()
-        and manifest_path.exists()
-        and _same(json.loads(manifest_path.read_text()), manifest)
-    ):
-        done = json.loads(progress_path.read_text())["done_users"]
+    if progress_path.exists() and manifest_path.exists():
+        old = json.loads(manifest_path.read_text())
+        if _same(old, manifest):
+            done = json.loads(progress_path.read_text())["done_users"]
+            # the same export resumed (or found finished): keep its creation time and versions, so a finished
+            # export's manifest stays byte for byte what it was
+            manifest = {**manifest, **{k: old[k] for k in _NOT_COMPARED if k in old and k != "coverage"}}
     mode = "r+" if done > 0 else "w+"
     # before any array is truncated: from here on an interruption never reads as a finished export
     if done == 0:
@@ -171,10 +172,13 @@ def _write_json(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
+# manifest keys that do not decide whether an export can be resumed
+_NOT_COMPARED = ("coverage", "created", "versions")
+
+
 def _same(old: dict, new: dict) -> bool:
-    ignore = {"coverage", "created", "versions"}
-    return {k: v for k, v in old.items() if k not in ignore} == json.loads(
-        json.dumps({k: v for k, v in new.items() if k not in ignore}, default=str)
+    return {k: v for k, v in old.items() if k not in _NOT_COMPARED} == json.loads(
+        json.dumps({k: v for k, v in new.items() if k not in _NOT_COMPARED}, default=str)
     )
 
 
