@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/render.py baselines    # prints the baselines tables for BENCHMARKS.md
     .venv/bin/python benchmarks/render.py distill      # the KD-vs-plain tables (benchmarks/distill.py)
     .venv/bin/python benchmarks/render.py teacher      # teacher vs ID-only vs text-only vs the best baseline
+    .venv/bin/python benchmarks/render.py curves --out FILE.png LABEL=RESULTS_FILE:KEY ...
+                                                       # validation NDCG@10 and loss per epoch of those runs
 
 Numbers are only ever copied into BENCHMARKS.md from this script's output.
 """
@@ -109,10 +111,39 @@ def teacher_table(folder: Path) -> str:
     return "\n".join(lines)
 
 
+def curves_png(runs: list[str]) -> bytes:
+    """Training curves of `LABEL=FILE:KEY` runs: the `history` of entry KEY of the results file FILE (a
+    `metrics.json` of the teacher or the baselines, relative to benchmarks/results/)."""
+    from distillrec.report.plots import model_colours, training_curves
+
+    histories = {}
+    for run in runs:
+        label, sep, rest = run.partition("=")
+        file, sep2, key = rest.rpartition(":")
+        if not (sep and sep2 and label and key):
+            raise SystemExit(f"curves: expected LABEL=FILE:KEY, got {run!r}")
+        entry = json.loads((RESULTS / file).read_text()).get(key)
+        if not entry or not entry.get("history"):
+            raise SystemExit(f"curves: {file} has no entry {key!r} with a history")
+        histories[label] = entry["history"]
+    return training_curves(histories, model_colours(list(histories)))
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("what", choices=["baselines", "distill", "teacher"])
-    args = parser.parse_args()
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("what", choices=["baselines", "distill", "teacher", "curves"])
+    parser.add_argument(
+        "runs", nargs="*", help="curves: LABEL=FILE:KEY, FILE relative to benchmarks/results/"
+    )
+    parser.add_argument("--out", type=Path, help="curves: the PNG to write")
+    args = parser.parse_intermixed_args()
+    if args.what == "curves":
+        if not args.runs or args.out is None:
+            parser.error("curves needs --out and at least one LABEL=FILE:KEY")
+        args.out.write_bytes(curves_png(args.runs))
+        print(f"wrote {args.out}")
     if args.what == "baselines":
         for folder in sorted((RESULTS / "baselines").iterdir()):
             if (folder / "metrics.json").exists():
