@@ -90,7 +90,7 @@ def export_teacher(
             done = json.loads(progress_path.read_text())["done_users"]
             # the same export resumed (or found finished): keep its creation time and versions, so a finished
             # export's manifest stays byte for byte what it was
-            manifest = {**manifest, **{k: old[k] for k in _NOT_COMPARED if k in old and k != "coverage"}}
+            manifest.update({key: old[key] for key in ("created", "versions") if key in old})
     mode = "r+" if done > 0 else "w+"
     # before any array is truncated: from here on an interruption never reads as a finished export
     if done == 0:
