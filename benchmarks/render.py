@@ -5,6 +5,8 @@
     .venv/bin/python benchmarks/render.py teacher      # teacher vs ID-only vs text-only vs the best baseline
     .venv/bin/python benchmarks/render.py curves --out FILE.png LABEL=RESULTS_FILE:KEY ...
                                                        # validation NDCG@10 and loss per epoch of those runs
+                                                       # (KEY: a dotted path, e.g. teacher, or
+                                                       # param_init.student_kd.per_seed.0 in a distill file)
 
 Numbers are only ever copied into BENCHMARKS.md from this script's output.
 """
@@ -112,8 +114,9 @@ def teacher_table(folder: Path) -> str:
 
 
 def curves_png(runs: list[str]) -> bytes:
-    """Training curves of `LABEL=FILE:KEY` runs: the `history` of entry KEY of the results file FILE (a
-    `metrics.json` of the teacher or the baselines, relative to benchmarks/results/)."""
+    """Training curves of `LABEL=FILE:KEY` runs: the `history` of the entry at KEY of the results file FILE
+    (relative to benchmarks/results/). KEY is a dotted path: `teacher` or `sasrec` in a `metrics.json`,
+    `param_init.student_kd.per_seed.0` (seed 0's run) in a `benchmarks/distill.py` results file."""
     from distillrec.report.plots import model_colours, training_curves
 
     histories = {}
@@ -122,8 +125,10 @@ def curves_png(runs: list[str]) -> bytes:
         file, sep2, key = rest.rpartition(":")
         if not (sep and sep2 and label and key):
             raise SystemExit(f"curves: expected LABEL=FILE:KEY, got {run!r}")
-        entry = json.loads((RESULTS / file).read_text()).get(key)
-        if not entry or not entry.get("history"):
+        entry = json.loads((RESULTS / file).read_text())
+        for part in key.split("."):
+            entry = entry[int(part)] if isinstance(entry, list) and part.isdigit() else entry.get(part, {})
+        if not isinstance(entry, dict) or not entry.get("history"):
             raise SystemExit(f"curves: {file} has no entry {key!r} with a history")
         histories[label] = entry["history"]
     return training_curves(histories, model_colours(list(histories)))
