@@ -119,6 +119,7 @@ def test_metrics_jsonl_gets_every_training_epoch_as_it_ends(small_dataset, tmp_p
         "models": ["mostpop", "sasrec"],
         "grids": {"sasrec": [sasrec, {**sasrec, "dropout": 0.5}]},
     }
+    data["teacher"]["compare_id_only"] = True
     run_dir = tmp_path / "runs" / "t-1"
     seen = []  # lines in metrics.jsonl when each per-epoch log line is printed
 
@@ -136,6 +137,7 @@ def test_metrics_jsonl_gets_every_training_epoch_as_it_ends(small_dataset, tmp_p
         ("sasrec", "baselines", 0, None): 1,
         ("sasrec", "baselines", 1, None): 1,
         ("teacher", "teacher", None, None): 2,
+        ("id_only", "teacher", None, None): 2,
         ("sasrec-soft (KD)", "students/sasrec-soft", None, 0): 2,
         ("sasrec (no KD)", "students/sasrec-soft", None, 0): 2,
     }
@@ -145,5 +147,8 @@ def test_metrics_jsonl_gets_every_training_epoch_as_it_ends(small_dataset, tmp_p
     for name in ("teacher", "sasrec-soft (KD)", "sasrec (no KD)"):  # the report's training curves read these
         history = models[name]["history"]
         assert [{k: line[k] for k in history[0]} for line in lines if line["model"] == name] == history
+    # the teacher's ID-only twin keeps its curve in the teacher folder's metrics.json too
+    twin = json.loads((run_dir / "teacher" / "metrics.json").read_text())["id_only"]["history"]
+    assert [{k: line[k] for k in twin[0]} for line in lines if line["model"] == "id_only"] == twin
     logged = (run_dir / "run.log").read_text()
     assert "teacher epoch 2: loss" in logged and "[report]" in logged

@@ -211,6 +211,7 @@ def build_teacher(
             {
                 "best_hparams": {k: v for k, v in plain.get_params().items() if k != "checkpoint_dir"},
                 "best_epoch": plain.fit_result_.best_epoch,
+                "history": plain.history_,
             },
             bf16=settings.bf16,
         )
