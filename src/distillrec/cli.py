@@ -317,7 +317,12 @@ def distill(
         int | None, typer.Option(help="Epoch budget (early stopping on validation NDCG@10).")
     ] = None,
     patience: Annotated[
-        int | None, typer.Option(help="Evaluations without improvement before stopping.")
+        int | None,
+        typer.Option(
+            help="Evaluations without improvement before stopping (student default 10). Validation curves can "
+            "sit on a long plateau: on ml-latest-small, 30 let both students go on to much better scores "
+            "(BENCHMARKS.md, section 4)."
+        ),
     ] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
     last_position: Annotated[
