@@ -259,7 +259,7 @@ def test_export_resumes_after_interruption(tmp_path, fitted_teacher, monkeypatch
     assert np.array_equal(resumed.positions_topk_scores, full.positions_topk_scores)
 
 
-def test_a_finished_export_run_again_keeps_its_manifest_byte_for_byte(tmp_path, fitted_teacher):
+def test_a_finished_export_run_again_keeps_its_manifest_byte_for_byte(tmp_path, fitted_teacher, monkeypatch):
     """The student runs of `benchmarks/distill.py` are keyed by the manifest's bytes: running a finished teacher's
     command again (a new `created` time) must neither redo the export nor rewrite its manifest."""
     from distillrec.manifest import build_manifest
@@ -268,6 +268,11 @@ def test_a_finished_export_run_again_keeps_its_manifest_byte_for_byte(tmp_path, 
     folder = tmp_path / "t"
     export_teacher(teacher, train, folder, build_manifest({"t": 1}), top_k=3, progress=False)
     before = (folder / "manifest.json").read_bytes()
+
+    def no_forward(ids):
+        raise AssertionError("a finished export ran the teacher again")
+
+    monkeypatch.setattr(teacher.module_, "forward", no_forward)
     again = dict(build_manifest({"t": 1}), created="a later run", versions={"torch": "a newer one"})
     export_teacher(teacher, train, folder, again, top_k=3, progress=False)
     assert (folder / "manifest.json").read_bytes() == before
