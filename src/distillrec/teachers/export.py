@@ -30,7 +30,9 @@ a manifest key of its own, so a finished float32 export of a `--bf16` teacher (w
 that flag) stays finished; `build_teacher`'s manifest records the teacher's `bf16` in its config.
 
 Resumable: users are processed in chunks; after each chunk the arrays are flushed and `progress.json` records
-the number of users done, so an interrupted export continues where it stopped (if the manifest matches).
+the number of users done, so an interrupted export continues where it stopped (if the manifest matches;
+`created`, `versions` and `coverage` are not compared). A resumed or finished export keeps its manifest's
+`created` and `versions`, so a finished one is left byte for byte (student runs may be keyed by its bytes).
 """
 
 from __future__ import annotations
