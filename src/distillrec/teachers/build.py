@@ -34,6 +34,7 @@ from distillrec.manifest import build_manifest
 from distillrec.models.sasrec import SASRec
 from distillrec.teachers.cache import EmbeddingCache
 from distillrec.teachers.export import export_teacher
+from distillrec.teachers.llm_enhanced_seq import LATER_OPTIONS as MODEL_LATER_OPTIONS
 from distillrec.teachers.llm_enhanced_seq import LLMEnhancedSASRec
 from distillrec.teachers.text import ItemTextTemplate, default_template
 from distillrec.teachers.text_encoder import TextEncoder
@@ -43,8 +44,9 @@ from distillrec.train.loop import fit_seconds as fit_seconds_of
 
 # teacher options added after exports existed, with the value the older exports were made with: recorded in the
 # manifest only when set otherwise, so re-running an older teacher's command finds its export finished (the
-# student runs of `benchmarks/distill.py` are keyed by the manifest's bytes)
-LATER_OPTIONS = {"length_buckets": False, "softmax_over_trained": False, "id_dropout": 0.0}
+# student runs of `benchmarks/distill.py` are keyed by the manifest's bytes); the model's own later options
+# (checked the same way when a checkpoint resumes) plus a training option
+LATER_OPTIONS = {**MODEL_LATER_OPTIONS, "length_buckets": False}
 
 
 def manifest_config(settings: TeacherConfig) -> dict:

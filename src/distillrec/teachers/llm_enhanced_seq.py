@@ -36,6 +36,10 @@ from torch import nn
 from distillrec.losses.parameter import pca_compress
 from distillrec.models.sasrec import PAD, SASRec, next_item_loss
 
+# options added after checkpoints and exports existed, with the value those were made with: recorded (in a
+# checkpoint's meta, an export's manifest) only when set otherwise, so the older ones still count as the same
+LATER_OPTIONS = {"softmax_over_trained": False, "id_dropout": 0.0}
+
 
 class TextItemEmbedding(nn.Module):
     """`forward(ids) -> (..., dim)`, `table() -> (n_items + 1, dim)`; row 0 (padding) is zero."""
@@ -130,7 +134,7 @@ class LLMEnhancedSASRec(SASRec):
     def _checkpoint_meta(self) -> dict:
         meta = super()._checkpoint_meta()
         # options added after checkpoints existed are checked only when set, so those checkpoints still resume
-        for key, default in (("softmax_over_trained", False), ("id_dropout", 0.0)):
+        for key, default in LATER_OPTIONS.items():
             if meta.get(key) == default:
                 meta.pop(key)
         return meta
