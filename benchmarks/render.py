@@ -127,7 +127,10 @@ def curves_png(runs: list[str]) -> bytes:
             raise SystemExit(f"curves: expected LABEL=FILE:KEY, got {run!r}")
         entry = json.loads((RESULTS / file).read_text())
         for part in key.split("."):
-            entry = entry[int(part)] if isinstance(entry, list) and part.isdigit() else entry.get(part, {})
+            if isinstance(entry, list) and part.isdigit() and int(part) < len(entry):
+                entry = entry[int(part)]
+            else:
+                entry = entry.get(part, {}) if isinstance(entry, dict) else {}
         if not isinstance(entry, dict) or not entry.get("history"):
             raise SystemExit(f"curves: {file} has no entry {key!r} with a history")
         histories[label] = entry["history"]
