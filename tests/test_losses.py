@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from distillrec.losses.collaborative_embedding_kd import CollaborativeEmbedding
-from distillrec.losses.composite import KD_LOSSES, CompositeLoss, full_softmax_ce, make_kd_loss
+from distillrec.losses.composite import KD_LOSSES, CompositeLoss, make_kd_loss
 from distillrec.losses.hint import HintLoss
 from distillrec.losses.importance_ranking_kd import ImportanceRankingDistillation
 from distillrec.losses.parameter import ParameterHardLoss, ParameterSoftLoss, pca_compress
@@ -33,6 +33,7 @@ from distillrec.losses.schedules import (
     teacher_confidence,
 )
 from distillrec.losses.soft_label_kd import SoftLabelKD
+from distillrec.losses.softmax_ce import softmax_ce
 
 EXPECTED = Path(__file__).parent / "fixtures" / "losses_expected.json"
 D = torch.float64
@@ -391,7 +392,7 @@ def stored_value_losses() -> dict[str, torch.Tensor]:
         "hint_cosine": hint_cos(x["h_student"], x["h_teacher"]),
         "param_hard": ParameterHardLoss()(x["emb_student"], compressed),
         "param_soft": ParameterSoftLoss()(x["emb_student"], compressed),
-        "ce": full_softmax_ce(s, torch.tensor([1, 4])),
+        "ce": softmax_ce(s, torch.eye(s.shape[1], dtype=D), torch.tensor([1, 4])),  # hidden @ I = the logits
     }
 
 
@@ -444,50 +445,51 @@ def composite_inputs():
         "soft": {"student_logits": s, "teacher_logits": x["teacher"]},
         "rrd": {"student_logits": s, "teacher_topk_items": x["topk"], "uninteresting_items": x["rest"]},
     }
-    return s, torch.tensor([1, 4]), kd_inputs
+    ce = softmax_ce(s, torch.eye(s.shape[1], dtype=D), torch.tensor([1, 4]))  # hidden @ I = the logits
+    return s, ce, kd_inputs
 
 
 def test_composite_total_is_the_weighted_sum_of_its_named_parts():
-    s, targets, kd_inputs = composite_inputs()
+    s, ce, kd_inputs = composite_inputs()
     loss = CompositeLoss(
         {"soft": SoftLabelKD(2.0), "rrd": RelaxedRankingDistillation()},
         weights={"soft": LinearSchedule(0.0, 1.0), "rrd": 0.5},
         ce_weight=CosineSchedule(1.0, 0.0),
     )
     for progress in (0.0, 0.3, 1.0):
-        total, parts = loss(s, targets, kd_inputs, progress=progress)
+        total, parts = loss(ce, kd_inputs, progress=progress)
         weights = loss.weights_at(progress)
         assert set(parts) == {"ce", "soft", "rrd"}
         assert total.item() == pytest.approx(sum(weights[n] * parts[n].item() for n in parts))
     assert loss.weights_at(0.3)["soft"] == pytest.approx(0.3)
-    torch.testing.assert_close(parts["ce"], full_softmax_ce(s, targets).detach())
+    torch.testing.assert_close(parts["ce"], ce.detach())
     total.backward()
     assert s.grad.abs().sum() > 0
 
 
 def test_composite_per_example_weights_need_reduction_none():
-    s, targets, kd_inputs = composite_inputs()
+    s, ce, kd_inputs = composite_inputs()
     soft_inputs = {"soft": kd_inputs["soft"]}
     v = torch.tensor([0.5, 2.0], dtype=D)
     scalar = CompositeLoss({"soft": SoftLabelKD(2.0)}, {"soft": 3.0}, ce_weight=0.0)
     with pytest.raises(ValueError, match="reduction='none'"):
-        scalar(s, targets, soft_inputs, example_weights={"soft": v})
+        scalar(ce, soft_inputs, example_weights={"soft": v})
     per_example = CompositeLoss({"soft": SoftLabelKD(2.0, reduction="none")}, {"soft": 3.0}, ce_weight=0.0)
-    got, parts = per_example(s, targets, soft_inputs, example_weights={"soft": v})
+    got, parts = per_example(ce, soft_inputs, example_weights={"soft": v})
     rows = SoftLabelKD(2.0, reduction="none")(**kd_inputs["soft"])  # (2,)
     torch.testing.assert_close(got, 3.0 * (v * rows).mean())  # w * mean_b(v_b * l_b)
     torch.testing.assert_close(parts["soft"], (v * rows).mean().detach())
-    unweighted, _ = per_example(s, targets, soft_inputs)  # no per-example weights: the plain batch mean
-    torch.testing.assert_close(unweighted, scalar(s, targets, soft_inputs)[0])
+    unweighted, _ = per_example(ce, soft_inputs)  # no per-example weights: the plain batch mean
+    torch.testing.assert_close(unweighted, scalar(ce, soft_inputs)[0])
 
 
 def test_composite_rejects_unknown_or_missing_terms():
-    s, targets, kd_inputs = composite_inputs()
+    s, ce, kd_inputs = composite_inputs()
     loss = CompositeLoss({"soft": SoftLabelKD()}, {"soft": 1.0})
     with pytest.raises(KeyError, match="no term named 'rrd'"):
-        loss(s, targets, kd_inputs)
+        loss(ce, kd_inputs)
     with pytest.raises(KeyError, match="no inputs for term 'soft'"):
-        loss(s, targets, {})
+        loss(ce, {})
     with pytest.raises(ValueError, match="same names"):
         CompositeLoss({"soft": SoftLabelKD()}, {"sfot": 1.0})
 
@@ -497,9 +499,66 @@ def test_composite_exposes_the_hint_projection_to_the_optimiser():
     loss = CompositeLoss({"hint": HintLoss(3, 4).to(D)}, {"hint": 1.0})
     assert any(p.shape == (4, 3) for p in loss.parameters())
     kd_inputs = {"hint": {"student_hidden": x["h_student"], "teacher_hidden": x["h_teacher"]}}
-    total, _ = loss(x["student"], torch.tensor([1, 4]), kd_inputs)
+    total, _ = loss(torch.tensor(0.0, dtype=D), kd_inputs)
     total.backward()
     assert loss.terms["hint"].project.weight.grad.abs().sum() > 0
+
+
+# ---------------------------------------------------------------- chunked full-softmax cross-entropy
+
+
+def _plain_ce(hidden, table, targets, candidates=None):
+    logits = (hidden @ table.T).float() if hidden.dtype != D else hidden @ table.T
+    if candidates is not None:
+        logits = logits.masked_fill(~candidates, -torch.inf)
+    return F.cross_entropy(logits, targets, ignore_index=-100)
+
+
+def _ce_and_grads(fn, hidden, table, *args):
+    h, t = hidden.clone().requires_grad_(True), table.clone().requires_grad_(True)
+    value = fn(h, t, *args)
+    value.backward()
+    return value.detach(), h.grad, t.grad
+
+
+@pytest.mark.parametrize("with_candidates", [False, True])
+def test_softmax_ce_equals_the_plain_cross_entropy_across_chunks(monkeypatch, with_candidates):
+    # 7 items and 3 rows per chunk: 10 rows cross chunk boundaries; two rows have no target (-100)
+    monkeypatch.setattr("distillrec.losses.softmax_ce.CHUNK_ELEMENTS", 21)
+    g = torch.Generator().manual_seed(0)
+    hidden, table = torch.randn(10, 4, generator=g, dtype=D), torch.randn(7, 4, generator=g, dtype=D)
+    targets = torch.tensor([0, 6, -100, 3, 3, 1, -100, 5, 2, 4])
+    candidates = torch.tensor([True, True, True, True, True, True, False]) if with_candidates else None
+    if with_candidates:
+        targets[1] = -100  # a target outside the candidates would be an infinite loss in both forms
+    got = _ce_and_grads(softmax_ce, hidden, table, targets, candidates)
+    want = _ce_and_grads(_plain_ce, hidden, table, targets, candidates)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert got[1][2].abs().sum() == 0 and got[1][6].abs().sum() == 0  # rows without a target get no gradient
+    if with_candidates:
+        assert got[2][6].abs().sum() == 0  # nor does an item outside the candidates
+
+
+def test_softmax_ce_under_bf16_autocast_stays_close_to_float32():
+    g = torch.Generator().manual_seed(1)
+    hidden, table = torch.randn(64, 16, generator=g), torch.randn(300, 16, generator=g)
+    targets = torch.randint(0, 300, (64,), generator=g)
+    want = _ce_and_grads(_plain_ce, hidden, table, targets)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = _ce_and_grads(softmax_ce, hidden, table, targets)
+    assert got[0].dtype == torch.float32 and got[1].dtype == got[2].dtype == torch.float32
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=0.05, atol=0.02 * b.abs().max().item())
+
+
+def test_softmax_ce_without_any_target_is_zero_not_nan():
+    hidden = torch.randn(3, 4, requires_grad=True)
+    value = softmax_ce(hidden, torch.randn(5, 4), torch.full((3,), -100))
+    value.backward()
+    assert value.item() == 0.0 and hidden.grad.abs().sum() == 0
+    with pytest.raises(ValueError, match="targets must have shape"):
+        softmax_ce(hidden, torch.randn(5, 4), torch.zeros(2, dtype=torch.long))
 
 
 # ---------------------------------------------------------------- collaborative embedding layer

@@ -48,7 +48,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from distillrec.data.interactions import Interactions
@@ -63,6 +62,7 @@ from distillrec.losses.schedules import (
     confidence_temperature,
     confidence_weights,
 )
+from distillrec.losses.softmax_ce import softmax_ce
 from distillrec.teachers.export import TeacherArtifacts
 
 __all__ = ["TermSpec", "KDObjective", "parse_kd", "DEFAULTS", "ALIASES", "sample_negatives"]
@@ -85,7 +85,7 @@ _TOPK_KEYS = {"k", "negatives", "confidence"}
 _SOFT_KEYS = {"full", "t_min", "t_max"}
 _PARAM_KEYS = {"init"}
 _SCHEDULES = ("constant", "linear", "cosine")
-_IGNORE = -100  # the default ignore_index of F.cross_entropy, which CompositeLoss's CE uses
+_IGNORE = -100  # a row without a CE target (`softmax_ce` skips negative targets)
 # loss constructor arguments set here, not by users
 _BUILT_BY_US = frozenset({"reduction", "student_dim", "teacher_dim"})
 _NUMBER = (int, float)
@@ -401,32 +401,32 @@ class BoundKD(nn.Module):
         kd_mask = self.labels.mask(rows)  # (batch, seq_len)
         used = ce_mask | kd_mask
         h = hidden[used]  # (n, dim)
-        logits = module.logits(h).float()  # (n, n_items)
-        # CE over the same rows, KD-only rows marked with cross_entropy's ignore_index (-100): the mean is then
-        # over the rows with a target, as if they were selected, without copying the (n, n_items) logits
+        # CE over the same rows, KD-only rows marked with the ignore index (-100): the mean is then over the rows
+        # with a target, as if they were selected. It never builds the (n, n_items) logits (`softmax_ce`).
         ce_targets = torch.where(
             ce_mask[used], targets[used], torch.full_like(targets[used], _IGNORE)
         )  # (n,)
+        ce = softmax_ce(h, module.item_table(), ce_targets)
         kd_in = kd_mask[used]  # (n,)
         if not bool(kd_in.any()):
-            ce = F.cross_entropy(logits, ce_targets, ignore_index=_IGNORE)
             self.last_parts = {"ce": ce.detach()}
             return self.composite.weights_at(progress)["ce"] * ce
-        kd_rows = rows[kd_mask]  # (m,) training rows, in the order of logits[kd_in]
-        every = bool(kd_in.all())
-        student = logits if every else logits[kd_in]  # (m, n_items)
+        kd_rows = rows[kd_mask]  # (m,) training rows, in the order of h[kd_in]
+        h_kd = h if bool(kd_in.all()) else h[kd_in]  # (m, dim)
+        # the student's full scores, only for the terms on the teacher's top-k
+        student = module.logits(h_kd).float() if self.k_max else None  # (m, n_items)
         items, scores = self.labels.topk(kd_rows, self.k_max) if self.k_max else (None, None)  # (m, k_max)
         kd_inputs, example_weights = {}, {}
         for method, spec in self.specs.items():
             inputs, confidence_scores = self._term_inputs(
-                method, spec, module, student, h if every else h[kd_in], kd_rows, items, scores
+                method, spec, module, student, h_kd, kd_rows, items, scores
             )
             kd_inputs[method] = inputs
             if spec.confidence != "none":
                 example_weights[method] = confidence_weights(
                     confidence_scores, spec.confidence, normalize=True
                 )
-        total, self.last_parts = self.composite(logits, ce_targets, kd_inputs, progress, example_weights)
+        total, self.last_parts = self.composite(ce, kd_inputs, progress, example_weights)
         return total
 
     def _term_inputs(self, method, spec, module, student, hidden, rows, items, scores):

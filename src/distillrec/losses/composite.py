@@ -2,8 +2,8 @@
 
     L = a * L_ce + sum_j w_j * L_kd_j
 
-L_ce is the full-softmax cross-entropy of the student on the ground-truth next item (`full_softmax_ce`;
-`targets` index the columns of `student_logits`).
+L_ce is the full-softmax cross-entropy of the student on the ground-truth next item, computed by the caller
+(`softmax_ce.softmax_ce`, which never builds the full logits) and passed in as a scalar.
 Each weight (a and every w_j) is a float or a schedule `progress -> float` (see `schedules`), evaluated at the
 training progress in [0, 1] given to `forward`. A term may also get per-example weights (batch,)
 (`schedules.confidence_weights`): then it must be built with reduction="none" and contributes
@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from distillrec.losses.hint import HintLoss
@@ -50,17 +49,6 @@ def make_kd_loss(name: str, **params) -> nn.Module:
     return KD_LOSSES[name](**params)
 
 
-def full_softmax_ce(
-    student_logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
-) -> torch.Tensor:
-    """student_logits (batch, n_items), targets (batch,) int64 -> -log softmax(s)_target, batch mean. Rows
-    whose target is the ignore index (-100: KD-only positions) do not count; with none left the mean is 0
-    (cross_entropy would return NaN), so a batch of KD-only positions trains on its KD terms alone."""
-    if reduction == "mean" and not bool((targets != -100).any()):
-        return student_logits.sum() * 0.0
-    return F.cross_entropy(student_logits, targets, reduction=reduction)
-
-
 def _value(weight: Weight, progress: float) -> float:
     return float(weight(progress)) if callable(weight) else float(weight)
 
@@ -85,8 +73,7 @@ class CompositeLoss(nn.Module):
 
     def forward(
         self,
-        student_logits: torch.Tensor,
-        targets: torch.Tensor,
+        ce: torch.Tensor,
         kd_inputs: Mapping[str, Mapping[str, torch.Tensor]],
         progress: float = 0.0,
         example_weights: Mapping[str, torch.Tensor] | None = None,
@@ -95,7 +82,6 @@ class CompositeLoss(nn.Module):
             if name not in self.terms:
                 raise KeyError(f"no term named {name!r}; terms: {sorted(self.terms)}")
         weights = self.weights_at(progress)
-        ce = full_softmax_ce(student_logits, targets)
         total, parts = weights["ce"] * ce, {"ce": ce.detach()}
         for name, term in self.terms.items():
             if name not in kd_inputs:

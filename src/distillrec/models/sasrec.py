@@ -34,6 +34,7 @@ from torch import nn
 
 from distillrec.data.interactions import Interactions
 from distillrec.evaluate.ranking import evaluate
+from distillrec.losses.softmax_ce import softmax_ce
 from distillrec.models.base import Recommender
 from distillrec.train.batches import batch_rows
 from distillrec.train.loop import FitResult, TrainConfig, fit_loop
@@ -163,10 +164,7 @@ def next_item_loss(
     ids, targets = batch
     hidden = module(ids)  # (batch, seq_len, dim)
     keep = targets >= 0  # (batch, seq_len)
-    logits = module.logits(hidden[keep]).float()  # (n_positions, n_items)
-    if candidates is not None:
-        logits = logits.masked_fill(~candidates, -torch.inf)
-    return F.cross_entropy(logits, targets[keep])
+    return softmax_ce(hidden[keep], module.item_embedding.table()[1:], targets[keep], candidates)
 
 
 def training_windows(train: Interactions, max_len: int) -> tuple[np.ndarray, np.ndarray]:

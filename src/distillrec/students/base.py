@@ -32,11 +32,11 @@ from typing import Any, ClassVar, Protocol, Self
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from distillrec.data.interactions import Interactions
 from distillrec.evaluate.ranking import evaluate
+from distillrec.losses.softmax_ce import softmax_ce
 from distillrec.models.base import Recommender
 from distillrec.models.sasrec import history_windows
 from distillrec.train.batches import batch_rows
@@ -54,7 +54,9 @@ class StudentModule(nn.Module):
     def forward(self, ids: torch.Tensor, users: torch.Tensor) -> torch.Tensor: ...
 
     @abstractmethod
-    def logits(self, hidden: torch.Tensor) -> torch.Tensor: ...
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden (..., dim) -> (..., n_items) scores; must equal `hidden @ item_table().T`, which the training
+        loss (`losses.softmax_ce`) computes in chunks without calling this."""
 
     @abstractmethod
     def item_table(self) -> torch.Tensor: ...
@@ -120,8 +122,7 @@ class _BoundCrossEntropy(nn.Module):
     def forward(self, module: StudentModule, batch: dict[str, Any]) -> torch.Tensor:
         hidden = module(batch["inputs"], batch["users"])  # (batch, seq_len, dim)
         keep = batch["targets"] >= 0  # (batch, seq_len)
-        logits = module.logits(hidden[keep])  # (n_positions, n_items)
-        return F.cross_entropy(logits.float(), batch["targets"][keep])
+        return softmax_ce(hidden[keep], module.item_table(), batch["targets"][keep])
 
 
 def _plain_params(params: dict) -> dict:
