@@ -63,7 +63,7 @@ class GRU4Rec(Student):
         batch_size: int = 128,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
-        patience: int = 10,
+        patience: int = 30,
         seed: int = 0,
         num_threads: int | None = None,
         progress: bool = True,

@@ -63,7 +63,7 @@ class MatrixFactorization(Student):
         batch_size: int = 128,
         lr: float = 1e-2,
         weight_decay: float = 0.0,
-        patience: int = 10,
+        patience: int = 30,
         seed: int = 0,
         num_threads: int | None = None,
         progress: bool = True,
