@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/render.py baselines    # prints the baselines tables for BENCHMARKS.md
     .venv/bin/python benchmarks/render.py distill      # the KD-vs-plain tables (benchmarks/distill.py)
     .venv/bin/python benchmarks/render.py teacher      # teacher vs ID-only vs text-only vs the best baseline
+    .venv/bin/python benchmarks/render.py softmax-ce   # the training loss, plain vs chunked (softmax_ce.py)
     .venv/bin/python benchmarks/render.py curves --out FILE.png LABEL=RESULTS_FILE:KEY ...
                                                        # validation NDCG@10 and loss per epoch of those runs
                                                        # (KEY: a dotted path, e.g. teacher, or
@@ -113,6 +114,20 @@ def teacher_table(folder: Path) -> str:
     return "\n".join(lines)
 
 
+def softmax_ce_table(path: Path) -> str:
+    lines = [
+        "| dataset | positions x items (plain logits) | autocast | plain s | chunked s | speed-up |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for row in json.loads(path.read_text())["rows"]:
+        lines.append(
+            f"| {row['dataset']} | {row['positions']:,} x {row['n_items']:,} ({row['plain_logits_mb']} MB) | "
+            f"{'bf16' if row['bf16'] else 'fp32'} | {row['plain_s']:.3f} | {row['chunked_s']:.3f} | "
+            f"{row['speedup']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
 def curves_png(runs: list[str]) -> bytes:
     """Training curves of `LABEL=FILE:KEY` runs: the `history` of the entry at KEY of the results file FILE
     (relative to benchmarks/results/). KEY is a dotted path: `teacher` or `sasrec` in a `metrics.json`,
@@ -141,7 +156,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=["baselines", "distill", "teacher", "curves"])
+    parser.add_argument("what", choices=["baselines", "distill", "teacher", "softmax-ce", "curves"])
     parser.add_argument(
         "runs", nargs="*", help="curves: LABEL=FILE:KEY, FILE relative to benchmarks/results/"
     )
@@ -160,6 +175,8 @@ def main() -> None:
         for folder in sorted((RESULTS / "teacher").iterdir()):
             if (folder / "metrics.json").exists():
                 print(f"### {folder.name}\n\n{teacher_table(folder)}\n")
+    if args.what == "softmax-ce":
+        print(softmax_ce_table(RESULTS / "softmax_ce.json"))
     if args.what == "distill":
         for path in sorted((RESULTS / "distill").glob("*/*.json")):
             print(f"### {path.parent.name}: {path.stem}\n\n{distill_table(path)}\n")

@@ -205,7 +205,9 @@ def test_every_kd_method_alone_moves_the_student_to_the_teacher(tmp_path, method
         loss.backward()
         optimizer.step()
     seen = np.unique(inputs_items[windows.rows[windows.rows >= 0]])
-    scores = module.logits(module(torch.from_numpy(seen)[:, None] + 1, None)[:, 0]).detach()  # after each item
+    scores = module.logits(
+        module(torch.from_numpy(seen)[:, None] + 1, None)[:, 0]
+    ).detach()  # after each item
     if method in ("soft", "rrd"):  # listwise: the teacher's order is learned
         top1 = scores.argmax(dim=1).numpy()
         np.testing.assert_array_equal(top1, (seen + 1) % 7)

@@ -46,6 +46,10 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
     @staticmethod
     @torch.amp.custom_fwd(device_type="cpu")
     def forward(ctx, hidden, table, targets, candidates):
+        ctx.dtypes = hidden.dtype, table.dtype
+        if torch.is_autocast_enabled("cpu"):  # cast once, not in every chunk's GEMM
+            low = torch.get_autocast_dtype("cpu")
+            hidden, table = hidden.to(low), table.to(low)
         valid = targets >= 0  # (n,)
         safe = targets.clamp(min=0)  # (n,) ignored rows read item 0 and are zeroed below
         lse = torch.empty(hidden.shape[0], dtype=_accumulate(hidden), device=hidden.device)  # (n,)
@@ -76,8 +80,8 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
             if want_table:
                 grad_table += g.T @ h
         return (
-            None if grad_hidden is None else grad_hidden.to(hidden.dtype),
-            None if grad_table is None else grad_table.to(table.dtype),
+            None if grad_hidden is None else grad_hidden.to(ctx.dtypes[0]),
+            None if grad_table is None else grad_table.to(ctx.dtypes[1]),
             None,
             None,
         )
