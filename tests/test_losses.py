@@ -528,16 +528,19 @@ def test_softmax_ce_equals_the_plain_cross_entropy_across_chunks(monkeypatch, wi
     g = torch.Generator().manual_seed(0)
     hidden, table = torch.randn(10, 4, generator=g, dtype=D), torch.randn(7, 4, generator=g, dtype=D)
     targets = torch.tensor([0, 6, -100, 3, 3, 1, -100, 5, 2, 4])
-    candidates = torch.tensor([True, True, True, True, True, True, False]) if with_candidates else None
+    # item 0 outside the candidates: the rows without a target read it (a -inf logit) and must still count 0
+    candidates = torch.tensor([False, True, True, True, True, True, False]) if with_candidates else None
     if with_candidates:
-        targets[1] = -100  # a target outside the candidates would be an infinite loss in both forms
+        targets[0] = targets[
+            1
+        ] = -100  # a target outside the candidates would be an infinite loss in both forms
     got = _ce_and_grads(softmax_ce, hidden, table, targets, candidates)
     want = _ce_and_grads(_plain_ce, hidden, table, targets, candidates)
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     assert got[1][2].abs().sum() == 0 and got[1][6].abs().sum() == 0  # rows without a target get no gradient
     if with_candidates:
-        assert got[2][6].abs().sum() == 0  # nor does an item outside the candidates
+        assert got[2][[0, 6]].abs().sum() == 0  # nor do the items outside the candidates
 
 
 def test_softmax_ce_under_bf16_autocast_stays_close_to_float32():
