@@ -92,13 +92,13 @@ def test_row_r_soft_labels_land_on_the_position_whose_input_is_row_r(tmp_path, l
 
 
 class OneHotModule(StudentModule):
-    """A 'student' whose state at a position is 3 x one-hot(input item) and whose item table is free (it starts
-    at the identity), so logits = state @ table.T = state at the start."""
+    """A free 'student': its state after an input item is a free vector (3 x one-hot(item) at the start) and so
+    is its item table (the identity at the start), so logits = state @ table.T = state at the start."""
 
     def __init__(self, n_items: int) -> None:
         super().__init__()
         self.dim = n_items
-        self.register_buffer("states", torch.cat([torch.zeros(1, n_items), torch.eye(n_items) * 3.0]))
+        self.states = torch.nn.Parameter(torch.cat([torch.zeros(1, n_items), torch.eye(n_items) * 3.0]))
         self.table = torch.nn.Parameter(torch.eye(n_items))
 
     def forward(self, ids, users):

@@ -38,7 +38,7 @@ def softmax_ce(
     if targets.shape != hidden.shape[:1]:
         raise ValueError(f"targets must have shape ({hidden.shape[0]},), got {tuple(targets.shape)}")
     if not bool((targets >= 0).any()):
-        return hidden.sum() * 0.0
+        return hidden.sum() * 0.0 + table.sum() * 0.0  # both stay in the graph, with zero gradients
     return _ChunkedSoftmaxCE.apply(hidden, table, targets, candidates)
 
 
@@ -47,9 +47,11 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
     @torch.amp.custom_fwd(device_type="cpu")
     def forward(ctx, hidden, table, targets, candidates):
         ctx.dtypes = hidden.dtype, table.dtype
-        if torch.is_autocast_enabled("cpu"):  # cast once, not in every chunk's GEMM
+        if torch.is_autocast_enabled(
+            "cpu"
+        ):  # cast once, not in every chunk's GEMM (float64 stays, as autocast)
             low = torch.get_autocast_dtype("cpu")
-            hidden, table = hidden.to(low), table.to(low)
+            hidden, table = (t.to(low) if t.dtype == torch.float32 else t for t in (hidden, table))
         valid = targets >= 0  # (n,)
         safe = targets.clamp(min=0)  # (n,) ignored rows read item 0 and are zeroed below
         lse = torch.empty(hidden.shape[0], dtype=_accumulate(hidden), device=hidden.device)  # (n,)
@@ -63,6 +65,7 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
         return torch.where(valid, lse - picked, 0.0).sum() / n_valid  # an ignored row may read -inf
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, grad):
         hidden, table, safe, valid, lse, candidates = ctx.saved_tensors
