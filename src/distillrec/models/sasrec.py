@@ -111,7 +111,7 @@ class _Block(nn.Module):
 
 class SASRecModule(nn.Module):
     """`forward(ids (batch, seq_len), left-padded with 0) -> hidden (batch, seq_len, dim)`;
-    `logits(hidden (..., dim)) -> (..., n_items)` through the tied item table (padding column excluded)."""
+    `logits(hidden (..., dim)) -> (..., n_items)` through the tied item table (`item_table()`, no padding row)."""
 
     def __init__(
         self,
@@ -151,8 +151,11 @@ class SASRecModule(nn.Module):
             x = block(x, allowed)
         return self.final_norm(x)  # (batch, seq_len, dim)
 
+    def item_table(self) -> torch.Tensor:
+        return self.item_embedding.table()[1:]  # (n_items, dim), the padding row left out
+
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return hidden @ self.item_embedding.table()[1:].T  # (..., n_items)
+        return hidden @ self.item_table().T  # (..., n_items)
 
 
 def next_item_loss(
@@ -164,7 +167,7 @@ def next_item_loss(
     ids, targets = batch
     hidden = module(ids)  # (batch, seq_len, dim)
     keep = targets >= 0  # (batch, seq_len)
-    return softmax_ce(hidden[keep], module.item_embedding.table()[1:], targets[keep], candidates)
+    return softmax_ce(hidden[keep], module.item_table(), targets[keep], candidates)
 
 
 def training_windows(train: Interactions, max_len: int) -> tuple[np.ndarray, np.ndarray]:
@@ -328,7 +331,7 @@ class SASRec(Recommender):
     def item_embeddings(self) -> np.ndarray:
         """(n_items, dim) float32 item table (input and output layer; padding row removed)."""
         with torch.no_grad():
-            return self.module_.item_embedding.table()[1:].float().numpy().copy()
+            return self.module_.item_table().float().numpy().copy()
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.module_.parameters())

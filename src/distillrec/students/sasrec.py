@@ -21,9 +21,6 @@ class SASRecStudentModule(SASRecModule):
     def forward(self, ids: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
         return super().forward(ids)  # (batch, seq_len, dim)
 
-    def item_table(self) -> torch.Tensor:
-        return self.item_embedding.table()[1:]  # (n_items, dim)
-
 
 class SASRecStudent(Student):
     def __init__(

@@ -115,7 +115,7 @@ def export_teacher(
     module = teacher.module_
     module.eval()
     with torch.inference_mode():  # the item table, once: a text teacher computes it through its adapter
-        table_t = module.item_embedding.table()[1:].T  # (dim, n_items), what `module.logits` multiplies by
+        table_t = module.item_table().T  # (dim, n_items), what `module.logits` multiplies by
     bar = tqdm(total=train.n_users, initial=done, desc="export teacher", unit="user", disable=not progress)
     for start in range(done, train.n_users, chunk_users):
         users = np.arange(start, min(start + chunk_users, train.n_users))
