@@ -5,9 +5,9 @@
 over every item i of the catalogue (or over `candidates` only), for hidden states h (n, d) and the item table
 E (n_items, d). The plain `F.cross_entropy(h @ E.T, t)` writes the (n, n_items) logits, their log-softmax and
 its gradient to memory: for a batch of 128 windows of 50 positions over ml-latest-small's 9,724 items that is
-three tensors of up to 250 MB, and on this CPU the loss was memory-bound (0.84 s of a 0.87 s training step). Here the
-forward keeps only each row's log-sum-exp; the backward recomputes each chunk's logits (a small GEMM that stays
-in cache) and turns them into the gradient at once:
+three tensors of up to 250 MB, and on this CPU the loss was memory-bound and most of a training step
+(BENCHMARKS.md, section 3). Here the forward keeps only each row's log-sum-exp; the backward recomputes each
+chunk's logits (a small GEMM that stays in cache) and turns them into the gradient at once:
 
     dL/dh_r = (softmax(h_r E^T) - onehot(t_r)) E / n,    dL/dE = sum_r (softmax(h_r E^T) - onehot(t_r))^T h_r / n
 
