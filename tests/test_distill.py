@@ -21,6 +21,7 @@ from distillrec.distill.kd_data import TeacherLabels
 from distillrec.distill.objective import DEFAULTS, KDObjective, TermSpec, parse_kd, sample_negatives
 from distillrec.evaluate.ranking import evaluate
 from distillrec.evaluate.significance import bootstrap_ci, bootstrap_diff_ci, paired_test, seed_summary
+from distillrec.losses.schedules import confidence_temperature
 from distillrec.students.base import StudentModule, make_windows
 from distillrec.students.registry import make_student
 from distillrec.teachers.export import TeacherArtifacts
@@ -137,23 +138,110 @@ def test_soft_term_equals_kl_over_the_covered_positions_by_hand(tmp_path):
     assert bound.last_parts["soft"].item() == pytest.approx(np.mean(kls), rel=1e-5)
 
 
-@pytest.mark.parametrize("temperature", [1.0, 2.5, torch.tensor([0.5, 1.0, 3.0, 2.0])])
-def test_lumped_soft_labels_equal_the_dense_catalogue_kl_and_its_gradient(temperature):
-    from distillrec.distill.objective import _lumped_catalogue
-    from distillrec.losses.soft_label_kd import SoftLabelKD
+class RandomModule(StudentModule):
+    """Free float64 states and item table with random values (no ties among the scores)."""
 
-    gen = torch.Generator().manual_seed(0)
-    student = torch.randn(4, 30, generator=gen, dtype=torch.float64, requires_grad=True)
-    top_items = torch.stack([torch.randperm(30, generator=gen)[:6] for _ in range(4)])  # (4, 6)
-    top_scores = torch.randn(4, 6, generator=gen, dtype=torch.float64).sort(dim=1, descending=True).values
-    loss = SoftLabelKD()
-    dense_teacher = torch.full((4, 30), float("-inf"), dtype=torch.float64).scatter(1, top_items, top_scores)
-    dense = loss(student, dense_teacher, temperature=temperature)
-    (grad_dense,) = torch.autograd.grad(dense, student)
-    lumped = loss(**_lumped_catalogue(student, top_items, top_scores, temperature), temperature=temperature)
-    (grad_lumped,) = torch.autograd.grad(lumped, student)
-    torch.testing.assert_close(lumped, dense)
-    torch.testing.assert_close(grad_lumped, grad_dense)
+    def __init__(self, n_items: int, dim: int = 5) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(1)
+        self.dim = dim
+        self.states = torch.nn.Parameter(torch.randn(n_items + 1, dim, generator=g, dtype=torch.float64))
+        self.table = torch.nn.Parameter(torch.randn(n_items, dim, generator=g, dtype=torch.float64))
+
+    def forward(self, ids, users):
+        return self.states[ids]  # (batch, seq_len, dim)
+
+    def logits(self, hidden):
+        return hidden @ self.table.T
+
+    def item_table(self):
+        return self.table
+
+
+def dense_objective(bound, module: StudentModule, batch: dict) -> torch.Tensor:
+    """The objective written the direct way: every top-k term reads the student's (m, n_items) scores and the
+    teacher's items as catalogue columns (soft: the teacher's logits are -inf outside its top-k)."""
+    targets, rows = batch["targets"], batch["rows"]
+    hidden = module(batch["inputs"], batch["users"])
+    ce_mask, kd_mask = targets >= 0, bound.labels.mask(rows)
+    logits = module.logits(hidden[ce_mask | kd_mask])  # (n, n_items)
+    used_ce, used_kd = ce_mask[ce_mask | kd_mask], kd_mask[ce_mask | kd_mask]
+    total = torch.nn.functional.cross_entropy(logits[used_ce], targets[ce_mask])  # CE weight 1
+    student = logits[used_kd]  # (m, n_items)
+    items, scores = bound.labels.topk(rows[kd_mask], bound.k_max)
+    for method, spec in bound.specs.items():
+        loss, k = bound.composite.terms[method], bound.k[method]
+        top, top_scores = items[:, :k], scores[:, :k]
+        negatives = sample_negatives(top, bound.n_items, spec.negatives) if spec.negatives else None
+        if method == "soft":
+            t = spec.loss_params.get("temperature", 1.0)
+            if spec.t_min is not None:
+                t = confidence_temperature(top_scores, spec.t_min, spec.t_max)
+            if spec.full:
+                dense_teacher = torch.full_like(student, float("-inf")).scatter(1, top, top_scores.double())
+                value = loss(student, dense_teacher, temperature=t)
+            else:
+                value = loss(
+                    student,
+                    teacher_topk_items=top,
+                    teacher_topk_scores=top_scores,
+                    negative_items=negatives,
+                    temperature=t,
+                )
+        elif method == "dllm2rec":
+            value = loss(student, top, confidence=top_scores, negative_items=negatives)
+        else:  # rd (its rank weights from the full scores), rrd
+            value = loss(student, top, negatives)
+        total = total + spec.weight * value
+    return total
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "soft",
+        "soft:temperature=2.5",
+        "soft:t_min=0.5:t_max=3",
+        "soft:full=false:negatives=4",
+        "rd:k=5",
+        "rd:k=5:mu=0.5",
+        "rrd:k=5",
+        "dllm2rec:k=5",
+        "soft:k=6,rd:k=3,dllm2rec:k=4:negatives=3",
+    ],
+)
+def test_top_k_terms_on_their_columns_equal_the_terms_on_the_full_scores(tmp_path, monkeypatch, spec):
+    """The objective never builds the student's (positions x items) scores: each top-k term reads its columns,
+    the catalogue log-sum-exp, ranks and top-K in row chunks (`distill.student_scores`). Loss and gradients
+    equal the direct form's, rows crossing chunk boundaries."""
+    monkeypatch.setattr("distillrec.losses.softmax_ce.CHUNK_ELEMENTS", 60)  # 2 rows per chunk of 30 items
+    rng = np.random.default_rng(0)
+    lengths = [9, 6, 12, 4]
+    data = Interactions.from_arrays(
+        np.repeat(np.arange(4), lengths), rng.integers(0, 30, sum(lengths)), np.arange(sum(lengths)), 4, 30
+    )
+    items = np.stack([rng.permutation(30)[:8] for _ in range(len(data))])  # (rows, 8)
+    scores = -np.sort(-rng.normal(size=items.shape) * 3, axis=1)
+    terms, _ = parse_kd(spec)
+    objective = KDObjective(write_artifacts(tmp_path / "t", data, items, scores), terms, last_position=True)
+    windows = make_windows(data, max_len=6, last_position=True)
+    batch = {
+        name: torch.from_numpy(getattr(windows, name)) for name in ("inputs", "targets", "rows", "users")
+    }
+    got, want = [], []
+    for form, out in (("columns", got), ("dense", want)):
+        module = RandomModule(30)
+        bound = objective.bind(data, module)
+        torch.manual_seed(5)  # the same sampled negatives
+        value = (
+            bound(module, {**batch, "progress": 0.0})
+            if form == "columns"
+            else dense_objective(bound, module, batch)
+        )
+        value.backward()
+        out.extend([value.detach(), module.states.grad, module.table.grad])
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
 def test_a_batch_without_covered_positions_gets_cross_entropy_only(tmp_path):

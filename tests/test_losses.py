@@ -33,7 +33,7 @@ from distillrec.losses.schedules import (
     teacher_confidence,
 )
 from distillrec.losses.soft_label_kd import SoftLabelKD
-from distillrec.losses.softmax_ce import softmax_ce
+from distillrec.losses.softmax_ce import logsumexp_scores, softmax_ce
 
 EXPECTED = Path(__file__).parent / "fixtures" / "losses_expected.json"
 D = torch.float64
@@ -562,6 +562,66 @@ def test_softmax_ce_without_any_target_is_zero_not_nan():
     assert value.item() == 0.0 and hidden.grad.abs().sum() == 0
     with pytest.raises(ValueError, match="targets must have shape"):
         softmax_ce(hidden, torch.randn(5, 4), torch.zeros(2, dtype=torch.long))
+
+
+@pytest.mark.parametrize("with_candidates", [False, True])
+def test_logsumexp_scores_equals_the_dense_logsumexp_and_its_gradient_across_chunks(
+    monkeypatch, with_candidates
+):
+    monkeypatch.setattr("distillrec.losses.softmax_ce.CHUNK_ELEMENTS", 21)  # 3 rows per chunk of 7 items
+    g = torch.Generator().manual_seed(2)
+    hidden, table = torch.randn(10, 4, generator=g, dtype=D), torch.randn(7, 4, generator=g, dtype=D)
+    weights = torch.randn(10, generator=g, dtype=D)  # a different upstream gradient per row
+    candidates = torch.tensor([False, True, True, True, True, True, False]) if with_candidates else None
+
+    def dense(h, t):
+        logits = h @ t.T
+        return torch.logsumexp(
+            logits if candidates is None else logits.masked_fill(~candidates, -torch.inf), 1
+        )
+
+    got = _ce_and_grads(lambda h, t: logsumexp_scores(h, t, candidates) @ weights, hidden, table)
+    want = _ce_and_grads(lambda h, t: dense(h, t) @ weights, hidden, table)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.5, torch.tensor([0.5, 1.0, 3.0, 2.0], dtype=D)])
+def test_soft_kl_on_the_teacher_top_k_with_the_student_normaliser_equals_the_dense_catalogue_kl(temperature):
+    """Teacher logits = its top-k scores, -inf elsewhere: the top-k columns plus the student's log-sum-exp over
+    the catalogue give the dense loss and its gradient."""
+    gen = torch.Generator().manual_seed(0)
+    student = torch.randn(4, 30, generator=gen, dtype=D, requires_grad=True)
+    top_items = torch.stack([torch.randperm(30, generator=gen)[:6] for _ in range(4)])  # (4, 6)
+    top_scores = torch.randn(4, 6, generator=gen, dtype=D).sort(dim=1, descending=True).values
+    loss = SoftLabelKD()
+    dense_teacher = torch.full((4, 30), float("-inf"), dtype=D).scatter(1, top_items, top_scores)
+    dense = loss(student, dense_teacher, temperature=temperature)
+    (grad_dense,) = torch.autograd.grad(dense, student)
+    t = torch.as_tensor(temperature, dtype=D)
+    lse = torch.logsumexp(student / (t.reshape(-1, 1) if t.dim() else t), dim=1)  # (4,)
+    columns = loss(student.gather(1, top_items), top_scores, temperature=temperature, student_lse=lse)
+    (grad_columns,) = torch.autograd.grad(columns, student)
+    torch.testing.assert_close(columns, dense)
+    torch.testing.assert_close(grad_columns, grad_dense)
+    with pytest.raises(ValueError, match="student_lse must have shape"):
+        loss(student.gather(1, top_items), top_scores, student_lse=lse[:2])
+
+
+def test_dllm2rec_consistency_given_as_a_mask_equals_the_one_read_from_full_scores():
+    gen = torch.Generator().manual_seed(3)
+    student = torch.randn(5, 20, generator=gen, dtype=D)
+    top = torch.stack([torch.randperm(20, generator=gen)[:4] for _ in range(5)])  # (5, 4)
+    confidence = torch.randn(5, 4, generator=gen, dtype=D)
+    loss = ImportanceRankingDistillation()
+    own = student.topk(4, dim=1).indices  # (5, 4)
+    mask = (top.unsqueeze(2) == own.unsqueeze(1)).any(dim=2)
+    assert mask.any() and not mask.all()
+    from_scores = loss.weights(student, top, confidence)
+    given = loss.weights(
+        student.gather(1, top), torch.arange(4).expand(5, 4), confidence, in_student_topk=mask
+    )
+    torch.testing.assert_close(given, from_scores)
 
 
 # ---------------------------------------------------------------- collaborative embedding layer

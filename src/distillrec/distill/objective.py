@@ -18,7 +18,7 @@ c_b / mean(c), trusting a confident teacher more; `losses.schedules`)):
 
 | method | what the student gets | defaults |
 |---|---|---|
-| soft | Hinton KD over the catalogue: teacher logits = its top-k scores, -inf elsewhere (`full=True`, computed exactly in k + 1 columns), or a softmax over top-k + negatives only (`full=False`) | weight 1, k = all exported, temperature 1; `t_min`/`t_max` give a confidence-adaptive temperature |
+| soft | Hinton KD over the catalogue: teacher logits = its top-k scores, -inf elsewhere (`full=True`, computed exactly from the top-k columns and the student's log-sum-exp over the catalogue), or a softmax over top-k + negatives only (`full=False`) | weight 1, k = all exported, temperature 1; `t_min`/`t_max` give a confidence-adaptive temperature |
 | rd | Tang & Wang 2018: top-k as position-weighted sigmoid positives | weight 1, k 10, lam 5, 10 negatives |
 | rrd | DE-RRD 2020: Plackett-Luce on top-k above sampled uninteresting items | weight 0.1 (the loss sums k log-terms), k 10, 50 negatives |
 | dllm2rec | Cui et al. 2024: importance-weighted ranking (position, confidence = the teacher's top-k scores, student consistency) | weight 1, k 10, lam 1, 10 negatives |
@@ -52,6 +52,7 @@ from torch import nn
 
 from distillrec.data.interactions import Interactions
 from distillrec.distill.kd_data import TeacherLabels
+from distillrec.distill.student_scores import catalogue_ranks, own_topk, scores_at
 from distillrec.losses.composite import KD_LOSSES, CompositeLoss, make_kd_loss
 from distillrec.losses.parameter import pca_compress
 from distillrec.losses.schedules import (
@@ -62,7 +63,7 @@ from distillrec.losses.schedules import (
     confidence_temperature,
     confidence_weights,
 )
-from distillrec.losses.softmax_ce import softmax_ce
+from distillrec.losses.softmax_ce import logsumexp_scores, softmax_ce
 from distillrec.teachers.export import TeacherArtifacts
 
 __all__ = ["TermSpec", "KDObjective", "parse_kd", "DEFAULTS", "ALIASES", "sample_negatives"]
@@ -272,27 +273,6 @@ def sample_negatives(exclude: torch.Tensor, n_items: int, m: int) -> torch.Tenso
     return drawn
 
 
-def _lumped_catalogue(
-    student: torch.Tensor, top_items: torch.Tensor, top_scores: torch.Tensor, temperature
-) -> dict[str, torch.Tensor]:
-    """Full-catalogue soft labels with the teacher's mass on its top-k only, in k + 1 columns.
-
-    The teacher's logits are its top-k scores and -inf elsewhere, so KL(p || q) only reads q on the top-k:
-    q_i = exp(s_i / T) / Z with Z over the whole catalogue. Columns [s_top ; T * logsumexp_{j not in top-k}(s_j / T)]
-    (the last lumps every other item; teacher logit -inf there) give the softmax the same Z and the same q_i,
-    so `SoftLabelKD` on them equals it on the dense (m, n_items) logits, without the dense teacher tensor and
-    its temporaries. student (m, n_items), top_items/top_scores (m, k) -> student_logits, teacher_logits (m, k + 1).
-    """
-    t = torch.as_tensor(temperature, dtype=student.dtype)
-    t_col = t.reshape(-1, 1) if t.dim() == 1 else t  # (m, 1) or scalar
-    scaled = student if t.dim() == 0 and float(t) == 1.0 else student / t_col  # (m, n_items)
-    others = scaled.scatter(1, top_items, float("-inf"))  # (m, n_items), top-k columns removed
-    rest = torch.logsumexp(others, dim=1, keepdim=True) * t_col  # (m, 1)
-    student_cols = torch.cat([student.gather(1, top_items), rest], dim=1)  # (m, k + 1)
-    teacher_cols = torch.cat([top_scores, torch.full_like(rest, float("-inf"))], dim=1)  # (m, k + 1)
-    return {"student_logits": student_cols, "teacher_logits": teacher_cols.detach()}
-
-
 class KDObjective:
     """CE plus KD terms read from a teacher folder; see the module docstring."""
 
@@ -406,21 +386,18 @@ class BoundKD(nn.Module):
         ce_targets = torch.where(
             ce_mask[used], targets[used], torch.full_like(targets[used], _IGNORE)
         )  # (n,)
-        ce = softmax_ce(h, module.item_table(), ce_targets)
+        table = module.item_table()  # (n_items, dim), read once per step by CE and every term
+        ce = softmax_ce(h, table, ce_targets)
         kd_in = kd_mask[used]  # (n,)
         if not bool(kd_in.any()):
             self.last_parts = {"ce": ce.detach()}
             return self.composite.weights_at(progress)["ce"] * ce
         kd_rows = rows[kd_mask]  # (m,) training rows, in the order of h[kd_in]
         h_kd = h if bool(kd_in.all()) else h[kd_in]  # (m, dim)
-        # the student's full scores, only for the terms on the teacher's top-k
-        student = module.logits(h_kd).float() if self.k_max else None  # (m, n_items)
         items, scores = self.labels.topk(kd_rows, self.k_max) if self.k_max else (None, None)  # (m, k_max)
         kd_inputs, example_weights = {}, {}
         for method, spec in self.specs.items():
-            inputs, confidence_scores = self._term_inputs(
-                method, spec, module, student, h_kd, kd_rows, items, scores
-            )
+            inputs, confidence_scores = self._term_inputs(method, spec, table, h_kd, kd_rows, items, scores)
             kd_inputs[method] = inputs
             if spec.confidence != "none":
                 example_weights[method] = confidence_weights(
@@ -429,42 +406,48 @@ class BoundKD(nn.Module):
         total, self.last_parts = self.composite(ce, kd_inputs, progress, example_weights)
         return total
 
-    def _term_inputs(self, method, spec, module, student, hidden, rows, items, scores):
-        """(keyword inputs of the loss, teacher top-k scores of its examples for confidence weighting)."""
+    def _term_inputs(self, method, spec, table, hidden, rows, items, scores):
+        """(keyword inputs of the loss, teacher top-k scores of its examples for confidence weighting).
+
+        A top-k term gets the student's scores on its own columns only, the teacher's top-k then the sampled
+        negatives, and item indices into those columns; what it needs of the whole catalogue comes from
+        `student_scores` (see there), never from the (m, n_items) scores."""
         if method in self.k:
             k = self.k[method]
             top_items, top_scores = items[:, :k], scores[:, :k]  # (m, k)
-            negatives = sample_negatives(top_items, self.n_items, spec.negatives) if spec.negatives else None
+            columns = top_items  # (m, c) the items whose student scores the term reads
+            if spec.negatives:
+                columns = torch.cat([top_items, sample_negatives(top_items, self.n_items, spec.negatives)], 1)
+            student = scores_at(hidden, table, columns)  # (m, c)
+            slots = torch.arange(columns.shape[1]).expand(columns.shape)  # (m, c) column indices
+            top, negatives = slots[:, :k], (slots[:, k:] if spec.negatives else None)
+            inputs: dict[str, Any] = {"student_logits": student}
             if method == "soft":
-                out: dict[str, Any] = {"student_logits": student}
                 if spec.t_min is not None:
-                    out["temperature"] = confidence_temperature(top_scores, spec.t_min, spec.t_max)
-                if spec.full:
-                    temperature = out.get("temperature", spec.loss_params.get("temperature", 1.0))
-                    out.update(_lumped_catalogue(student, top_items, top_scores, temperature))
+                    inputs["temperature"] = confidence_temperature(top_scores, spec.t_min, spec.t_max)
+                if spec.full:  # the teacher's logits are -inf outside its top-k: normalise over the catalogue
+                    t = torch.as_tensor(inputs.get("temperature", spec.loss_params.get("temperature", 1.0)))
+                    scaled = hidden / (t.reshape(-1, 1) if t.dim() else t)  # (m, dim): scores / T
+                    inputs.update(teacher_logits=top_scores, student_lse=logsumexp_scores(scaled, table))
                 else:
-                    out.update(
-                        teacher_topk_items=top_items, teacher_topk_scores=top_scores, negative_items=negatives
+                    inputs.update(
+                        teacher_topk_items=top, teacher_topk_scores=top_scores, negative_items=negatives
                     )
-                return out, top_scores
-            if method == "rd":
-                return {
-                    "student_logits": student,
-                    "teacher_topk_items": top_items,
-                    "negative_items": negatives,
-                }, top_scores
-            if method == "rrd":
-                return {
-                    "student_logits": student,
-                    "teacher_topk_items": top_items,
-                    "uninteresting_items": negatives,
-                }, top_scores
-            return {
-                "student_logits": student,
-                "teacher_topk_items": top_items,
-                "confidence": top_scores,
-                "negative_items": negatives,
-            }, top_scores  # dllm2rec
+            elif method == "rd":
+                inputs.update(teacher_topk_items=top, negative_items=negatives)
+                if self.composite.terms["rd"].mu is not None:
+                    inputs["student_ranks"] = catalogue_ranks(hidden, table, top_items)
+            elif method == "rrd":
+                inputs.update(teacher_topk_items=top, uninteresting_items=negatives)
+            else:  # dllm2rec
+                own = own_topk(hidden, table, k)  # (m, k)
+                inputs.update(
+                    teacher_topk_items=top,
+                    confidence=top_scores,
+                    negative_items=negatives,
+                    in_student_topk=(top_items.unsqueeze(2) == own.unsqueeze(1)).any(dim=2),
+                )
+            return inputs, top_scores
         if method == "hint":
             available = self.labels.hidden_mask(rows)  # (m,)
             teacher = self.labels.hidden(rows[available])  # (m', dim_t)
@@ -473,4 +456,4 @@ class BoundKD(nn.Module):
                 confidence_scores = self.labels.topk(rows[available], self.labels.top_k)[1]
             return {"student_hidden": hidden[available], "teacher_hidden": teacher}, confidence_scores
         # param_hard / param_soft: the whole item table each step
-        return {"student_item_emb": module.item_table(), "teacher_compressed": self.teacher_item_table}, None
+        return {"student_item_emb": table, "teacher_compressed": self.teacher_item_table}, None

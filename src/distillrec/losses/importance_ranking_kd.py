@@ -14,7 +14,9 @@ Each of the teacher's top-K items is a weighted positive (as in RD):
 between the LLM's generated description and item pi_k (smaller = better) with w^c ∝ exp(-d_k): pass
 `confidence = -d`. Without `confidence` the confidence term is left out (g_c is ignored) rather than
 replaced by uniform weights. As in the authors' code, w^o is a 0/1 indicator (not normalised) and the student's
-top-K is read from the detached `student_logits` (whatever columns they cover). The optional negatives' term
+top-K is read from the detached `student_logits` (whatever columns they cover), unless `in_student_topk`
+(batch, K) bool gives w^o directly (e.g. from the student's top-K over the whole catalogue when
+`student_logits` hold only some columns). The optional negatives' term
 uses weight sum_k w_k = 1, as in the authors' per-candidate BCE (which writes sigmoid(1 - s) for
 1 - sigmoid(s); we use the latter). Weights are constants (detached). mask (batch, K) bool: False = padding.
 Defaults are the authors' (lam = 1, g_p = 0.3, g_c = 0.5, g_o = 0.1).
@@ -55,6 +57,7 @@ class ImportanceRankingDistillation(nn.Module):
         teacher_topk_items: torch.Tensor,
         confidence: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
+        in_student_topk: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(batch, K) detached, normalised weights w_k."""
         batch, k = teacher_topk_items.shape
@@ -64,9 +67,12 @@ class ImportanceRankingDistillation(nn.Module):
             if confidence.shape != teacher_topk_items.shape:
                 raise ValueError(f"confidence must be (batch, K) = {tuple(teacher_topk_items.shape)}")
             w = w + self.gamma_confidence * torch.softmax(confidence.to(w.dtype) / self.beta, dim=1)
-        student_topk = student_logits.detach().topk(min(k, student_logits.shape[1]), dim=1).indices
-        # (batch, K): is pi_k among the student's own top-K?
-        in_student_topk = (teacher_topk_items.unsqueeze(2) == student_topk.unsqueeze(1)).any(dim=2)
+        if in_student_topk is None:
+            student_topk = student_logits.detach().topk(min(k, student_logits.shape[1]), dim=1).indices
+            # (batch, K): is pi_k among the student's own top-K?
+            in_student_topk = (teacher_topk_items.unsqueeze(2) == student_topk.unsqueeze(1)).any(dim=2)
+        elif in_student_topk.shape != teacher_topk_items.shape:
+            raise ValueError(f"in_student_topk must be (batch, K) = {tuple(teacher_topk_items.shape)}")
         w = w + self.gamma_consistency * in_student_topk.to(w.dtype)
         if mask is not None:
             w = w * mask.to(w.dtype)
@@ -79,8 +85,9 @@ class ImportanceRankingDistillation(nn.Module):
         confidence: torch.Tensor | None = None,
         negative_items: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
+        in_student_topk: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        w = self.weights(student_logits, teacher_topk_items, confidence, mask)  # (batch, K)
+        w = self.weights(student_logits, teacher_topk_items, confidence, mask, in_student_topk)  # (batch, K)
         s_top = gather_columns(student_logits, teacher_topk_items, "teacher_topk_items")  # (batch, K)
         per_example = -(w * F.logsigmoid(s_top)).sum(dim=1)  # (batch,)
         if negative_items is not None:

@@ -16,6 +16,12 @@ Two ways to give the teacher:
   We chose -inf over a floor (e.g. the K-th score) because a floor would invent teacher mass for items the
   teacher never scored; a cached teacher that stored the negatives' scores should pass `negative_scores`.
 `temperature` may be a float or a (batch,) tensor (per-example temperatures from `schedules`).
+
+`student_lse` (batch,): the student's log-normaliser at this temperature over a larger set than the columns,
+log sum_i exp(s_i / T) over the whole catalogue (`softmax_ce.logsumexp_scores(h / T, E)`), so that
+log q_i = s_i / T - student_lse. Then the columns need only hold the teacher's mass: KL(p || q) reads q where
+p > 0 only, so the teacher's top-K columns alone give the full-catalogue loss, without the student's
+(batch, n_items) scores.
 """
 
 from __future__ import annotations
@@ -26,8 +32,14 @@ from torch import nn
 from distillrec.losses.base import check_reduction, gather_columns, reduce
 
 
-def soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature) -> torch.Tensor:
-    """(batch, n) student and teacher logits over the same columns -> (batch,) T^2 * KL(p_teacher || q_student)."""
+def soft_kl(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    temperature,
+    student_lse: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """(batch, n) student and teacher logits over the same columns -> (batch,) T^2 * KL(p_teacher || q_student);
+    the student's softmax is over the columns, or normalised by `student_lse` (batch,) if given."""
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(
             f"student_logits {tuple(student_logits.shape)} and teacher_logits {tuple(teacher_logits.shape)} "
@@ -37,8 +49,16 @@ def soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
     if bool((t <= 0).any()):
         raise ValueError("temperature must be > 0")
     t_col = t.reshape(-1, 1) if t.dim() == 1 else t  # (batch, 1) or scalar
-    log_q = torch.log_softmax(student_logits / t_col, dim=1)  # (batch, n)
-    log_p = torch.log_softmax(teacher_logits.detach() / t_col, dim=1)  # (batch, n), -inf where p = 0
+    if student_lse is None:
+        log_q = torch.log_softmax(student_logits / t_col, dim=1)  # (batch, n)
+    else:
+        if student_lse.shape != student_logits.shape[:1]:
+            raise ValueError(
+                f"student_lse must have shape ({student_logits.shape[0]},), got {tuple(student_lse.shape)}"
+            )
+        log_q = student_logits / t_col - student_lse.to(student_logits.dtype).unsqueeze(1)  # (batch, n)
+    teacher = teacher_logits.detach().to(student_logits.dtype)  # (batch, n)
+    log_p = torch.log_softmax(teacher / t_col, dim=1)  # (batch, n), -inf where p = 0
     p = log_p.exp()
     kl = torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p)).sum(dim=1)  # (batch,)
     return kl * t.reshape(-1) ** 2 if t.dim() == 1 else kl * t**2
@@ -62,6 +82,7 @@ class SoftLabelKD(nn.Module):
         negative_items: torch.Tensor | None = None,
         negative_scores: torch.Tensor | None = None,
         temperature: float | torch.Tensor | None = None,
+        student_lse: torch.Tensor | None = None,
     ) -> torch.Tensor:
         temperature = self.temperature if temperature is None else temperature
         if (teacher_logits is None) == (teacher_topk_items is None):
@@ -69,7 +90,7 @@ class SoftLabelKD(nn.Module):
                 "give exactly one of teacher_logits or teacher_topk_items (+ teacher_topk_scores)"
             )
         if teacher_logits is not None:
-            return reduce(soft_kl(student_logits, teacher_logits, temperature), self.reduction)
+            return reduce(soft_kl(student_logits, teacher_logits, temperature, student_lse), self.reduction)
         if teacher_topk_scores is None or teacher_topk_scores.shape != teacher_topk_items.shape:
             raise ValueError(
                 "teacher_topk_scores must be given with the shape of teacher_topk_items (batch, K)"
@@ -83,4 +104,4 @@ class SoftLabelKD(nn.Module):
             items = torch.cat([items, negative_items], dim=1)  # (batch, K + M)
             teacher = torch.cat([teacher, negative_scores.to(teacher.dtype)], dim=1)  # (batch, K + M)
         student = gather_columns(student_logits, items, "teacher_topk_items/negative_items")  # (batch, K + M)
-        return reduce(soft_kl(student, teacher, temperature), self.reduction)
+        return reduce(soft_kl(student, teacher, temperature, student_lse), self.reduction)

@@ -1,6 +1,8 @@
-"""Full-softmax next-item cross-entropy, computed in row chunks so the (positions x items) logits never exist.
+"""Full-softmax scores without the (positions x items) matrix: the log-sum-exp over the catalogue, computed in
+row chunks, and the next-item cross-entropy built on it.
 
-    L = mean over rows r with a target of  logsumexp_i(h_r . e_i) - h_r . e_{t_r}
+    logsumexp_scores(h, E)[r] = log sum_i exp(h_r . e_i)
+    softmax_ce(h, E, t)        = mean over rows r with a target of  logsumexp_i(h_r . e_i) - h_r . e_{t_r}
 
 over every item i of the catalogue (or over `candidates` only), for hidden states h (n, d) and the item table
 E (n_items, d). The plain `F.cross_entropy(h @ E.T, t)` writes the (n, n_items) logits, their log-softmax and
@@ -9,10 +11,12 @@ three tensors of up to 250 MB, and on this CPU the loss was memory-bound and mos
 (BENCHMARKS.md, section 3). Here the forward keeps only each row's log-sum-exp; the backward recomputes each
 chunk's logits (a small GEMM that stays in cache) and turns them into the gradient at once:
 
-    dL/dh_r = (softmax(h_r E^T) - onehot(t_r)) E / n,    dL/dE = sum_r (softmax(h_r E^T) - onehot(t_r))^T h_r / n
+    d lse_r / d h_r = softmax(h_r E^T) E,    d lse_r / d E = softmax(h_r E^T)^T h_r
 
-Same value and gradients as the plain form up to float rounding (tests/test_losses.py); under bf16 autocast the
-chunk GEMMs run in bfloat16 and the softmax in float32, as the plain form's would.
+The target's score h_r . e_{t_r} is an ordinary gather, differentiated by autograd. The soft-label KD term
+reads the same log-sum-exp (at h / T) as its student's normaliser (`distill.objective`).
+Same values and gradients as the plain forms up to float rounding (tests/test_losses.py); under bf16 autocast
+the chunk GEMMs run in bfloat16 and the softmax in float32, as the plain form's would.
 """
 
 from __future__ import annotations
@@ -20,6 +24,19 @@ from __future__ import annotations
 import torch
 
 CHUNK_ELEMENTS = 1 << 18  # logits per chunk (1 MB in float32): rows per chunk = this // n_items, at least 1
+
+
+def logsumexp_scores(
+    hidden: torch.Tensor, table: torch.Tensor, candidates: torch.Tensor | None = None
+) -> torch.Tensor:
+    """hidden (n, d), table (n_items, d), candidates (n_items,) bool or None -> (n,) log-sum-exp of each row's
+    scores h_r . e_i over the catalogue (over the candidates only, if given); float32 (float64 for float64
+    inputs), differentiable in `hidden` and `table`."""
+    if hidden.dim() != 2 or table.dim() != 2 or hidden.shape[1] != table.shape[1]:
+        raise ValueError(
+            f"hidden (n, d) and table (n_items, d) expected, got {tuple(hidden.shape)} and {tuple(table.shape)}"
+        )
+    return _ChunkedLogSumExp.apply(hidden, table, candidates)
 
 
 def softmax_ce(
@@ -31,53 +48,54 @@ def softmax_ce(
     """hidden (n, d), table (n_items, d), targets (n,) int64 item indices (negative: the row has no target and
     does not count), candidates (n_items,) bool or None -> scalar mean cross-entropy over the rows with a target
     (0 when there is none). With `candidates`, the softmax runs over those items only."""
-    if hidden.dim() != 2 or table.dim() != 2 or hidden.shape[1] != table.shape[1]:
-        raise ValueError(
-            f"hidden (n, d) and table (n_items, d) expected, got {tuple(hidden.shape)} and {tuple(table.shape)}"
-        )
     if targets.shape != hidden.shape[:1]:
         raise ValueError(f"targets must have shape ({hidden.shape[0]},), got {tuple(targets.shape)}")
-    if not bool((targets >= 0).any()):
+    valid = targets >= 0  # (n,)
+    if not bool(valid.any()):
         return hidden.sum() * 0.0 + table.sum() * 0.0  # both stay in the graph, with zero gradients
-    return _ChunkedSoftmaxCE.apply(hidden, table, targets, candidates)
+    h, t = hidden[valid], targets[valid]  # (n', d), (n',)
+    lse = logsumexp_scores(h, table, candidates)  # (n',)
+    return (lse - _rounded_dot(h, table[t]).to(lse.dtype)).mean()
 
 
-class _ChunkedSoftmaxCE(torch.autograd.Function):
+def _rounded_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(n, d), (n, d) -> (n,) row-wise dot products; under autocast the inputs are rounded to its dtype first, as
+    in the chunk GEMMs whose scores they are compared with (products summed in float32)."""
+    if torch.is_autocast_enabled("cpu"):
+        low = torch.get_autocast_dtype("cpu")
+        a, b = (x.to(low).float() if x.dtype == torch.float32 else x for x in (a, b))
+    return (a * b).sum(dim=1)
+
+
+class _ChunkedLogSumExp(torch.autograd.Function):
     @staticmethod
     @torch.amp.custom_fwd(device_type="cpu")
-    def forward(ctx, hidden, table, targets, candidates):
+    def forward(ctx, hidden, table, candidates):
         ctx.dtypes = hidden.dtype, table.dtype
         if torch.is_autocast_enabled(
             "cpu"
         ):  # cast once, not in every chunk's GEMM (float64 stays, as autocast)
             low = torch.get_autocast_dtype("cpu")
             hidden, table = (t.to(low) if t.dtype == torch.float32 else t for t in (hidden, table))
-        valid = targets >= 0  # (n,)
-        safe = targets.clamp(min=0)  # (n,) ignored rows read item 0 and are zeroed below
         lse = torch.empty(hidden.shape[0], dtype=_accumulate(hidden), device=hidden.device)  # (n,)
-        picked = torch.empty_like(lse)  # (n,) the target's logit
-        for rows in _chunks(hidden.shape[0], table.shape[0]):
-            logits = _chunk_logits(hidden[rows], table, candidates)  # (c, n_items) float32
-            lse[rows] = torch.logsumexp(logits, dim=1)
-            picked[rows] = logits.gather(1, safe[rows, None]).squeeze(1)
-        n_valid = valid.sum()
-        ctx.save_for_backward(hidden, table, safe, valid, lse, candidates)
-        return torch.where(valid, lse - picked, 0.0).sum() / n_valid  # an ignored row may read -inf
+        for rows in row_chunks(hidden.shape[0], table.shape[0]):
+            lse[rows] = torch.logsumexp(_chunk_logits(hidden[rows], table, candidates), dim=1)
+        ctx.save_for_backward(hidden, table, lse, candidates)
+        return lse
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, grad):
-        hidden, table, safe, valid, lse, candidates = ctx.saved_tensors
-        scale = (grad / valid.sum()).to(lse.dtype)
+        hidden, table, lse, candidates = ctx.saved_tensors
+        grad = grad.to(lse.dtype)  # (n,)
         want_hidden, want_table = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_hidden = torch.zeros(hidden.shape, dtype=lse.dtype) if want_hidden else None
         grad_table = torch.zeros(table.shape, dtype=lse.dtype) if want_table else None
-        for rows in _chunks(hidden.shape[0], table.shape[0]):
+        for rows in row_chunks(hidden.shape[0], table.shape[0]):
             h = hidden[rows]  # (c, d)
             g = _chunk_logits(h, table, candidates).sub_(lse[rows, None]).exp_()  # (c, n_items) softmax
-            g[torch.arange(g.shape[0]), safe[rows]] -= 1.0
-            g.mul_((valid[rows] * scale)[:, None])  # ignored rows give no gradient
+            g.mul_(grad[rows, None])
             if want_hidden:
                 grad_hidden[rows] = g @ table
             if want_table:
@@ -86,11 +104,12 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
             None if grad_hidden is None else grad_hidden.to(ctx.dtypes[0]),
             None if grad_table is None else grad_table.to(ctx.dtypes[1]),
             None,
-            None,
         )
 
 
-def _chunks(n_rows: int, n_items: int) -> list[slice]:
+def row_chunks(n_rows: int, n_items: int) -> list[slice]:
+    """Row slices of at most CHUNK_ELEMENTS // n_items rows (at least 1): the blocks whose (rows, n_items) scores
+    are computed at once."""
     step = max(1, CHUNK_ELEMENTS // max(1, n_items))
     return [slice(start, min(start + step, n_rows)) for start in range(0, n_rows, step)]
 

@@ -1,0 +1,49 @@
+"""The student's scores that the KD terms read, without its (positions x items) score matrix.
+
+The top-K terms compare the student with the teacher on a few columns per position: the teacher's top-K and
+sampled negatives. What they need of the full catalogue is the softmax normaliser (soft labels), the student's
+rank of an item (RD's rank-discrepancy weight) or the student's own top-K (DLLM2Rec's consistency weight).
+Given hidden states h (m, d) and the item table E (n_items, d) (`StudentModule.logits(h) = h @ E.T`):
+
+- `scores_at(h, E, items)`: h_r . e_{items[r, j]}, differentiable, (m, c) for c columns per row;
+- `softmax_ce.logsumexp_scores(h, E)`: the normaliser, differentiable, computed in row chunks;
+- `own_topk(h, E, k)` and `catalogue_ranks(h, E, items)`: constants (no gradient), computed in row chunks.
+
+The dense alternative, `h @ E.T`, writes up to 250 MB per ml-latest-small batch, plus its gradient; these write
+at most (m, c, d) and a chunk of a few MB.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from distillrec.losses.ranking_kd import student_rank_of
+from distillrec.losses.softmax_ce import row_chunks
+
+__all__ = ["scores_at", "own_topk", "catalogue_ranks"]
+
+
+def scores_at(hidden: torch.Tensor, table: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """hidden (m, d), table (n_items, d), items (m, c) int64 -> (m, c) float32 (float64 for float64 inputs) scores hidden[r] . table[items[r, j]]
+    (the entries of `hidden @ table.T` at those columns; under autocast a bfloat16 batched GEMM, as the dense form)."""
+    scores = torch.bmm(table[items], hidden.unsqueeze(2)).squeeze(2)  # (m, c)
+    return scores if scores.dtype == torch.float64 else scores.float()
+
+
+@torch.no_grad()
+def own_topk(hidden: torch.Tensor, table: torch.Tensor, k: int) -> torch.Tensor:
+    """hidden (m, d), table (n_items, d) -> (m, k) int64: each row's k best-scored items, best first."""
+    top = torch.empty(hidden.shape[0], min(k, table.shape[0]), dtype=torch.int64)  # (m, k)
+    for rows in row_chunks(hidden.shape[0], table.shape[0]):
+        top[rows] = (hidden[rows] @ table.T).float().topk(top.shape[1], dim=1).indices
+    return top
+
+
+@torch.no_grad()
+def catalogue_ranks(hidden: torch.Tensor, table: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """hidden (m, d), table (n_items, d), items (m, k) int64 -> (m, k) float32 1-based rank of each item among
+    the row's scores over the whole catalogue (1 + the number of items scored higher)."""
+    ranks = torch.empty(items.shape, dtype=torch.float32)  # (m, k)
+    for rows in row_chunks(hidden.shape[0], table.shape[0]):
+        ranks[rows] = student_rank_of((hidden[rows] @ table.T).float(), items[rows])
+    return ranks
