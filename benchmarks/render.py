@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/render.py distill      # the KD-vs-plain tables (benchmarks/distill.py)
     .venv/bin/python benchmarks/render.py teacher      # teacher vs ID-only vs text-only vs the best baseline
     .venv/bin/python benchmarks/render.py softmax-ce   # the training loss, plain vs chunked (softmax_ce.py)
+    .venv/bin/python benchmarks/render.py kd-step      # a KD step, terms on full scores vs on columns (kd_step.py)
     .venv/bin/python benchmarks/render.py curves --out FILE.png LABEL=RESULTS_FILE:KEY ...
                                                        # validation NDCG@10 and loss per epoch of those runs
                                                        # (KEY: a dotted path, e.g. teacher, or
@@ -128,6 +129,20 @@ def softmax_ce_table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def kd_step_table(folder: Path) -> str:
+    lines = [
+        "| dataset | KD method | full scores s | columns s | speed-up |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for path in sorted(folder.glob("*.json")):
+        for row in json.loads(path.read_text())["rows"]:
+            lines.append(
+                f"| {row['dataset']} | {row['method']} | {row['full_scores_s']:.3f} | {row['columns_s']:.3f} | "
+                f"{row['speedup']:.2f}x |"
+            )
+    return "\n".join(lines)
+
+
 def curves_png(runs: list[str]) -> bytes:
     """Training curves of `LABEL=FILE:KEY` runs: the `history` of the entry at KEY of the results file FILE
     (relative to benchmarks/results/). KEY is a dotted path: `teacher` or `sasrec` in a `metrics.json`,
@@ -156,7 +171,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=["baselines", "distill", "teacher", "softmax-ce", "curves"])
+    parser.add_argument(
+        "what", choices=["baselines", "distill", "teacher", "softmax-ce", "kd-step", "curves"]
+    )
     parser.add_argument(
         "runs", nargs="*", help="curves: LABEL=FILE:KEY, FILE relative to benchmarks/results/"
     )
@@ -177,6 +194,8 @@ def main() -> None:
                 print(f"### {folder.name}\n\n{teacher_table(folder)}\n")
     if args.what == "softmax-ce":
         print(softmax_ce_table(RESULTS / "softmax_ce.json"))
+    if args.what == "kd-step":
+        print(kd_step_table(RESULTS / "kd_step"))
     if args.what == "distill":
         for path in sorted((RESULTS / "distill").glob("*/*.json")):
             print(f"### {path.parent.name}: {path.stem}\n\n{distill_table(path)}\n")
