@@ -210,11 +210,16 @@ def dense_objective(bound, module: StudentModule, batch: dict) -> torch.Tensor:
         "soft:k=6,rd:k=3,dllm2rec:k=4:negatives=3",
     ],
 )
-def test_top_k_terms_on_their_columns_equal_the_terms_on_the_full_scores(tmp_path, monkeypatch, spec):
-    """The objective never builds the student's (positions x items) scores: each top-k term reads its columns,
-    the catalogue log-sum-exp, ranks and top-K in row chunks (`distill.student_scores`). Loss and gradients
-    equal the direct form's, rows crossing chunk boundaries."""
+@pytest.mark.parametrize("gather_cost", [0.0, 1e9], ids=["gathered", "full"])
+def test_top_k_terms_on_their_columns_equal_the_terms_on_the_full_scores(
+    tmp_path, monkeypatch, spec, gather_cost
+):
+    """The objective never builds the student's (positions x items) scores (but for small catalogues, where
+    one GEMM is cheaper than the gathers): each top-k term reads its columns, the catalogue log-sum-exp, ranks
+    and top-K in row chunks (`distill.student_scores`). Loss and gradients equal the direct form's, rows
+    crossing chunk boundaries."""
     monkeypatch.setattr("distillrec.losses.softmax_ce.CHUNK_ELEMENTS", 60)  # 2 rows per chunk of 30 items
+    monkeypatch.setattr("distillrec.distill.student_scores.GATHER_COST", gather_cost)
     rng = np.random.default_rng(0)
     lengths = [9, 6, 12, 4]
     data = Interactions.from_arrays(

@@ -5,12 +5,15 @@ sampled negatives. What they need of the full catalogue is the softmax normalise
 rank of an item (RD's rank-discrepancy weight) or the student's own top-K (DLLM2Rec's consistency weight).
 Given hidden states h (m, d) and the item table E (n_items, d) (`StudentModule.logits(h) = h @ E.T`):
 
-- `scores_at(h, E, items)`: h_r . e_{items[r, j]}, differentiable, (m, c) for c columns per row;
+- `scores_at(h, E, items)`: h_r . e_{items[r, j]}, differentiable, (m, c) for c columns per row: gathered
+  rows of E, or, when c x d reaches the catalogue's size, one GEMM `h @ E.T` and a gather (on this CPU a
+  gathered row costs about as much as d score columns, gradient included: ml-100k's 1,682 items at width 32 are
+  cheaper in full for rrd's 60 columns);
 - `softmax_ce.logsumexp_scores(h, E)`: the normaliser, differentiable, computed in row chunks;
 - `own_topk(h, E, k)` and `catalogue_ranks(h, E, items)`: constants (no gradient), computed in row chunks.
 
 The dense alternative, `h @ E.T`, writes up to 250 MB per ml-latest-small batch, plus its gradient; these write
-at most (m, c, d) and a chunk of a few MB.
+at most (m, c, d) and a chunk of a few MB (`benchmarks/kd_step.py`).
 """
 
 from __future__ import annotations
@@ -22,11 +25,16 @@ from distillrec.losses.softmax_ce import row_chunks
 
 __all__ = ["scores_at", "own_topk", "catalogue_ranks"]
 
+GATHER_COST = 1.0  # a gathered table row costs d x this full score columns (set from timings on this CPU)
+
 
 def scores_at(hidden: torch.Tensor, table: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
     """hidden (m, d), table (n_items, d), items (m, c) int64 -> (m, c) float32 (float64 for float64 inputs) scores hidden[r] . table[items[r, j]]
     (the entries of `hidden @ table.T` at those columns; under autocast a bfloat16 batched GEMM, as the dense form)."""
-    scores = torch.bmm(table[items], hidden.unsqueeze(2)).squeeze(2)  # (m, c)
+    if items.shape[1] * hidden.shape[1] * GATHER_COST >= table.shape[0]:  # a small catalogue: in full
+        scores = (hidden @ table.T).gather(1, items)  # (m, c)
+    else:
+        scores = torch.bmm(table[items], hidden.unsqueeze(2)).squeeze(2)  # (m, c)
     return scores if scores.dtype == torch.float64 else scores.float()
 
 
