@@ -8,7 +8,8 @@ The full-scores form builds the student's (positions x items) score matrix for t
 top-k term catalogue columns, as the objective did before it read columns only; its CE is the chunked
 `softmax_ce` in both forms, so the difference is the KD terms' cost. Batches are the student's real training
 batches (`--batch-size` windows of the dataset's leave-one-out training split, the teacher's labels read from
-its folder). Both forms and every method are timed round after round in one process, so the ratios are
+its folder). `--gather-cost 0` makes the column form always gather table rows, the choice `scores_at` makes on
+large catalogues (it takes one GEMM and a gather when columns x width reach the number of items). Both forms and every method are timed round after round in one process, so the ratios are
 measured under the same load; the absolute seconds depend on what else the machine runs.
 """
 
@@ -30,6 +31,7 @@ import torch  # noqa: E402
 
 from distillrec.data.dataset import load_dataset  # noqa: E402
 from distillrec.data.split import make_split  # noqa: E402
+from distillrec.distill import student_scores  # noqa: E402
 from distillrec.distill.objective import KDObjective, parse_kd, sample_negatives  # noqa: E402
 from distillrec.losses.softmax_ce import softmax_ce  # noqa: E402
 from distillrec.students.base import make_windows  # noqa: E402
@@ -92,10 +94,17 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per form, method and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--gather-cost",
+        type=float,
+        help="override distill.student_scores.GATHER_COST (0: always gather the columns' table rows)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.gather_cost is not None:
+        student_scores.GATHER_COST = args.gather_cost
     train = make_split(load_dataset(args.dataset).interactions, "leave_one_out").train
     student = make_student("sasrec", dim=args.dim, max_len=args.max_len)
     module = student._build_module(train)
@@ -123,6 +132,7 @@ def main() -> None:
             "dataset": args.dataset,
             "method": spec,
             "n_items": train.n_items,
+            "gather_cost": student_scores.GATHER_COST,
             "full_scores_s": round(float(full), 4),
             "columns_s": round(float(columns), 4),
             "speedup": round(float(full / columns), 2),

@@ -137,7 +137,8 @@ def kd_step_table(folder: Path) -> str:
     for path in sorted(folder.glob("*.json")):
         for row in json.loads(path.read_text())["rows"]:
             lines.append(
-                f"| {row['dataset']} | {row['method']} | {row['full_scores_s']:.3f} | {row['columns_s']:.3f} | "
+                f"| {row['dataset']}{' (always gathered)' if row.get('gather_cost') == 0 else ''} | "
+                f"{row['method']} | {row['full_scores_s']:.3f} | {row['columns_s']:.3f} | "
                 f"{row['speedup']:.2f}x |"
             )
     return "\n".join(lines)

@@ -6,9 +6,10 @@ rank of an item (RD's rank-discrepancy weight) or the student's own top-K (DLLM2
 Given hidden states h (m, d) and the item table E (n_items, d) (`StudentModule.logits(h) = h @ E.T`):
 
 - `scores_at(h, E, items)`: h_r . e_{items[r, j]}, differentiable, (m, c) for c columns per row: gathered
-  rows of E, or, when c x d reaches the catalogue's size, one GEMM `h @ E.T` and a gather (on this CPU a
-  gathered row costs about as much as d score columns, gradient included: ml-100k's 1,682 items at width 32 are
-  cheaper in full for rrd's 60 columns);
+  rows of E, or, when c x d reaches the catalogue's size, one GEMM `h @ E.T` and a gather. A gathered row,
+  gradient included, costs as much as many score columns: on ml-100k (1,682 items, width 32) soft's 100
+  columns run faster in full (`benchmarks/kd_step.py` with and without `--gather-cost 0`, BENCHMARKS.md
+  section 3);
 - `softmax_ce.logsumexp_scores(h, E)`: the normaliser, differentiable, computed in row chunks;
 - `own_topk(h, E, k)` and `catalogue_ranks(h, E, items)`: constants (no gradient), computed in row chunks.
 
@@ -25,12 +26,13 @@ from distillrec.losses.softmax_ce import row_chunks
 
 __all__ = ["scores_at", "own_topk", "catalogue_ranks"]
 
-GATHER_COST = 1.0  # a gathered table row costs d x this full score columns (set from timings on this CPU)
+GATHER_COST = 1.0  # gather when columns x width x this < n_items (set from `benchmarks/kd_step.py` timings)
 
 
 def scores_at(hidden: torch.Tensor, table: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-    """hidden (m, d), table (n_items, d), items (m, c) int64 -> (m, c) float32 (float64 for float64 inputs) scores hidden[r] . table[items[r, j]]
-    (the entries of `hidden @ table.T` at those columns; under autocast a bfloat16 batched GEMM, as the dense form)."""
+    """hidden (m, d), table (n_items, d), items (m, c) int64 -> (m, c) scores hidden[r] . table[items[r, j]],
+    the entries of `hidden @ table.T` at those columns, in float32 (float64 for float64 inputs); under autocast
+    the products run in bfloat16, as the dense form's would."""
     if items.shape[1] * hidden.shape[1] * GATHER_COST >= table.shape[0]:  # a small catalogue: in full
         scores = (hidden @ table.T).gather(1, items)  # (m, c)
     else:
