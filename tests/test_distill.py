@@ -5,6 +5,7 @@ beyond the data, the objective parser is strict, the significance functions give
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -19,9 +20,11 @@ from distillrec.data.interactions import Interactions
 from distillrec.data.split import leave_one_out
 from distillrec.distill.kd_data import TeacherLabels
 from distillrec.distill.objective import DEFAULTS, KDObjective, TermSpec, parse_kd, sample_negatives
+from distillrec.distill.student_scores import scores_at
 from distillrec.evaluate.ranking import evaluate
 from distillrec.evaluate.significance import bootstrap_ci, bootstrap_diff_ci, paired_test, seed_summary
-from distillrec.losses.schedules import confidence_temperature
+from distillrec.losses.schedules import confidence_temperature, confidence_weights
+from distillrec.losses.softmax_ce import logsumexp_scores
 from distillrec.students.base import StudentModule, make_windows
 from distillrec.students.registry import make_student
 from distillrec.teachers.export import TeacherArtifacts
@@ -192,8 +195,28 @@ def dense_objective(bound, module: StudentModule, batch: dict) -> torch.Tensor:
             value = loss(student, top, confidence=top_scores, negative_items=negatives)
         else:  # rd (its rank weights from the full scores), rrd
             value = loss(student, top, negatives)
-        total = total + spec.weight * value
+        if spec.confidence != "none":
+            value = confidence_weights(top_scores, spec.confidence, normalize=True) * value
+        total = total + spec.weight * value.mean()
     return total
+
+
+def random_teacher_batch(tmp_path: Path, spec: str) -> tuple[KDObjective, Interactions, dict]:
+    """4 users over 30 items, a teacher with a random top-8 per row (3 rows uncovered), one batch of windows."""
+    rng = np.random.default_rng(0)
+    lengths = [9, 6, 12, 4]
+    data = Interactions.from_arrays(
+        np.repeat(np.arange(4), lengths), rng.integers(0, 30, sum(lengths)), np.arange(sum(lengths)), 4, 30
+    )
+    items = np.stack([rng.permutation(30)[:8] for _ in range(len(data))])  # (rows, 8)
+    items[[2, 11, 12]] = -1  # rows the teacher did not cover: CE only at their positions
+    scores = -np.sort(-rng.normal(size=items.shape) * 3, axis=1)
+    objective = KDObjective(write_artifacts(tmp_path / "t", data, items, scores), parse_kd(spec)[0])
+    windows = make_windows(data, max_len=6, last_position=True)
+    batch = {
+        name: torch.from_numpy(getattr(windows, name)) for name in ("inputs", "targets", "rows", "users")
+    }
+    return objective, data, batch
 
 
 @pytest.mark.parametrize(
@@ -208,6 +231,7 @@ def dense_objective(bound, module: StudentModule, batch: dict) -> torch.Tensor:
         "rrd:k=5",
         "dllm2rec:k=5",
         "soft:k=6,rd:k=3,dllm2rec:k=4:negatives=3",
+        "soft:confidence=top1,rrd:k=5:confidence=entropy",
     ],
 )
 @pytest.mark.parametrize("gather_cost", [0.0, 1e9], ids=["gathered", "full"])
@@ -220,19 +244,7 @@ def test_top_k_terms_on_their_columns_equal_the_terms_on_the_full_scores(
     crossing chunk boundaries."""
     monkeypatch.setattr("distillrec.losses.softmax_ce.CHUNK_ELEMENTS", 60)  # 2 rows per chunk of 30 items
     monkeypatch.setattr("distillrec.distill.student_scores.GATHER_COST", gather_cost)
-    rng = np.random.default_rng(0)
-    lengths = [9, 6, 12, 4]
-    data = Interactions.from_arrays(
-        np.repeat(np.arange(4), lengths), rng.integers(0, 30, sum(lengths)), np.arange(sum(lengths)), 4, 30
-    )
-    items = np.stack([rng.permutation(30)[:8] for _ in range(len(data))])  # (rows, 8)
-    scores = -np.sort(-rng.normal(size=items.shape) * 3, axis=1)
-    terms, _ = parse_kd(spec)
-    objective = KDObjective(write_artifacts(tmp_path / "t", data, items, scores), terms, last_position=True)
-    windows = make_windows(data, max_len=6, last_position=True)
-    batch = {
-        name: torch.from_numpy(getattr(windows, name)) for name in ("inputs", "targets", "rows", "users")
-    }
+    objective, data, batch = random_teacher_batch(tmp_path, spec)
     got, want = [], []
     for form, out in (("columns", got), ("dense", want)):
         module = RandomModule(30)
@@ -247,6 +259,36 @@ def test_top_k_terms_on_their_columns_equal_the_terms_on_the_full_scores(
         out.extend([value.detach(), module.states.grad, module.table.grad])
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_under_bf16_the_student_log_probabilities_of_the_columns_never_exceed_zero():
+    """The normaliser divides the same rounded scores by T as the soft term does with its columns (dividing
+    h by T before the GEMM rounds differently: here it gave log q = +0.5 for the top item)."""
+    g = torch.Generator().manual_seed(0)
+    hidden, table = torch.randn(64, 16, generator=g) * 3, torch.randn(300, 16, generator=g)
+    items = torch.randint(0, 300, (64, 20), generator=g)
+    items[:, 0] = (hidden @ table.T).argmax(dim=1)  # the item that dominates each row's softmax
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        log_q = (
+            scores_at(hidden, table, items) / 0.3 - logsumexp_scores(hidden, table, temperature=0.3)[:, None]
+        )
+    assert log_q.max().item() <= 0.0
+
+
+def test_soft_term_under_bf16_autocast_stays_close_to_float32_and_non_negative(tmp_path):
+    objective, data, batch = random_teacher_batch(tmp_path, "soft:temperature=0.3")
+    values = {}
+    for name, context in (
+        ("fp32", contextlib.nullcontext()),
+        ("bf16", torch.autocast("cpu", torch.bfloat16)),
+    ):
+        module = RandomModule(30).float()
+        bound = objective.bind(data, module)
+        with context:
+            values[name] = bound(module, {**batch, "progress": 0.0}).item(), bound.last_parts["soft"].item()
+    assert values["bf16"][1] >= 0.0
+    assert values["bf16"][0] == pytest.approx(values["fp32"][0], rel=0.05)
+    assert values["bf16"][1] == pytest.approx(values["fp32"][1], rel=0.05)
 
 
 def test_a_batch_without_covered_positions_gets_cross_entropy_only(tmp_path):

@@ -564,26 +564,48 @@ def test_softmax_ce_without_any_target_is_zero_not_nan():
         softmax_ce(hidden, torch.randn(5, 4), torch.zeros(2, dtype=torch.long))
 
 
+@pytest.mark.parametrize("temperature", [None, 0.3, "per row"])
 @pytest.mark.parametrize("with_candidates", [False, True])
 def test_logsumexp_scores_equals_the_dense_logsumexp_and_its_gradient_across_chunks(
-    monkeypatch, with_candidates
+    monkeypatch, with_candidates, temperature
 ):
     monkeypatch.setattr("distillrec.losses.softmax_ce.CHUNK_ELEMENTS", 21)  # 3 rows per chunk of 7 items
     g = torch.Generator().manual_seed(2)
     hidden, table = torch.randn(10, 4, generator=g, dtype=D), torch.randn(7, 4, generator=g, dtype=D)
     weights = torch.randn(10, generator=g, dtype=D)  # a different upstream gradient per row
     candidates = torch.tensor([False, True, True, True, True, True, False]) if with_candidates else None
+    if temperature == "per row":
+        temperature = torch.rand(10, generator=g, dtype=D) * 3 + 0.2
+    t = torch.as_tensor(1.0 if temperature is None else temperature, dtype=D)
+    t = t.reshape(-1, 1) if t.dim() else t
 
-    def dense(h, t):
-        logits = h @ t.T
+    def dense(h, e):
+        logits = (h @ e.T) / t
         return torch.logsumexp(
             logits if candidates is None else logits.masked_fill(~candidates, -torch.inf), 1
         )
 
-    got = _ce_and_grads(lambda h, t: logsumexp_scores(h, t, candidates) @ weights, hidden, table)
-    want = _ce_and_grads(lambda h, t: dense(h, t) @ weights, hidden, table)
+    got = _ce_and_grads(lambda h, e: logsumexp_scores(h, e, candidates, temperature) @ weights, hidden, table)
+    want = _ce_and_grads(lambda h, e: dense(h, e) @ weights, hidden, table)
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        logsumexp_scores(hidden, table, temperature=torch.zeros(10))
+
+
+def test_softmax_ce_of_a_target_outside_the_candidates_is_infinite_as_the_plain_form():
+    hidden, table = torch.randn(2, 4, dtype=D), torch.randn(5, 4, dtype=D)
+    candidates = torch.tensor([True, True, False, True, True])
+    assert softmax_ce(hidden, table, torch.tensor([1, 2]), candidates).item() == float("inf")
+    assert _plain_ce(hidden, table, torch.tensor([1, 2]), candidates).item() == float("inf")
+
+
+def test_softmax_ce_under_bf16_autocast_is_never_negative():
+    """The target's score is rounded as the chunk GEMM rounds it, so it never exceeds the log-sum-exp."""
+    hidden = torch.tensor([[10.0625, 10.0, 0.0]])
+    table = torch.tensor([[2.0, 5.0, 0.0], [0.0, 0.0, 1.0]])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert softmax_ce(hidden, table, torch.tensor([0])).item() >= 0.0
 
 
 @pytest.mark.parametrize("temperature", [1.0, 2.5, torch.tensor([0.5, 1.0, 3.0, 2.0], dtype=D)])

@@ -410,8 +410,8 @@ class BoundKD(nn.Module):
         """(keyword inputs of the loss, teacher top-k scores of its examples for confidence weighting).
 
         A top-k term gets the student's scores on its own columns only, the teacher's top-k then the sampled
-        negatives, and item indices into those columns; what it needs of the whole catalogue comes from
-        `student_scores` (see there), never from the (m, n_items) scores."""
+        negatives, and item indices into those columns; what it needs of the whole catalogue comes in row
+        chunks (`student_scores`, see there: only on a small catalogue are the (m, n_items) scores built)."""
         if method in self.k:
             k = self.k[method]
             top_items, top_scores = items[:, :k], scores[:, :k]  # (m, k)
@@ -426,9 +426,9 @@ class BoundKD(nn.Module):
                 if spec.t_min is not None:
                     inputs["temperature"] = confidence_temperature(top_scores, spec.t_min, spec.t_max)
                 if spec.full:  # the teacher's logits are -inf outside its top-k: normalise over the catalogue
-                    t = torch.as_tensor(inputs.get("temperature", spec.loss_params.get("temperature", 1.0)))
-                    scaled = hidden / (t.reshape(-1, 1) if t.dim() else t)  # (m, dim): scores / T
-                    inputs.update(teacher_logits=top_scores, student_lse=logsumexp_scores(scaled, table))
+                    t = inputs.get("temperature", spec.loss_params.get("temperature", 1.0))
+                    lse = logsumexp_scores(hidden, table, temperature=t)  # (m,) over scores / T
+                    inputs.update(teacher_logits=top_scores, student_lse=lse)
                 else:
                     inputs.update(
                         teacher_topk_items=top, teacher_topk_scores=top_scores, negative_items=negatives

@@ -10,7 +10,7 @@ Given hidden states h (m, d) and the item table E (n_items, d) (`StudentModule.l
   gradient included, costs as much as many score columns: on ml-100k (1,682 items, width 32) soft's 100
   columns run faster in full (`benchmarks/kd_step.py` with and without `--gather-cost 0`, BENCHMARKS.md
   section 3);
-- `softmax_ce.logsumexp_scores(h, E)`: the normaliser, differentiable, computed in row chunks;
+- `softmax_ce.logsumexp_scores(h, E, temperature=T)`: the normaliser, differentiable, in row chunks;
 - `own_topk(h, E, k)` and `catalogue_ranks(h, E, items)`: constants (no gradient), computed in row chunks.
 
 The dense alternative, `h @ E.T`, writes up to 250 MB per ml-latest-small batch, plus its gradient; these write
@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from distillrec.losses.ranking_kd import student_rank_of
-from distillrec.losses.softmax_ce import row_chunks
+from distillrec.losses.softmax_ce import autocast_operands, row_chunks
 
 __all__ = ["scores_at", "own_topk", "catalogue_ranks"]
 
@@ -44,6 +44,7 @@ def scores_at(hidden: torch.Tensor, table: torch.Tensor, items: torch.Tensor) ->
 def own_topk(hidden: torch.Tensor, table: torch.Tensor, k: int) -> torch.Tensor:
     """hidden (m, d), table (n_items, d) -> (m, k) int64: each row's k best-scored items, best first."""
     top = torch.empty(hidden.shape[0], min(k, table.shape[0]), dtype=torch.int64)  # (m, k)
+    hidden, table = autocast_operands(hidden, table)
     for rows in row_chunks(hidden.shape[0], table.shape[0]):
         top[rows] = (hidden[rows] @ table.T).float().topk(top.shape[1], dim=1).indices
     return top
@@ -54,6 +55,7 @@ def catalogue_ranks(hidden: torch.Tensor, table: torch.Tensor, items: torch.Tens
     """hidden (m, d), table (n_items, d), items (m, k) int64 -> (m, k) float32 1-based rank of each item among
     the row's scores over the whole catalogue (1 + the number of items scored higher)."""
     ranks = torch.empty(items.shape, dtype=torch.float32)  # (m, k)
+    hidden, table = autocast_operands(hidden, table)
     for rows in row_chunks(hidden.shape[0], table.shape[0]):
         ranks[rows] = student_rank_of((hidden[rows] @ table.T).float(), items[rows])
     return ranks

@@ -8,7 +8,8 @@ The teacher's top-K items are extra, weighted positives for a point-wise (sigmoi
 - position importance: w^a_r = exp(-r / lambda) / sum_{r'} exp(-r' / lambda), r = 1..K;
 - optional dynamic rank-discrepancy weight, on when `mu` is given:
   w^b_r = max(tanh(mu * (rhat_r - r)), 0), rhat_r = the student's 1-based rank of pi_r among the columns of
-  `student_logits` (exact, by counting; pass `student_ranks` to use the paper's sampled estimate instead);
+  `student_logits` (exact, by counting), or given as `student_ranks` (e.g. exact ranks over the catalogue,
+  computed in row chunks by `distill.student_scores`, or the paper's sampled estimate);
   the hybrid weight is w_r = w^a_r * w^b_r (the authors' code), renormalised to sum 1 if `renormalize`.
 Weights are constants (detached). The negatives' term is the paper's L_R part for sampled negatives; it is
 added only when `negative_items` is given (useful when no other loss pushes negatives down).

@@ -18,7 +18,7 @@ Two ways to give the teacher:
 `temperature` may be a float or a (batch,) tensor (per-example temperatures from `schedules`).
 
 `student_lse` (batch,): the student's log-normaliser at this temperature over a larger set than the columns,
-log sum_i exp(s_i / T) over the whole catalogue (`softmax_ce.logsumexp_scores(h / T, E)`), so that
+log sum_i exp(s_i / T) over the whole catalogue (`softmax_ce.logsumexp_scores(h, E, temperature=T)`), so that
 log q_i = s_i / T - student_lse. Then the columns need only hold the teacher's mass: KL(p || q) reads q where
 p > 0 only, so the teacher's top-K columns alone give the full-catalogue loss, without the student's
 (batch, n_items) scores.
