@@ -5,7 +5,8 @@ columns (`distill.objective`, as trained) against the same terms on the student'
         --out benchmarks/results/kd_step/ml-latest-small.json
 
 The full-scores form builds the student's (positions x items) score matrix for the KD positions and gives each
-top-k term catalogue columns, as the objective did before it read columns only; its CE is the chunked
+top-k term catalogue columns, as the objective did before it read columns only (soft at temperature 1: the
+teacher's top-k and one column lumping the rest of the catalogue, as it did); its CE is the chunked
 `softmax_ce` in both forms, so the difference is the KD terms' cost. Batches are the student's real training
 batches (`--batch-size` windows of the dataset's leave-one-out training split, the teacher's labels read from
 its folder). `--gather-cost 0` makes the column form always gather table rows, the choice `scores_at` makes on
@@ -53,9 +54,10 @@ def full_scores_step(bound, module, batch) -> torch.Tensor:
         loss, k = bound.composite.terms[method], bound.k[method]
         top, top_scores = items[:, :k], scores[:, :k]
         negatives = sample_negatives(top, bound.n_items, spec.negatives) if spec.negatives else None
-        if method == "soft":
-            teacher = torch.full_like(student, float("-inf")).scatter(1, top, top_scores)
-            value = loss(student, teacher)
+        if method == "soft":  # the teacher's mass lumped in k + 1 columns, as the objective did
+            rest = torch.logsumexp(student.scatter(1, top, float("-inf")), dim=1, keepdim=True)  # (m, 1)
+            columns = torch.cat([student.gather(1, top), rest], dim=1)  # (m, k + 1)
+            value = loss(columns, torch.cat([top_scores, torch.full_like(rest, float("-inf"))], dim=1))
         elif method == "dllm2rec":
             value = loss(student, top, confidence=top_scores, negative_items=negatives)
         else:
