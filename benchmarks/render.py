@@ -103,7 +103,11 @@ def teacher_table(folder: Path) -> str:
             f"{row['valid']['NDCG@10']:.4f} | {row['params']:,} | {row['train_seconds']:.0f} | "
             f"{row.get('best_epoch') or '-'} |"
         )
-    baselines = RESULTS / "baselines" / folder.name / "metrics.json"
+    manifest = (
+        folder / "manifest.json"
+    )  # the dataset's name (a folder may be a variant, e.g. ml-1m-patience30)
+    dataset = json.loads(manifest.read_text())["dataset"]["name"] if manifest.exists() else folder.name
+    baselines = RESULTS / "baselines" / dataset / "metrics.json"
     if baselines.exists():
         rows = json.loads(baselines.read_text())
         name = max(rows, key=lambda n: rows[n]["valid"]["NDCG@10"])
