@@ -6,10 +6,10 @@ rank of an item (RD's rank-discrepancy weight) or the student's own top-K (DLLM2
 Given hidden states h (m, d) and the item table E (n_items, d) (`StudentModule.logits(h) = h @ E.T`):
 
 - `scores_at(h, E, items)`: h_r . e_{items[r, j]}, differentiable, (m, c) for c columns per row: gathered
-  rows of E, or, when c x d reaches the catalogue's size, one GEMM `h @ E.T` and a gather. A gathered row,
-  gradient included, costs as much as many score columns: on ml-100k (1,682 items, width 32) soft's 100
-  columns run faster in full (`benchmarks/kd_step.py` with and without `--gather-cost 0`, BENCHMARKS.md
-  section 3);
+  rows of E, or, when c x d reaches the catalogue's size, one GEMM `h @ E.T` and a gather. The rule of thumb
+  (a gathered row, gradient included, costs about d score columns) comes from scratch timings of this
+  function; over a whole KD step the two forms differ by less than the load noise on ml-100k
+  (`benchmarks/kd_step.py --gather-cost 0`, BENCHMARKS.md section 3);
 - `softmax_ce.logsumexp_scores(h, E, temperature=T)`: the normaliser, differentiable, in row chunks;
 - `own_topk(h, E, k)` and `catalogue_ranks(h, E, items)`: constants (no gradient), computed in row chunks.
 
@@ -26,7 +26,7 @@ from distillrec.losses.softmax_ce import autocast_operands, row_chunks
 
 __all__ = ["scores_at", "own_topk", "catalogue_ranks"]
 
-GATHER_COST = 1.0  # gather when columns x width x this < n_items (set from `benchmarks/kd_step.py` timings)
+GATHER_COST = 1.0  # gather when columns x width x this < n_items (the rule of thumb above)
 
 
 def scores_at(hidden: torch.Tensor, table: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
