@@ -263,7 +263,7 @@ def test_top_k_terms_on_their_columns_equal_the_terms_on_the_full_scores(
 
 def test_under_bf16_the_student_log_probabilities_of_the_columns_never_exceed_zero():
     """The normaliser divides the same rounded scores by T as the soft term does with its columns (dividing
-    h by T before the GEMM rounds differently: here it gave log q = +0.5 for the top item)."""
+    h by T before the GEMM rounds differently, and the top item's log q could come out above 0)."""
     g = torch.Generator().manual_seed(0)
     hidden, table = torch.randn(64, 16, generator=g) * 3, torch.randn(300, 16, generator=g)
     items = torch.randint(0, 300, (64, 20), generator=g)
