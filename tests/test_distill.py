@@ -261,6 +261,30 @@ def test_top_k_terms_on_their_columns_equal_the_terms_on_the_full_scores(
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "spec, computed", [("soft", 1), ("soft:temperature=2", 2), ("soft:t_min=0.5:t_max=3", 2)]
+)
+def test_soft_at_temperature_one_shares_the_catalogue_log_sum_exp_with_ce(
+    tmp_path, monkeypatch, spec, computed
+):
+    """At a constant T = 1 the soft term's normaliser is CE's log-sum-exp over the same rows: one chunked pass
+    over the catalogue per step, not two (the values are checked against the direct form above)."""
+    import distillrec.losses.softmax_ce as softmax_ce_module
+
+    real, calls = softmax_ce_module.logsumexp_scores, []
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("temperature"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("distillrec.losses.softmax_ce.logsumexp_scores", counting)
+    monkeypatch.setattr("distillrec.distill.objective.logsumexp_scores", counting)
+    objective, data, batch = random_teacher_batch(tmp_path, spec)
+    module = RandomModule(30)
+    objective.bind(data, module)(module, {**batch, "progress": 0.0}).backward()
+    assert len(calls) == computed
+
+
 def test_under_bf16_the_student_log_probabilities_of_the_columns_never_exceed_zero():
     """The normaliser divides the same rounded scores by T as the soft term does with its columns (dividing
     h by T before the GEMM rounds differently, and the top item's log q could come out above 0)."""

@@ -600,6 +600,20 @@ def test_softmax_ce_of_a_target_outside_the_candidates_is_infinite_as_the_plain_
     assert _plain_ce(hidden, table, torch.tensor([1, 2]), candidates).item() == float("inf")
 
 
+def test_softmax_ce_reuses_a_log_sum_exp_it_is_given_and_checks_its_shape():
+    torch.manual_seed(0)
+    h, table = torch.randn(6, 4, requires_grad=True), torch.randn(9, 4)
+    targets = torch.tensor([3, -100, 0, 8, -100, 5])
+    shared = logsumexp_scores(h, table)
+    given = softmax_ce(h, table, targets, lse=shared)
+    assert torch.equal(given, softmax_ce(h, table, targets))
+    (grad,) = torch.autograd.grad(given, h)
+    (want,) = torch.autograd.grad(F.cross_entropy(h @ table.T, targets, ignore_index=-100), h)
+    torch.testing.assert_close(grad, want)
+    with pytest.raises(ValueError, match=r"lse must have shape \(6,\)"):
+        softmax_ce(h, table, targets, lse=shared[:4])
+
+
 def test_softmax_ce_under_bf16_autocast_is_never_negative():
     """The target's score is rounded as the chunk GEMM rounds it, so it never exceeds the log-sum-exp."""
     hidden = torch.tensor([[10.0625, 10.0, 0.0]])

@@ -372,6 +372,14 @@ class BoundKD(nn.Module):
             self.register_buffer("teacher_item_table", compressed)
             if "param_hard" in self.specs and self.specs["param_hard"].init:
                 _init_item_table(module, compressed)
+        soft = self.specs.get("soft")
+        # soft over the catalogue at a constant T = 1 normalises by CE's log-sum-exp: computed once, shared
+        self.share_lse = (
+            soft is not None
+            and soft.full
+            and soft.t_min is None
+            and soft.loss_params.get("temperature") == 1.0
+        )
         self.last_parts: dict[str, torch.Tensor] = {}
 
     def forward(self, module: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
@@ -387,17 +395,22 @@ class BoundKD(nn.Module):
             ce_mask[used], targets[used], torch.full_like(targets[used], _IGNORE)
         )  # (n,)
         table = module.item_table()  # (n_items, dim), read once per step by CE and every term
-        ce = softmax_ce(h, table, ce_targets)
+        lse = logsumexp_scores(h, table) if self.share_lse else None  # (n,) or None
+        ce = softmax_ce(h, table, ce_targets, lse=lse)
         kd_in = kd_mask[used]  # (n,)
         if not bool(kd_in.any()):
             self.last_parts = {"ce": ce.detach()}
             return self.composite.weights_at(progress)["ce"] * ce
         kd_rows = rows[kd_mask]  # (m,) training rows, in the order of h[kd_in]
-        h_kd = h if bool(kd_in.all()) else h[kd_in]  # (m, dim)
+        every = bool(kd_in.all())
+        h_kd = h if every else h[kd_in]  # (m, dim)
+        lse_kd = None if lse is None else (lse if every else lse[kd_in])  # (m,) or None
         items, scores = self.labels.topk(kd_rows, self.k_max) if self.k_max else (None, None)  # (m, k_max)
         kd_inputs, example_weights = {}, {}
         for method, spec in self.specs.items():
-            inputs, confidence_scores = self._term_inputs(method, spec, table, h_kd, kd_rows, items, scores)
+            inputs, confidence_scores = self._term_inputs(
+                method, spec, table, h_kd, kd_rows, items, scores, lse_kd
+            )
             kd_inputs[method] = inputs
             if spec.confidence != "none":
                 example_weights[method] = confidence_weights(
@@ -406,12 +419,13 @@ class BoundKD(nn.Module):
         total, self.last_parts = self.composite(ce, kd_inputs, progress, example_weights)
         return total
 
-    def _term_inputs(self, method, spec, table, hidden, rows, items, scores):
+    def _term_inputs(self, method, spec, table, hidden, rows, items, scores, lse=None):
         """(keyword inputs of the loss, teacher top-k scores of its examples for confidence weighting).
 
         A top-k term gets the student's scores on its own columns only, the teacher's top-k then the sampled
         negatives, and item indices into those columns; what it needs of the whole catalogue comes in row
-        chunks (`student_scores`, see there: only on a small catalogue are the (m, n_items) scores built)."""
+        chunks (`student_scores`, see there: only on a small catalogue are the (m, n_items) scores built).
+        `lse` (m,): the student's catalogue log-sum-exp at T = 1, when CE has computed it (`share_lse`)."""
         if method in self.k:
             k = self.k[method]
             top_items, top_scores = items[:, :k], scores[:, :k]  # (m, k)
@@ -426,8 +440,9 @@ class BoundKD(nn.Module):
                 if spec.t_min is not None:
                     inputs["temperature"] = confidence_temperature(top_scores, spec.t_min, spec.t_max)
                 if spec.full:  # the teacher's logits are -inf outside its top-k: normalise over the catalogue
-                    t = inputs.get("temperature", spec.loss_params.get("temperature", 1.0))
-                    lse = logsumexp_scores(hidden, table, temperature=t)  # (m,) over scores / T
+                    if lse is None:  # not shared with CE (T != 1)
+                        t = inputs.get("temperature", spec.loss_params.get("temperature", 1.0))
+                        lse = logsumexp_scores(hidden, table, temperature=t)  # (m,) over scores / T
                     inputs.update(teacher_logits=top_scores, student_lse=lse)
                 else:
                     inputs.update(

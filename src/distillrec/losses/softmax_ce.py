@@ -14,7 +14,8 @@ chunk's logits (a small GEMM that stays in cache) and turns them into the gradie
     d lse_r / d h_r = softmax(h_r E^T) E,    d lse_r / d E = softmax(h_r E^T)^T h_r
 
 The target's score h_r . e_{t_r} is an ordinary gather, differentiated by autograd. The soft-label KD term
-reads the same log-sum-exp, of the scores / T, as its student's normaliser (`distill.objective`).
+reads the same log-sum-exp, of the scores / T, as its student's normaliser (`distill.objective`); at T = 1 it
+is CE's own, computed once and passed to both (`softmax_ce(..., lse=)`).
 Same values and gradients as the plain forms up to float rounding (tests/test_losses.py); under bf16 autocast
 the chunk GEMMs run in bfloat16 and the softmax in float32, as the plain form's would.
 """
@@ -55,17 +56,22 @@ def softmax_ce(
     table: torch.Tensor,
     targets: torch.Tensor,
     candidates: torch.Tensor | None = None,
+    lse: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """hidden (n, d), table (n_items, d), targets (n,) int64 item indices (negative: the row has no target and
     does not count), candidates (n_items,) bool or None -> scalar mean cross-entropy over the rows with a target
-    (0 when there is none). With `candidates`, the softmax runs over those items only."""
+    (0 when there is none). With `candidates`, the softmax runs over those items only. `lse` (n,): the rows'
+    `logsumexp_scores(hidden, table, candidates)`, when the caller has computed it already for another use
+    (the soft KD term at T = 1 shares it); then it is not computed again."""
     if targets.shape != hidden.shape[:1]:
         raise ValueError(f"targets must have shape ({hidden.shape[0]},), got {tuple(targets.shape)}")
     valid = targets >= 0  # (n,)
+    if lse is not None and lse.shape != targets.shape:
+        raise ValueError(f"lse must have shape ({hidden.shape[0]},), got {tuple(lse.shape)}")
     if not bool(valid.any()):
         return hidden.sum() * 0.0 + table.sum() * 0.0  # both stay in the graph, with zero gradients
     h, t = hidden[valid], targets[valid]  # (n', d), (n',)
-    lse = logsumexp_scores(h, table, candidates)  # (n',)
+    lse = logsumexp_scores(h, table, candidates) if lse is None else lse[valid]  # (n',)
     picked = _rounded_dot(h, table[t]).to(lse.dtype)  # (n',) the target's score
     if candidates is not None:  # a target outside the candidates has probability 0: an infinite loss
         picked = picked.masked_fill(~candidates[t], -torch.inf)
