@@ -135,15 +135,16 @@ def softmax_ce_table(path: Path) -> str:
 
 def kd_step_table(folder: Path) -> str:
     lines = [
-        "| dataset | KD method | full scores s | columns s | speed-up |",
-        "|---|---|---:|---:|---:|",
+        "| dataset | KD method | full scores s | columns s | speed-up | columns, soft's own LSE s | sharing CE's LSE |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for path in sorted(folder.glob("*.json")):
         for row in json.loads(path.read_text())["rows"]:
+            own = f"{row['own_lse_s']:.3f} | {row['share_speedup']:.2f}x" if "own_lse_s" in row else "- | -"
             lines.append(
                 f"| {row['dataset']}{' (always gathered)' if row.get('gather_cost') == 0 else ''} | "
                 f"{row['method']} | {row['full_scores_s']:.3f} | {row['columns_s']:.3f} | "
-                f"{row['speedup']:.2f}x |"
+                f"{row['speedup']:.2f}x | {own} |"
             )
     return "\n".join(lines)
 
