@@ -9,6 +9,8 @@
                                                        # validation NDCG@10 and loss per epoch of those runs
                                                        # (KEY: a dotted path, e.g. teacher, or
                                                        # param_init.student_kd.per_seed.0 in a distill file)
+    .venv/bin/python benchmarks/render.py curves --epochs 10,20,30 LABEL=RESULTS_FILE:KEY ...
+                                                       # the same runs' validation NDCG@10 at those epochs
 
 Numbers are only ever copied into BENCHMARKS.md from this script's output.
 """
@@ -149,13 +151,12 @@ def kd_step_table(folder: Path) -> str:
     return "\n".join(lines)
 
 
-def curves_png(runs: list[str]) -> bytes:
-    """Training curves of `LABEL=FILE:KEY` runs: the `history` of the entry at KEY of the results file FILE
-    (relative to benchmarks/results/). KEY is a dotted path: `teacher` or `sasrec` in a `metrics.json`,
-    `param_init.student_kd.per_seed.0` (seed 0's run) in a `benchmarks/distill.py` results file."""
-    from distillrec.report.plots import model_colours, training_curves
-
-    histories = {}
+def histories(runs: list[str]) -> dict[str, list[dict]]:
+    """{label: per-epoch history} of `LABEL=FILE:KEY` runs: the `history` of the entry at KEY of the results
+    file FILE (relative to benchmarks/results/). KEY is a dotted path: `teacher` or `sasrec` in a
+    `metrics.json`, `param_init.student_kd.per_seed.0` (seed 0's run) in a `benchmarks/distill.py` results
+    file."""
+    found = {}
     for run in runs:
         label, sep, rest = run.partition("=")
         file, sep2, key = rest.rpartition(":")
@@ -169,8 +170,29 @@ def curves_png(runs: list[str]) -> bytes:
                 entry = entry.get(part, {}) if isinstance(entry, dict) else {}
         if not isinstance(entry, dict) or not entry.get("history"):
             raise SystemExit(f"curves: {file} has no entry {key!r} with a history")
-        histories[label] = entry["history"]
-    return training_curves(histories, model_colours(list(histories)))
+        found[label] = entry["history"]
+    return found
+
+
+def curves_png(runs: list[str]) -> bytes:
+    """The runs' validation curves as a PNG (`histories` for the run syntax)."""
+    from distillrec.report.plots import model_colours, training_curves
+
+    curves = histories(runs)
+    return training_curves(curves, model_colours(list(curves)))
+
+
+def curves_table(runs: list[str], epochs: list[int]) -> str:
+    """Validation NDCG@10 of each run (a column) at the given epochs (rows); '-' where a run has none."""
+    curves = {
+        label: {row["epoch"]: row.get("valid_ndcg10") for row in history}
+        for label, history in histories(runs).items()
+    }
+    lines = ["| epoch | " + " | ".join(curves) + " |", "|---:|" + "---:|" * len(curves)]
+    for epoch in epochs:
+        cells = [f"{c[epoch]:.4f}" if c.get(epoch) is not None else "-" for c in curves.values()]
+        lines.append(f"| {epoch} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -184,12 +206,18 @@ def main() -> None:
         "runs", nargs="*", help="curves: LABEL=FILE:KEY, FILE relative to benchmarks/results/"
     )
     parser.add_argument("--out", type=Path, help="curves: the PNG to write")
+    parser.add_argument(
+        "--epochs", help="curves: print validation NDCG@10 at these epochs (e.g. 10,20,30) as a table"
+    )
     args = parser.parse_intermixed_args()
     if args.what == "curves":
-        if not args.runs or args.out is None:
-            parser.error("curves needs --out and at least one LABEL=FILE:KEY")
-        args.out.write_bytes(curves_png(args.runs))
-        print(f"wrote {args.out}")
+        if not args.runs or (args.out is None and args.epochs is None):
+            parser.error("curves needs --out or --epochs, and at least one LABEL=FILE:KEY")
+        if args.epochs:
+            print(curves_table(args.runs, [int(e) for e in args.epochs.split(",")]))
+        if args.out:
+            args.out.write_bytes(curves_png(args.runs))
+            print(f"wrote {args.out}")
     if args.what == "baselines":
         for folder in sorted((RESULTS / "baselines").iterdir()):
             if (folder / "metrics.json").exists():
