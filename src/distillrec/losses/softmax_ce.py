@@ -62,7 +62,8 @@ def softmax_ce(
     does not count), candidates (n_items,) bool or None -> scalar mean cross-entropy over the rows with a target
     (0 when there is none). With `candidates`, the softmax runs over those items only. `lse` (n,): the rows'
     `logsumexp_scores(hidden, table, candidates)`, when the caller has computed it already for another use
-    (the soft KD term at T = 1 shares it); then it is not computed again."""
+    (the soft KD term at T = 1 shares it); then it is not computed again, and not checked: it must come from
+    the same `hidden`, `table` and `candidates`."""
     if targets.shape != hidden.shape[:1]:
         raise ValueError(f"targets must have shape ({hidden.shape[0]},), got {tuple(targets.shape)}")
     valid = targets >= 0  # (n,)

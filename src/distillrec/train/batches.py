@@ -14,6 +14,10 @@ hundredth of that, and each of its positions would weigh a hundred times more th
 (the next item after two ratings would count as much as a whole 200-item history). So a bucket takes as many
 rows as make `batch_size * mean length` positions: many short rows or few long ones. Each position then weighs
 about what it weighs in random batches, and an epoch has about as many steps.
+Only about: the last, smaller chunk of an epoch makes batches of anywhere from one row to ~1.5x the budget,
+and a batch may hold more than `batch_size` rows. A term with one value per row rather than per position (a
+`hint` term on the users' last rows only) still averages over rows, so its short-history users weigh less
+than in random batches.
 """
 
 from __future__ import annotations
