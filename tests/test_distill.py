@@ -201,15 +201,18 @@ def dense_objective(bound, module: StudentModule, batch: dict) -> torch.Tensor:
     return total
 
 
-def random_teacher_batch(tmp_path: Path, spec: str) -> tuple[KDObjective, Interactions, dict]:
-    """4 users over 30 items, a teacher with a random top-8 per row (3 rows uncovered), one batch of windows."""
+def random_teacher_batch(
+    tmp_path: Path, spec: str, uncovered: tuple[int, ...] = (2, 11, 12)
+) -> tuple[KDObjective, Interactions, dict]:
+    """4 users over 30 items, a teacher with a random top-8 per row (`uncovered` rows not covered), one batch
+    of windows."""
     rng = np.random.default_rng(0)
     lengths = [9, 6, 12, 4]
     data = Interactions.from_arrays(
         np.repeat(np.arange(4), lengths), rng.integers(0, 30, sum(lengths)), np.arange(sum(lengths)), 4, 30
     )
     items = np.stack([rng.permutation(30)[:8] for _ in range(len(data))])  # (rows, 8)
-    items[[2, 11, 12]] = -1  # rows the teacher did not cover: CE only at their positions
+    items[list(uncovered)] = -1  # rows the teacher did not cover: CE only at their positions
     scores = -np.sort(-rng.normal(size=items.shape) * 3, axis=1)
     objective = KDObjective(write_artifacts(tmp_path / "t", data, items, scores), parse_kd(spec)[0])
     windows = make_windows(data, max_len=6, last_position=True)
@@ -283,6 +286,27 @@ def test_soft_at_temperature_one_shares_the_catalogue_log_sum_exp_with_ce(
     module = RandomModule(30)
     objective.bind(data, module)(module, {**batch, "progress": 0.0}).backward()
     assert len(calls) == computed
+
+
+@pytest.mark.parametrize("uncovered", [(2, 11, 12), ()], ids=["some-rows-uncovered", "all-rows-covered"])
+@pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16"])
+def test_soft_with_a_shared_log_sum_exp_equals_soft_with_its_own(tmp_path, uncovered, bf16):
+    """Sharing CE's log-sum-exp changes where the normaliser is computed, not the loss or its gradients:
+    with rows the teacher did not cover (the soft term takes a subset of CE's) or none, in fp32 and bf16."""
+    objective, data, batch = random_teacher_batch(tmp_path, "soft", uncovered)
+    got = {}
+    for share in (True, False):
+        module = RandomModule(30).float() if bf16 else RandomModule(30)
+        bound = objective.bind(data, module)
+        assert bound.share_lse
+        bound.share_lse = share
+        with torch.autocast("cpu", torch.bfloat16) if bf16 else contextlib.nullcontext():
+            value = bound(module, {**batch, "progress": 0.0})
+        value.backward()
+        got[share] = [value.detach(), bound.last_parts["soft"], module.states.grad, module.table.grad]
+    tolerance = {"rtol": 1e-2, "atol": 2e-3} if bf16 else {"rtol": 1e-10, "atol": 1e-12}  # bf16: ~1 ulp
+    for a, b in zip(got[True], got[False], strict=True):
+        torch.testing.assert_close(a, b, **tolerance)
 
 
 def test_under_bf16_the_student_log_probabilities_of_the_columns_never_exceed_zero():

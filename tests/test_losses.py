@@ -607,6 +607,8 @@ def test_softmax_ce_reuses_a_log_sum_exp_it_is_given_and_checks_its_shape():
     shared = logsumexp_scores(h, table)
     given = softmax_ce(h, table, targets, lse=shared)
     assert torch.equal(given, softmax_ce(h, table, targets))
+    # the given lse is used as it is, not recomputed: one more in every row is one more in the mean
+    assert softmax_ce(h, table, targets, lse=shared + 1).item() == pytest.approx(given.item() + 1, abs=1e-6)
     (grad,) = torch.autograd.grad(given, h)
     (want,) = torch.autograd.grad(F.cross_entropy(h @ table.T, targets, ignore_index=-100), h)
     torch.testing.assert_close(grad, want)

@@ -20,7 +20,6 @@ from distillrec.models.sasrec import (
     next_item_loss,
     training_windows,
 )
-from distillrec.train.batches import batch_rows
 
 
 def _successor_data(n_items: int = 30, n_users: int = 150, length: int = 12, seed: int = 0) -> Interactions:
@@ -147,35 +146,6 @@ def test_resumed_fit_equals_uninterrupted_fit(tmp_path):
         SASRec(**{**params, "dim": 16}, max_epochs=4, checkpoint_dir=tmp_path / "b").fit(
             split.train, split.valid
         )
-
-
-def test_length_bucketed_batches_cover_every_row_once_in_length_bands():
-    rng = np.random.default_rng(0)
-    lengths = rng.integers(1, 200, size=1000)
-    batches = batch_rows(rng.permutation(1000), 16, lengths, rng)
-    rows = np.concatenate(batches)
-    assert sorted(rows.tolist()) == list(range(1000))
-    assert abs(len(batches) - 1000 / 16) <= 2  # about as many steps as random batches of 16 rows
-    padded = sum(len(b) * lengths[b].max() for b in batches)
-    unsorted = sum(16 * lengths[i : i + 16].max() for i in range(0, 1000, 16))
-    assert padded < 0.7 * unsorted  # far less padding than random batches (both are over the same rows)
-    again = batch_rows(rng.permutation(1000), 16, lengths, rng)
-    assert [b.tolist() for b in again] != [b.tolist() for b in batches]  # still random from epoch to epoch
-
-
-def test_length_buckets_hold_a_budget_of_positions_not_of_rows():
-    """A batch's loss is the mean over its positions: buckets of equal row counts would weigh a position of a
-    short history ~100x one of a long history. Buckets hold ~batch_size * mean length positions instead."""
-    rng = np.random.default_rng(0)
-    lengths = rng.integers(2, 200, size=1000)
-    batches = batch_rows(rng.permutation(1000), 16, lengths, rng)
-    positions = np.array([lengths[b].sum() for b in batches])
-    budget = 16 * lengths.mean()
-    assert positions.max() < 1.15 * budget and positions.min() > 0.85 * budget
-    sizes = sorted(len(b) for b in batches)
-    assert sizes[0] <= 10 and sizes[-1] >= 50  # few long rows, or many short ones
-    short = min(batches, key=lambda b: lengths[b].max())  # the shortest rows: ~100 of them
-    assert len(short) * lengths[short].mean() > 0.85 * budget
 
 
 def test_length_buckets_train_as_well_and_resume_exactly(tmp_path):

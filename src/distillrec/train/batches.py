@@ -38,6 +38,8 @@ def batch_rows(
     """Row indices of each batch. `order`: a permutation of the rows. Without `lengths`, consecutive slices
     of `order` (`batch_size` rows each); with `lengths` (positions per row) and `rng`, batches of similar
     length in a random order, each holding about `batch_size * lengths.mean()` positions."""
+    if len(order) == 0:
+        return []
     if lengths is None:
         return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if rng is None:
