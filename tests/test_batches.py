@@ -77,7 +77,7 @@ def test_length_buckets_give_one_huge_row_a_batch_of_its_own():
     assert len(batches) >= 2
 
 
-def test_length_buckets_of_fewer_rows_than_a_batch_make_one_batch():
+def test_length_buckets_of_fewer_rows_than_a_batch_make_one_batch_and_of_none_none():
     rng = np.random.default_rng(0)
     batches = batch_rows(rng.permutation(5), 16, np.array([3, 1, 4, 1, 5]), rng)
     assert [sorted(b.tolist()) for b in batches] == [[0, 1, 2, 3, 4]]
