@@ -201,22 +201,40 @@ def build_teacher(
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
 
     if settings.compare_id_only:
-        plain = SASRec(
-            checkpoint_dir=out / "checkpoints" / "id_only", **_model_params(settings, seed, progress)
-        )
-        start = time.perf_counter()
-        plain.fit(split.train, split.valid, callbacks=callbacks("id_only"))
-        metrics["id_only"] = _result(
-            plain,
-            split,
-            fit_seconds_of(plain, time.perf_counter() - start),
-            {
-                "best_hparams": {k: v for k, v in plain.get_params().items() if k != "checkpoint_dir"},
-                "best_epoch": plain.fit_result_.best_epoch,
-                "history": plain.history_,
-            },
-            bf16=settings.bf16,
-        )
-        log(f"id-only SASRec (same budget): test NDCG@10 {metrics['id_only']['test']['NDCG@10']:.4f}")
+        metrics["id_only"] = build_id_only_twin(split, out, settings, seed, progress, log, on_epoch)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     return metrics
+
+
+def build_id_only_twin(
+    split: Split,
+    out: str | Path,
+    settings: TeacherConfig,
+    seed: int = 0,
+    progress: bool = True,
+    log=print,
+    on_epoch: Callable[[dict, EpochEnd], None] | None = None,
+) -> dict:
+    """Train and evaluate the teacher's ID-only twin: a `SASRec` with the teacher's architecture and training
+    settings (`settings`), without the text. Returns its `metrics.json` row (checkpoints in
+    `out/checkpoints/id_only`, so an interrupted twin resumes)."""
+    plain = SASRec(
+        checkpoint_dir=Path(out) / "checkpoints" / "id_only", **_model_params(settings, seed, progress)
+    )
+    start = time.perf_counter()
+    plain.fit(
+        split.train, split.valid, callbacks=[partial(on_epoch, {"model": "id_only"})] if on_epoch else []
+    )
+    row = _result(
+        plain,
+        split,
+        fit_seconds_of(plain, time.perf_counter() - start),
+        {
+            "best_hparams": {k: v for k, v in plain.get_params().items() if k != "checkpoint_dir"},
+            "best_epoch": plain.fit_result_.best_epoch,
+            "history": plain.history_,
+        },
+        bf16=settings.bf16,
+    )
+    log(f"id-only SASRec (same budget): test NDCG@10 {row['test']['NDCG@10']:.4f}")
+    return row

@@ -1,0 +1,57 @@
+"""Train a teacher's ID-only twin on its own, with the settings a committed teacher manifest records.
+
+    .venv/bin/python benchmarks/id_only_twin.py ml-1m benchmarks/results/teacher/ml-1m-bf16-buckets \
+        --out ~/.cache/distillrec/bench-teacher/ml-1m-bf16-buckets-twin
+    cp ~/.cache/distillrec/bench-teacher/ml-1m-bf16-buckets-twin/metrics.json \
+        benchmarks/results/teacher/ml-1m-bf16-buckets/id_only.json
+
+`distillrec teacher --compare-id-only` trains the twin after the teacher, in the same process. This trains only
+the twin (a `SASRec` with the teacher's width, depth, window, dropout, budget, bf16 and batching, without the
+text), so a teacher whose results are committed gets its twin without being trained again. The split and seed
+come from the manifest too; the dataset must have the manifest's fingerprint. Writes `OUT/metrics.json` with one
+key, `"id_only"`, in the teacher row's shape (with head/tail/cold slices). Resumes from `OUT/checkpoints/id_only`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from distillrec.config import TeacherConfig
+from distillrec.data.dataset import load_dataset
+from distillrec.data.split import make_split
+from distillrec.manifest import dataset_fingerprint
+from distillrec.teachers.build import build_id_only_twin
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("dataset")
+    parser.add_argument("teacher", type=Path, help="folder with the teacher's manifest.json")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="folder for the twin's metrics and checkpoints"
+    )
+    args = parser.parse_args()
+
+    manifest = json.loads((args.teacher / "manifest.json").read_text())
+    config = manifest["config"]
+    settings = TeacherConfig(**config["teacher"])
+    dataset = load_dataset(args.dataset)
+    fingerprint = dataset_fingerprint(dataset)
+    if fingerprint != manifest["dataset"]["fingerprint"]:
+        raise SystemExit(
+            f"{args.dataset}: fingerprint {fingerprint} differs from the manifest's "
+            f"{manifest['dataset']['fingerprint']} ({args.teacher / 'manifest.json'})"
+        )
+    split_config = dict(config["split"])
+    split = make_split(dataset.interactions, split_config.pop("protocol"), **split_config)
+    args.out.mkdir(parents=True, exist_ok=True)
+    row = build_id_only_twin(split, args.out, settings, seed=config["seed"])
+    (args.out / "metrics.json").write_text(json.dumps({"id_only": row}, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
