@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from distillrec.losses.collaborative_embedding_kd import CollaborativeEmbedding
 from distillrec.losses.composite import KD_LOSSES, CompositeLoss, make_kd_loss
+from distillrec.losses.distillation_experts import DistillationExperts
 from distillrec.losses.hint import HintLoss
 from distillrec.losses.importance_ranking_kd import ImportanceRankingDistillation
 from distillrec.losses.parameter import ParameterHardLoss, ParameterSoftLoss, pca_compress
@@ -34,6 +35,7 @@ from distillrec.losses.schedules import (
 )
 from distillrec.losses.soft_label_kd import SoftLabelKD
 from distillrec.losses.softmax_ce import logsumexp_scores, softmax_ce
+from distillrec.models.sasrec import ItemEmbedding
 
 EXPECTED = Path(__file__).parent / "fixtures" / "losses_expected.json"
 D = torch.float64
@@ -93,6 +95,15 @@ def make_case(name: str) -> Case:
     if name == "hint":
         h = x["h_teacher"]  # same width: W starts as the identity
         return Case(HintLoss(4, 4).to(D), h, -h, {"teacher_hidden": h}, "student_hidden", True)
+    if name == "de":
+        # every expert the identity on positive states: the choice does not matter, and a student equal to the
+        # (positive) teacher maps onto it exactly
+        h = x["h_teacher"].abs() + 0.1  # (2, 4)
+        experts = DistillationExperts(4, 4, n_experts=3).to(D)
+        with torch.no_grad():
+            experts.w1.copy_(torch.eye(4, dtype=D).expand(3, 4, 4))
+            experts.w2.copy_(torch.eye(4, dtype=D).expand(3, 4, 4))
+        return Case(experts, h, h.flip(1), {"teacher_hidden": h}, "student_hidden", True)
     compressed = pca_compress(x["emb_teacher"], 2)
     kwargs = {"teacher_compressed": compressed}
     if name == "param_hard":
@@ -146,7 +157,7 @@ def test_gradient_descent_from_the_reversed_student_recovers_the_teacher(name):
 
 
 def test_registry_names_and_unknown_name_lists_choices():
-    assert set(KD_LOSSES) == {"soft", "rd", "rrd", "dllm2rec", "hint", "param_hard", "param_soft"}
+    assert set(KD_LOSSES) == {"soft", "rd", "rrd", "dllm2rec", "hint", "de", "param_hard", "param_soft"}
     assert isinstance(make_kd_loss("soft", temperature=3.0), SoftLabelKD)
     with pytest.raises(KeyError, match="choices: .*'dllm2rec'.*'soft'"):
         make_kd_loss("fitnet")
@@ -369,6 +380,17 @@ def test_pca_compress_recovers_a_planted_low_rank_table():
 # ---------------------------------------------------------------- stored values
 
 
+def stored_experts(distance: str = "cosine") -> DistillationExperts:
+    """Two experts 3 -> 4 (hidden 3) with fixed weights, in eval mode (the arg-max expert, no noise)."""
+    experts = DistillationExperts(3, 4, n_experts=2, distance=distance).to(D).eval()
+    with torch.no_grad():
+        experts.w1.copy_(wave((2, 3, 3), 1.3, 0.4))
+        experts.w2.copy_(wave((2, 3, 4), 0.5, 1.0, 1.0, torch.cos))
+        experts.select.weight.copy_(wave((2, 4), 0.6, 1.2))
+        experts.select.bias.zero_()
+    return experts
+
+
 def stored_value_losses() -> dict[str, torch.Tensor]:
     x = fixed_inputs()
     s, topk = x["student"], x["topk"]
@@ -378,6 +400,8 @@ def stored_value_losses() -> dict[str, torch.Tensor]:
         hint_cos.project.weight.copy_(x["hint_w"])
     compressed = pca_compress(x["emb_teacher"], 2)
     return {
+        "de_eval": stored_experts()(x["h_student"], x["h_teacher"]),
+        "de_eval_mse": stored_experts("mse")(x["h_student"], x["h_teacher"]),
         "soft_T1": SoftLabelKD(1.0)(s, x["teacher"]),
         "soft_T2": SoftLabelKD(2.0)(s, x["teacher"]),
         "soft_topk_neg_p0": SoftLabelKD(2.0)(
@@ -665,22 +689,66 @@ def test_dllm2rec_consistency_given_as_a_mask_equals_the_one_read_from_full_scor
 # ---------------------------------------------------------------- collaborative embedding layer
 
 
-def test_collaborative_embedding_adds_the_projected_teacher_embedding():
+def test_collaborative_embedding_adds_the_projected_teacher_embedding_and_folds():
     x = fixed_inputs()
-    layer = CollaborativeEmbedding(6, 2, 4, gamma=0.5, padding_idx=5).to(D)
-    teacher = x["emb_teacher"].clone()
-    teacher[5] = 0.0
-    layer.set_teacher_embeddings(teacher)
-    items = torch.tensor([[0, 3, 5]])
+    base = ItemEmbedding(6, 2).to(D)
+    teacher = x["emb_teacher"]  # (6 items, 4)
+    layer = CollaborativeEmbedding(base, teacher, gamma=0.5).to(D)
+    items = torch.tensor([[0, 1, 4]])  # 1-based ids, 0 = padding
     got = layer(items)  # (1, 3, 2)
-    want = layer.student.weight[[0, 3]] + 0.5 * (
-        teacher[[0, 3]] @ layer.project.weight.T + layer.project.bias
-    )
-    torch.testing.assert_close(got[0, :2], want)
-    assert got[0, 2].abs().sum() == 0  # padding row stays zero
-    assert layer.table().shape == (6, 2) and "teacher_item_emb" in layer.state_dict()
+    want = base.table()[[1, 4]] + 0.5 * (teacher[[0, 3]] @ layer.project.weight.T + layer.project.bias)
+    torch.testing.assert_close(got[0, 1:], want)
+    assert got[0, 0].abs().sum() == 0  # the padding row stays zero
+    assert layer.table().shape == (7, 2) and "teacher_item_emb" in layer.state_dict()
     got.sum().backward()
-    assert layer.project.weight.grad.abs().sum() > 0 and layer.student.weight.grad.abs().sum() > 0
+    assert layer.project.weight.grad.abs().sum() > 0 and base.embedding.weight.grad.abs().sum() > 0
     assert not layer.teacher_item_emb.requires_grad
-    with pytest.raises(ValueError, match=r"\(6, 4\)"):
-        layer.set_teacher_embeddings(torch.zeros(5, 4))
+    folded = layer.folded().to(D)  # a plain table of the student's own size
+    assert isinstance(folded, ItemEmbedding)
+    assert sum(p.numel() for p in folded.parameters()) == sum(p.numel() for p in base.parameters())
+    torch.testing.assert_close(folded.table(), layer.table().detach())
+    with pytest.raises(ValueError, match=r"n_items=6"):
+        CollaborativeEmbedding(base, torch.zeros(5, 4, dtype=D))
+
+
+# ---------------------------------------------------------------- distillation experts
+
+
+def test_distillation_experts_temperature_anneals_geometrically():
+    experts = DistillationExperts(3, 4, tau_start=1.0, tau_end=0.01)
+    assert experts.temperature(0.0) == pytest.approx(1.0)
+    assert experts.temperature(0.5) == pytest.approx(0.1)
+    assert experts.temperature(1.0) == pytest.approx(0.01)
+    assert experts.temperature(2.0) == pytest.approx(0.01)  # progress is clipped to [0, 1]
+    with pytest.raises(ValueError, match="tau_end"):
+        DistillationExperts(3, 4, tau_start=0.1, tau_end=1.0)
+    with pytest.raises(ValueError, match="distance"):
+        DistillationExperts(3, 4, distance="l1")
+
+
+def test_distillation_experts_in_eval_use_the_expert_the_teacher_selects():
+    """Eval: the arg-max of S h^t picks one expert, and the loss is that expert's hint distance (by hand)."""
+    x = fixed_inputs()
+    experts = stored_experts()
+    chosen = (x["h_teacher"] @ experts.select.weight.T).argmax(dim=1)  # (2,)
+    assert chosen.tolist() == [0, 1]  # the fixed inputs send the two users to different experts
+    mapped = torch.stack(
+        [torch.relu(x["h_student"][b] @ experts.w1[m]) @ experts.w2[m] for b, m in enumerate(chosen.tolist())]
+    )
+    want = (1 - torch.nn.functional.cosine_similarity(mapped, x["h_teacher"], dim=1)).mean()
+    torch.testing.assert_close(experts(x["h_student"], x["h_teacher"]), want)
+
+
+def test_distillation_experts_in_training_mix_experts_and_sharpen_with_progress():
+    """Training: Gumbel-softmax weights over the experts; near one-hot once the temperature is small."""
+    experts = DistillationExperts(3, 4, n_experts=4, tau_start=1.0, tau_end=1e-4)
+    teacher = torch.randn(512, 4, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    early, late = experts.choice(teacher, 0.0), experts.choice(teacher, 1.0)  # (512, 4)
+    for weights in (early, late):
+        torch.testing.assert_close(weights.sum(dim=1), torch.ones(512))
+    assert early.max(dim=1).values.mean() < 0.9
+    assert late.max(dim=1).values.mean() > 0.99
+    # the selection learns: its gradient comes through the mixture
+    experts(torch.randn(512, 3), teacher, progress=0.5).backward()
+    assert experts.select.weight.grad.abs().sum() > 0 and experts.w1.grad.abs().sum() > 0

@@ -23,9 +23,11 @@ c_b / mean(c), trusting a confident teacher more; `losses.schedules`)):
 | rrd | DE-RRD 2020: Plackett-Luce on top-k above sampled uninteresting items | weight 0.1 (the loss sums k log-terms), k 10, 50 negatives |
 | dllm2rec | Cui et al. 2024: importance-weighted ranking (position, confidence = the teacher's top-k scores, student consistency) | weight 1, k 10, lam 1, 10 negatives |
 | hint | FitNets: student hidden -> teacher hidden (learned projection) | weight 1, distance cosine |
+| de | DE-RRD 2020's distillation experts: student hidden -> teacher hidden through one of M small MLPs, chosen by the teacher's hidden state (Gumbel-softmax, annealed) | weight 1, 5 experts, distance cosine |
 | param_hard | student item table -> PCA of the teacher's item table (whitened, rows ~unit norm like the student's init); `init=true` also starts the table there (`param_hard:init=true:weight=0` = initialisation only) | weight 0.1 |
 | param_soft | mean and covariance of the two tables | weight 1 |
 | param_init | shorthand for `param_hard:init=true:weight=0`: the student's item table starts at the compressed teacher table, no loss term | |
+| ced | DLLM2Rec 2024's collaborative embedding distillation: the student's item vectors become its own plus gamma x a learned projection of the teacher's item table (no loss term; folded into a plain table after training) | gamma 1, linear projection |
 
 Why these: with full-softmax CE present the teacher's top-K mostly matters through its head, so ranking terms
 read the top 10 (the RD and DLLM2Rec papers' K); sampled negatives stop the sigmoid terms from being met by
@@ -53,6 +55,7 @@ from torch import nn
 from distillrec.data.interactions import Interactions
 from distillrec.distill.kd_data import TeacherLabels
 from distillrec.distill.student_scores import catalogue_ranks, own_topk, scores_at
+from distillrec.losses.collaborative_embedding_kd import CollaborativeEmbedding
 from distillrec.losses.composite import KD_LOSSES, CompositeLoss, make_kd_loss
 from distillrec.losses.parameter import pca_compress
 from distillrec.losses.schedules import (
@@ -64,6 +67,7 @@ from distillrec.losses.schedules import (
     confidence_weights,
 )
 from distillrec.losses.softmax_ce import logsumexp_scores, softmax_ce
+from distillrec.models.sasrec import ItemEmbedding
 from distillrec.teachers.export import TeacherArtifacts
 
 __all__ = ["TermSpec", "KDObjective", "parse_kd", "DEFAULTS", "ALIASES", "sample_negatives"]
@@ -74,13 +78,19 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "rrd": {"weight": 0.1, "k": 10, "negatives": 50},
     "dllm2rec": {"weight": 1.0, "k": 10, "lam": 1.0, "negatives": 10},
     "hint": {"weight": 1.0, "distance": "cosine"},
+    "de": {"weight": 1.0},
     "param_hard": {"weight": 0.1},
     "param_soft": {"weight": 1.0},
+    "ced": {},
 }
 # shorthand method names: alias -> (method, default options the user's options override)
 ALIASES: dict[str, tuple[str, dict[str, Any]]] = {"param_init": ("param_hard", {"init": True, "weight": 0.0})}
 _TOPK_METHODS = ("soft", "rd", "rrd", "dllm2rec")
 _TABLE_METHODS = ("param_hard", "param_soft")  # terms on the item table, not on positions
+_HIDDEN_METHODS = ("hint", "de")  # terms on the teacher's hidden states
+_EMBEDDING_METHODS = ("ced",)  # no loss term: the student's item embedding changes (`CollaborativeEmbedding`)
+# the class whose constructor arguments are a method's own options
+_OPTION_SOURCE: dict[str, type[nn.Module]] = {**KD_LOSSES, "ced": CollaborativeEmbedding}
 _COMMON_KEYS = {"weight", "schedule", "weight_end"}
 _TOPK_KEYS = {"k", "negatives", "confidence"}
 _SOFT_KEYS = {"full", "t_min", "t_max"}
@@ -88,7 +98,7 @@ _PARAM_KEYS = {"init"}
 _SCHEDULES = ("constant", "linear", "cosine")
 _IGNORE = -100  # a row without a CE target (`softmax_ce` skips negative targets)
 # loss constructor arguments set here, not by users
-_BUILT_BY_US = frozenset({"reduction", "student_dim", "teacher_dim"})
+_BUILT_BY_US = frozenset({"reduction", "student_dim", "teacher_dim", "base", "teacher_table"})
 _NUMBER = (int, float)
 _OPTION_TYPES = {
     "weight": _NUMBER,
@@ -109,7 +119,7 @@ def _loss_keys(method: str) -> set[str]:
     variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
     return {
         name
-        for name, p in inspect.signature(KD_LOSSES[method].__init__).parameters.items()
+        for name, p in inspect.signature(_OPTION_SOURCE[method].__init__).parameters.items()
         if name not in {"self", *_BUILT_BY_US} and p.kind not in variadic
     }
 
@@ -118,7 +128,7 @@ def _check_type(method: str, key: str, value: Any) -> None:
     """A wrong type is an error naming the option (a loss parameter is checked against its default's type)."""
     expected = _OPTION_TYPES.get(key)
     if expected is None:
-        default = inspect.signature(KD_LOSSES[method].__init__).parameters[key].default
+        default = inspect.signature(_OPTION_SOURCE[method].__init__).parameters[key].default
         if default is None or default is inspect.Parameter.empty:
             return
         expected = _NUMBER if isinstance(default, float) else type(default)
@@ -130,6 +140,8 @@ def _check_type(method: str, key: str, value: Any) -> None:
 
 
 def _valid_keys(method: str) -> set[str]:
+    if method in _EMBEDDING_METHODS:  # no loss term: nothing to weight or schedule
+        return _loss_keys(method)
     keys = _COMMON_KEYS | _loss_keys(method)
     if method in _TOPK_METHODS:
         keys |= _TOPK_KEYS
@@ -137,7 +149,7 @@ def _valid_keys(method: str) -> set[str]:
         keys |= _SOFT_KEYS
     if method == "param_hard":
         keys |= _PARAM_KEYS
-    if method == "hint":
+    if method in _HIDDEN_METHODS:
         keys |= {"confidence"}
     return keys
 
@@ -210,7 +222,7 @@ class TermSpec:
     def to_json(self) -> dict:
         """The resolved options that apply to this method (e.g. no `k` for hint), loss defaults included."""
         own = sorted(_valid_keys(self.method) - _loss_keys(self.method))
-        signature = inspect.signature(KD_LOSSES[self.method].__init__).parameters
+        signature = inspect.signature(_OPTION_SOURCE[self.method].__init__).parameters
         loss = {key: signature[key].default for key in sorted(_loss_keys(self.method))} | self.loss_params
         return {"method": self.method} | {key: getattr(self, key) for key in own} | loss
 
@@ -289,7 +301,9 @@ class KDObjective:
         self.terms = list(terms)
         self.ce_weight = ce_weight
         # a KD-only slot needs a term that reads positions (see the module docstring)
-        self.last_position = last_position and any(t.method not in _TABLE_METHODS for t in self.terms)
+        self.last_position = last_position and any(
+            t.method not in (*_TABLE_METHODS, *_EMBEDDING_METHODS) for t in self.terms
+        )
 
     def describe(self) -> dict:
         return {
@@ -318,6 +332,19 @@ def _init_item_table(module: nn.Module, table: torch.Tensor) -> None:
         )
     with torch.no_grad():
         target.copy_(table.to(target.dtype))
+
+
+def _wrap_item_embedding(module: nn.Module, teacher_table, options: dict) -> None:
+    """`ced`: replace the student's `ItemEmbedding` by `CollaborativeEmbedding` over the teacher's item table; a
+    student whose item table is not an `ItemEmbedding` (MF's, the two-tower's text tower) is an error."""
+    base = getattr(module, "item_embedding", None)
+    if not isinstance(base, ItemEmbedding):
+        raise ValueError(
+            f"ced needs a student whose item_embedding is an ItemEmbedding (sasrec, gru4rec); "
+            f"{type(module).__name__}'s is {type(base).__name__}"
+        )
+    table = torch.tensor(np.asarray(teacher_table), dtype=torch.float32)  # (n_items, dim_t)
+    module.item_embedding = CollaborativeEmbedding(base, table, **options)
 
 
 class BoundKD(nn.Module):
@@ -349,20 +376,22 @@ class BoundKD(nn.Module):
         self.k_max = max(self.k.values(), default=0)
         losses = {}
         for spec in terms:
+            if spec.method in _EMBEDDING_METHODS:
+                continue
             per_example = spec.confidence != "none"
             params = dict(spec.loss_params)
             if per_example:
                 params["reduction"] = "none"
-            if spec.method == "hint":
+            if spec.method in _HIDDEN_METHODS:
                 if labels.artifacts.positions_hidden is None and not last_position:
                     raise ValueError(
-                        "hint needs the teacher's hidden states: export them per position (position_hidden=True) "
+                        f"{spec.method} needs the teacher's hidden states: export them per position (position_hidden=True) "
                         "or train with last_position=True (the user's last row has user_hidden)"
                     )
                 params.update(student_dim=module.dim, teacher_dim=labels.hidden_dim)
             losses[spec.method] = make_kd_loss(spec.method, **params)
         self.composite = CompositeLoss(
-            losses, {n: s.weight_schedule() for n, s in self.specs.items()}, ce_weight
+            losses, {n: self.specs[n].weight_schedule() for n in losses}, ce_weight
         )
         if any(m in self.specs for m in ("param_hard", "param_soft")):
             table = torch.tensor(
@@ -372,6 +401,8 @@ class BoundKD(nn.Module):
             self.register_buffer("teacher_item_table", compressed)
             if "param_hard" in self.specs and self.specs["param_hard"].init:
                 _init_item_table(module, compressed)
+        if "ced" in self.specs:  # after any initialisation of the student's own table (ced,param_init)
+            _wrap_item_embedding(module, labels.artifacts.item_embeddings, self.specs["ced"].loss_params)
         soft = self.specs.get("soft")
         # soft over the catalogue at a constant T = 1 normalises by CE's log-sum-exp: computed once, shared
         self.share_lse = (
@@ -407,10 +438,13 @@ class BoundKD(nn.Module):
         lse_kd = None if lse is None else (lse if every else lse[kd_in])  # (m,) or None
         items, scores = self.labels.topk(kd_rows, self.k_max) if self.k_max else (None, None)  # (m, k_max)
         kd_inputs, example_weights = {}, {}
-        for method, spec in self.specs.items():
+        for method in self.composite.terms:
+            spec = self.specs[method]
             inputs, confidence_scores = self._term_inputs(
                 method, spec, table, h_kd, kd_rows, items, scores, lse_kd
             )
+            if method == "de":  # its Gumbel temperature anneals over training
+                inputs["progress"] = progress
             kd_inputs[method] = inputs
             if spec.confidence != "none":
                 example_weights[method] = confidence_weights(
@@ -463,7 +497,7 @@ class BoundKD(nn.Module):
                     in_student_topk=(top_items.unsqueeze(2) == own.unsqueeze(1)).any(dim=2),
                 )
             return inputs, top_scores
-        if method == "hint":
+        if method in _HIDDEN_METHODS:
             available = self.labels.hidden_mask(rows)  # (m,)
             teacher = self.labels.hidden(rows[available])  # (m', dim_t)
             confidence_scores = None

@@ -2,26 +2,30 @@
 Empowering Sequential Recommenders to Match the Performance of Large Language Models").
 
 Not a loss but an item-embedding layer: the student's own (collaborative) item embedding plus a learned
-projection of the teacher's frozen semantic item embedding,
+projection of the teacher's frozen item embedding,
 
     e_i = e^s_i + gamma * f(z^t_i),   f = Linear(teacher_dim -> dim)       (hidden_dim=None, the authors' code)
                                       f = Linear -> ReLU -> Linear          (hidden_dim given)
 
-so the teacher's knowledge enters through the student's inputs; the student's usual losses train e^s and f.
+so the teacher's knowledge enters through the student's inputs and outputs (the table is tied); the student's
+usual losses train e^s and f. KD method `ced` (`distill.objective`) wraps a student's `ItemEmbedding` in this
+layer when the objective is bound, so it works for every student whose item table is an `ItemEmbedding`.
 
-How a student uses it: build `CollaborativeEmbedding(n_rows, dim, teacher_dim, ...)` in place of its
-`nn.Embedding`, call `.set_teacher_embeddings(z)` once with the cached teacher table (n_rows, teacher_dim)
-(a frozen buffer, saved in the state_dict), then `emb = self.item_emb(item_seq)` for (batch, seq_len) ->
-(batch, seq_len, dim). A student that scores with its item table uses `self.item_emb.table()` (n_rows, dim).
-The padding row (`padding_idx`) stays exactly zero. Output: (..., dim) for items of shape (...).
+Input: `base`, the student's item embedding (`table() -> (n_items + 1, dim)`, row 0 the padding item), and
+`teacher_table` (n_items, teacher_dim), stored as a frozen buffer (row 0 added for padding). Output: `forward(ids)`
+(..., dim) for 1-based ids of shape (...), `table()` (n_items + 1, dim) with the padding row exactly zero.
+
+Size: f and the teacher table are needed only to compute e_i. After training, `folded()` returns a plain
+`ItemEmbedding` holding e (the same size as the student's own table), which is what the student keeps and
+serves: distillation through the embedding costs nothing at inference.
 """
 
 from __future__ import annotations
 
-from typing import Self
-
 import torch
 from torch import nn
+
+from distillrec.models.sasrec import PAD, ItemEmbedding
 
 
 class CollaborativeEmbedding(nn.Module):
@@ -29,45 +33,45 @@ class CollaborativeEmbedding(nn.Module):
 
     def __init__(
         self,
-        n_rows: int,
-        dim: int,
-        teacher_dim: int,
-        hidden_dim: int | None = None,
+        base: nn.Module,
+        teacher_table: torch.Tensor,
         gamma: float = 1.0,
-        padding_idx: int | None = None,
+        hidden_dim: int | None = None,
     ) -> None:
         super().__init__()
-        self.n_rows, self.dim, self.teacher_dim = n_rows, dim, teacher_dim
-        self.gamma = gamma
-        self.padding_idx = padding_idx
-        self.student = nn.Embedding(n_rows, dim, padding_idx=padding_idx)
-        nn.init.normal_(self.student.weight, std=0.01)
-        if padding_idx is not None:
-            with torch.no_grad():
-                self.student.weight[padding_idx].zero_()
+        own = base.table()  # (n_items + 1, dim)
+        n_rows, dim = own.shape
+        if teacher_table.dim() != 2 or teacher_table.shape[0] != n_rows - 1:
+            raise ValueError(
+                f"teacher_table must be (n_items={n_rows - 1}, teacher_dim), got {tuple(teacher_table.shape)}"
+            )
+        if hidden_dim is not None and hidden_dim < 1:
+            raise ValueError(f"hidden_dim must be >= 1 or None, got {hidden_dim}")
+        teacher_dim = teacher_table.shape[1]
+        self.base = base
+        self.gamma = float(gamma)
         if hidden_dim is None:
             self.project = nn.Linear(teacher_dim, dim)
         else:
             self.project = nn.Sequential(
                 nn.Linear(teacher_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, dim)
             )
-        self.register_buffer("teacher_item_emb", torch.zeros(n_rows, teacher_dim))
-
-    def set_teacher_embeddings(self, teacher_item_emb: torch.Tensor) -> Self:
-        if tuple(teacher_item_emb.shape) != (self.n_rows, self.teacher_dim):
-            raise ValueError(
-                f"teacher_item_emb must be (n_rows, teacher_dim) = ({self.n_rows}, {self.teacher_dim}), "
-                f"got {tuple(teacher_item_emb.shape)}"
-            )
-        self.teacher_item_emb.copy_(teacher_item_emb.detach())
-        return self
-
-    def forward(self, items: torch.Tensor) -> torch.Tensor:
-        emb = self.student(items) + self.gamma * self.project(self.teacher_item_emb[items])  # (..., dim)
-        if self.padding_idx is not None:
-            emb = emb * (items != self.padding_idx).unsqueeze(-1).to(emb.dtype)
-        return emb
+        padded = torch.cat([torch.zeros(1, teacher_dim), teacher_table.detach().float()])  # (n_rows, d_t)
+        self.register_buffer("teacher_item_emb", padded)
 
     def table(self) -> torch.Tensor:
-        """(n_rows, dim) combined embedding of every row (for scoring against all items)."""
-        return self.forward(torch.arange(self.n_rows, device=self.teacher_item_emb.device))
+        """(n_items + 1, dim) e = e^s + gamma * f(z^t), padding row zero."""
+        table = self.base.table() + self.gamma * self.project(self.teacher_item_emb)  # (n_rows, dim)
+        return torch.cat([torch.zeros_like(table[:1]), table[1:]])
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.table()[ids]  # (..., dim)
+
+    def folded(self) -> ItemEmbedding:
+        """A plain `ItemEmbedding` holding this layer's current table (what the trained student keeps)."""
+        table = self.table().detach()  # (n_rows, dim)
+        plain = ItemEmbedding(table.shape[0] - 1, table.shape[1])
+        with torch.no_grad():
+            plain.embedding.weight.copy_(table)
+            plain.embedding.weight[PAD].zero_()
+        return plain

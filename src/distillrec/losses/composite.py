@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import nn
 
+from distillrec.losses.distillation_experts import DistillationExperts
 from distillrec.losses.hint import HintLoss
 from distillrec.losses.importance_ranking_kd import ImportanceRankingDistillation
 from distillrec.losses.parameter import ParameterHardLoss, ParameterSoftLoss
@@ -35,6 +36,7 @@ KD_LOSSES: dict[str, type[nn.Module]] = {
     "rrd": RelaxedRankingDistillation,
     "dllm2rec": ImportanceRankingDistillation,
     "hint": HintLoss,
+    "de": DistillationExperts,
     "param_hard": ParameterHardLoss,
     "param_soft": ParameterSoftLoss,
 }

@@ -256,6 +256,10 @@ class Student(Recommender):
             trainable, make_batches, loss_fn, validate, config, callbacks=callbacks, meta=meta
         )
         self.history_ = self.fit_result_.history
+        # a KD method may have widened the item embedding for training (`ced`): keep its plain, folded table
+        folded = getattr(getattr(self.module_, "item_embedding", None), "folded", None)
+        if folded is not None:
+            self.module_.item_embedding = folded()
         return self
 
     def _hidden(self, users: np.ndarray, history: Interactions) -> torch.Tensor:
