@@ -9,7 +9,9 @@
 the twin (a `SASRec` with the teacher's width, depth, window, dropout, budget, bf16 and batching, without the
 text), so a teacher whose results are committed gets its twin without being trained again. The split and seed
 come from the manifest too; the dataset must have the manifest's fingerprint. Writes `OUT/metrics.json` with one
-key, `"id_only"`, in the teacher row's shape (with head/tail/cold slices). Resumes from `OUT/checkpoints/id_only`.
+key, `"id_only"`, in the teacher row's shape (with head/tail/cold slices) plus `"precision"`, what it ran in (a
+`bf16` teacher's twin runs in float32 on a CPU without native bfloat16). Resumes from `OUT/checkpoints/id_only`;
+run again after it finished, it only evaluates.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from distillrec.data.dataset import load_dataset
 from distillrec.data.split import make_split
 from distillrec.manifest import dataset_fingerprint
 from distillrec.teachers.build import build_id_only_twin
+from distillrec.train.loop import cpu_bf16_supported
 
 
 def main() -> None:
@@ -34,11 +37,19 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, required=True, help="folder for the twin's metrics and checkpoints"
     )
+    parser.add_argument(
+        "--max-epochs",
+        type=int,
+        help="epoch budget instead of the manifest's: a lower one stops a resumed twin at once and tests its best "
+        "checkpoint so far (say so when reporting it)",
+    )
     args = parser.parse_args()
 
     manifest = json.loads((args.teacher / "manifest.json").read_text())
     config = manifest["config"]
     settings = TeacherConfig(**config["teacher"])
+    if args.max_epochs is not None:
+        settings = settings.model_copy(update={"max_epochs": args.max_epochs})
     dataset = load_dataset(args.dataset)
     fingerprint = dataset_fingerprint(dataset)
     if fingerprint != manifest["dataset"]["fingerprint"]:
@@ -50,6 +61,8 @@ def main() -> None:
     split = make_split(dataset.interactions, split_config.pop("protocol"), **split_config)
     args.out.mkdir(parents=True, exist_ok=True)
     row = build_id_only_twin(split, args.out, settings, seed=config["seed"])
+    # what the twin ran in: bf16 falls back to float32 on a CPU without native bfloat16
+    row["precision"] = "bf16" if settings.bf16 and cpu_bf16_supported() else "float32"
     (args.out / "metrics.json").write_text(json.dumps({"id_only": row}, indent=2, default=str))
 
 

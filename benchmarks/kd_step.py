@@ -120,7 +120,6 @@ def main() -> None:
         student_scores.GATHER_COST = args.gather_cost
     train = make_split(load_dataset(args.dataset).interactions, "leave_one_out").train
     student = make_student("sasrec", dim=args.dim, max_len=args.max_len)
-    module = student._build_module(train)
     windows = make_windows(train, args.max_len, last_position=True)
     order = np.random.default_rng(0).permutation(len(windows.users))
     batches = []
@@ -130,10 +129,12 @@ def main() -> None:
             name: torch.from_numpy(getattr(windows, name))[index] for name in ("inputs", "targets", "rows")
         }
         batches.append(batch | {"users": torch.from_numpy(windows.users)[index], "progress": 0.0})
-    bound = {
-        spec: KDObjective(args.teacher, parse_kd(spec)[0]).bind(train, module)
-        for spec in args.methods.split(";")
-    }
+    # a module per spec, from the same start: binding may change a module (ced wraps its item embedding)
+    modules, bound = {}, {}
+    for spec in args.methods.split(";"):
+        torch.manual_seed(0)
+        modules[spec] = student._build_module(train)
+        bound[spec] = KDObjective(args.teacher, parse_kd(spec)[0]).bind(train, modules[spec])
     times = {  # the own-lse form only where the soft term shares CE's log-sum-exp (T = 1)
         (spec, form): []
         for spec in bound
@@ -142,7 +143,7 @@ def main() -> None:
     }
     for _ in range(args.rounds):
         for spec, form in times:
-            times[spec, form].append(time_form(FORMS[form], bound[spec], module, batches, args.steps))
+            times[spec, form].append(time_form(FORMS[form], bound[spec], modules[spec], batches, args.steps))
     rows = []
     for spec in bound:
         full, columns = np.mean(times[spec, "full scores"]), np.mean(times[spec, "columns"])

@@ -455,13 +455,43 @@ def test_item_table_terms_alone_keep_the_plain_windows_so_the_last_position_trai
     assert not torch.allclose(trained[0], initial[0])  # position 0 = the most recent item: trained
 
 
-def test_ced_trains_through_the_teacher_table_and_leaves_a_plain_student_of_the_same_size(tmp_path):
+def test_de_anneals_its_temperature_with_the_training_progress(tmp_path, monkeypatch):
+    """The objective hands `de` the batch's training progress, which sets its Gumbel temperature."""
+    from distillrec.losses.distillation_experts import DistillationExperts
+
+    used = []
+    original = DistillationExperts.temperature
+    monkeypatch.setattr(
+        DistillationExperts, "temperature", lambda self, p: used.append(p) or original(self, p)
+    )
+    objective = KDObjective(tiny_teacher(tmp_path), [TermSpec.make("de")], last_position=True)
+    module = OneHotModule(7)
+    bound = objective.bind(TINY, module)
+    windows = make_windows(TINY, max_len=5, last_position=True)
+    batch = {
+        name: torch.from_numpy(getattr(windows, name)) for name in ("inputs", "targets", "rows", "users")
+    }
+    for progress in (0.0, 0.5, 1.0):
+        assert torch.isfinite(bound(module, {**batch, "progress": progress}))
+    assert used == [0.0, 0.5, 1.0]
+
+
+def test_ced_trains_through_the_teacher_table_and_leaves_a_plain_student_of_the_same_size(
+    tmp_path, monkeypatch
+):
     """`ced` wraps the student's item embedding for training (its projection of the teacher's item table learns)
-    and folds it back afterwards: the trained student has the plain student's parameters and scores with the
-    folded table; a student without an `ItemEmbedding` (MF) is refused by name."""
+    and folds it back afterwards, best epoch restored: the trained student has the plain student's parameters and
+    scores with the folded table, whose validation score is the best one training saw; a student without an
+    `ItemEmbedding` (MF) is refused by name."""
+    from distillrec.losses.collaborative_embedding_kd import CollaborativeEmbedding
+
     folder = write_artifacts(
         tmp_path / "teacher", TINY, np.zeros((len(TINY), 2)), np.zeros((len(TINY), 2)), dim=6
     )
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['weight'\] for KD method 'ced'"):
+        parse_kd("ced:weight=2")
+    with pytest.raises(ValueError, match="hidden_dim=1.5 must be int"):
+        parse_kd("ced:hidden_dim=1.5")
     terms, ce_weight = parse_kd("ced:gamma=0.5")
     objective = KDObjective(folder, terms, ce_weight, last_position=True)
     assert objective.last_position is False  # no term reads positions
@@ -471,18 +501,37 @@ def test_ced_trains_through_the_teacher_table_and_leaves_a_plain_student_of_the_
     wrapped = module.item_embedding
     assert type(wrapped).__name__ == "CollaborativeEmbedding" and wrapped.gamma == 0.5
     assert len(bound.composite.terms) == 0  # CE only: the knowledge is in the embedding
+    assert "item_embedding.teacher_item_emb" not in module.state_dict()  # rebuilt at bind, not checkpointed
+
+    layers = []  # every wrapper fit() builds, with its projection as built
+    original_init = CollaborativeEmbedding.__init__
+
+    def recording_init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        layers.append((self, self.project.weight.detach().clone()))
+
+    monkeypatch.setattr(CollaborativeEmbedding, "__init__", recording_init)
+    tables = []  # the wrapper's table when it is folded
+    original_folded = CollaborativeEmbedding.folded
+    monkeypatch.setattr(
+        CollaborativeEmbedding,
+        "folded",
+        lambda self: tables.append(self.table().detach()) or original_folded(self),
+    )
+    valid = Interactions.from_arrays([0, 1, 2], [6, 4, 2], [10, 11, 12], 3, 7)
+    settings = {"dim": 4, "max_len": 4, "max_epochs": 6, "lr": 0.05, "progress": False}
     torch.manual_seed(0)
-    plain = make_student("sasrec", dim=4, max_len=4, max_epochs=3, lr=0.05, progress=False).fit(TINY)
+    plain = make_student("sasrec", **settings).fit(TINY)
     torch.manual_seed(0)
-    student = make_student("sasrec", dim=4, max_len=4, max_epochs=3, lr=0.05, progress=False)
-    student.fit(TINY, objective=objective)
+    student = make_student("sasrec", **settings).fit(TINY, valid, objective=objective)
     assert type(student.module_.item_embedding).__name__ == "ItemEmbedding"
     assert student.n_params() == plain.n_params()
-    assert not np.allclose(student.item_embeddings(), plain.item_embeddings())
-    hidden = student.encode(np.array([0, 1]), TINY)
-    np.testing.assert_allclose(
-        student.score(np.array([0, 1]), TINY), hidden @ student.item_embeddings().T, rtol=1e-5, atol=1e-6
-    )
+    layer, projection_at_start = layers[-1]
+    assert not torch.allclose(layer.project.weight, projection_at_start)  # the projection trained
+    np.testing.assert_allclose(student.item_embeddings(), tables[-1][1:].numpy())  # the served table is e
+    best = evaluate(student, TINY, valid, ks=(10,), batch_size=512).summary["NDCG@10"]
+    assert best == pytest.approx(student.fit_result_.best_score)
+
     # with param_init the student's own table starts at the compressed teacher table, and ced adds to it
     module = make_student("sasrec", dim=4, progress=False)._build_module(TINY)
     both = KDObjective(folder, *parse_kd("ced,param_init")).bind(TINY, module)
@@ -490,8 +539,6 @@ def test_ced_trains_through_the_teacher_table_and_leaves_a_plain_student_of_the_
     mf = make_student("mf", dim=4, progress=False)._build_module(TINY)
     with pytest.raises(ValueError, match="ced needs a student whose item_embedding is an ItemEmbedding"):
         objective.bind(TINY, mf)
-    with pytest.raises(ValueError, match=r"unknown option\(s\) \['weight'\] for KD method 'ced'"):
-        parse_kd("ced:weight=2")
 
 
 def test_every_method_describes_itself_as_json_and_rejects_inherited_arguments():

@@ -111,6 +111,7 @@ _OPTION_TYPES = {
     "init": bool,
     "schedule": str,
     "confidence": str,
+    "hidden_dim": int,
 }
 
 
@@ -132,7 +133,7 @@ def _check_type(method: str, key: str, value: Any) -> None:
         if default is None or default is inspect.Parameter.empty:
             return
         expected = _NUMBER if isinstance(default, float) else type(default)
-    if value is None and key in ("weight_end", "t_min", "t_max", "k"):
+    if value is None and key in ("weight_end", "t_min", "t_max", "k", "hidden_dim"):
         return
     if isinstance(value, bool) and expected is not bool or not isinstance(value, expected):
         names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
@@ -339,9 +340,10 @@ def _wrap_item_embedding(module: nn.Module, teacher_table, options: dict) -> Non
     student whose item table is not an `ItemEmbedding` (MF's, the two-tower's text tower) is an error."""
     base = getattr(module, "item_embedding", None)
     if not isinstance(base, ItemEmbedding):
+        has = "has none" if base is None else f"is {type(base).__name__}"
         raise ValueError(
             f"ced needs a student whose item_embedding is an ItemEmbedding (sasrec, gru4rec); "
-            f"{type(module).__name__}'s is {type(base).__name__}"
+            f"{type(module).__name__}'s {has}"
         )
     table = torch.tensor(np.asarray(teacher_table), dtype=torch.float32)  # (n_items, dim_t)
     module.item_embedding = CollaborativeEmbedding(base, table, **options)

@@ -11,13 +11,14 @@ so the teacher's knowledge enters through the student's inputs and outputs (the 
 usual losses train e^s and f. KD method `ced` (`distill.objective`) wraps a student's `ItemEmbedding` in this
 layer when the objective is bound, so it works for every student whose item table is an `ItemEmbedding`.
 
-Input: `base`, the student's item embedding (`table() -> (n_items + 1, dim)`, row 0 the padding item), and
-`teacher_table` (n_items, teacher_dim), stored as a frozen buffer (row 0 added for padding). Output: `forward(ids)`
+Input: `base`, the student's `ItemEmbedding` (`table() -> (n_items + 1, dim)`, row 0 the padding item), and
+`teacher_table` (n_items, teacher_dim), kept as a frozen buffer (row 0 added for padding) that checkpoints do
+not store: binding the objective again rebuilds it. Output: `forward(ids)`
 (..., dim) for 1-based ids of shape (...), `table()` (n_items + 1, dim) with the padding row exactly zero.
 
-Size: f and the teacher table are needed only to compute e_i. After training, `folded()` returns a plain
-`ItemEmbedding` holding e (the same size as the student's own table), which is what the student keeps and
-serves: distillation through the embedding costs nothing at inference.
+Size: f and the teacher table are needed only to compute e_i. After training, `folded()` writes e into the
+student's own table and returns it, a plain `ItemEmbedding` of the student's own size, which is what the student
+keeps and serves: distillation through the embedding costs nothing at inference.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class CollaborativeEmbedding(nn.Module):
 
     def __init__(
         self,
-        base: nn.Module,
+        base: ItemEmbedding,
         teacher_table: torch.Tensor,
         gamma: float = 1.0,
         hidden_dim: int | None = None,
@@ -57,7 +58,7 @@ class CollaborativeEmbedding(nn.Module):
                 nn.Linear(teacher_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, dim)
             )
         padded = torch.cat([torch.zeros(1, teacher_dim), teacher_table.detach().float()])  # (n_rows, d_t)
-        self.register_buffer("teacher_item_emb", padded)
+        self.register_buffer("teacher_item_emb", padded, persistent=False)
 
     def table(self) -> torch.Tensor:
         """(n_items + 1, dim) e = e^s + gamma * f(z^t), padding row zero."""
@@ -68,10 +69,9 @@ class CollaborativeEmbedding(nn.Module):
         return self.table()[ids]  # (..., dim)
 
     def folded(self) -> ItemEmbedding:
-        """A plain `ItemEmbedding` holding this layer's current table (what the trained student keeps)."""
-        table = self.table().detach()  # (n_rows, dim)
-        plain = ItemEmbedding(table.shape[0] - 1, table.shape[1])
+        """`base` holding this layer's current table e (what the trained student keeps)."""
         with torch.no_grad():
-            plain.embedding.weight.copy_(table)
-            plain.embedding.weight[PAD].zero_()
-        return plain
+            table = self.table()  # (n_rows, dim)
+            self.base.embedding.weight.copy_(table)
+            self.base.embedding.weight[PAD].zero_()
+        return self.base

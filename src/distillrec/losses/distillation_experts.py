@@ -6,7 +6,7 @@ DE gives the student M experts, each a small MLP from the student's width to the
 *teacher's* representation choose which expert reconstructs it, so that each expert serves one region of the
 teacher's space (users of similar taste):
 
-    E_m(h) = W2_m ReLU(W1_m h)                     m = 1..M, hidden width (dim_s + dim_t) / 2 (the paper's)
+    E_m(h) = W2_m ReLU(W1_m h + b1_m) + b2_m       m = 1..M, hidden width (dim_s + dim_t) / 2 (the paper's)
     e      = softmax(S h^t)                        selection network S: dim_t -> M, read from the teacher
     a      = softmax((log e + g) / tau)            Gumbel-softmax, g ~ Gumbel(0, 1); a one-hot as tau -> 0
     L      = mean_b d( sum_m a_bm E_m(h^s_b), h^t_b )
@@ -58,10 +58,14 @@ class DistillationExperts(nn.Module):
         hidden = (student_dim + teacher_dim) // 2
         # the M experts as batched weights: one einsum each way instead of M small matmuls
         self.w1 = nn.Parameter(torch.empty(n_experts, student_dim, hidden))  # (M, dim_s, h)
+        self.b1 = nn.Parameter(torch.empty(n_experts, hidden))  # (M, h)
         self.w2 = nn.Parameter(torch.empty(n_experts, hidden, teacher_dim))  # (M, h, dim_t)
-        for m in range(n_experts):
-            nn.init.kaiming_uniform_(self.w1.data[m].T, a=5**0.5)  # as nn.Linear's default, per expert
-            nn.init.kaiming_uniform_(self.w2.data[m].T, a=5**0.5)
+        self.b2 = nn.Parameter(torch.empty(n_experts, teacher_dim))  # (M, dim_t)
+        for m in range(n_experts):  # as nn.Linear's defaults, per expert
+            for weight, bias in ((self.w1, self.b1), (self.w2, self.b2)):
+                nn.init.kaiming_uniform_(weight.data[m].T, a=5**0.5)
+                bound = weight.shape[1] ** -0.5  # 1 / sqrt(fan_in)
+                nn.init.uniform_(bias.data[m], -bound, bound)
         self.select = nn.Linear(teacher_dim, n_experts)  # S
 
     def temperature(self, progress: float) -> float:
@@ -84,8 +88,8 @@ class DistillationExperts(nn.Module):
             )
         teacher = teacher_hidden.detach()
         weights = self.choice(teacher, progress)  # (batch, M)
-        inner = F.relu(torch.einsum("bs,msh->bmh", student_hidden, self.w1))  # (batch, M, h)
-        outputs = torch.einsum("bmh,mht->bmt", inner, self.w2)  # (batch, M, dim_t)
+        inner = F.relu(torch.einsum("bs,msh->bmh", student_hidden, self.w1) + self.b1)  # (batch, M, h)
+        outputs = torch.einsum("bmh,mht->bmt", inner, self.w2) + self.b2  # (batch, M, dim_t)
         mapped = (weights.unsqueeze(2) * outputs).sum(dim=1)  # (batch, dim_t)
         if mapped.shape != teacher.shape:
             raise ValueError(

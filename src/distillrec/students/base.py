@@ -97,7 +97,8 @@ def make_windows(train: Interactions, max_len: int, last_position: bool = False)
 
 class Objective(Protocol):
     """What `Student.fit` trains with. `bind` returns a fresh module (its parameters, e.g. a hint
-    projection, are trained with the student's); calling it gives the scalar loss of one batch."""
+    projection, are trained with the student's); calling it gives the scalar loss of one batch. `bind` may also
+    change the student's module it is given (`ced` wraps its item embedding; `Student.fit` folds it back)."""
 
     last_position: bool
 
@@ -252,14 +253,16 @@ class Student(Recommender):
             "objective": objective.describe(),
             "data": {"n_users": train.n_users, "n_items": train.n_items, "n_train": len(train)},
         }
-        self.fit_result_: FitResult = fit_loop(
-            trainable, make_batches, loss_fn, validate, config, callbacks=callbacks, meta=meta
-        )
+        try:
+            self.fit_result_: FitResult = fit_loop(
+                trainable, make_batches, loss_fn, validate, config, callbacks=callbacks, meta=meta
+            )
+        finally:  # also when stopped (a pruned trial): the student never keeps a training-only layer
+            # a KD method may have widened the item embedding for training (`ced`): keep its plain, folded table
+            folded = getattr(getattr(self.module_, "item_embedding", None), "folded", None)
+            if folded is not None:
+                self.module_.item_embedding = folded()
         self.history_ = self.fit_result_.history
-        # a KD method may have widened the item embedding for training (`ced`): keep its plain, folded table
-        folded = getattr(getattr(self.module_, "item_embedding", None), "folded", None)
-        if folded is not None:
-            self.module_.item_embedding = folded()
         return self
 
     def _hidden(self, users: np.ndarray, history: Interactions) -> torch.Tensor:
