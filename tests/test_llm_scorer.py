@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 
+from distillrec import precision
 from distillrec.teachers import gemma
 from distillrec.teachers.gemma import PackagedGGUF, converted_folder, resolve_causal_lm
 from distillrec.teachers.llm_scorer import LLMScorer
@@ -189,6 +190,7 @@ def test_embed_is_the_normalised_mean_over_the_texts_own_tokens(tiny):
     assert emb[0] @ emb[1] < 0.999  # different texts, different vectors
 
 
+@pytest.mark.skipif(not precision.cpu_bf16_supported(), reason="this CPU has no native bfloat16")
 def test_bf16_runs_in_bfloat16_and_ranks_like_float32(tiny_folder, tiny):
     bf16 = LLMScorer(model=tiny_folder, batch_size=3, bf16=True, progress=False).load()
     assert bf16.bf16_active_ and next(bf16.model_.parameters()).dtype == torch.bfloat16
@@ -199,6 +201,15 @@ def test_bf16_runs_in_bfloat16_and_ranks_like_float32(tiny_folder, tiny):
 
 
 # ---------------------------------------------------------------------------------------------- resolution
+
+
+def test_bf16_falls_back_to_float32_on_a_cpu_without_native_bfloat16(monkeypatch, tiny_folder, tiny):
+    monkeypatch.setattr(precision, "cpu_bf16_supported", lambda: False)
+    scorer = LLMScorer(model=tiny_folder, batch_size=3, bf16=True, progress=False)
+    with pytest.warns(RuntimeWarning, match="no native bfloat16.*running in float32"):
+        scorer.load()
+    assert not scorer.bf16_active_ and next(scorer.model_.parameters()).dtype == torch.float32
+    np.testing.assert_allclose(scorer.score(HISTORY, CANDIDATES), tiny.score(HISTORY, CANDIDATES), atol=1e-4)
 
 
 def test_a_folder_without_config_is_refused(tmp_path):

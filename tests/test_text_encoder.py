@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from distillrec import precision
 from distillrec.teachers import text_encoder
 from distillrec.teachers.text_encoder import ModelNotFoundError, TextEncoder, resolve_model
 
@@ -113,6 +114,7 @@ def test_identity_names_model_settings_and_files_without_loading(encoder, tmp_pa
     assert TextEncoder(str(tmp_path)).identity != copy_identity
 
 
+@pytest.mark.skipif(not precision.cpu_bf16_supported(), reason="this CPU has no native bfloat16")
 def test_bf16_is_close_to_fp32_and_named_in_identity(fp32):
     bf16 = TextEncoder(bf16=True, batch_size=3, progress=False)
     out = bf16.encode(TEXTS)
@@ -128,6 +130,22 @@ def test_bf16_falls_back_to_fp32_with_a_warning(monkeypatch, fp32):
         assert not enc.bf16_active
     assert "|fp32|" in enc.identity
     np.testing.assert_allclose(enc.encode(TEXTS), fp32, atol=1e-5)
+
+
+def test_bf16_is_not_emulated_on_a_cpu_without_native_bfloat16(monkeypatch, fp32):
+    monkeypatch.setattr(precision, "cpu_bf16_supported", lambda: False)
+    enc = TextEncoder(bf16=True, batch_size=3, progress=False)
+    with pytest.warns(RuntimeWarning, match="no native bfloat16.*encoding in float32"):
+        assert not enc.bf16_active
+    assert "|fp32|" in enc.identity
+    np.testing.assert_allclose(enc.encode(TEXTS), fp32, atol=1e-5)
+
+
+def test_bf16_reason_is_none_only_where_autocast_works_natively(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_bf16_supported", lambda: True)
+    assert precision.bf16_unsupported_reason("cpu") is None  # the probe matmul runs under autocast
+    monkeypatch.setattr(precision, "cpu_bf16_supported", lambda: False)
+    assert "no native bfloat16" in precision.bf16_unsupported_reason("cpu")
 
 
 def test_num_threads_applies_and_is_restored(monkeypatch):

@@ -37,8 +37,8 @@ tokens of its own (the empty string) is pooled over its special tokens.
 
 Precision: `bf16=True` casts the weights to bfloat16 once at load and runs under bfloat16 autocast;
 log-softmax is taken in float32. (Autocast over float32 weights re-casts every weight in every forward pass:
-measured 1.5x faster than float32 against 2.8x for bfloat16 weights.) Where bfloat16 does not work, it warns
-and uses float32. In bfloat16, scores move by up to ~0.5 nats (sum) from float32 and batch composition changes
+measured 1.5x faster than float32 against 2.8x for bfloat16 weights.) Where bfloat16 does not work, or is only
+emulated (a CPU without native bfloat16, `distillrec.precision`), it warns and uses float32. In bfloat16, scores move by up to ~0.5 nats (sum) from float32 and batch composition changes
 them at that level too; rankings agree (Spearman ~0.999). Use `bf16=False` for scores that must be
 reproducible to 1e-3.
 """
@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from distillrec.precision import bf16_unsupported_reason
 from distillrec.teachers.gemma import DEFAULT_LM, load_causal_lm, resolve_causal_lm
 from distillrec.threads import torch_threads
 
@@ -63,24 +64,6 @@ __all__ = ["DEFAULT_PROMPT", "REDUCTIONS", "LLMScorer"]
 DEFAULT_PROMPT = "A user watched, in order: {history}\nThe next movie they watch is:"
 REDUCTIONS = ("mean", "sum")
 HISTORY_FIELD = "{history}"
-
-
-def _bf16_unsupported_reason(device: str) -> str | None:
-    """None when a bfloat16 matmul under autocast works on `device`, else why not."""
-    import torch
-
-    device_type = torch.device(device).type
-    if not torch.amp.is_autocast_available(device_type):
-        return f"torch has no autocast for device type {device_type!r}"
-    try:
-        x = torch.ones(2, 4, dtype=torch.bfloat16, device=device)
-        with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16):
-            out = torch.nn.functional.linear(x, x)
-    except (RuntimeError, TypeError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    if out.dtype != torch.bfloat16:
-        return f"a bfloat16 matmul produced {out.dtype}"
-    return None
 
 
 class LLMScorer:
@@ -139,7 +122,7 @@ class LLMScorer:
             return self
         import torch
 
-        reason = _bf16_unsupported_reason(self.device) if self.bf16 else None
+        reason = bf16_unsupported_reason(self.device) if self.bf16 else None
         if reason is not None:
             warnings.warn(
                 f"bf16=True but bfloat16 does not work on {self.device!r} ({reason}); running in float32",

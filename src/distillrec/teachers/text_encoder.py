@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from distillrec.precision import bf16_unsupported_reason
 from distillrec.threads import torch_threads
 
 __all__ = ["PACKAGED_MODELS", "ModelNotFoundError", "TextEncoder", "resolve_model"]
@@ -118,32 +119,14 @@ def _folder_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def _bf16_unsupported_reason(device: str) -> str | None:
-    """None when bf16 autocast works on this device, else why not (checked on a tiny layer)."""
-    import torch
-
-    device_type = torch.device(device).type
-    if not torch.amp.is_autocast_available(device_type):
-        return f"torch has no autocast for device type {device_type!r}"
-    try:
-        layer = torch.nn.Linear(4, 4).to(device)
-        with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16):
-            out = layer(torch.ones(2, 4, device=device))
-    except (RuntimeError, TypeError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    if out.dtype != torch.bfloat16:
-        return f"autocast produced {out.dtype}, not torch.bfloat16"
-    return None
-
-
 class TextEncoder:
     """Embed texts with a pretrained sentence encoder (see the module docstring).
 
     model: a local folder, a packaged name (`PACKAGED_MODELS`) or a Hugging Face model id.
     batch_size: texts per forward pass. num_threads: `torch.set_num_threads` while encoding (None: torch's
     default); the previous value is restored afterwards. bf16: run the forward pass under bfloat16 autocast
-    (falls back to float32 with a `RuntimeWarning` where autocast cannot do bf16; on CPUs without native bf16
-    (AVX512-BF16/AMX) it is emulated and may be slower than float32). normalize: L2-normalise every output row.
+    (falls back to float32 with a `RuntimeWarning` where autocast cannot do bf16, and on CPUs without native bf16,
+    where emulated bf16 is slower: `distillrec.precision`). normalize: L2-normalise every output row.
     device: torch device string. progress: show a tqdm bar. allow_download: fetch a model id missing from the
     local cache (and leave the offline environment variables alone). max_length: truncate texts to this many
     tokens (None: the model's own limit).
@@ -193,7 +176,7 @@ class TextEncoder:
     def bf16_active(self) -> bool:
         """Whether encoding runs under bf16 autocast: asked for and supported (warns once when not)."""
         if getattr(self, "bf16_active_", None) is None:
-            reason = _bf16_unsupported_reason(self.device) if self.bf16 else None
+            reason = bf16_unsupported_reason(self.device) if self.bf16 else None
             if reason is not None:
                 warnings.warn(
                     f"bf16=True but bfloat16 autocast is unsupported on {self.device!r} ({reason}); "

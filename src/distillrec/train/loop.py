@@ -40,6 +40,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from distillrec.precision import NO_NATIVE_BF16, cpu_bf16_supported
+
 __all__ = [
     "TrainConfig",
     "FitResult",
@@ -126,21 +128,6 @@ class EpochEnd:
 
 class NonFiniteLossError(FloatingPointError):
     """The loss or the gradient norm became NaN or infinite; the checkpoint of the last good epoch is kept."""
-
-
-def cpu_bf16_supported() -> bool:
-    """True when the CPU computes bfloat16 natively (x86 AVX512-BF16 or AMX-BF16; ARM BF16).
-
-    Without these instructions, oneDNN emulates bfloat16 and autocast is slower than float32.
-    """
-    get_capabilities = getattr(torch.cpu, "get_capabilities", None)  # public since torch 2.7 or so
-    if get_capabilities is not None:
-        caps = get_capabilities()
-        return bool(
-            caps.get("avx512_bf16") or caps.get("amx_bf16") or caps.get("bf16") or caps.get("sve_bf16")
-        )
-    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # older torch: private helpers
-    return bool(probe is not None and probe())
 
 
 def bf16_autocast(enabled: bool = True) -> AbstractContextManager:
@@ -287,7 +274,7 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 def _resolve_bf16(requested: bool) -> bool:
     if requested and not cpu_bf16_supported():
         warnings.warn(
-            "bf16=True, but this CPU has no native bfloat16 (AVX512-BF16 / AMX / ARM BF16); running in float32",
+            f"bf16=True, but {NO_NATIVE_BF16}; running in float32",
             RuntimeWarning,
             stacklevel=3,
         )
