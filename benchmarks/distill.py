@@ -33,10 +33,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("DISTILLREC_DATA_DIR", str(ROOT.parent / "shared" / "datasets"))
 
+import numpy as np  # noqa: E402
+
 from distillrec.data.dataset import load_dataset  # noqa: E402
 from distillrec.data.split import make_split  # noqa: E402
 from distillrec.distill.objective import KDObjective, parse_kd  # noqa: E402
 from distillrec.distill.run import Comparison, StudentRun, _teacher_params, train_student  # noqa: E402
+from distillrec.students.registry import STUDENTS  # noqa: E402
 
 NO_LAST = "@nolast"  # suffix of a spec: no KD-only position at each user's last training row
 
@@ -87,6 +90,14 @@ def main() -> None:
         parser.error("--teacher, --kd and --tag are required unless --plain-only")
 
     params = json.loads(args.params)
+    text, text_key = None, None  # a student with a text tower reads the teacher folder's text embeddings
+    if STUDENTS[args.student].needs_text:
+        if args.teacher is None:
+            parser.error(
+                f"student {args.student!r} reads the text_embeddings.npy of a teacher folder: give --teacher"
+            )
+        text_path = args.teacher / "text_embeddings.npy"
+        text, text_key = np.load(text_path), hashlib.sha256(text_path.read_bytes()).hexdigest()[:12]
     seeds = [int(s) for s in args.seeds.split(",")]
     specs = [s.strip() for s in (args.kd or "").split(";") if s.strip()]
     dataset = load_dataset(args.dataset)
@@ -104,7 +115,10 @@ def main() -> None:
         results = json.loads(out.read_text()) if out.exists() else {}
 
     def run(variant: str, spec: str | None, seed: int) -> StudentRun:
-        key = json.dumps([args.student, params, spec, seed, teacher_key if spec else None], sort_keys=True)
+        parts = [args.student, params, spec, seed, teacher_key if spec else None] + (
+            [text_key] if text_key else []
+        )
+        key = json.dumps(parts, sort_keys=True)
         path = cache / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.pkl"
         # another process training this run: wait for its result instead of training it twice
         while not path.exists() and not _claim(path.with_suffix(".lock")):
@@ -117,7 +131,7 @@ def main() -> None:
             result = train_student(
                 split,
                 args.student,
-                {**params, "progress": False},
+                {**params, "progress": False} | ({} if text is None else {"text_embeddings": text}),
                 seed,
                 objective,
                 variant,

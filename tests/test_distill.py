@@ -781,6 +781,17 @@ def test_distill_command_end_to_end(tmp_path, ml100k_slice):
             np.mean([s["test"]["NDCG@10"] for s in row["per_seed"]])
         )
         assert row["params_fraction_of_teacher"] == pytest.approx(row["params"] / teacher_params)
+        for run in row["per_seed"]:  # leave-one-out: each test user's one target is in exactly one slice
+            slices = run["slices"]
+            assert set(slices) <= {"head", "tail", "cold"} and "head" in slices
+            n_users = sum(s["users"] for s in slices.values())
+            assert n_users == metrics["comparison"]["pooled"]["n"]
+            weighted = sum(s["users"] * s["NDCG@10"] for s in slices.values()) / n_users
+            assert weighted == pytest.approx(run["test"]["NDCG@10"])
+        for name, mean in row["test_slices"].items():
+            assert mean["NDCG@10"] == pytest.approx(
+                np.mean([s["slices"][name]["NDCG@10"] for s in row["per_seed"]])
+            )
     assert [t["method"] for t in metrics["student_kd"]["objective"]["terms"]] == ["soft", "rd"]
     pooled = metrics["comparison"]["pooled"]
     per_user = np.load(out / "per_user.npz")

@@ -3,7 +3,8 @@
 Input: a `Split`, a teacher folder (exported artifacts, `text_embeddings.npy`, `metrics.json`), a student name
 and hyperparameters, the KD methods (`"soft,rd"` or `TermSpec`s) and the seeds. Output: `Comparison`, with for
 each variant ("student_kd", "student_plain") and seed the validation and test summaries, the per-user test
-metrics, the parameter count and the training time, and `to_json()` for `metrics.json`.
+metrics, the test metrics on head, long-tail and cold targets (`evaluate.slices`, as the teacher's), the parameter
+count and the training time, and `to_json()` for `metrics.json`.
 
 Protocol (as the baselines): each run trains on `split.train` with early stopping on validation NDCG@10
 (history = train), then is tested once on `split.test` with history = train + valid, full ranking. Both
@@ -34,6 +35,7 @@ from distillrec.data.split import Split
 from distillrec.distill.objective import KDObjective, TermSpec, parse_kd
 from distillrec.evaluate.ranking import Evaluation, evaluate
 from distillrec.evaluate.significance import bootstrap_ci, bootstrap_diff_ci, paired_test, seed_summary
+from distillrec.evaluate.slices import slice_summaries
 from distillrec.students.registry import STUDENTS, make_student
 from distillrec.train.loop import EpochEnd, fit_seconds
 
@@ -56,6 +58,9 @@ class StudentRun:
     epochs: int
     # one record per epoch (loss, valid NDCG@10, seconds), as `fit_loop` writes
     history: list[dict] | None = None
+    # test metrics on head / tail / cold targets, {slice: {"users": n, metric: mean}} (runs cached before slices
+    # existed have None)
+    slices: dict[str, dict[str, float]] | None = None
 
     def to_json(self) -> dict:
         row = {
@@ -69,11 +74,20 @@ class StudentRun:
         }
         if self.history:
             row["history"] = self.history
+        if self.slices:
+            row["slices"] = self.slices
         return row
 
 
 def _mean_summaries(summaries: list[dict[str, float]]) -> dict[str, float]:
     return {key: float(np.mean([s[key] for s in summaries])) for key in summaries[0]}
+
+
+def _mean_slices(runs: list[StudentRun]) -> dict[str, dict[str, float]] | None:
+    """Each slice's metrics averaged over the runs (seeds); None unless every run has slices."""
+    if any(not run.slices for run in runs):
+        return None
+    return {name: _mean_summaries([run.slices[name] for run in runs]) for name in runs[0].slices}
 
 
 @dataclass(eq=False)
@@ -100,6 +114,7 @@ class Comparison:
             "valid": _mean_summaries([r.valid for r in runs]),
             "test": _mean_summaries([r.test for r in runs]),
             "test_seeds": {m: seed_summary([r.test[m] for r in runs]) for m in ("NDCG@10", "HR@10", "MRR")},
+            "test_slices": _mean_slices(runs),
             "per_seed": [r.to_json() for r in runs],
             "params": params,
             "params_fraction_of_teacher": None if not self.teacher_params else params / self.teacher_params,
@@ -183,6 +198,7 @@ def train_student(
         model.fit_result_.best_epoch,
         len(model.history_),
         model.history_,
+        slice_summaries(test, split.test, split.train),
     )
 
 
