@@ -20,11 +20,8 @@ import argparse
 import json
 from pathlib import Path
 
-from distillrec.config import TeacherConfig
 from distillrec.data.dataset import load_dataset
-from distillrec.data.split import make_split
-from distillrec.manifest import dataset_fingerprint
-from distillrec.teachers.build import build_id_only_twin
+from distillrec.teachers.build import build_id_only_twin, read_teacher_folder
 from distillrec.train.loop import cpu_bf16_supported
 
 
@@ -45,22 +42,14 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    manifest = json.loads((args.teacher / "manifest.json").read_text())
-    config = manifest["config"]
-    settings = TeacherConfig(**config["teacher"])
+    try:
+        settings, split, seed = read_teacher_folder(args.teacher, load_dataset(args.dataset))
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(str(exc)) from None
     if args.max_epochs is not None:
         settings = settings.model_copy(update={"max_epochs": args.max_epochs})
-    dataset = load_dataset(args.dataset)
-    fingerprint = dataset_fingerprint(dataset)
-    if fingerprint != manifest["dataset"]["fingerprint"]:
-        raise SystemExit(
-            f"{args.dataset}: fingerprint {fingerprint} differs from the manifest's "
-            f"{manifest['dataset']['fingerprint']} ({args.teacher / 'manifest.json'})"
-        )
-    split_config = dict(config["split"])
-    split = make_split(dataset.interactions, split_config.pop("protocol"), **split_config)
     args.out.mkdir(parents=True, exist_ok=True)
-    row = build_id_only_twin(split, args.out, settings, seed=config["seed"])
+    row = build_id_only_twin(split, args.out, settings, seed=seed)
     # what the twin ran in: bf16 falls back to float32 on a CPU without native bfloat16
     row["precision"] = "bf16" if settings.bf16 and cpu_bf16_supported() else "float32"
     (args.out / "metrics.json").write_text(json.dumps({"id_only": row}, indent=2, default=str))

@@ -23,14 +23,15 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import pydantic
 import torch
 
 from distillrec.config import TeacherConfig
 from distillrec.data.dataset import Dataset
-from distillrec.data.split import Split
+from distillrec.data.split import Split, make_split
 from distillrec.evaluate.ranking import evaluate
 from distillrec.evaluate.slices import slice_summaries
-from distillrec.manifest import build_manifest
+from distillrec.manifest import build_manifest, dataset_fingerprint
 from distillrec.models.sasrec import SASRec
 from distillrec.teachers.cache import EmbeddingCache
 from distillrec.teachers.export import export_teacher
@@ -105,6 +106,49 @@ def _model_params(settings: TeacherConfig, seed: int, progress: bool) -> dict:
     return {**{k: getattr(settings, k) for k in keys}, "seed": seed, "progress": progress}
 
 
+def read_teacher_folder(folder: str | Path, dataset: Dataset) -> tuple[TeacherConfig, Split, int]:
+    """The settings, split and seed that the `manifest.json` of a teacher folder records, the split made
+    again from `dataset`, which must be the data the teacher was built on (same fingerprint)."""
+    path = Path(folder) / "manifest.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no teacher manifest (a folder written by `distillrec teacher`)")
+    manifest = json.loads(path.read_text())
+    config = manifest["config"]
+    try:
+        settings = TeacherConfig(**config["teacher"])
+    except pydantic.ValidationError as exc:
+        raise ValueError(
+            f"{path}: its config.teacher does not fit this version's TeacherConfig (a folder written by an "
+            f"older distillrec?):\n{exc}"
+        ) from None
+    fingerprint = dataset_fingerprint(dataset)
+    if fingerprint != manifest["dataset"]["fingerprint"]:
+        raise ValueError(
+            f"{path}: built on data with fingerprint {manifest['dataset']['fingerprint']}, but {dataset.name} "
+            f"has {fingerprint}"
+        )
+    split_config = dict(config["split"])
+    split = make_split(dataset.interactions, split_config.pop("protocol"), **split_config)
+    return settings, split, int(config["seed"])
+
+
+def make_teacher_model(
+    text_emb: np.ndarray, settings: TeacherConfig, out: str | Path, seed: int = 0, progress: bool = True
+) -> LLMEnhancedSASRec:
+    """The unfitted teacher of `settings`, checkpointing into `out/checkpoints/teacher`: fitting it on a folder
+    whose teacher finished training trains nothing and restores the best epoch (how scripts get the trained
+    teacher of a folder back)."""
+    return LLMEnhancedSASRec(
+        text_emb,
+        adapter_hidden=settings.adapter_hidden,
+        id_init=settings.id_init,
+        softmax_over_trained=settings.softmax_over_trained,
+        id_dropout=settings.id_dropout,
+        checkpoint_dir=Path(out) / "checkpoints" / "teacher",
+        **_model_params(settings, seed, progress),
+    )
+
+
 def build_teacher(
     dataset: Dataset,
     split: Split,
@@ -143,15 +187,7 @@ def build_teacher(
     )
     log(f"text-only: test NDCG@10 {metrics['text_only']['test']['NDCG@10']:.4f}")
 
-    teacher = LLMEnhancedSASRec(
-        text_emb,
-        adapter_hidden=settings.adapter_hidden,
-        id_init=settings.id_init,
-        softmax_over_trained=settings.softmax_over_trained,
-        id_dropout=settings.id_dropout,
-        checkpoint_dir=out / "checkpoints" / "teacher",
-        **_model_params(settings, seed, progress),
-    )
+    teacher = make_teacher_model(text_emb, settings, out, seed, progress)
     start = time.perf_counter()
     teacher.fit(split.train, split.valid, callbacks=callbacks("teacher"))
     fit_seconds = fit_seconds_of(teacher, time.perf_counter() - start)

@@ -1,0 +1,71 @@
+"""A teacher folder gives back what built it: its settings, its split and, from its checkpoint, its trained teacher."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from distillrec.config import TeacherConfig
+from distillrec.data.dataset import load_dataset
+from distillrec.data.split import make_split
+from distillrec.evaluate.ranking import evaluate
+from distillrec.teachers.build import build_teacher, make_teacher_model, read_teacher_folder
+
+
+def _write_slice(source, folder, n_users: int) -> None:
+    inter = source.interactions
+    keep = inter.users < n_users
+    pd.DataFrame(
+        {
+            "user_id": source.user_ids[inter.users[keep]],
+            "item_id": source.item_ids[inter.items[keep]],
+            "timestamp": inter.timestamps[keep],
+        }
+    ).to_csv(folder / "interactions.tsv", sep="\t", index=False)
+    items = source.item_text[["title"]].assign(item_id=source.item_ids)[["item_id", "title"]]
+    items.to_csv(folder / "items.tsv", sep="\t", index=False)
+
+
+@pytest.fixture(scope="module")
+def built(data_dir, tmp_path_factory):
+    """A teacher built on the first 40 users of ml-100k (2 epochs), and a second slice of other data."""
+    source = load_dataset(data_dir / "ml-100k")
+    first, other = tmp_path_factory.mktemp("first40"), tmp_path_factory.mktemp("first30")
+    _write_slice(source, first, 40)
+    _write_slice(source, other, 30)
+    dataset = load_dataset(first)
+    split = make_split(dataset.interactions, "leave_one_out")
+    settings = TeacherConfig(dim=16, max_epochs=2, top_k=10, adapter_hidden=16, max_len=50)
+    out = tmp_path_factory.mktemp("teacher")
+    metrics = build_teacher(dataset, split, out, settings, seed=3, progress=False, log=lambda m: None)
+    return dataset, split, settings, out, metrics, other
+
+
+def test_a_teacher_folder_gives_back_its_settings_split_and_trained_teacher(built):
+    dataset, split, settings, out, metrics, _ = built
+    got_settings, got_split, seed = read_teacher_folder(out, dataset)
+    assert got_settings == settings and seed == 3
+    np.testing.assert_array_equal(got_split.test.items, split.test.items)
+    np.testing.assert_array_equal(got_split.train.items, split.train.items)
+    text = np.load(out / "text_embeddings.npy")
+    teacher = make_teacher_model(text, got_settings, out, seed, progress=False).fit(
+        got_split.train, got_split.valid
+    )
+    assert teacher.fit_result_.resumed_from == len(teacher.history_) == 2  # restored, nothing trained
+    assert evaluate(teacher, got_split.test_history(), got_split.test).summary == metrics["teacher"]["test"]
+
+
+def test_a_teacher_folder_of_other_data_or_an_older_version_is_refused_by_name(built, tmp_path):
+    dataset, _, _, out, _, other = built
+    with pytest.raises(ValueError, match=r"manifest\.json: built on data with fingerprint .* but .* has "):
+        read_teacher_folder(out, load_dataset(other))
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["config"]["teacher"]["progress"] = True  # a key this version does not know
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"(?s)manifest\.json: its config\.teacher does not fit .*progress"):
+        read_teacher_folder(tmp_path, dataset)
+    with pytest.raises(FileNotFoundError, match="no teacher manifest"):
+        read_teacher_folder(tmp_path / "missing", dataset)
