@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from distillrec.data.dataset import load_dataset
-from distillrec.data.split import make_split
+from distillrec.teachers.build import read_teacher_folder
 from distillrec.teachers.text_only import TextSimilarity
 
 
@@ -50,10 +50,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the numbers as JSON here")
     args = parser.parse_args()
 
-    dataset = load_dataset(args.dataset)
-    manifest = json.loads((args.teacher / "manifest.json").read_text())
-    split_config = dict(manifest["config"]["split"])
-    split = make_split(dataset.interactions, split_config.pop("protocol"), **split_config)
+    try:
+        _, split, _ = read_teacher_folder(args.teacher, load_dataset(args.dataset))
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(str(exc)) from None
     train, valid = split.train, split.valid
     counts = train.item_counts()
     cold = counts == 0

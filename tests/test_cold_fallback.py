@@ -70,6 +70,12 @@ def test_a_cold_item_the_text_points_to_is_ranked_first_when_validation_asks_for
     ranked = evaluate(fallback, TRAIN, valid, ks=(1,))
     assert ranked.summary["HR@1"] == 1.0  # the cold item of the user's genre, first
     assert evaluate(MODEL, TRAIN, valid, ks=(1,)).summary["HR@1"] == 0.0  # the model alone puts it last
+    curve = fallback.shift_curve(
+        TRAIN, valid
+    )  # every shift at once: off is the model, the picked one the wrapper
+    assert list(curve) == [-np.inf, *fallback.shifts]
+    assert curve[-np.inf].summary == evaluate(MODEL, TRAIN, valid).summary
+    assert curve[fallback.shift_].summary == evaluate(fallback, TRAIN, valid).summary
 
 
 def test_the_fallback_stays_off_when_cold_items_only_cost_places():

@@ -19,7 +19,9 @@ marks the items without a training interaction as cold and, with `shift=None`, p
 (and `-inf`) by validation NDCG@10 over all validation users, since placing cold items costs warm targets their
 places. Picking holds the model's and the text's scores of every validation user in memory at once
 (2 x users x items float32: 2.2 GB for Amazon Beauty's 22k users x 12k items) to score each shift once.
-Output: a `Recommender`; `validation_ndcg_` maps each tried shift to its validation NDCG@10.
+Output: a `Recommender`; `validation_ndcg_` maps each tried shift to its validation NDCG@10, and
+`shift_curve(history, targets)` evaluates every shift on other targets (the test: what each shift would have
+given, beside the one validation picked).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Self
 import numpy as np
 
 from distillrec.data.interactions import Interactions
-from distillrec.evaluate.ranking import evaluate
+from distillrec.evaluate.ranking import Evaluation, evaluate
 from distillrec.models.base import Recommender
 from distillrec.teachers.text_only import TextSimilarity
 
@@ -104,18 +106,28 @@ class ColdStartFallback(Recommender):
             return self
         if valid is None:
             raise ValueError("shift=None picks the shift on validation: pass `valid` to fit, or give a shift")
-        users = valid.active_users()
-        batches = [users[i : i + batch_size] for i in range(0, len(users), batch_size)]
-        scores = np.concatenate([self.model.score(b, train) for b in batches])  # (n_valid_users, n_items)
-        text = np.concatenate([self.text_.score(b, train) for b in batches])
-        fixed = _Fixed(users, scores, text, self.cold_)
-        self.validation_ndcg_: dict[float, float] = {}
-        for shift in (-np.inf, *self.shifts):
-            fixed.shift = shift
-            self.validation_ndcg_[shift] = float(evaluate(fixed, train, valid).summary["NDCG@10"])
+        curve = self.shift_curve(train, valid, batch_size)
+        self.validation_ndcg_ = {shift: float(e.summary["NDCG@10"]) for shift, e in curve.items()}
         # the first best: off (-inf, tried first) wins a tie
         self.shift_ = max(self.validation_ndcg_, key=self.validation_ndcg_.__getitem__)
         return self
+
+    def shift_curve(
+        self, history: Interactions, targets: Interactions, batch_size: int = 1024
+    ) -> dict[float, Evaluation]:
+        """The evaluation on `targets` at every shift of `shifts`, and off (-inf, first), after `fit` (which
+        calls it on validation). The model and the text score each user once; see the module docstring for
+        the memory this takes."""
+        users = targets.active_users()
+        batches = [users[i : i + batch_size] for i in range(0, len(users), batch_size)]
+        scores = np.concatenate([self.model.score(b, history) for b in batches])  # (n_users, n_items)
+        text = np.concatenate([self.text_.score(b, history) for b in batches])
+        fixed = _Fixed(users, scores, text, self.cold_)
+        curve = {}
+        for shift in (-np.inf, *self.shifts):
+            fixed.shift = shift
+            curve[shift] = evaluate(fixed, history, targets)
+        return curve
 
     def score(self, users: np.ndarray, history: Interactions) -> np.ndarray:
         scores = self.model.score(users, history)
