@@ -51,10 +51,14 @@ def main() -> None:
         raise SystemExit(
             f"{metrics}: no teacher row, so its training has not finished; run `distillrec teacher`"
         )
+    checkpoint = args.teacher / "checkpoints" / "teacher" / "last.pt"
+    if not checkpoint.exists():  # fit would train a new teacher from scratch
+        raise SystemExit(f"{checkpoint}: missing; the teacher cannot be restored without it")
     text = np.load(args.teacher / "text_embeddings.npy")
     teacher = make_teacher_model(text, settings, args.teacher, seed, progress=False)
     teacher.fit(split.train, split.valid)  # restores the finished teacher from its checkpoint
-    assert teacher.fit_result_.resumed_from == len(teacher.history_), "the teacher trained again"
+    if teacher.fit_result_.resumed_from != len(teacher.history_):
+        raise SystemExit(f"{checkpoint}: the teacher trained further instead of being restored")
 
     start = time.perf_counter()
     with bf16_autocast(settings.bf16):
@@ -83,7 +87,8 @@ def main() -> None:
     with bf16_autocast(settings.bf16):
         curve = fallback.shift_curve(test_history, split.test)
     result["teacher_cold_fallback"].update(
-        shift=fallback.shift_,
+        shift=str(fallback.shift_),  # "-inf" (off) is no JSON number
+        valid_is_optimistic="valid is the score of the shift picked on validation",
         validation_ndcg_by_shift={str(k): v for k, v in fallback.validation_ndcg_.items()},
         # what every shift would have given on the test (only the validation pick is the method's result)
         test_by_shift={

@@ -5,9 +5,9 @@
 
 What `distillrec distill` does for one KD spec, for many specs at once: the plain student of each seed is
 trained once and shared by every spec (the comparison is the same; the budget is not spent S times on it).
-Each finished (variant, seed) run is cached under `~/.cache/distillrec/bench-distill/<dataset>/` (keyed by student,
-hyperparameters, spec, seed and teacher manifest), so an interrupted benchmark resumes with the runs it has and
-plain runs are shared between tags; an unfinished run checkpoints each epoch beside it (`<key>.ckpt/`, removed
+Each finished (variant, seed) run is cached under `~/.cache/distillrec/bench-distill/<dataset>/` (keyed by
+student, hyperparameters, spec, seed, teacher manifest and, for a student with a text tower, the text
+embeddings), so an interrupted benchmark resumes with the runs it has and plain runs are shared between tags; an unfinished run checkpoints each epoch beside it (`<key>.ckpt/`, removed
 when it finishes), so a killed process resumes that run from its last epoch. A run being trained is locked
 (`<key>.lock`, the holder's pid): a second process on the same cache waits for its result instead of training
 it twice, so two processes (e.g. one with `--plain-only` and reversed `--seeds`) can share one benchmark.
@@ -39,6 +39,7 @@ from distillrec.data.dataset import load_dataset  # noqa: E402
 from distillrec.data.split import make_split  # noqa: E402
 from distillrec.distill.objective import KDObjective, parse_kd  # noqa: E402
 from distillrec.distill.run import Comparison, StudentRun, _teacher_params, train_student  # noqa: E402
+from distillrec.evaluate.slices import slice_summaries  # noqa: E402
 from distillrec.students.registry import STUDENTS  # noqa: E402
 
 NO_LAST = "@nolast"  # suffix of a spec: no KD-only position at each user's last training row
@@ -75,7 +76,7 @@ def main() -> None:
     parser.add_argument(
         "--teacher", type=Path, help="folder written by `distillrec teacher` (not with --plain-only)"
     )
-    parser.add_argument("--student", default="sasrec")
+    parser.add_argument("--student", default="sasrec", choices=sorted(STUDENTS))
     parser.add_argument("--params", default="{}", help="student hyperparameters as JSON")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--kd", help="';'-separated KD specs, e.g. 'soft;rd;soft,dllm2rec'")
@@ -124,7 +125,10 @@ def main() -> None:
         while not path.exists() and not _claim(path.with_suffix(".lock")):
             time.sleep(20)
         if path.exists():
-            return pickle.loads(path.read_bytes())
+            cached = pickle.loads(path.read_bytes())
+            if cached.slices is None:  # cached before runs reported slices: its test evaluation has them
+                cached.slices = slice_summaries(cached.test_evaluation, split.test, split.train)
+            return cached
         objective = None if spec is None else make_objective(args.teacher, spec)
         checkpoint = path.with_suffix(".ckpt")  # a killed run resumes from its last epoch
         try:

@@ -26,6 +26,20 @@ def test_fallback_scores_by_hand():
     )  # no cold item
 
 
+def test_fallback_scores_leave_masked_scores_out_and_give_flat_text_no_weight():
+    scores = np.array([[1.0, 2.0, 3.0, -np.inf, 0.0], [1.0, 2.0, 3.0, 5.0, 0.0]], dtype=np.float32)
+    text = np.array([[0.1, 0.2, 0.3, 0.1, 0.9], [0.0, 0.0, 0.0, 0.0, 0.5]], dtype=np.float32)  # row 1: flat
+    cold = np.array([False, False, False, False, True])
+    out = fallback_scores(scores, text, cold, shift=1.0)
+    # row 0: the -inf item is left out of the model's mean and spread (as in the hand test above), not the text's
+    text_0 = text[0, :4]
+    z0 = (0.9 - text_0.mean()) / text_0.std()
+    assert out[0, 4] == pytest.approx(2 + np.sqrt(2 / 3) * (z0 + 1.0), rel=1e-5)
+    # row 1: no text signal over the trained items (as a user with no history has), so z = 0
+    assert out[1, 4] == pytest.approx(scores[1, :4].mean() + scores[1, :4].std() * 1.0, rel=1e-5)
+    assert np.isfinite(out[:, 4]).all()
+
+
 class PopularityStub(Recommender):
     """Fixed item scores for every user: the trained items by a popularity, the cold ones at the bottom."""
 

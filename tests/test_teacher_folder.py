@@ -67,5 +67,12 @@ def test_a_teacher_folder_of_other_data_or_an_older_version_is_refused_by_name(b
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match=r"(?s)manifest\.json: its config\.teacher does not fit .*progress"):
         read_teacher_folder(tmp_path, dataset)
+    del manifest["config"]["seed"]
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"manifest\.json: no 'seed' in it"):
+        read_teacher_folder(tmp_path, dataset)
+    (tmp_path / "manifest.json").write_text("{")
+    with pytest.raises(ValueError, match=r"manifest\.json: not valid JSON"):
+        read_teacher_folder(tmp_path, dataset)
     with pytest.raises(FileNotFoundError, match="no teacher manifest"):
         read_teacher_folder(tmp_path / "missing", dataset)

@@ -3,8 +3,9 @@
 On a CPU, torch's bfloat16 autocast runs everywhere, but without native bfloat16 instructions (x86 AVX512-BF16
 or AMX-BF16, ARM BF16) oneDNN emulates it and it is slower than float32: encoding item texts with MiniLM ran
 7x slower under emulated bf16 than in float32 on an AMD EPYC without them (55 against 7 texts/s, one thread).
-So every bf16 switch in distillrec asks `bf16_unsupported_reason` first and falls back to float32, with a
-warning that says why, where the answer is not None.
+So every bf16 switch in distillrec falls back to float32, with a warning that says why: training through
+`cpu_bf16_supported` (`train.loop`, which imports it by name: patch it there in tests), the text encoder and the
+LLM scorer through `bf16_unsupported_reason` (which calls this module's `cpu_bf16_supported`).
 """
 
 from __future__ import annotations
@@ -41,11 +42,14 @@ def bf16_unsupported_reason(device: str) -> str | None:
     if device_type == "cpu" and not cpu_bf16_supported():
         return f"{NO_NATIVE_BF16}; emulated bfloat16 is slower than float32"
     try:
-        x = torch.ones(2, 4, dtype=torch.bfloat16, device=device)
+        x = torch.ones(2, 4, device=device)
         with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16):
-            out = torch.nn.functional.linear(x, x)
+            cast = torch.nn.functional.linear(x, x)  # float32 weights, cast by autocast (the text encoder)
+            native = torch.nn.functional.linear(
+                x.bfloat16(), x.bfloat16()
+            )  # bfloat16 weights (the LLM scorer)
     except (RuntimeError, TypeError) as exc:
         return f"{type(exc).__name__}: {exc}"
-    if out.dtype != torch.bfloat16:
-        return f"a bfloat16 matmul produced {out.dtype}"
+    if cast.dtype != torch.bfloat16 or native.dtype != torch.bfloat16:
+        return f"bfloat16 autocast produced {cast.dtype} and {native.dtype}"
     return None

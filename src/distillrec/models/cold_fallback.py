@@ -9,8 +9,9 @@ scale, for each user u:
     s'_ui = s_ui                                          i trained (a training interaction)
     s'_ui = mean_u(s) + std_u(s) * (z_ui + shift)         i cold,   z_ui = (t_ui - mean_u(t)) / std_u(t)
 
-with s the model's scores, t the text scores, and the means and standard deviations taken over the user's
-trained items. So a cold item whose text is as far above the user's typical item as a model's top pick is
+with s the model's scores, t the text scores, and the means and standard deviations taken over every trained
+item of the catalogue (the user's history included, which evaluation masks afterwards; a score of -inf is left
+out). Where the text scores of a user hardly vary (no history: all zero), z is 0. So a cold item whose text is as far above the user's typical item as a model's top pick is
 above the model's typical item lands among the top picks; `shift` (in standard deviations) sets how far cold
 items are trusted: large and negative, never shown; `-inf` turns the fallback off (the model alone).
 
@@ -26,6 +27,7 @@ given, beside the one validation picked).
 
 from __future__ import annotations
 
+import warnings
 from typing import Self
 
 import numpy as np
@@ -37,6 +39,7 @@ from distillrec.teachers.text_only import TextSimilarity
 
 __all__ = ["ColdStartFallback", "fallback_scores"]
 
+_FLAT_TEXT = 1e-6  # a spread of text cosines below this is no signal (z = 0)
 DEFAULT_SHIFTS = tuple(float(s) for s in np.arange(-1.0, 5.01, 0.5))
 
 
@@ -49,13 +52,17 @@ def fallback_scores(
     if not cold.any() or shift == -np.inf:
         return out
     warm = ~cold
-    mean, std = (
-        out[:, warm].mean(axis=1, keepdims=True),
-        out[:, warm].std(axis=1, keepdims=True),
-    )  # (users, 1)
+    # a masked (-inf) score is no evidence: left out of the mean and spread (a row with none finite gets 0)
+    warm_scores = np.where(np.isfinite(out[:, warm]), out[:, warm], np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nan_to_num(np.nanmean(warm_scores, axis=1, keepdims=True))  # (users, 1)
+        std = np.nan_to_num(np.nanstd(warm_scores, axis=1, keepdims=True))
     text_warm = text_scores[:, warm]
     text_mean, text_std = text_warm.mean(axis=1, keepdims=True), text_warm.std(axis=1, keepdims=True)
-    z = (text_scores[:, cold] - text_mean) / np.maximum(text_std, 1e-12)  # (users, n_cold)
+    flat = text_std < _FLAT_TEXT  # (users, 1)
+    safe_std = np.where(flat, 1.0, text_std)
+    z = np.where(flat, 0.0, (text_scores[:, cold] - text_mean) / safe_std)  # (users, n_cold)
     out[:, cold] = mean + std * (z + shift)
     return out
 

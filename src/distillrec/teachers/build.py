@@ -112,24 +112,31 @@ def read_teacher_folder(folder: str | Path, dataset: Dataset) -> tuple[TeacherCo
     path = Path(folder) / "manifest.json"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no teacher manifest (a folder written by `distillrec teacher`)")
-    manifest = json.loads(path.read_text())
-    config = manifest["config"]
     try:
-        settings = TeacherConfig(**config["teacher"])
+        manifest = json.loads(path.read_text())
+        config, built_on = manifest["config"], manifest["dataset"]["fingerprint"]
+        teacher_config, split_config, seed = config["teacher"], dict(config["split"]), int(config["seed"])
+        protocol = split_config.pop("protocol")
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    except (KeyError, TypeError) as exc:
+        raise ValueError(
+            f"{path}: no {exc} in it; a teacher manifest has config.teacher, config.split (with its protocol), "
+            "config.seed and dataset.fingerprint"
+        ) from None
+    try:
+        settings = TeacherConfig(**teacher_config)
     except pydantic.ValidationError as exc:
         raise ValueError(
             f"{path}: its config.teacher does not fit this version's TeacherConfig (a folder written by an "
             f"older distillrec?):\n{exc}"
         ) from None
     fingerprint = dataset_fingerprint(dataset)
-    if fingerprint != manifest["dataset"]["fingerprint"]:
+    if fingerprint != built_on:
         raise ValueError(
-            f"{path}: built on data with fingerprint {manifest['dataset']['fingerprint']}, but {dataset.name} "
-            f"has {fingerprint}"
+            f"{path}: built on data with fingerprint {built_on}, but {dataset.name} has {fingerprint}"
         )
-    split_config = dict(config["split"])
-    split = make_split(dataset.interactions, split_config.pop("protocol"), **split_config)
-    return settings, split, int(config["seed"])
+    return settings, make_split(dataset.interactions, protocol, **split_config), seed
 
 
 def make_teacher_model(

@@ -38,9 +38,9 @@ tokens of its own (the empty string) is pooled over its special tokens.
 Precision: `bf16=True` casts the weights to bfloat16 once at load and runs under bfloat16 autocast;
 log-softmax is taken in float32. (Autocast over float32 weights re-casts every weight in every forward pass:
 measured 1.5x faster than float32 against 2.8x for bfloat16 weights.) Where bfloat16 does not work, or is only
-emulated (a CPU without native bfloat16, `distillrec.precision`), it warns and uses float32. In bfloat16, scores move by up to ~0.5 nats (sum) from float32 and batch composition changes
-them at that level too; rankings agree (Spearman ~0.999). Use `bf16=False` for scores that must be
-reproducible to 1e-3.
+emulated (a CPU without native bfloat16, `distillrec.precision`), it warns and uses float32. In bfloat16,
+scores move by up to ~0.5 nats (sum) from float32 and batch composition changes them at that level too;
+rankings agree (Spearman ~0.999). Use `bf16=False` for scores that must be reproducible to 1e-3.
 """
 
 from __future__ import annotations

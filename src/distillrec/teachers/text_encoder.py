@@ -179,7 +179,7 @@ class TextEncoder:
             reason = bf16_unsupported_reason(self.device) if self.bf16 else None
             if reason is not None:
                 warnings.warn(
-                    f"bf16=True but bfloat16 autocast is unsupported on {self.device!r} ({reason}); "
+                    f"bf16=True but bfloat16 autocast does not work, or is only emulated, on {self.device!r} ({reason}); "
                     "encoding in float32",
                     RuntimeWarning,
                     stacklevel=2,
