@@ -12,6 +12,7 @@ from distillrec.config import TeacherConfig
 from distillrec.data.dataset import load_dataset
 from distillrec.data.split import make_split
 from distillrec.evaluate.ranking import evaluate
+from distillrec.models.cold_fallback import ColdStartFallback
 from distillrec.teachers.build import build_teacher, make_teacher_model, read_teacher_folder
 
 
@@ -38,7 +39,9 @@ def built(data_dir, tmp_path_factory):
     _write_slice(source, other, 30)
     dataset = load_dataset(first)
     split = make_split(dataset.interactions, "leave_one_out")
-    settings = TeacherConfig(dim=16, max_epochs=2, top_k=10, adapter_hidden=16, max_len=50)
+    settings = TeacherConfig(
+        dim=16, max_epochs=2, top_k=10, adapter_hidden=16, max_len=50, cold_fallback=True
+    )
     out = tmp_path_factory.mktemp("teacher")
     metrics = build_teacher(dataset, split, out, settings, seed=3, progress=False, log=lambda m: None)
     return dataset, split, settings, out, metrics, other
@@ -56,6 +59,17 @@ def test_a_teacher_folder_gives_back_its_settings_split_and_trained_teacher(buil
     )
     assert teacher.fit_result_.resumed_from == len(teacher.history_) == 2  # restored, nothing trained
     assert evaluate(teacher, got_split.test_history(), got_split.test).summary == metrics["teacher"]["test"]
+
+    # the fallback row: the restored teacher wrapped with the recorded shift scores the same on the test
+    row = metrics["teacher_cold_fallback"]
+    assert "cold" in row["slices"] and float(row["shift"]) in {
+        float(k) for k in row["validation_ndcg_by_shift"]
+    }
+    picked = max(row["validation_ndcg_by_shift"].values())
+    assert row["validation_ndcg_by_shift"][row["shift"]] == picked
+    fallback = ColdStartFallback(teacher, text, shift=float(row["shift"])).fit(got_split.train)
+    assert evaluate(fallback, got_split.test_history(), got_split.test).summary == row["test"]
+    assert json.loads((out / "manifest.json").read_text())["config"]["teacher"]["cold_fallback"] is True
 
 
 def test_a_teacher_folder_of_other_data_or_an_older_version_is_refused_by_name(built, tmp_path):

@@ -245,6 +245,13 @@ def teacher(
     compare_id_only: Annotated[
         bool, typer.Option(help="Also train an ID-only SASRec of the same size and budget.")
     ] = False,
+    cold_fallback: Annotated[
+        bool,
+        typer.Option(
+            help="Also test the teacher with items that have no training interaction scored by their text "
+            "(ColdStartFallback, its shift picked on validation): row teacher_cold_fallback."
+        ),
+    ] = False,
     min_rating: MinRating = None,
     duplicates: Duplicates = "first",
     min_user: MinUser = 0,
@@ -273,6 +280,7 @@ def teacher(
             id_dropout=id_dropout,
             exclude_seen=exclude_seen,
             compare_id_only=compare_id_only,
+            cold_fallback=cold_fallback,
         )
     except ValidationError as exc:
         # a value out of range, e.g. --dropout 1.5: name the option, not a traceback

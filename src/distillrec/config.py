@@ -96,6 +96,9 @@ class TeacherConfig(_Strict):
     exclude_seen: bool = True  # soft labels over items the user has not seen yet (off: repeat consumption)
     position_hidden: bool = False
     compare_id_only: bool = False
+    # also test the teacher with its cold items scored by their text (`ColdStartFallback`): row
+    # "teacher_cold_fallback" of metrics.json; the exports are the teacher's own either way
+    cold_fallback: bool = False
 
 
 class StudentConfig(_Strict):

@@ -351,7 +351,9 @@ def merge_metrics(
         models[name] = {"kind": "baseline", **_core(row)}
     teacher_metrics = json.loads((teacher_dir / "metrics.json").read_text())
     for name, row in teacher_metrics.items():
-        kind = {"teacher": "teacher", "text_only": "text_only"}.get(name, "baseline")
+        kind = {"teacher": "teacher", "teacher_cold_fallback": "teacher", "text_only": "text_only"}.get(
+            name, "baseline"
+        )
         models[name] = {"kind": kind, **_core(row)}
     agreement, comparison = {}, {}
     teacher_top = _top10(teacher_dir / "test_top_items.npz")

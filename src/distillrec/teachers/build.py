@@ -1,14 +1,15 @@
 """Build a teacher end to end: dataset + split -> item texts -> LM embeddings -> trained teacher -> exports.
 
 Input: a `Dataset`, its `Split`, and a `TeacherConfig` (see `config.py`). Output, in `out/`:
-`metrics.json` (keys `"teacher"`, `"text_only"` and, when asked, `"id_only"`: an ID-only SASRec with the
+`metrics.json` (keys `"teacher"`, `"text_only"` and, when asked, `"teacher_cold_fallback"` and `"id_only"`: an ID-only SASRec with the
 teacher's exact architecture and budget; each in the baselines' shape, plus head/tail/cold slices),
 `item_texts.txt` (the rendered text of each item), `text_embeddings.npy`, `teacher.pt` (the teacher's weights),
 the exported outputs of `teachers/export.py`, and `manifest.json`.
 
 Steps: (1) render every item with the template; (2) encode through the content-addressed cache (a second
 run encodes nothing); (3) score the text-only model; (4) train the LLM-enhanced teacher with early stopping on
-validation NDCG@10, evaluate it once on the test; (5) export its outputs for the distillation loop and write
+validation NDCG@10, evaluate it once on the test (and, when asked, with the cold-start fallback of
+`models/cold_fallback.py`: row `"teacher_cold_fallback"`); (5) export its outputs for the distillation loop and write
 `metrics.json`; (6) when asked, train the ID-only twin and add its row (the exports are usable before it ends).
 With `bf16`, training, validation, the final evaluation and the export run the network under bfloat16 autocast,
 the scoring head in float32.
@@ -32,6 +33,7 @@ from distillrec.data.split import Split, make_split
 from distillrec.evaluate.ranking import evaluate
 from distillrec.evaluate.slices import slice_summaries
 from distillrec.manifest import build_manifest, dataset_fingerprint
+from distillrec.models.cold_fallback import ColdStartFallback
 from distillrec.models.sasrec import SASRec
 from distillrec.teachers.cache import EmbeddingCache
 from distillrec.teachers.export import export_teacher
@@ -47,7 +49,7 @@ from distillrec.train.loop import fit_seconds as fit_seconds_of
 # manifest only when set otherwise, so re-running an older teacher's command finds its export finished (the
 # student runs of `benchmarks/distill.py` are keyed by the manifest's bytes); the model's own later options
 # (checked the same way when a checkpoint resumes) plus a training option
-LATER_OPTIONS = {**MODEL_LATER_OPTIONS, "length_buckets": False}
+LATER_OPTIONS = {**MODEL_LATER_OPTIONS, "length_buckets": False, "cold_fallback": False}
 
 
 def manifest_config(settings: TeacherConfig) -> dict:
@@ -219,6 +221,26 @@ def build_teacher(
         f"({teacher.n_params():,} params, {fit_seconds:.0f} s)"
     )
     torch.save(teacher.module_.state_dict(), out / "teacher.pt")
+    if settings.cold_fallback:
+        start = time.perf_counter()
+        with bf16_autocast(settings.bf16):
+            fallback = ColdStartFallback(teacher, text_emb).fit(split.train, split.valid)
+        metrics["teacher_cold_fallback"] = _result(
+            fallback,
+            split,
+            fit_seconds,
+            bf16=settings.bf16,
+            extra={
+                "shift": str(fallback.shift_),  # "-inf": off, the teacher alone
+                "validation_ndcg_by_shift": {str(k): v for k, v in fallback.validation_ndcg_.items()},
+                "fallback_seconds": round(time.perf_counter() - start, 3),
+            },
+        )
+        cold = metrics["teacher_cold_fallback"]["slices"].get("cold", {}).get("NDCG@10")
+        log(
+            f"teacher + cold-start fallback (shift {fallback.shift_}): test NDCG@10 "
+            f"{metrics['teacher_cold_fallback']['test']['NDCG@10']:.4f}, cold targets {cold}"
+        )
 
     manifest = build_manifest(
         {
