@@ -2,7 +2,8 @@
 
 On a CPU, torch's bfloat16 autocast runs everywhere, but without native bfloat16 instructions (x86 AVX512-BF16
 or AMX-BF16, ARM BF16) oneDNN emulates it and it is slower than float32: encoding item texts with MiniLM ran
-7x slower under emulated bf16 than in float32 on an AMD EPYC without them (55 against 7 texts/s, one thread; a one-off measurement on 300 beauty titles, no committed benchmark).
+7x slower under emulated bf16 than in float32 on an AMD EPYC without them (55 against 7 texts/s, one thread;
+a one-off measurement on 300 beauty titles, no committed benchmark).
 So every bf16 switch in distillrec falls back to float32, with a warning that says why: training through
 `cpu_bf16_supported` (`train.loop`, which imports it by name: patch it there in tests), the text encoder and the
 LLM scorer through `bf16_unsupported_reason` (which calls this module's `cpu_bf16_supported`).
