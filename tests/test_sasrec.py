@@ -182,8 +182,8 @@ class _ShiftedEmbedding(nn.Module):
 
 def test_item_embedding_can_be_swapped_by_a_subclass():
     class OffsetSASRec(SASRec):
-        def _make_item_embedding(self, n_items):
-            return _ShiftedEmbedding(n_items, self.dim)
+        def _make_item_embedding(self, train):
+            return _ShiftedEmbedding(train.n_items, self.dim)
 
     data = _successor_data(n_items=20, n_users=10)
     model = OffsetSASRec(**SMALL, max_epochs=1).fit(data)

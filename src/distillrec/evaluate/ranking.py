@@ -94,7 +94,7 @@ def evaluate(
         if n_negatives is not None:
             _keep_sampled(scores, seen, target_rows, n_negatives, rng)
         ranks_parts.append(_target_ranks(scores, target_rows))
-        top_parts.append(_top_k(scores, min(max_k, history.n_items)))
+        top_parts.append(top_k(scores, min(max_k, history.n_items)))
         bar.update(len(batch))
     bar.close()
     width = max(p.shape[1] for p in ranks_parts)
@@ -165,7 +165,7 @@ def _target_ranks(scores: np.ndarray, target_rows) -> np.ndarray:
     return ranks
 
 
-def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """(batch, k) indices of each row's k best items, best first; equal scores in index order.
 
     torch.topk selects (faster than NumPy's argpartition here); the lexsort then fixes the order of ties.

@@ -9,6 +9,13 @@ Test-time protocol: every model sees train + validation as the user's history. M
 vector per user (iALS, BPR-MF) cannot read a new history, so they set `refit_for_test = True` and are fit
 again on train + validation with their tuned hyperparameters before the test; the others read the longer
 history directly (a sequence model as its input sequence, EASE / ItemKNN as the user's row).
+
+Saving (`distillrec.artifact`): a fitted model is its constructor arguments (`get_params`, plus the arrays named
+in `array_params`) and `fitted_state()`, named arrays; `restore(state, shape)` on a model built from the same
+arguments makes it score as the fitted one did, without training. `shape` is an `Interactions` with the
+training data's sizes and one row per item that had training rows (`artifact.trained_shape`): what a model's
+build step reads of its training data. `reads_history = False` marks models that score a user by a learned
+per-user vector (iALS, BPR, MF), which cannot read a history they were not trained on.
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ from distillrec.data.interactions import Interactions
 
 class Recommender(ABC):
     refit_for_test: ClassVar[bool] = False
+    reads_history: ClassVar[bool] = True
+    array_params: ClassVar[tuple[str, ...]] = ()  # constructor arguments that are arrays (saved as files)
+    saved_as: ClassVar[str] = "npy"  # how `fitted_state` is written: "npy" files, or "safetensors" (torch)
 
     @abstractmethod
     def fit(self, train: Interactions, valid: Interactions | None = None) -> Self: ...
@@ -37,3 +47,18 @@ class Recommender(ABC):
     def get_params(self) -> dict:
         """Constructor arguments (scikit-learn style): every public attribute not ending in `_`."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_") and not k.endswith("_")}
+
+    def fitted_state(self) -> dict[str, np.ndarray]:
+        """What scoring needs beyond the constructor arguments, as named arrays. Default: every public numpy
+        array attribute ending in `_` (a subclass with other state overrides this and `restore`)."""
+        return {
+            k: v
+            for k, v in vars(self).items()
+            if k.endswith("_") and not k.startswith("_") and isinstance(v, np.ndarray)
+        }
+
+    def restore(self, state: dict[str, np.ndarray], shape: Interactions) -> Self:
+        """The inverse of `fitted_state` (see the module docstring); returns self."""
+        for name, value in state.items():
+            setattr(self, name, value)
+        return self

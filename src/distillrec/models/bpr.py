@@ -28,6 +28,7 @@ from distillrec.models.base import Recommender
 
 class BPR(Recommender):
     refit_for_test: ClassVar[bool] = True
+    reads_history: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -29,6 +29,7 @@ from distillrec.models.base import Recommender
 
 class IALS(Recommender):
     refit_for_test: ClassVar[bool] = True
+    reads_history: ClassVar[bool] = False
 
     def __init__(
         self,

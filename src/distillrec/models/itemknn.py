@@ -43,6 +43,15 @@ class ItemKNN(Recommender):
     def n_params(self) -> int:
         return int(self.similarity_.nnz)
 
+    def fitted_state(self) -> dict[str, np.ndarray]:
+        sim = self.similarity_  # sparse CSC: its three arrays and the shape
+        return {"data": sim.data, "indices": sim.indices, "indptr": sim.indptr, "shape": np.array(sim.shape)}
+
+    def restore(self, state: dict[str, np.ndarray], shape: Interactions) -> Self:
+        arrays = (state["data"], state["indices"], state["indptr"])
+        self.similarity_ = sp.csc_matrix(arrays, shape=tuple(int(n) for n in state["shape"]))
+        return self
+
 
 def cosine_top_k(user_items: sp.csr_matrix, k: int, shrink: float) -> sp.csc_matrix:
     """`(n_items, n_items)` shrunk cosine similarity, zero diagonal, top-`k` entries per column (CSC, float32)."""

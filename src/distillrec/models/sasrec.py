@@ -35,7 +35,7 @@ from torch import nn
 from distillrec.data.interactions import Interactions
 from distillrec.evaluate.ranking import evaluate
 from distillrec.losses.softmax_ce import softmax_ce
-from distillrec.models.base import Recommender
+from distillrec.models.torch_model import TorchRecommender
 from distillrec.train.batches import batch_rows
 from distillrec.train.loop import FitResult, TrainConfig, fit_loop
 
@@ -198,7 +198,7 @@ def history_windows(users: np.ndarray, history: Interactions, max_len: int) -> t
     return torch.from_numpy(ids)
 
 
-class SASRec(Recommender):
+class SASRec(TorchRecommender):
     def __init__(
         self,
         dim: int = 64,
@@ -237,9 +237,20 @@ class SASRec(Recommender):
         self.eval_every = eval_every
         self.length_buckets = length_buckets
 
-    def _make_item_embedding(self, n_items: int) -> nn.Module:
+    def _make_item_embedding(self, train: Interactions) -> nn.Module:
         """The item table; a subclass (e.g. a text-aware teacher) overrides this to swap it."""
-        return ItemEmbedding(n_items, self.dim)
+        return ItemEmbedding(train.n_items, self.dim)
+
+    def _build_module(self, train: Interactions) -> SASRecModule:
+        return SASRecModule(
+            train.n_items,
+            self.dim,
+            self.n_layers,
+            self.n_heads,
+            self.max_len,
+            self.dropout,
+            item_embedding=self._make_item_embedding(train),
+        )
 
     def _loss(self, train: Interactions):
         """The training loss `(module, batch) -> scalar`; a subclass may restrict its softmax."""
@@ -269,15 +280,7 @@ class SASRec(Recommender):
         history = train) and stop early. `callbacks` are passed on to `fit_loop`."""
         config = self._train_config()
         torch.manual_seed(self.seed)
-        self.module_ = SASRecModule(
-            train.n_items,
-            self.dim,
-            self.n_layers,
-            self.n_heads,
-            self.max_len,
-            self.dropout,
-            item_embedding=self._make_item_embedding(train.n_items),
-        )
+        self.module_ = self._build_module(train)
         inputs, targets = training_windows(train, self.max_len)
         if len(inputs) == 0:
             raise ValueError("no user has at least 2 training interactions; SASRec has nothing to learn from")

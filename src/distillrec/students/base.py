@@ -37,8 +37,8 @@ from torch import nn
 from distillrec.data.interactions import Interactions
 from distillrec.evaluate.ranking import evaluate
 from distillrec.losses.softmax_ce import softmax_ce
-from distillrec.models.base import Recommender
 from distillrec.models.sasrec import history_windows
+from distillrec.models.torch_model import TorchRecommender
 from distillrec.train.batches import batch_rows
 from distillrec.train.loop import RESUMABLE_CHANGES, EpochEnd, FitResult, TrainConfig, fit_loop
 
@@ -151,7 +151,7 @@ class _Trainable(nn.Module):
         self.objective = objective
 
 
-class Student(Recommender):
+class Student(TorchRecommender):
     """Base class. A subclass stores its hyperparameters in `__init__` (plain values, the common training
     ones below included) and implements `_build_module(train) -> StudentModule`.
 
@@ -175,6 +175,8 @@ class Student(Recommender):
     eval_every: int
     length_buckets: bool = False  # batch windows of similar length (`train/batches.py`); students opt in
     bf16: bool = False  # bfloat16 autocast in training (float32 with a warning on CPUs without it); opt in
+
+    module_: StudentModule
 
     @abstractmethod
     def _build_module(self, train: Interactions) -> StudentModule: ...

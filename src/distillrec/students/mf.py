@@ -53,6 +53,7 @@ class MFModule(StudentModule):
 
 class MatrixFactorization(Student):
     sequential: ClassVar[bool] = False
+    reads_history: ClassVar[bool] = False  # a learned vector per user
 
     def __init__(
         self,

@@ -74,6 +74,7 @@ class TwoTowerModule(StudentModule):
 
 class TwoTower(Student):
     needs_text: ClassVar[bool] = True
+    array_params = ("text_embeddings",)
 
     def __init__(
         self,

@@ -103,6 +103,8 @@ class TextItemEmbedding(nn.Module):
 class LLMEnhancedSASRec(SASRec):
     """SASRec with `TextItemEmbedding`. Defaults are a larger model than the ID-only baseline (dim 128)."""
 
+    array_params = ("text_embeddings",)
+
     def __init__(
         self,
         text_embeddings: np.ndarray,
@@ -139,10 +141,10 @@ class LLMEnhancedSASRec(SASRec):
                 meta.pop(key)
         return meta
 
-    def _make_item_embedding(self, n_items: int) -> nn.Module:
-        if len(self.text_embeddings) != n_items:
+    def _make_item_embedding(self, train) -> nn.Module:
+        if len(self.text_embeddings) != train.n_items:
             raise ValueError(
-                f"text_embeddings has {len(self.text_embeddings)} rows but the data has {n_items} items"
+                f"text_embeddings has {len(self.text_embeddings)} rows but the data has {train.n_items} items"
             )
         return TextItemEmbedding(
             self.text_embeddings,
@@ -150,7 +152,7 @@ class LLMEnhancedSASRec(SASRec):
             self.adapter_hidden,
             self.dropout,
             self.id_init,
-            has_ids=self._has_ids,
+            has_ids=train.item_counts() > 0,  # items never seen in training are represented by text alone
             id_dropout=self.id_dropout,
         )
 
@@ -158,10 +160,6 @@ class LLMEnhancedSASRec(SASRec):
         if not self.softmax_over_trained:
             return next_item_loss
         return partial(next_item_loss, candidates=torch.from_numpy(train.item_counts() > 0))
-
-    def fit(self, train, valid=None, callbacks=()):
-        self._has_ids = train.item_counts() > 0  # items never seen in training are represented by text alone
-        return super().fit(train, valid, callbacks=callbacks)
 
     def n_params(self) -> int:
         """Learned parameters plus the frozen text table (needed to serve the teacher)."""
