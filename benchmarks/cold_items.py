@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from distillrec.data.dataset import load_dataset
+from distillrec.models.text_similarity import TextSimilarity
 from distillrec.teachers.build import read_teacher_folder
-from distillrec.teachers.text_only import TextSimilarity
 
 
 def _ranks(scores: np.ndarray, seen_rows: list[np.ndarray], targets: np.ndarray) -> np.ndarray:

@@ -36,7 +36,7 @@ from distillrec.data.dataset import load_dataset  # noqa: E402
 from distillrec.data.split import make_split  # noqa: E402
 from distillrec.distill import student_scores  # noqa: E402
 from distillrec.distill.objective import KDObjective, parse_kd, sample_negatives  # noqa: E402
-from distillrec.losses.softmax_ce import softmax_ce  # noqa: E402
+from distillrec.layers.softmax_ce import softmax_ce  # noqa: E402
 from distillrec.students.base import make_windows  # noqa: E402
 from distillrec.students.registry import make_student  # noqa: E402
 

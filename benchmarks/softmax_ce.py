@@ -4,7 +4,7 @@
         --out benchmarks/results/softmax_ce.json
 
 The plain form is `F.cross_entropy(h @ E.T, t)`, which writes the (positions x items) logits; `softmax_ce`
-(`distillrec.losses.softmax_ce`) never does. Shapes are a student's training batch on each dataset: `--batch-size`
+(`distillrec.layers.softmax_ce`) never does. Shapes are a student's training batch on each dataset: `--batch-size`
 windows of at most `--max-len` positions, the positions being the mean per batch over the real training split
 (leave-one-out), `--dim` wide, over the dataset's whole catalogue. The values are random (the cost does not
 depend on them). Both forms, in float32 and under bf16 autocast, are timed round after round in one process, so
@@ -31,7 +31,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from distillrec.data.dataset import load_dataset  # noqa: E402
 from distillrec.data.split import make_split  # noqa: E402
-from distillrec.losses.softmax_ce import softmax_ce  # noqa: E402
+from distillrec.layers.softmax_ce import softmax_ce  # noqa: E402
 from distillrec.train.loop import bf16_autocast, cpu_bf16_supported  # noqa: E402
 
 

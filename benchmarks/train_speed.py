@@ -44,7 +44,7 @@ def main() -> None:
     from distillrec.config import TeacherConfig
     from distillrec.data.dataset import load_dataset
     from distillrec.data.split import make_split
-    from distillrec.models.sasrec import PAD, SASRecModule, next_item_loss, training_windows
+    from distillrec.layers.sasrec import PAD, SASRecModule, next_item_loss, training_windows
     from distillrec.students.base import CrossEntropy
     from distillrec.students.sasrec import SASRecStudentModule
     from distillrec.teachers.llm_enhanced_seq import TextItemEmbedding

@@ -23,8 +23,8 @@ from distillrec.distill.objective import DEFAULTS, KDObjective, TermSpec, parse_
 from distillrec.distill.student_scores import scores_at
 from distillrec.evaluate.ranking import evaluate
 from distillrec.evaluate.significance import bootstrap_ci, bootstrap_diff_ci, paired_test, seed_summary
+from distillrec.layers.softmax_ce import logsumexp_scores
 from distillrec.losses.schedules import confidence_temperature, confidence_weights
-from distillrec.losses.softmax_ce import logsumexp_scores
 from distillrec.students.base import StudentModule, make_windows
 from distillrec.students.registry import make_student
 from distillrec.teachers.export import TeacherArtifacts
@@ -245,7 +245,7 @@ def test_top_k_terms_on_their_columns_equal_the_terms_on_the_full_scores(
     one GEMM is cheaper than the gathers): each top-k term reads its columns, the catalogue log-sum-exp, ranks
     and top-K in row chunks (`distill.student_scores`). Loss and gradients equal the direct form's, rows
     crossing chunk boundaries."""
-    monkeypatch.setattr("distillrec.losses.softmax_ce.CHUNK_ELEMENTS", 60)  # 2 rows per chunk of 30 items
+    monkeypatch.setattr("distillrec.layers.softmax_ce.CHUNK_ELEMENTS", 60)  # 2 rows per chunk of 30 items
     monkeypatch.setattr("distillrec.distill.student_scores.GATHER_COST", gather_cost)
     objective, data, batch = random_teacher_batch(tmp_path, spec)
     got, want = [], []
@@ -272,7 +272,7 @@ def test_soft_at_temperature_one_shares_the_catalogue_log_sum_exp_with_ce(
 ):
     """At a constant T = 1 the soft term's normaliser is CE's log-sum-exp over the same rows: one chunked pass
     over the catalogue per step, not two (the values are checked against the direct form above)."""
-    import distillrec.losses.softmax_ce as softmax_ce_module
+    import distillrec.layers.softmax_ce as softmax_ce_module
 
     real, calls = softmax_ce_module.logsumexp_scores, []
 
@@ -280,7 +280,7 @@ def test_soft_at_temperature_one_shares_the_catalogue_log_sum_exp_with_ce(
         calls.append(kwargs.get("temperature"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("distillrec.losses.softmax_ce.logsumexp_scores", counting)
+    monkeypatch.setattr("distillrec.layers.softmax_ce.logsumexp_scores", counting)
     monkeypatch.setattr("distillrec.distill.objective.logsumexp_scores", counting)
     objective, data, batch = random_teacher_batch(tmp_path, spec)
     module = RandomModule(30)
@@ -406,7 +406,7 @@ def test_every_kd_method_alone_moves_the_student_to_the_teacher(tmp_path, method
 def test_param_hard_init_starts_the_student_table_at_the_compressed_teacher_table(tmp_path):
     """`param_hard:init=true` copies the whitened PCA of the teacher's items into a stored item table before
     training; a student whose item table is computed (the two-tower's text tower) is refused by name."""
-    from distillrec.losses.parameter import pca_compress
+    from distillrec.layers.pca import pca_compress
 
     folder = write_artifacts(
         tmp_path / "teacher", TINY, np.zeros((len(TINY), 2)), np.zeros((len(TINY), 2)), dim=6

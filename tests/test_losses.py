@@ -17,12 +17,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from distillrec.layers.pca import pca_compress
+from distillrec.layers.sasrec import ItemEmbedding
+from distillrec.layers.softmax_ce import logsumexp_scores, softmax_ce
 from distillrec.losses.collaborative_embedding_kd import CollaborativeEmbedding
 from distillrec.losses.composite import KD_LOSSES, CompositeLoss, make_kd_loss
 from distillrec.losses.distillation_experts import DistillationExperts
 from distillrec.losses.hint import HintLoss
 from distillrec.losses.importance_ranking_kd import ImportanceRankingDistillation
-from distillrec.losses.parameter import ParameterHardLoss, ParameterSoftLoss, pca_compress
+from distillrec.losses.parameter import ParameterHardLoss, ParameterSoftLoss
 from distillrec.losses.ranking_kd import RankingDistillation, student_rank_of
 from distillrec.losses.relaxed_ranking_kd import RelaxedRankingDistillation
 from distillrec.losses.schedules import (
@@ -34,8 +37,6 @@ from distillrec.losses.schedules import (
     teacher_confidence,
 )
 from distillrec.losses.soft_label_kd import SoftLabelKD
-from distillrec.losses.softmax_ce import logsumexp_scores, softmax_ce
-from distillrec.models.sasrec import ItemEmbedding
 
 EXPECTED = Path(__file__).parent / "fixtures" / "losses_expected.json"
 D = torch.float64
@@ -552,7 +553,7 @@ def _ce_and_grads(fn, hidden, table, *args):
 @pytest.mark.parametrize("with_candidates", [False, True])
 def test_softmax_ce_equals_the_plain_cross_entropy_across_chunks(monkeypatch, with_candidates):
     # 7 items and 3 rows per chunk: 10 rows cross chunk boundaries; two rows have no target (-100)
-    monkeypatch.setattr("distillrec.losses.softmax_ce.CHUNK_ELEMENTS", 21)
+    monkeypatch.setattr("distillrec.layers.softmax_ce.CHUNK_ELEMENTS", 21)
     g = torch.Generator().manual_seed(0)
     hidden, table = torch.randn(10, 4, generator=g, dtype=D), torch.randn(7, 4, generator=g, dtype=D)
     targets = torch.tensor([0, 6, -100, 3, 3, 1, -100, 5, 2, 4])
@@ -597,7 +598,7 @@ def test_softmax_ce_without_any_target_is_zero_not_nan():
 def test_logsumexp_scores_equals_the_dense_logsumexp_and_its_gradient_across_chunks(
     monkeypatch, with_candidates, temperature
 ):
-    monkeypatch.setattr("distillrec.losses.softmax_ce.CHUNK_ELEMENTS", 21)  # 3 rows per chunk of 7 items
+    monkeypatch.setattr("distillrec.layers.softmax_ce.CHUNK_ELEMENTS", 21)  # 3 rows per chunk of 7 items
     g = torch.Generator().manual_seed(2)
     hidden, table = torch.randn(10, 4, generator=g, dtype=D), torch.randn(7, 4, generator=g, dtype=D)
     weights = torch.randn(10, generator=g, dtype=D)  # a different upstream gradient per row

@@ -12,14 +12,14 @@ from torch import nn
 from distillrec.data.interactions import Interactions
 from distillrec.data.split import leave_one_out
 from distillrec.evaluate.ranking import evaluate
-from distillrec.models.sasrec import (
+from distillrec.layers.sasrec import (
     ItemEmbedding,
-    SASRec,
     SASRecModule,
     history_windows,
     next_item_loss,
     training_windows,
 )
+from distillrec.models.sasrec import SASRec
 
 
 def _successor_data(n_items: int = 30, n_users: int = 150, length: int = 12, seed: int = 0) -> Interactions:

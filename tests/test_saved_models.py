@@ -16,9 +16,9 @@ from distillrec.data.interactions import Interactions
 from distillrec.data.split import leave_one_out
 from distillrec.evaluate.ranking import evaluate
 from distillrec.models.registry import make_model
+from distillrec.models.text_similarity import TextSimilarity
 from distillrec.students.registry import make_student
 from distillrec.teachers.llm_enhanced_seq import LLMEnhancedSASRec
-from distillrec.teachers.text_only import TextSimilarity
 
 N_USERS, N_ITEMS, LENGTH = 60, 25, 10
 TEXT = np.random.default_rng(1).normal(size=(N_ITEMS, 16)).astype(np.float32)

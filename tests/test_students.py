@@ -12,7 +12,7 @@ import torch
 from distillrec.data.interactions import Interactions
 from distillrec.data.split import leave_one_out
 from distillrec.evaluate.ranking import evaluate
-from distillrec.models.sasrec import training_windows
+from distillrec.layers.sasrec import training_windows
 from distillrec.students.base import make_windows
 from distillrec.students.registry import STUDENTS, make_student
 from distillrec.students.two_tower import TwoTower

@@ -14,11 +14,12 @@ import pytest
 import torch
 
 from distillrec.data.interactions import Interactions
-from distillrec.losses.parameter import pca_compress
-from distillrec.models.sasrec import SASRec, history_windows
+from distillrec.layers.pca import pca_compress
+from distillrec.layers.sasrec import history_windows
+from distillrec.models.sasrec import SASRec
+from distillrec.models.text_similarity import TextSimilarity
 from distillrec.teachers.export import TeacherArtifacts, export_teacher
 from distillrec.teachers.llm_enhanced_seq import LLMEnhancedSASRec, TextItemEmbedding
-from distillrec.teachers.text_only import TextSimilarity
 from distillrec.train.loop import bf16_autocast, cpu_bf16_supported
 
 N_PAIRS = 12

@@ -39,9 +39,9 @@ __all__ = ["load", "SavedModel", "Request", "Recommendation", "model_classes"]
 def model_classes() -> dict[str, type[Recommender]]:
     """Every model class a folder may name: baselines, students, the teacher and the text-only model."""
     from distillrec.models.registry import BASELINES
+    from distillrec.models.text_similarity import TextSimilarity
     from distillrec.students.registry import STUDENTS
     from distillrec.teachers.llm_enhanced_seq import LLMEnhancedSASRec
-    from distillrec.teachers.text_only import TextSimilarity
 
     classes = [*BASELINES.values(), *STUDENTS.values(), LLMEnhancedSASRec, TextSimilarity]
     return {cls.__name__: cls for cls in classes}

@@ -55,9 +55,11 @@ from torch import nn
 from distillrec.data.interactions import Interactions
 from distillrec.distill.kd_data import TeacherLabels
 from distillrec.distill.student_scores import catalogue_ranks, own_topk, scores_at
+from distillrec.layers.pca import pca_compress
+from distillrec.layers.sasrec import ItemEmbedding
+from distillrec.layers.softmax_ce import logsumexp_scores, softmax_ce
 from distillrec.losses.collaborative_embedding_kd import CollaborativeEmbedding
 from distillrec.losses.composite import KD_LOSSES, CompositeLoss, make_kd_loss
-from distillrec.losses.parameter import pca_compress
 from distillrec.losses.schedules import (
     CONFIDENCE_KINDS,
     ConstantSchedule,
@@ -66,8 +68,6 @@ from distillrec.losses.schedules import (
     confidence_temperature,
     confidence_weights,
 )
-from distillrec.losses.softmax_ce import logsumexp_scores, softmax_ce
-from distillrec.models.sasrec import ItemEmbedding
 from distillrec.teachers.export import TeacherArtifacts
 
 __all__ = ["TermSpec", "KDObjective", "parse_kd", "DEFAULTS", "ALIASES", "sample_negatives"]

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import torch
 
+from distillrec.layers.softmax_ce import autocast_operands, row_chunks
 from distillrec.losses.ranking_kd import student_rank_of
-from distillrec.losses.softmax_ce import autocast_operands, row_chunks
 
 __all__ = ["scores_at", "own_topk", "catalogue_ranks"]
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from distillrec.models.sasrec import PAD, ItemEmbedding
+from distillrec.layers.sasrec import PAD, ItemEmbedding
 
 
 class CollaborativeEmbedding(nn.Module):

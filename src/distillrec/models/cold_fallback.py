@@ -35,7 +35,7 @@ import numpy as np
 from distillrec.data.interactions import Interactions
 from distillrec.evaluate.ranking import Evaluation, evaluate
 from distillrec.models.base import Recommender
-from distillrec.teachers.text_only import TextSimilarity
+from distillrec.models.text_similarity import TextSimilarity
 
 __all__ = ["ColdStartFallback", "fallback_scores"]
 

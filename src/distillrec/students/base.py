@@ -36,8 +36,8 @@ from torch import nn
 
 from distillrec.data.interactions import Interactions
 from distillrec.evaluate.ranking import evaluate
-from distillrec.losses.softmax_ce import softmax_ce
-from distillrec.models.sasrec import history_windows
+from distillrec.layers.sasrec import history_windows
+from distillrec.layers.softmax_ce import softmax_ce
 from distillrec.models.torch_model import TorchRecommender
 from distillrec.train.batches import batch_rows
 from distillrec.train.loop import RESUMABLE_CHANGES, EpochEnd, FitResult, TrainConfig, fit_loop

@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from distillrec.data.interactions import Interactions
-from distillrec.models.sasrec import PAD, ItemEmbedding
+from distillrec.layers.sasrec import PAD, ItemEmbedding
 from distillrec.students.base import Student, StudentModule
 
 

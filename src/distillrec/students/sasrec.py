@@ -1,4 +1,4 @@
-"""Small SASRec student: `models.sasrec.SASRecModule` behind the student interface.
+"""Small SASRec student: `layers.sasrec.SASRecModule` behind the student interface.
 
 Input: training `Interactions`; output: a fitted `Student` (next-item logits `(len(users), n_items)` from the
 last `max_len` history items). Architecture and training as `models/sasrec.py` (Kang & McAuley, ICDM 2018;
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from distillrec.data.interactions import Interactions
-from distillrec.models.sasrec import SASRecModule
+from distillrec.layers.sasrec import SASRecModule
 from distillrec.students.base import Student
 
 

@@ -29,8 +29,8 @@ import torch
 from torch import nn
 
 from distillrec.data.interactions import Interactions
-from distillrec.losses.parameter import pca_compress
-from distillrec.models.sasrec import PAD
+from distillrec.layers.pca import pca_compress
+from distillrec.layers.sasrec import PAD
 from distillrec.students.base import Student, StudentModule
 
 

@@ -35,13 +35,13 @@ from distillrec.evaluate.slices import slice_summaries
 from distillrec.manifest import build_manifest, dataset_fingerprint
 from distillrec.models.cold_fallback import ColdStartFallback
 from distillrec.models.sasrec import SASRec
+from distillrec.models.text_similarity import TextSimilarity
 from distillrec.teachers.cache import EmbeddingCache
 from distillrec.teachers.export import export_teacher
 from distillrec.teachers.llm_enhanced_seq import LATER_OPTIONS as MODEL_LATER_OPTIONS
 from distillrec.teachers.llm_enhanced_seq import LLMEnhancedSASRec
 from distillrec.teachers.text import ItemTextTemplate, default_template
 from distillrec.teachers.text_encoder import TextEncoder
-from distillrec.teachers.text_only import TextSimilarity
 from distillrec.train.loop import EpochEnd, bf16_autocast
 from distillrec.train.loop import fit_seconds as fit_seconds_of
 

@@ -45,7 +45,7 @@ import torch
 from tqdm.auto import tqdm
 
 from distillrec.data.interactions import Interactions
-from distillrec.models.sasrec import history_windows
+from distillrec.layers.sasrec import history_windows
 from distillrec.train.loop import bf16_autocast
 
 FILES = ("positions_topk_items", "positions_topk_scores", "user_hidden", "item_embeddings")

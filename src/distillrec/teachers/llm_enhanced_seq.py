@@ -33,8 +33,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from distillrec.losses.parameter import pca_compress
-from distillrec.models.sasrec import PAD, SASRec, next_item_loss
+from distillrec.layers.pca import pca_compress
+from distillrec.layers.sasrec import PAD, next_item_loss
+from distillrec.models.sasrec import SASRec
 
 # options added after checkpoints and exports existed, with the value those were made with: recorded (in a
 # checkpoint's meta, an export's manifest) only when set otherwise, so the older ones still count as the same
