@@ -29,7 +29,7 @@ from distillrec.evaluate.ranking import evaluate  # noqa: E402
 from distillrec.evaluate.slices import slice_summaries  # noqa: E402
 from distillrec.models.cold_fallback import ColdStartFallback  # noqa: E402
 from distillrec.models.text_similarity import TextSimilarity  # noqa: E402
-from distillrec.teachers.build import make_teacher_model, read_teacher_folder  # noqa: E402
+from distillrec.stages.teacher import make_teacher_model, read_teacher_folder  # noqa: E402
 from distillrec.train.loop import bf16_autocast  # noqa: E402
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from distillrec.data.dataset import load_dataset
 from distillrec.models.text_similarity import TextSimilarity
-from distillrec.teachers.build import read_teacher_folder
+from distillrec.stages.teacher import read_teacher_folder
 
 
 def _ranks(scores: np.ndarray, seen_rows: list[np.ndarray], targets: np.ndarray) -> np.ndarray:

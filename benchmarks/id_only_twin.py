@@ -21,7 +21,8 @@ import json
 from pathlib import Path
 
 from distillrec.data.dataset import load_dataset
-from distillrec.teachers.build import build_id_only_twin, read_teacher_folder
+from distillrec.stages.data import PreparedData
+from distillrec.stages.teacher import build_id_only_twin, read_teacher_folder
 from distillrec.train.loop import cpu_bf16_supported
 
 
@@ -43,13 +44,14 @@ def main() -> None:
     args = parser.parse_args()
 
     try:
-        settings, split, seed = read_teacher_folder(args.teacher, load_dataset(args.dataset))
+        dataset = load_dataset(args.dataset)
+        settings, split, seed = read_teacher_folder(args.teacher, dataset)
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(str(exc)) from None
     if args.max_epochs is not None:
         settings = settings.model_copy(update={"max_epochs": args.max_epochs})
     args.out.mkdir(parents=True, exist_ok=True)
-    row = build_id_only_twin(split, args.out, settings, seed=seed)
+    row = build_id_only_twin(PreparedData(dataset, split), args.out, settings, seed=seed)
     # what the twin ran in: bf16 falls back to float32 on a CPU without native bfloat16
     row["precision"] = "bf16" if settings.bf16 and cpu_bf16_supported() else "float32"
     (args.out / "metrics.json").write_text(json.dumps({"id_only": row}, indent=2, default=str))

@@ -60,7 +60,22 @@ def test_overrides_go_through_the_same_checks_and_apply(tmp_path):
 def test_kd_entries_take_method_options_and_aliases(tmp_path):
     config = load_config(write(tmp_path), ["students.0.kd=[param_init,soft:temperature=2]"])
     assert config.students[0].kd == ["param_init", "soft:temperature=2"]
-    assert config.students[0].label == "sasrec-param_init+soft:temperature=2"
+    assert (
+        config.students[0].label == "sasrec-param_init+soft_temperature=2"
+    )  # ":" is not safe in a folder name
+
+
+def test_student_labels_are_unique_and_a_tag_names_a_student(tmp_path):
+    twice = BASE + "  - {name: sasrec, params: {dim: 16}, kd: [soft]}\n"
+    with pytest.raises(ConfigError, match=r"students.0 and students.1 share the label 'sasrec-soft'.*`tag`"):
+        load_config(write(tmp_path, twice))
+    tagged = BASE + "  - {name: sasrec, params: {dim: 16}, kd: [soft], tag: sasrec16-soft}\n"
+    assert [s.label for s in load_config(write(tmp_path, tagged)).students] == [
+        "sasrec-soft",
+        "sasrec16-soft",
+    ]
+    with pytest.raises(ConfigError, match="students.0.tag"):
+        load_config(write(tmp_path), ["students.0.tag=a/b"])
 
 
 def test_bad_files_are_named(tmp_path):

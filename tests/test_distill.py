@@ -803,7 +803,7 @@ def test_distill_command_end_to_end(tmp_path, ml100k_slice):
         and pooled["diff_ci_low"] <= pooled["mean_diff"] <= pooled["diff_ci_high"]
     )
     config = json.loads((out / "manifest.json").read_text())["config"]
-    assert config["student"] == "sasrec" and config["student_params"]["length_buckets"] is True
+    assert config["student"]["name"] == "sasrec" and config["student_params"]["length_buckets"] is True
     assert "student_kd" in result.output and "teacher" in result.output
 
     # every run checkpointed; the same command again resumes from them, trains nothing and reports the same
@@ -818,3 +818,46 @@ def test_distill_command_end_to_end(tmp_path, ml100k_slice):
     # a teacher built on other data is refused before any training
     bad = CliRunner().invoke(app, args[:2] + ["--min-user", "30"] + args[2:])
     assert bad.exit_code != 0 and "fingerprints differ" in bad.output
+
+    # every trained student is a model folder; OUT/model is the KD student of the first seed
+    assert sorted(p.name for p in (out / "models").iterdir()) == runs
+    check_recommend_command(
+        out / "model", metrics["student_kd"]["per_seed"][0]["test"]["HR@10"], ml100k_slice
+    )
+
+
+def check_recommend_command(model_dir: Path, hr10: float, dataset_folder: Path) -> None:
+    """`distillrec recommend` on a saved student: a table, JSON, and a batch whose HR@10 on the test items is the
+    evaluation's; bad requests are named with their line."""
+    from distillrec.cli import app
+    from distillrec.data.dataset import load_dataset
+    from distillrec.data.split import make_split
+
+    ds = load_dataset(dataset_folder)
+    test = make_split(ds.interactions, "leave_one_out").test
+    users = [str(ds.user_ids[u]) for u in test.users]
+    targets = dict(zip(users, (str(ds.item_ids[i]) for i in test.items), strict=True))
+
+    shown = CliRunner().invoke(app, ["recommend", str(model_dir), "--user", users[0], "--k", "5"])
+    assert shown.exit_code == 0, shown.output
+    as_json = CliRunner().invoke(app, ["recommend", str(model_dir), "--user", users[0], "--k", "5", "--json"])
+    row = json.loads(as_json.stdout.strip().splitlines()[-1])
+    assert row["user_id"] == users[0] and len(row["items"]) == 5 and row["items"][0] in shown.output
+
+    requests = model_dir.parent / "requests.jsonl"
+    requests.write_text("".join(json.dumps({"user_id": u}) + "\n" for u in users))
+    results = model_dir.parent / "results.jsonl"
+    batch = ["recommend", str(model_dir), "--input", str(requests), "--output", str(results)]
+    done = CliRunner().invoke(app, batch)
+    assert done.exit_code == 0, done.output
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r["user_id"] for r in rows] == users
+    hits = [targets[r["user_id"]] in r["items"][:10] for r in rows]
+    assert np.mean(hits) == pytest.approx(hr10)
+
+    requests.write_text('{"user_id": "1"}\n{"history": "50"}\n')
+    bad = CliRunner().invoke(app, batch)
+    assert bad.exit_code == 2 and "line 2: history must be a list of item ids" in bad.output
+    missing = CliRunner().invoke(app, ["recommend", str(model_dir.parent), "--user", "1"])
+    assert missing.exit_code == 2 and "not a distillrec model manifest" in missing.output
+    assert f"did you mean {model_dir}" in missing.output.replace("\n", "")

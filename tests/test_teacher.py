@@ -281,7 +281,7 @@ def test_a_finished_export_run_again_keeps_its_manifest_byte_for_byte(tmp_path, 
 
 def test_options_added_later_enter_the_manifest_only_when_set():
     from distillrec.config import TeacherConfig
-    from distillrec.teachers.build import LATER_OPTIONS, manifest_config
+    from distillrec.stages.teacher import LATER_OPTIONS, manifest_config
 
     assert not set(LATER_OPTIONS) & set(manifest_config(TeacherConfig()))
     config = manifest_config(TeacherConfig(id_dropout=0.3, length_buckets=True))

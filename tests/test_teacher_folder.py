@@ -13,7 +13,8 @@ from distillrec.data.dataset import load_dataset
 from distillrec.data.split import make_split
 from distillrec.evaluate.ranking import evaluate
 from distillrec.models.cold_fallback import ColdStartFallback
-from distillrec.teachers.build import build_teacher, make_teacher_model, read_teacher_folder
+from distillrec.stages.data import PreparedData
+from distillrec.stages.teacher import build_teacher, make_teacher_model, read_teacher_folder
 
 
 def _write_slice(source, folder, n_users: int) -> None:
@@ -43,7 +44,9 @@ def built(data_dir, tmp_path_factory):
         dim=16, max_epochs=2, top_k=10, adapter_hidden=16, max_len=50, cold_fallback=True
     )
     out = tmp_path_factory.mktemp("teacher")
-    metrics = build_teacher(dataset, split, out, settings, seed=3, progress=False, log=lambda m: None)
+    metrics = build_teacher(
+        PreparedData(dataset, split), out, settings, seed=3, progress=False, log=lambda m: None
+    )
     return dataset, split, settings, out, metrics, other
 
 

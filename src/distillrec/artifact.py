@@ -99,6 +99,8 @@ def save_model(
     if (trained_on.n_users, trained_on.n_items) != (catalog.history.n_users, catalog.history.n_items):
         raise ValueError("the model's training data and the catalog are over different id spaces")
     params = dict(model.get_params())
+    if "checkpoint_dir" in params:  # where training checkpointed: not part of the trained model
+        params["checkpoint_dir"] = None
     arrays = {name: np.asarray(getattr(model, name)) for name in type(model).array_params}
     for name, value in list(params.items()):
         if isinstance(value, np.ndarray):
@@ -173,7 +175,9 @@ def read_model(folder: str | Path) -> ModelFolder:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelFolderError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ModelFolderError(f'{path}: not a distillrec model manifest (no "format": "{FORMAT}")')
+        inner = folder / "model" / MANIFEST
+        hint = f"; did you mean {inner.parent}?" if inner.exists() else ""
+        raise ModelFolderError(f'{path}: not a distillrec model manifest (no "format": "{FORMAT}"){hint}')
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
         raise ModelFolderError(

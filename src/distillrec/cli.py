@@ -4,6 +4,7 @@
     distillrec baselines DATASET --out DIR  tune and test MostPop, ItemKNN, EASE, iALS, BPR-MF, SASRec
     distillrec distill DATASET --teacher DIR --student NAME --kd METHODS --out DIR   KD vs plain student
     distillrec tune CONFIG --trials N --sampler tpe|random|grid   Optuna search of the config's `tune.space`
+    distillrec recommend MODEL_DIR --user ID | --history ID,ID | --input requests.jsonl --output results.jsonl
 
 DATASET is a known name (ml-100k, ml-latest-small, ml-1m; looked up under $DISTILLREC_DATA_DIR, then the user
 cache, then downloaded) or a path to a folder (MovieLens raw layouts or the generic interactions/items format).
@@ -14,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -49,16 +49,53 @@ MinItem = Annotated[int, typer.Option(help="k-core: drop items with fewer intera
 Duplicates = Annotated[str, typer.Option(help="Repeated (user, item) pairs: keep 'first', 'last' or 'all'.")]
 
 
+def _dataset_config(dataset: str, min_rating, duplicates, min_user, min_item):
+    from distillrec.config import DatasetConfig
+
+    try:
+        return DatasetConfig(
+            source=dataset,
+            min_rating=min_rating,
+            duplicates=duplicates,
+            min_user_interactions=min_user,
+            min_item_interactions=min_item,
+        )
+    except ValidationError as exc:
+        raise _bad_parameter(exc) from None
+
+
 def _load(dataset: str, min_rating, duplicates, min_user, min_item):
     from distillrec.data.dataset import load_dataset
 
+    d = _dataset_config(dataset, min_rating, duplicates, min_user, min_item)
     return load_dataset(
-        dataset,
-        min_rating=min_rating,
-        duplicates=duplicates,
-        min_user_interactions=min_user,
-        min_item_interactions=min_item,
+        d.source,
+        min_rating=d.min_rating,
+        duplicates=d.duplicates,
+        min_user_interactions=d.min_user_interactions,
+        min_item_interactions=d.min_item_interactions,
     )
+
+
+def _prepare(dataset: str, split: str, split_params: dict, min_rating, duplicates, min_user, min_item):
+    """The data stage for a command: the dataset read, prepared and split (nothing written)."""
+    from distillrec.config import SplitConfig
+    from distillrec.stages.data import prepare_data
+
+    try:
+        split_config = SplitConfig(protocol=split, params=split_params)
+    except ValidationError as exc:
+        raise typer.BadParameter(exc.errors()[0]["msg"], param_hint="--split") from None
+    data = prepare_data(_dataset_config(dataset, min_rating, duplicates, min_user, min_item), split_config)
+    console.print(data.summary())
+    return data
+
+
+def _bad_parameter(exc: ValidationError) -> typer.BadParameter:
+    """A config value out of range, e.g. --dropout 1.5: name the option, not a traceback."""
+    error = exc.errors()[0]
+    option = "--" + str(error["loc"][0]).replace("_", "-")
+    return typer.BadParameter(f"{error['msg']}, got {error['input']!r}", param_hint=option)
 
 
 @data_app.command("stats")
@@ -112,22 +149,17 @@ def baselines(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for models and splits.")] = 0,
 ) -> None:
-    """Tune every baseline on the validation item (small grid), then touch the test once; write metrics.json."""
-    from distillrec.data.split import make_split
-    from distillrec.manifest import record_in_manifest
-    from distillrec.models.registry import BASELINES, grid_for
-    from distillrec.tune.grid import tune_and_test
+    """Tune every baseline on the validation item (small grid), then touch the test once; write metrics.json
+    and each tested model to OUT/models/<name> (`distillrec recommend OUT/models/ease --user 1`)."""
+    from distillrec.config import BaselinesConfig
+    from distillrec.models.registry import BASELINES
+    from distillrec.stages.baselines import run_baselines
 
     names = [m.strip() for m in models.split(",") if m.strip()]
-    unknown = [m for m in names if m not in BASELINES]
-    if unknown:
-        raise typer.BadParameter(
-            f"unknown model(s) {unknown}; choose from {sorted(BASELINES)}", param_hint="--models"
-        )
-    grids = {name: grid_for(name, quick=quick, seed=seed) for name in names}
+    grids = {}
     if grid_file is not None:
-        custom = json.loads(grid_file.read_text())
-        for name, points in custom.items():
+        grids = json.loads(grid_file.read_text())
+        for name, points in grids.items():
             if (
                 name not in BASELINES
                 or not isinstance(points, list)
@@ -138,50 +170,14 @@ def baselines(
                     f"hyperparameter dicts; models: {sorted(BASELINES)}",
                     param_hint="--grid-file",
                 )
-            grids[name] = [
-                dict(p, seed=seed) if "seed" in grids.get(name, [{}])[0] else dict(p) for p in points
-            ]
-    ds = _load(dataset, min_rating, duplicates, min_user, min_item)
-    sp = make_split(ds.interactions, split)
-    console.print(
-        f"[bold]{ds.name}[/]: {ds.n_users:,} users, {ds.n_items:,} items, {len(ds.interactions):,} interactions; "
-        f"split {split}: train {len(sp.train):,} / valid {len(sp.valid):,} / test {len(sp.test):,}"
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    metrics_path = out / "metrics.json"
-    for name in names:
-        start = time.perf_counter()
-        result = tune_and_test(name, sp, grid=grids[name], progress=True)
-        # Re-read before writing, so runs of other models into the same folder are kept; written after every
-        # model, so an interruption loses little.
-        results = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-        results[name] = result.to_json()
-        tmp = metrics_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(results, indent=2))
-        tmp.replace(metrics_path)
-        record_in_manifest(
-            out,
-            name,
-            {
-                "command": "baselines",
-                "dataset": dataset,
-                "split": split,
-                "min_rating": min_rating,
-                "duplicates": duplicates,
-                "min_user": min_user,
-                "min_item": min_item,
-                "quick": quick,
-                "seed": seed,
-                "grid": grids[name],
-            },
-            inputs=ds,
-        )
-        console.print(
-            f"  {name:<8} test NDCG@10 {result.test['NDCG@10']:.4f}  HR@10 {result.test['HR@10']:.4f}  "
-            f"best {result.best_hparams}  ({time.perf_counter() - start:.0f} s)"
-        )
-    results = json.loads(metrics_path.read_text())
-    Console().print(metrics_table(results, title=f"{ds.name} ({split}, full ranking, test)"))
+    try:
+        settings = BaselinesConfig(models=names, quick=quick, grids=grids)
+    except ValidationError as exc:
+        raise typer.BadParameter(exc.errors()[0]["msg"], param_hint="--models") from None
+    data = _prepare(dataset, split, {}, min_rating, duplicates, min_user, min_item)
+    run_baselines(data, settings, out, seed=seed, log=console.print)
+    results = json.loads((out / "metrics.json").read_text())
+    Console().print(metrics_table(results, title=f"{data.dataset.name} ({split}, full ranking, test)"))
 
 
 @app.command()
@@ -258,10 +254,10 @@ def teacher(
     min_item: MinItem = 0,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
 ) -> None:
-    """Encode item text with a language model, train the LLM-enhanced teacher and export its outputs."""
+    """Encode item text with a language model, train the LLM-enhanced teacher and export its outputs; the
+    trained teacher is saved to OUT/model (`distillrec recommend OUT/model --user 1`)."""
     from distillrec.config import TeacherConfig
-    from distillrec.data.split import make_split
-    from distillrec.teachers.build import build_teacher
+    from distillrec.stages.teacher import build_teacher
 
     try:
         settings = TeacherConfig(
@@ -283,14 +279,12 @@ def teacher(
             cold_fallback=cold_fallback,
         )
     except ValidationError as exc:
-        # a value out of range, e.g. --dropout 1.5: name the option, not a traceback
-        error = exc.errors()[0]
-        option = "--" + str(error["loc"][0]).replace("_", "-")
-        raise typer.BadParameter(f"{error['msg']}, got {error['input']!r}", param_hint=option) from None
-    ds = _load(dataset, min_rating, duplicates, min_user, min_item)
-    sp = make_split(ds.interactions, split)
-    metrics = build_teacher(ds, sp, out, settings, seed=seed, log=console.print)
-    Console().print(metrics_table(metrics, title=f"{ds.name} teacher ({split}, full ranking, test)"))
+        raise _bad_parameter(exc) from None
+    data = _prepare(dataset, split, {}, min_rating, duplicates, min_user, min_item)
+    metrics = build_teacher(data, out, settings, seed=seed, log=console.print)
+    Console().print(
+        metrics_table(metrics, title=f"{data.dataset.name} teacher ({split}, full ranking, test)")
+    )
 
 
 @app.command()
@@ -348,13 +342,11 @@ def distill(
     min_user: MinUser = 0,
     min_item: MinItem = 0,
 ) -> None:
-    """Train a small student with and without KD from the teacher's exported outputs; compare with a paired test."""
-    import numpy as np
-
-    from distillrec.data.split import make_split
-    from distillrec.distill.objective import parse_kd
-    from distillrec.distill.run import VARIANTS, compare
-    from distillrec.manifest import dataset_fingerprint, write_manifest
+    """Train a small student with and without KD from the teacher's exported outputs; compare with a paired test.
+    Every trained student is saved under OUT/models/, the KD student of the first seed to OUT/model."""
+    from distillrec.config import StudentConfig
+    from distillrec.manifest import dataset_fingerprint
+    from distillrec.stages.distill import run_students
     from distillrec.students.registry import student_params
 
     try:
@@ -369,22 +361,6 @@ def distill(
             f"{manifest_path} does not exist; build the teacher with `distillrec teacher`",
             param_hint="--teacher",
         )
-    teacher_manifest = json.loads(manifest_path.read_text())
-    split_config = dict(teacher_manifest.get("config", {}).get("split", {"protocol": "leave_one_out"}))
-    protocol = split_config.pop("protocol")
-    ds = _load(dataset, min_rating, duplicates, min_user, min_item)
-    expected = teacher_manifest.get("dataset", {}).get("fingerprint")
-    if expected is None:
-        console.print(
-            f"[yellow]warning:[/] {manifest_path} has no dataset fingerprint; only sizes are checked"
-        )
-    elif expected != dataset_fingerprint(ds):
-        raise typer.BadParameter(
-            f"the teacher in {teacher} was built on other data than {dataset} with these "
-            "filters (dataset fingerprints differ)",
-            param_hint="--teacher",
-        )
-    sp = make_split(ds.interactions, protocol, **split_config)
     given = {
         "dim": dim,
         "n_layers": n_layers,
@@ -404,62 +380,35 @@ def distill(
     unknown = sorted(set(params) - set(valid_params))
     if unknown:
         raise typer.BadParameter(f"student {student!r} takes no {unknown}; it takes {valid_params}")
-    console.print(
-        f"[bold]{ds.name}[/] split {protocol}: train {len(sp.train):,} / valid {len(sp.valid):,} / "
-        f"test {len(sp.test):,}; student {student} {params}, KD {kd}, seeds {seed_list}"
-    )
     try:
-        parse_kd(kd)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--kd") from None
-    result = compare(
-        sp,
-        teacher,
-        student,
-        params,
-        kd,
-        seed_list,
-        last_position=last_position,
-        checkpoint_root=out / "checkpoints",
+        settings = StudentConfig(
+            name=student, params=params, kd=[m.strip() for m in kd.split(",") if m.strip()]
+        )
+    except ValidationError as exc:
+        raise typer.BadParameter(exc.errors()[0]["msg"], param_hint="--kd") from None
+    teacher_manifest = json.loads(manifest_path.read_text())
+    split_config = dict(teacher_manifest.get("config", {}).get("split", {"protocol": "leave_one_out"}))
+    protocol = split_config.pop("protocol")
+    data = _prepare(dataset, protocol, split_config, min_rating, duplicates, min_user, min_item)
+    expected = teacher_manifest.get("dataset", {}).get("fingerprint")
+    if expected is None:
+        console.print(
+            f"[yellow]warning:[/] {manifest_path} has no dataset fingerprint; only sizes are checked"
+        )
+    elif expected != dataset_fingerprint(data.dataset):
+        raise typer.BadParameter(
+            f"the teacher in {teacher} was built on other data than {dataset} with these "
+            "filters (dataset fingerprints differ)",
+            param_hint="--teacher",
+        )
+    console.print(f"student {student} {params}, KD {kd}, seeds {seed_list}")
+    run_students(
+        data, teacher, settings, seed_list, out, last_position=last_position, baselines_dir=baselines
     )
-    out.mkdir(parents=True, exist_ok=True)
-    metrics = result.to_json()
-    teacher_metrics_path = teacher / "metrics.json"
-    if teacher_metrics_path.exists():
-        metrics["teacher"] = json.loads(teacher_metrics_path.read_text()).get("teacher")
-    if baselines is not None:
-        base = json.loads((baselines / "metrics.json").read_text())
-        name = max(base, key=lambda n: base[n]["valid"]["NDCG@10"])  # chosen on validation, like every model
-        metrics["best_baseline"] = {"name": name, **base[name]}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
-    np.savez_compressed(
-        out / "per_user.npz",
-        users=result.test_users(),
-        seeds=np.array(seed_list),
-        **{v: result.per_user(v) for v in VARIANTS},
-    )
-    write_manifest(
-        out,
-        {
-            "command": "distill",
-            "dataset": dataset,
-            "teacher": str(teacher),
-            "student": student,
-            "student_params": result.student_params,
-            "kd": kd,
-            "objective": result.objective,
-            "seeds": seed_list,
-            "split": {"protocol": protocol, **split_config},
-            "min_rating": min_rating,
-            "duplicates": duplicates,
-            "min_user": min_user,
-            "min_item": min_item,
-        },
-        inputs=ds,
-    )
+    metrics = json.loads((out / "metrics.json").read_text())
     Console().print(
         distill_table(
-            metrics, title=f"{ds.name}: {student} student, KD {kd} ({protocol}, full ranking, test)"
+            metrics, title=f"{data.dataset.name}: {student} student, KD {kd} ({protocol}, full ranking, test)"
         )
     )
     pooled = metrics["comparison"]["pooled"]
@@ -612,6 +561,128 @@ def report(
     from distillrec.report.html import build_report
 
     console.print(f"wrote {build_report(run_dir)}")
+
+
+@app.command()
+def recommend(
+    model_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="A saved model folder: runs/<run>/students/<label>/model, runs/<run>/teacher/model, "
+            "runs/<run>/baselines/models/<name>, or OUT/model of `distillrec distill`."
+        ),
+    ],
+    user: Annotated[
+        str | None, typer.Option(help="A user id known to the model: its history is read.")
+    ] = None,
+    history: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated item ids, oldest first (after the user's own items with --user)."),
+    ] = None,
+    k: Annotated[int, typer.Option(min=1, help="How many items to recommend.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    input_: Annotated[
+        Path | None,
+        typer.Option(
+            "--input",
+            help='Batch: a JSON-lines file, one request a line: {"user_id": "196", "history": ["50", "172"], '
+            '"k": 10} (user_id or history or both; k defaults to --k).',
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(help='Batch: where the results go, one line a request: {"user_id", "items", "scores"}.'),
+    ] = None,
+    include_seen: Annotated[
+        bool, typer.Option(help="Also recommend items of the history (off: they are never recommended).")
+    ] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Requests scored together.")] = 256,
+) -> None:
+    """Top-K items for a user or a history (or a batch of requests) from a saved model; ids are the dataset's own."""
+    from distillrec.artifact import ModelFolderError
+    from distillrec.recommend import Request, load
+
+    if input_ is None and output is not None:
+        raise typer.BadParameter("--output goes with --input (a batch of requests)", param_hint="--output")
+    if input_ is not None and (user is not None or history is not None):
+        raise typer.BadParameter("give --input, or --user / --history, not both", param_hint="--input")
+    if input_ is None and user is None and history is None:
+        raise typer.BadParameter("give --user, --history (or both), or --input", param_hint="--user")
+    try:
+        model = load(model_dir)
+    except ModelFolderError as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    try:
+        if input_ is not None:
+            if output is None:
+                raise typer.BadParameter("--input needs --output", param_hint="--output")
+            requests = read_requests(input_, k)
+            results = model.rank(
+                requests, exclude_seen=not include_seen, batch_size=batch_size, progress=True
+            )
+            tmp = output.with_name(output.name + ".partial")
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for result in results:
+                    fh.write(json.dumps(result.to_json()) + "\n")
+            tmp.replace(output)
+            console.print(f"wrote {len(results):,} result(s) to {output}")
+            return
+        items = [i.strip() for i in history.split(",") if i.strip()] if history is not None else ()
+        (result,) = model.rank([Request(user, tuple(items), k)], exclude_seen=not include_seen)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    if result.unknown_items:
+        console.print(
+            f"[yellow]warning:[/] skipped item id(s) the model does not know: {result.unknown_items}"
+        )
+    if result.unknown_user:
+        console.print(f"[yellow]warning:[/] user {user!r} is not known to the model")
+    if result.cold_start:
+        console.print("[yellow]note:[/] no usable history: the most popular items")
+    if as_json:
+        print(json.dumps(result.to_json()))
+        return
+    table = Table(title=f"top {k} from {escape(str(model_dir))}")
+    table.add_column("rank", justify="right")
+    table.add_column("item")
+    table.add_column("score", justify="right")
+    for rank, (item, score) in enumerate(result.pairs(), start=1):
+        table.add_row(str(rank), escape(item), f"{score:.4f}")
+    Console().print(table)
+
+
+def read_requests(path: Path, default_k: int) -> list:
+    """The requests of a JSON-lines file; a bad line is an error naming the file, the line and the problem."""
+    from distillrec.recommend import Request
+
+    if not path.exists():
+        raise typer.BadParameter(f"{path}: no such file", param_hint="--input")
+    requests = []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}, line {number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{where}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f'{where}: expected an object like {{"user_id": ..., "history": [...]}}')
+            unknown = sorted(set(row) - {"user_id", "history", "k"})
+            if unknown:
+                raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys: history, k, user_id")
+            user, items, k = row.get("user_id"), row.get("history", []), row.get("k", default_k)
+            if user is None and not items:
+                raise ValueError(f"{where}: give user_id, history or both")
+            if not isinstance(items, list) or not all(isinstance(i, str | int) for i in items):
+                raise ValueError(f"{where}: history must be a list of item ids, got {items!r}")
+            if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+                raise ValueError(f"{where}: k must be a positive integer, got {k!r}")
+            requests.append(Request(None if user is None else str(user), tuple(str(i) for i in items), k))
+    return requests
 
 
 def metrics_table(results: dict, title: str) -> Table:

@@ -18,6 +18,7 @@ against it and the error lists the valid choices. Only `cli.py` reads `sys.argv`
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -105,6 +106,8 @@ class StudentConfig(_Strict):
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
     kd: list[str] = Field(default_factory=lambda: ["soft"])
+    # the student's folder and report name; default "<name>-<kd methods joined by +>" (see `label`)
+    tag: str | None = Field(None, pattern=r"^[A-Za-z0-9._+=-]+$")
 
     @field_validator("name")
     @classmethod
@@ -125,7 +128,11 @@ class StudentConfig(_Strict):
 
     @property
     def label(self) -> str:
-        return f"{self.name}-{'+'.join(self.kd)}"
+        """`tag`, or "<name>-<kd methods joined by +>" with any character that is not safe in a folder name on
+        every OS (such as ":" of "rd:k=20") replaced by "_"."""
+        if self.tag is not None:
+            return self.tag
+        return re.sub(r"[^A-Za-z0-9._+=-]", "_", f"{self.name}-{'+'.join(self.kd)}")
 
 
 class ParamSpace(_Strict):
@@ -228,6 +235,18 @@ class RunConfig(_Strict):
     progress: bool = True
     tune: TuneConfig | None = None
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @model_validator(mode="after")
+    def _unique_student_labels(self) -> RunConfig:
+        seen: dict[str, int] = {}
+        for index, student in enumerate(self.students):
+            if student.label in seen:
+                raise ValueError(
+                    f"students.{seen[student.label]} and students.{index} share the label {student.label!r} "
+                    "(their folder and report name); give one of them its own `tag`"
+                )
+            seen[student.label] = index
+        return self
 
     @model_validator(mode="after")
     def _tune_keys_exist(self) -> RunConfig:

@@ -26,7 +26,6 @@ stage's epoch lines are copied from the earlier run's `metrics.jsonl` (and sent 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import shutil
@@ -37,12 +36,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from distillrec.config import RunConfig, dump_config
-from distillrec.data.dataset import Dataset, load_dataset
-from distillrec.data.split import Split, make_split
-from distillrec.manifest import dataset_fingerprint, write_manifest
+from distillrec.manifest import dataset_fingerprint
 from distillrec.tracking import Trackers, open_trackers, require_backends
 
 if TYPE_CHECKING:
@@ -52,19 +47,6 @@ STAGE_FILE = "stage.json"
 LEVELS = {"debug": 10, "info": 20, "stage": 30}  # console verbosity; run.log gets every level
 # Keys of a metrics.jsonl line that name the training (see `_Run.on_epoch`); the other numeric ones are metrics.
 _LINE_LABELS = ("stage", "seed", "grid_point")
-
-
-def load_data(config: RunConfig) -> tuple[Dataset, Split]:
-    """The run's dataset (its `dataset:` section) and its split (`split:`)."""
-    d = config.dataset
-    dataset = load_dataset(
-        d.source,
-        min_rating=d.min_rating,
-        duplicates=d.duplicates,
-        min_user_interactions=d.min_user_interactions,
-        min_item_interactions=d.min_item_interactions,
-    )
-    return dataset, make_split(dataset.interactions, config.split.protocol, **config.split.params)
 
 
 def _key(*parts) -> str:
@@ -174,7 +156,10 @@ def _stage_lines(run_dir: Path, rel: str) -> list[dict]:
                 lines[which] = line
     if lines:
         return list(lines.values())
-    metrics = json.loads((run_dir / rel / "metrics.json").read_text())
+    path = run_dir / rel / "metrics.json"
+    if not path.exists():  # a stage that trains nothing (data)
+        return []
+    metrics = json.loads(path.read_text())
     return [
         {"model": name, "stage": rel, **record}
         for name, row in metrics.items()
@@ -199,11 +184,8 @@ def run_pipeline(
 ) -> Path:
     """Run every stage of `config` into a run folder (see the module docstring); return the folder. `log`
     prints a console line; `level` ("debug", "info" or "stage") is the least important level it gets."""
-    from distillrec.distill.run import compare
-    from distillrec.models.registry import BASELINES, grid_for
-    from distillrec.report.html import build_report
-    from distillrec.teachers.build import build_teacher
-    from distillrec.tune.grid import tune_and_test
+    from distillrec.stages import baselines, distill, report, teacher
+    from distillrec.stages.data import prepare_data, raw_files_key, read_prepared
 
     if level not in LEVELS:
         raise ValueError(f"unknown log level {level!r}; choose one of {list(LEVELS)}")
@@ -222,42 +204,37 @@ def run_pipeline(
     run = _Run(run_dir, runs_root, config.name, log, level, trackers)
     failed = True
     try:
-        start = time.perf_counter()
-        dataset, split = load_data(config)
-        data_key = _key(dataset_fingerprint(dataset), config.split.model_dump())
-        run.log(
-            f"[data] {dataset.name}: {dataset.n_users:,} users, {dataset.n_items:,} items, "
-            f"{len(dataset.interactions):,} interactions; split {split.protocol} "
-            f"({_duration(time.perf_counter() - start)})",
-            "stage",
+        from distillrec.stages.data import SCHEMA_VERSION as DATA_SCHEMA
+
+        raw_key = _key(config.dataset.model_dump(), config.split.model_dump(), raw_files_key(config.dataset))
+        data_dir = run.stage(
+            "data",
+            _key(raw_key, DATA_SCHEMA),
+            lambda folder: prepare_data(config.dataset, config.split, folder).summary(),
         )
+        data = read_prepared(data_dir)
+        data_key = _key(dataset_fingerprint(data.dataset), config.split.model_dump())
         seed = config.seeds[0]
 
-        def baselines(folder: Path) -> str:
-            results = {}
-            for name in config.baselines.models:
-                grid = config.baselines.grids.get(name) or grid_for(
-                    name, quick=config.baselines.quick, seed=seed
-                )
-                if "progress" in inspect.signature(BASELINES[name].__init__).parameters:
-                    grid = [{"progress": config.progress, **point} for point in grid]
-                result = tune_and_test(
-                    name, split, grid=grid, progress=config.progress, on_epoch=run.on_epoch("baselines")
-                )
-                results[name] = result.to_json()
-                run.log(f"  {name}: test NDCG@10 {result.test['NDCG@10']:.4f}")
-            (folder / "metrics.json").write_text(json.dumps(results, indent=2, default=str))
-            write_manifest(folder, {"baselines": config.baselines.model_dump(), "seed": seed}, dataset)
-            best = max(results, key=lambda n: results[n]["valid"]["NDCG@10"])
-            return f"best on validation {best}, test NDCG@10 {results[best]['test']['NDCG@10']:.4f}"
+        def run_baselines(folder: Path) -> str:
+            results = baselines.run_baselines(
+                data,
+                config.baselines,
+                folder,
+                seed=seed,
+                progress=config.progress,
+                on_epoch=run.on_epoch("baselines"),
+                log=run.log,
+            )
+            best = max(results, key=lambda n: results[n].valid["NDCG@10"])
+            return f"best on validation {best}, test NDCG@10 {results[best].test['NDCG@10']:.4f}"
 
-        baselines_key = _key(data_key, config.baselines.model_dump(), seed)
-        baselines_dir = run.stage("baselines", baselines_key, baselines)
+        baselines_key = _key(data_key, config.baselines.model_dump(), seed, baselines.SCHEMA_VERSION)
+        baselines_dir = run.stage("baselines", baselines_key, run_baselines)
 
-        def teacher(folder: Path) -> str:
-            metrics = build_teacher(
-                dataset,
-                split,
+        def run_teacher(folder: Path) -> str:
+            metrics = teacher.build_teacher(
+                data,
                 folder,
                 config.teacher,
                 seed=seed,
@@ -270,61 +247,34 @@ def run_pipeline(
                 f"text-only {metrics['text_only']['test']['NDCG@10']:.4f}"
             )
 
-        teacher_key = _key(data_key, config.teacher.model_dump(), seed)
-        teacher_dir = run.stage("teacher", teacher_key, teacher)
+        teacher_key = _key(data_key, config.teacher.model_dump(), seed, teacher.SCHEMA_VERSION)
+        teacher_dir = run.stage("teacher", teacher_key, run_teacher)
 
         student_dirs = {}
         for student in config.students:
 
-            def distil(folder: Path, student=student) -> str:
-                params = {"progress": config.progress, **student.params}
-                names = dict(zip(("student_kd", "student_plain"), _student_names(student.label), strict=True))
-                comparison = compare(
-                    split,
+            def run_students(folder: Path, student=student) -> str:
+                names = dict(zip(distill.VARIANTS, report.student_names(student.label), strict=True))
+                comparison = distill.run_students(
+                    data,
                     teacher_dir,
-                    student.name,
-                    params,
-                    student.kd,
-                    seeds=config.seeds,
+                    student,
+                    config.seeds,
+                    folder,
                     progress=config.progress,
-                    checkpoint_root=folder / "checkpoints",
                     on_epoch=run.on_epoch(f"students/{student.label}", names),
                 )
-                (folder / "metrics.json").write_text(json.dumps(comparison.to_json(), indent=2, default=str))
-                for variant, runs in comparison.runs.items():
-                    first = runs[0]
-                    np.savez(
-                        folder / f"test_top_items_{variant}.npz",
-                        users=first.test_evaluation.users,
-                        top_items=first.test_evaluation.top_items,
-                    )
-                    with open(folder / "history.jsonl", "a", encoding="utf-8") as fh:
-                        for r in runs:
-                            fh.write(
-                                json.dumps(
-                                    {
-                                        "variant": variant,
-                                        "seed": r.seed,
-                                        "best_epoch": r.best_epoch,
-                                        "epochs": r.epochs,
-                                    }
-                                )
-                                + "\n"
-                            )
-                summary = comparison.to_json()
                 return (
-                    f"test NDCG@10 KD {summary['student_kd']['test']['NDCG@10']:.4f} vs plain "
-                    f"{summary['student_plain']['test']['NDCG@10']:.4f}"
+                    f"test NDCG@10 KD {comparison.summary('student_kd')['test']['NDCG@10']:.4f} vs plain "
+                    f"{comparison.summary('student_plain')['test']['NDCG@10']:.4f}"
                 )
 
-            key = _key(teacher_key, student.model_dump(), config.seeds)
-            student_dirs[student.label] = run.stage(f"students/{student.label}", key, distil)
+            key = _key(teacher_key, student.model_dump(), config.seeds, distill.SCHEMA_VERSION)
+            student_dirs[student.label] = run.stage(f"students/{student.label}", key, run_students)
 
         start = time.perf_counter()
-        merged = merge_metrics(dataset, split, baselines_dir, teacher_dir, student_dirs)
-        (run_dir / "metrics.json").write_text(json.dumps(merged, indent=2, default=str))
-        build_report(run_dir)
-        run.log(f"[report] {run_dir / 'report.html'} ({_duration(time.perf_counter() - start)})", "stage")
+        path = report.write_report(run_dir, data, baselines_dir, teacher_dir, student_dirs)
+        run.log(f"[report] {path} ({_duration(time.perf_counter() - start)})", "stage")
         failed = False
     except BaseException as exc:
         run.log_file.write(
@@ -335,91 +285,3 @@ def run_pipeline(
     finally:
         run.close(failed)
     return run_dir
-
-
-def _student_names(label: str) -> tuple[str, str]:
-    """The names of a student's KD and plain models in the run's metrics.json: "sasrec-soft (KD)", "sasrec (no KD)"."""
-    return f"{label} (KD)", f"{label.split('-')[0]} (no KD)"
-
-
-def merge_metrics(
-    dataset, split, baselines_dir: Path, teacher_dir: Path, student_dirs: dict[str, Path]
-) -> dict:
-    """Every model of the run in the report's shape (see `report/html.py`)."""
-    models: dict[str, dict] = {}
-    for name, row in json.loads((baselines_dir / "metrics.json").read_text()).items():
-        models[name] = {"kind": "baseline", **_core(row)}
-    teacher_metrics = json.loads((teacher_dir / "metrics.json").read_text())
-    for name, row in teacher_metrics.items():
-        kind = {"teacher": "teacher", "teacher_cold_fallback": "teacher", "text_only": "text_only"}.get(
-            name, "baseline"
-        )
-        models[name] = {"kind": kind, **_core(row)}
-    agreement, comparison = {}, {}
-    teacher_top = _top10(teacher_dir / "test_top_items.npz")
-    for label, folder in student_dirs.items():
-        result = json.loads((folder / "metrics.json").read_text())
-        kd_name, plain_name = _student_names(label)
-        for variant, name in (("student_kd", kd_name), ("student_plain", plain_name)):
-            row = result[variant]
-            models[name] = {
-                "kind": variant,
-                **_core(row),
-                "seeds": [{"seed": s["seed"], "test": s["test"]} for s in row["per_seed"]],
-                "ci95": {
-                    m: [v["ci_low"], v["ci_high"]]
-                    for m, v in row["test_seeds"].items()
-                    if v.get("ci_low") is not None
-                },
-            }
-            history = row["per_seed"][0].get("history")  # the first seed's training curve
-            if history:
-                models[name]["history"] = history
-            if variant == "student_kd":
-                models[name]["kd"] = label.split("-", 1)[1].split("+")
-            top = _top10(folder / f"test_top_items_{variant}.npz")
-            if teacher_top is not None and top is not None:
-                agreement[name] = {"top10_overlap_with_teacher": _overlap(teacher_top, top)}
-        pooled = result["comparison"]["pooled"]
-        comparison[kd_name] = {
-            "vs": plain_name,
-            "p_value": pooled.get("t_pvalue", pooled.get("p_value")),
-            "diff_ci95": [pooled["diff_ci_low"], pooled["diff_ci_high"]],
-        }
-    return {
-        "dataset": {
-            "name": dataset.name,
-            "users": dataset.n_users,
-            "items": dataset.n_items,
-            "interactions": len(dataset.interactions),
-            "split": split.protocol,
-        },
-        "models": models,
-        "agreement": agreement,
-        "comparison": comparison,
-    }
-
-
-def _core(row: dict) -> dict:
-    core = {
-        "test": row["test"],
-        "valid": row["valid"],
-        "params": row["params"],
-        "train_seconds": row.get("train_seconds", 0.0),
-    }
-    for optional in ("slices", "history"):
-        if row.get(optional):
-            core[optional] = row[optional]
-    return core
-
-
-def _top10(path: Path) -> dict | None:
-    if not path.exists():
-        return None
-    data = np.load(path)
-    return dict(zip(data["users"].tolist(), data["top_items"][:, :10], strict=True))
-
-
-def _overlap(a: dict, b: dict) -> float:
-    users = sorted(set(a) & set(b))
-    return float(np.mean([len(set(a[u]) & set(b[u])) / 10 for u in users])) if users else 0.0

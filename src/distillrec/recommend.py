@@ -32,6 +32,7 @@ from distillrec.artifact import Catalog, ModelFolder, ModelFolderError, read_mod
 from distillrec.data.interactions import Interactions
 from distillrec.evaluate.ranking import top_k
 from distillrec.models.base import Recommender
+from distillrec.train.loop import bf16_autocast
 
 __all__ = ["load", "SavedModel", "Request", "Recommendation", "model_classes"]
 
@@ -184,9 +185,9 @@ class SavedModel:
             else:
                 users = np.array([resolved[i][0] for i in batch])
                 history = self.catalog.history
-            scores = np.array(
-                self.model.score(users, history), dtype=np.float32, copy=True
-            )  # (batch, n_items)
+            with bf16_autocast(bool(getattr(self.model, "bf16", False))):  # as the model was evaluated
+                scores = self.model.score(users, history)
+            scores = np.array(scores, dtype=np.float32, copy=True)  # (batch, n_items)
             if exclude_seen:
                 rows = np.repeat(np.arange(len(batch)), [len(s) for s in seqs])
                 scores[rows, np.concatenate(seqs)] = -np.inf

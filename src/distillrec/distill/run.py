@@ -31,15 +31,26 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from distillrec.artifact import Catalog, save_model
 from distillrec.data.split import Split
 from distillrec.distill.objective import KDObjective, TermSpec, parse_kd
 from distillrec.evaluate.ranking import Evaluation, evaluate
 from distillrec.evaluate.significance import bootstrap_ci, bootstrap_diff_ci, paired_test, seed_summary
 from distillrec.evaluate.slices import slice_summaries
+from distillrec.students.base import Student
 from distillrec.students.registry import STUDENTS, make_student
 from distillrec.train.loop import EpochEnd, fit_seconds
 
-__all__ = ["StudentRun", "Comparison", "compare", "train_student", "VARIANTS"]
+__all__ = [
+    "StudentRun",
+    "Comparison",
+    "compare",
+    "train_student",
+    "fit_student",
+    "resolve_student_params",
+    "make_objective",
+    "VARIANTS",
+]
 
 VARIANTS = ("student_kd", "student_plain")
 COMPARED_METRIC = "NDCG@10"
@@ -155,7 +166,8 @@ def _teacher_params(teacher_dir: Path) -> int | None:
     return json.loads(path.read_text()).get("teacher", {}).get("params")
 
 
-def _objective(teacher_dir: Path, kd_methods, last_position: bool) -> KDObjective:
+def make_objective(teacher_dir: Path, kd_methods, last_position: bool = True) -> KDObjective:
+    """The KD objective of `kd_methods` ("soft,rd", a list of such strings, or `TermSpec`s) over a teacher folder."""
     if isinstance(kd_methods, str):
         terms, ce_weight = parse_kd(kd_methods)
     elif all(isinstance(t, TermSpec) for t in kd_methods):
@@ -163,6 +175,41 @@ def _objective(teacher_dir: Path, kd_methods, last_position: bool) -> KDObjectiv
     else:
         terms, ce_weight = parse_kd(",".join(kd_methods))
     return KDObjective(teacher_dir, terms, ce_weight=ce_weight, last_position=last_position)
+
+
+def resolve_student_params(teacher_dir: str | Path, student_name: str, params: dict) -> dict:
+    """`params` with what the student reads from the teacher folder: a student with a text tower gets the
+    folder's `text_embeddings.npy` (unless given). An unknown student is an error listing the valid ones."""
+    if student_name not in STUDENTS:
+        raise ValueError(f"unknown student {student_name!r}; choose one of {sorted(STUDENTS)}")
+    params = dict(params)
+    if STUDENTS[student_name].needs_text and "text_embeddings" not in params:
+        text_path = Path(teacher_dir) / "text_embeddings.npy"
+        if not text_path.exists():
+            raise FileNotFoundError(
+                f"{text_path}: student {student_name!r} needs the teacher folder's text embeddings"
+            )
+        params["text_embeddings"] = np.load(text_path)
+    return params
+
+
+def fit_student(
+    split: Split,
+    student_name: str,
+    params: dict,
+    seed: int,
+    objective: KDObjective | None,
+    callbacks=(),
+    checkpoint_dir: str | Path | None = None,
+) -> Student:
+    """One student (`objective=None`: plain cross-entropy) trained on `split.train` with early stopping on
+    validation; the test is not read. With `checkpoint_dir`, an interrupted training resumes from its last
+    finished epoch. The one place a student is trained (`train_student`, the tuner)."""
+    model = make_student(student_name, **params, seed=seed)
+    model.fit(
+        split.train, split.valid, objective=objective, callbacks=callbacks, checkpoint_dir=checkpoint_dir
+    )
+    return model
 
 
 def train_student(
@@ -175,18 +222,29 @@ def train_student(
     test_history=None,
     callbacks=(),
     checkpoint_dir: str | Path | None = None,
+    save_to: str | Path | None = None,
+    catalog: Catalog | None = None,
 ) -> StudentRun:
-    """Train one student (`objective=None`: plain cross-entropy) with early stopping on validation, then test
-    it once; `test_history` defaults to `split.test_history()` (pass it to avoid rebuilding it per run). With
-    `checkpoint_dir`, an interrupted training resumes from its last finished epoch."""
-    model = make_student(student_name, **params, seed=seed)
+    """`fit_student`, then test it once; `test_history` defaults to `split.test_history()` (pass it to avoid
+    rebuilding it per run). With `save_to` and `catalog`, the trained student is saved there as a model folder
+    (`artifact.py`)."""
     start = time.perf_counter()
-    model.fit(
-        split.train, split.valid, objective=objective, callbacks=callbacks, checkpoint_dir=checkpoint_dir
-    )
+    model = fit_student(split, student_name, params, seed, objective, callbacks, checkpoint_dir)
     seconds = fit_seconds(model, time.perf_counter() - start)  # a resumed run counts its earlier epochs too
     valid = evaluate(model, split.train, split.valid)
     test = evaluate(model, split.test_history() if test_history is None else test_history, split.test)
+    if save_to is not None:
+        if catalog is None:
+            raise ValueError("saving a student needs the catalog it serves (ids and known histories)")
+        info = {
+            "stage": "distill",
+            "student": student_name,
+            "variant": variant,
+            "seed": seed,
+            "objective": objective.describe() if objective is not None else {"objective": "ce"},
+            "test": test.summary,
+        }
+        save_model(model, save_to, catalog, split.train, info)
     return StudentRun(
         variant,
         seed,
@@ -213,25 +271,19 @@ def compare(
     progress: bool = True,
     on_epoch: Callable[[dict, EpochEnd], None] | None = None,
     checkpoint_root: str | Path | None = None,
+    model_root: str | Path | None = None,
+    catalog: Catalog | None = None,
 ) -> Comparison:
     """Train `student_name` with KD and without, once per seed; see the module docstring. `on_epoch(labels,
     end)` is called after every training epoch, with labels `{"model": variant, "seed": seed}`. With
     `checkpoint_root`, each run checkpoints into `checkpoint_root/<variant>-seed<seed>/`, so an interrupted
-    comparison resumes (finished runs replay from their last checkpoint without training)."""
+    comparison resumes (finished runs replay from their last checkpoint without training). With `model_root` and
+    `catalog`, each trained student is saved to `model_root/<variant>-seed<seed>/` (`artifact.py`)."""
     teacher_dir = Path(teacher_dir)
-    params = dict(student_params or {})
-    if student_name not in STUDENTS:
-        raise ValueError(f"unknown student {student_name!r}; choose one of {sorted(STUDENTS)}")
-    if "seed" in params:
+    if "seed" in (student_params or {}):
         raise ValueError("give seeds through `seeds`, not student_params['seed']")
-    if STUDENTS[student_name].needs_text and "text_embeddings" not in params:
-        text_path = teacher_dir / "text_embeddings.npy"
-        if not text_path.exists():
-            raise FileNotFoundError(
-                f"{text_path}: student {student_name!r} needs the teacher folder's text embeddings"
-            )
-        params["text_embeddings"] = np.load(text_path)
-    objective = _objective(teacher_dir, kd_methods, last_position)
+    params = resolve_student_params(teacher_dir, student_name, student_params or {})
+    objective = make_objective(teacher_dir, kd_methods, last_position)
     make_student(student_name, **params)  # unknown hyperparameters fail here, before any training
     seeds = [int(s) for s in seeds]
     runs: dict[str, list[StudentRun]] = {v: [] for v in VARIANTS}
@@ -243,9 +295,20 @@ def compare(
         callbacks = [partial(on_epoch, {"model": variant, "seed": seed})] if on_epoch else []
         kd = objective if variant == "student_kd" else None
         checkpoint_dir = None if checkpoint_root is None else Path(checkpoint_root) / f"{variant}-seed{seed}"
+        save_to = None if model_root is None else Path(model_root) / f"{variant}-seed{seed}"
         runs[variant].append(
             train_student(
-                split, student_name, params, seed, kd, variant, test_history, callbacks, checkpoint_dir
+                split,
+                student_name,
+                params,
+                seed,
+                kd,
+                variant,
+                test_history,
+                callbacks,
+                checkpoint_dir,
+                save_to,
+                catalog,
             )
         )
     bar.close()

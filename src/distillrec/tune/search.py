@@ -50,29 +50,27 @@ class TuneResult:
 
 @dataclass(eq=False)
 class _Data:
-    """Dataset, split and teacher artifacts, loaded on first use and shared by the trials."""
+    """Prepared data, text embeddings and the teacher folder, made on first use and shared by the trials."""
 
     config: RunConfig
     run_dir: Path
     cache: dict[str, Any] = field(default_factory=dict)
 
-    def split(self):
-        if "split" not in self.cache:
-            from distillrec.pipeline import load_data
+    def prepared(self):
+        if "data" not in self.cache:
+            from distillrec.stages.data import prepare_data
 
-            dataset, split = load_data(self.config)
-            self.cache.update(dataset=dataset, split=split)
-        return self.cache["split"]
+            self.cache["data"] = prepare_data(self.config.dataset, self.config.split)
+        return self.cache["data"]
 
     def text_embeddings(self, config: RunConfig):
         key = ("text", config.teacher.encoder, config.teacher.template, config.teacher.encoder_bf16)
         if key not in self.cache:
-            from distillrec.teachers.build import item_texts
+            from distillrec.stages.teacher import item_texts
             from distillrec.teachers.cache import EmbeddingCache
             from distillrec.teachers.text_encoder import TextEncoder
 
-            self.split()
-            texts, tmpl = item_texts(self.cache["dataset"], config.teacher.template)
+            texts, tmpl = item_texts(self.prepared().dataset, config.teacher.template)
             encoder = TextEncoder(
                 config.teacher.encoder, bf16=config.teacher.encoder_bf16, progress=config.progress
             )
@@ -83,12 +81,10 @@ class _Data:
         """`<run folder>/teacher`, built with the config's teacher settings unless already there."""
         folder = self.run_dir / "teacher"
         if not (folder / "metrics.json").exists():
-            from distillrec.teachers.build import build_teacher
+            from distillrec.stages.teacher import build_teacher
 
-            split = self.split()
             build_teacher(
-                self.cache["dataset"],
-                split,
+                self.prepared(),
                 folder,
                 self.config.teacher,
                 seed=self.config.seeds[0],
@@ -98,36 +94,26 @@ class _Data:
 
 
 def train_target(config: RunConfig, target: str, data: _Data, callbacks: list[Callable]) -> float:
-    """Train `target` as `config` says; return its best validation NDCG@10. `callbacks` go to `fit_loop`."""
-    split = data.split()
+    """Train `target` as `config` says, through the same builders as the stages (`make_teacher_model`,
+    `fit_student`); return its best validation NDCG@10. `callbacks` go to `fit_loop`."""
+    split = data.prepared().split
     seed = config.seeds[0]
     if target == "teacher":
-        from distillrec.teachers.build import _model_params
-        from distillrec.teachers.llm_enhanced_seq import LLMEnhancedSASRec
+        from distillrec.stages.teacher import make_teacher_model
 
-        settings = config.teacher
-        model = LLMEnhancedSASRec(
-            data.text_embeddings(config),
-            adapter_hidden=settings.adapter_hidden,
-            id_init=settings.id_init,
-            **_model_params(settings, seed, config.progress),
-        )
+        model = make_teacher_model(data.text_embeddings(config), config.teacher, None, seed, config.progress)
         model.fit(split.train, split.valid, callbacks=callbacks)
         return float(model.fit_result_.best_score)
 
-    import numpy as np
-
-    from distillrec.distill.run import _objective
-    from distillrec.students.registry import STUDENTS, make_student
+    from distillrec.distill.run import fit_student, make_objective, resolve_student_params
 
     student = config.students[int(target.split(":")[1])]
     teacher_dir = data.teacher_dir()
-    params = {"progress": config.progress, **student.params}
-    if STUDENTS[student.name].needs_text and "text_embeddings" not in params:
-        params["text_embeddings"] = np.load(teacher_dir / "text_embeddings.npy")
-    model = make_student(student.name, **params, seed=seed)
-    objective = _objective(teacher_dir, student.kd, last_position=True)
-    model.fit(split.train, split.valid, objective=objective, callbacks=callbacks)
+    params = resolve_student_params(
+        teacher_dir, student.name, {"progress": config.progress, **student.params}
+    )
+    objective = make_objective(teacher_dir, student.kd, last_position=True)
+    model = fit_student(split, student.name, params, seed, objective, callbacks)
     return float(model.fit_result_.best_score)
 
 

@@ -1,10 +1,11 @@
-"""Build a teacher end to end: dataset + split -> item texts -> LM embeddings -> trained teacher -> exports.
+"""Stage 3, teacher: prepared data -> item texts -> LM embeddings -> trained teacher -> exports + model folder.
 
-Input: a `Dataset`, its `Split`, and a `TeacherConfig` (see `config.py`). Output, in `out/`:
+Input: `PreparedData` and a `TeacherConfig` (see `config.py`). Output, in `out/`:
 `metrics.json` (keys `"teacher"`, `"text_only"` and, when asked, `"teacher_cold_fallback"` and `"id_only"`: an ID-only SASRec with the
 teacher's exact architecture and budget; each in the baselines' shape, plus head/tail/cold slices),
 `item_texts.txt` (the rendered text of each item), `text_embeddings.npy`, `teacher.pt` (the teacher's weights),
-the exported outputs of `teachers/export.py`, and `manifest.json`.
+the exported outputs of `teachers/export.py`, `manifest.json`, and the saved models (`artifact.py`, each loadable
+with `distillrec.load`): `model/` (the teacher), `text_only_model/` and, when trained, `id_only_model/`.
 
 Steps: (1) render every item with the template; (2) encode through the content-addressed cache (a second
 run encodes nothing); (3) score the text-only model; (4) train the LLM-enhanced teacher with early stopping on
@@ -27,6 +28,7 @@ import numpy as np
 import pydantic
 import torch
 
+from distillrec.artifact import save_model
 from distillrec.config import TeacherConfig
 from distillrec.data.dataset import Dataset
 from distillrec.data.split import Split, make_split
@@ -36,6 +38,7 @@ from distillrec.manifest import build_manifest, dataset_fingerprint
 from distillrec.models.cold_fallback import ColdStartFallback
 from distillrec.models.sasrec import SASRec
 from distillrec.models.text_similarity import TextSimilarity
+from distillrec.stages.data import PreparedData
 from distillrec.teachers.cache import EmbeddingCache
 from distillrec.teachers.export import export_teacher
 from distillrec.teachers.llm_enhanced_seq import LATER_OPTIONS as MODEL_LATER_OPTIONS
@@ -44,6 +47,8 @@ from distillrec.teachers.text import ItemTextTemplate, default_template
 from distillrec.teachers.text_encoder import TextEncoder
 from distillrec.train.loop import EpochEnd, bf16_autocast
 from distillrec.train.loop import fit_seconds as fit_seconds_of
+
+SCHEMA_VERSION = 1  # of the folder this stage writes (bumped when its files change)
 
 # teacher options added after exports existed, with the value the older exports were made with: recorded in the
 # manifest only when set otherwise, so re-running an older teacher's command finds its export finished (the
@@ -68,6 +73,7 @@ def item_texts(dataset: Dataset, template: str | None) -> tuple[list[str], ItemT
 
 
 def _result(
+    kind: str,
     model,
     split: Split,
     fit_seconds: float,
@@ -81,6 +87,7 @@ def _result(
     if top_path is not None:  # each test user's top-K list, for teacher-student agreement
         np.savez(top_path, users=test.users, top_items=test.top_items)
     row = {
+        "kind": kind,  # how the report lists it: "teacher", "text_only" or "baseline"
         "valid": valid.summary,
         "test": test.summary,
         "params": model.n_params(),
@@ -142,25 +149,28 @@ def read_teacher_folder(folder: str | Path, dataset: Dataset) -> tuple[TeacherCo
 
 
 def make_teacher_model(
-    text_emb: np.ndarray, settings: TeacherConfig, out: str | Path, seed: int = 0, progress: bool = True
+    text_emb: np.ndarray,
+    settings: TeacherConfig,
+    out: str | Path | None,
+    seed: int = 0,
+    progress: bool = True,
 ) -> LLMEnhancedSASRec:
-    """The unfitted teacher of `settings`, checkpointing into `out/checkpoints/teacher`: fitting it on a folder
-    whose teacher finished training trains nothing and restores the best epoch (how scripts get the trained
-    teacher of a folder back)."""
+    """The unfitted teacher of `settings`, the one place a `TeacherConfig` becomes a model (the stage, the tuner
+    and the scripts all build it here). With `out`, it checkpoints into `out/checkpoints/teacher`: fitting it on a
+    folder whose teacher finished training trains nothing and restores the best epoch."""
     return LLMEnhancedSASRec(
         text_emb,
         adapter_hidden=settings.adapter_hidden,
         id_init=settings.id_init,
         softmax_over_trained=settings.softmax_over_trained,
         id_dropout=settings.id_dropout,
-        checkpoint_dir=Path(out) / "checkpoints" / "teacher",
+        checkpoint_dir=None if out is None else Path(out) / "checkpoints" / "teacher",
         **_model_params(settings, seed, progress),
     )
 
 
 def build_teacher(
-    dataset: Dataset,
-    split: Split,
+    data: PreparedData,
     out: str | Path,
     settings: TeacherConfig,
     seed: int = 0,
@@ -174,6 +184,7 @@ def build_teacher(
     def callbacks(model: str) -> list:
         return [partial(on_epoch, {"model": model})] if on_epoch else []
 
+    dataset, split, catalog = data.dataset, data.split, data.catalog()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     texts, tmpl = item_texts(dataset, settings.template)
@@ -192,9 +203,15 @@ def build_teacher(
     metrics: dict = {}
     text_only = TextSimilarity(text_emb).fit(split.train)
     metrics["text_only"] = _result(
-        text_only, split, 0.0, {"best_hparams": text_only.get_params() | {"text_embeddings": "LM"}}
+        "text_only",
+        text_only,
+        split,
+        0.0,
+        {"best_hparams": text_only.get_params() | {"text_embeddings": "LM"}},
     )
     log(f"text-only: test NDCG@10 {metrics['text_only']['test']['NDCG@10']:.4f}")
+    info = {"stage": "teacher", "name": "text_only", "test": metrics["text_only"]["test"]}
+    save_model(text_only, out / "text_only_model", catalog, split.train, info)
 
     teacher = make_teacher_model(text_emb, settings, out, seed, progress)
     start = time.perf_counter()
@@ -203,6 +220,7 @@ def build_teacher(
     hp = teacher.get_params()
     hp.pop("checkpoint_dir", None)
     metrics["teacher"] = _result(
+        "teacher",
         teacher,
         split,
         fit_seconds,
@@ -221,11 +239,14 @@ def build_teacher(
         f"({teacher.n_params():,} params, {fit_seconds:.0f} s)"
     )
     torch.save(teacher.module_.state_dict(), out / "teacher.pt")
+    info = {"stage": "teacher", "name": "teacher", "seed": seed, "test": metrics["teacher"]["test"]}
+    save_model(teacher, out / "model", catalog, split.train, info)
     if settings.cold_fallback:
         start = time.perf_counter()
         with bf16_autocast(settings.bf16):
             fallback = ColdStartFallback(teacher, text_emb).fit(split.train, split.valid)
         metrics["teacher_cold_fallback"] = _result(
+            "teacher",
             fallback,
             split,
             fit_seconds,
@@ -266,13 +287,13 @@ def build_teacher(
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
 
     if settings.compare_id_only:
-        metrics["id_only"] = build_id_only_twin(split, out, settings, seed, progress, log, on_epoch)
+        metrics["id_only"] = build_id_only_twin(data, out, settings, seed, progress, log, on_epoch)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     return metrics
 
 
 def build_id_only_twin(
-    split: Split,
+    data: PreparedData,
     out: str | Path,
     settings: TeacherConfig,
     seed: int = 0,
@@ -282,7 +303,8 @@ def build_id_only_twin(
 ) -> dict:
     """Train and evaluate the teacher's ID-only twin: a `SASRec` with the teacher's architecture and training
     settings (`settings`), without the text. Returns its `metrics.json` row (checkpoints in
-    `out/checkpoints/id_only`, so an interrupted twin resumes)."""
+    `out/checkpoints/id_only`, so an interrupted twin resumes) and saves it to `out/id_only_model`."""
+    split = data.split
     plain = SASRec(
         checkpoint_dir=Path(out) / "checkpoints" / "id_only", **_model_params(settings, seed, progress)
     )
@@ -291,6 +313,7 @@ def build_id_only_twin(
         split.train, split.valid, callbacks=[partial(on_epoch, {"model": "id_only"})] if on_epoch else []
     )
     row = _result(
+        "baseline",
         plain,
         split,
         fit_seconds_of(plain, time.perf_counter() - start),
@@ -302,4 +325,6 @@ def build_id_only_twin(
         bf16=settings.bf16,
     )
     log(f"id-only SASRec (same budget): test NDCG@10 {row['test']['NDCG@10']:.4f}")
+    info = {"stage": "teacher", "name": "id_only", "seed": seed, "test": row["test"]}
+    save_model(plain, Path(out) / "id_only_model", data.catalog(), split.train, info)
     return row

@@ -1,0 +1,117 @@
+"""Stage 5, report: every stage's metrics.json merged into the run's one table, then `report.html`.
+
+Input: the prepared data and the folders of the baselines, teacher and student stages. Output: the run's
+`metrics.json` (the shape `report/html.py` documents and checks, with a schema version) and `report.html`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from distillrec.report.html import build_report
+from distillrec.stages.data import PreparedData
+
+__all__ = ["write_report", "merge_metrics", "student_names", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+
+
+def write_report(
+    run_dir: Path, data: PreparedData, baselines_dir: Path, teacher_dir: Path, student_dirs: dict[str, Path]
+) -> Path:
+    """Write `run_dir/metrics.json` and `run_dir/report.html`; return the report's path."""
+    merged = merge_metrics(data, baselines_dir, teacher_dir, student_dirs)
+    (Path(run_dir) / "metrics.json").write_text(json.dumps(merged, indent=2, default=str))
+    return build_report(run_dir)
+
+
+def student_names(label: str) -> tuple[str, str]:
+    """The names of a student's KD and plain models in the run's metrics.json: "sasrec-soft (KD)",
+    "sasrec-soft (no KD)" (each student config trains its own plain twin, with its own params)."""
+    return f"{label} (KD)", f"{label} (no KD)"
+
+
+def merge_metrics(
+    data: PreparedData, baselines_dir: Path, teacher_dir: Path, student_dirs: dict[str, Path]
+) -> dict:
+    """Every model of the run in the report's shape (see `report/html.py`). Each row's kind is the one its
+    stage wrote (`kind` in the teacher folder's rows), each student's KD methods the ones in its metrics.json."""
+    dataset, split = data.dataset, data.split
+    models: dict[str, dict] = {}
+    for name, row in json.loads((baselines_dir / "metrics.json").read_text()).items():
+        models[name] = {"kind": "baseline", **_core(row)}
+    teacher_metrics = json.loads((teacher_dir / "metrics.json").read_text())
+    for name, row in teacher_metrics.items():
+        models[name] = {"kind": row["kind"], **_core(row)}
+    agreement, comparison = {}, {}
+    teacher_top = _top10(teacher_dir / "test_top_items.npz")
+    for label, folder in student_dirs.items():
+        result = json.loads((folder / "metrics.json").read_text())
+        kd_name, plain_name = student_names(label)
+        for variant, name in (("student_kd", kd_name), ("student_plain", plain_name)):
+            row = result[variant]
+            models[name] = {
+                "kind": variant,
+                **_core(row),
+                "seeds": [{"seed": s["seed"], "test": s["test"]} for s in row["per_seed"]],
+                "ci95": {
+                    m: [v["ci_low"], v["ci_high"]]
+                    for m, v in row["test_seeds"].items()
+                    if v.get("ci_low") is not None
+                },
+            }
+            history = row["per_seed"][0].get("history")  # the first seed's training curve
+            if history:
+                models[name]["history"] = history
+            if variant == "student_kd":
+                models[name]["kd"] = list(result["kd"])
+            top = _top10(folder / f"test_top_items_{variant}.npz")
+            if teacher_top is not None and top is not None:
+                agreement[name] = {"top10_overlap_with_teacher": _overlap(teacher_top, top)}
+        pooled = result["comparison"]["pooled"]
+        comparison[kd_name] = {
+            "vs": plain_name,
+            "p_value": pooled.get("t_pvalue", pooled.get("p_value")),
+            "diff_ci95": [pooled["diff_ci_low"], pooled["diff_ci_high"]],
+        }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "dataset": {
+            "name": dataset.name,
+            "users": dataset.n_users,
+            "items": dataset.n_items,
+            "interactions": len(dataset.interactions),
+            "split": split.protocol,
+        },
+        "models": models,
+        "agreement": agreement,
+        "comparison": comparison,
+    }
+
+
+def _core(row: dict) -> dict:
+    core = {
+        "test": row["test"],
+        "valid": row["valid"],
+        "params": row["params"],
+        "train_seconds": row.get("train_seconds", 0.0),
+    }
+    for optional in ("slices", "history"):
+        if row.get(optional):
+            core[optional] = row[optional]
+    return core
+
+
+def _top10(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    data = np.load(path)
+    return dict(zip(data["users"].tolist(), data["top_items"][:, :10], strict=True))
+
+
+def _overlap(a: dict, b: dict) -> float:
+    users = sorted(set(a) & set(b))
+    return float(np.mean([len(set(a[u]) & set(b[u])) / 10 for u in users])) if users else 0.0
