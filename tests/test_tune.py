@@ -192,3 +192,62 @@ def test_tune_prunes_bad_trials_through_the_training_callbacks(tmp_path, fake_tr
     assert (pruned["number"] >= search.PRUNER_STARTUP_TRIALS).all()
     complete = trials[trials["state"] == "COMPLETE"]
     assert complete["value"].notna().all() and result.best_value == pytest.approx(complete["value"].max())
+
+
+class _Stop(Exception):
+    """Raised by the spy instead of training."""
+
+
+def test_the_real_teacher_target_gets_every_teacher_option(tmp_path, monkeypatch):
+    """The tuner's teacher is the stage's teacher: every `teacher.*` option that is a model argument reaches the
+    model it trains (the tuner once dropped id_dropout and softmax_over_trained), checked on the real target
+    with the real text encoder over a small generic dataset, every option set away from its default."""
+    import inspect
+
+    from conftest import write_generic
+
+    from distillrec.config import TeacherConfig
+    from distillrec.models.sasrec import SASRec
+    from distillrec.teachers.llm_enhanced_seq import LLMEnhancedSASRec
+
+    monkeypatch.setenv("DISTILLREC_CACHE_DIR", str(tmp_path / "cache"))
+    rows = [("user_id", "item_id", "timestamp")]
+    rows += [(f"u{u}", f"i{(u + t) % 12}", t) for u in range(20) for t in range(6)]
+    items = [("item_id", "title")] + [(f"i{i}", f"movie number {i}") for i in range(12)]
+    folder = write_generic(tmp_path / "data", rows, items)
+    changed = {
+        "dim": 24,
+        "n_layers": 1,
+        "n_heads": 3,
+        "max_len": 20,
+        "dropout": 0.3,
+        "adapter_hidden": 32,
+        "id_init": "random",
+        "softmax_over_trained": True,
+        "id_dropout": 0.25,
+        "max_epochs": 3,
+        "batch_size": 16,
+        "lr": 0.002,
+        "patience": 2,
+        "bf16": True,
+        "length_buckets": True,
+    }
+    model_args = set(inspect.signature(LLMEnhancedSASRec.__init__).parameters)
+    model_args |= set(inspect.signature(SASRec.__init__).parameters)
+    options = set(TeacherConfig.model_fields) & model_args
+    assert options == set(changed), "a teacher option that is a model argument is missing from this test"
+    for key, value in changed.items():
+        assert getattr(TeacherConfig(), key) != value, key
+    config = write(tmp_path, overrides=[f"dataset.source={folder}", "progress=false"])
+    config = search.apply_values(config, {f"teacher.{k}": v for k, v in changed.items()})
+
+    seen = {}
+
+    def spy(self, *args, **kwargs):
+        seen.update(self.get_params())
+        raise _Stop
+
+    monkeypatch.setattr(LLMEnhancedSASRec, "fit", spy)
+    with pytest.raises(_Stop):
+        search.train_target(config, "teacher", search._Data(config, tmp_path / "study"), [])
+    assert {k: seen[k] for k in changed} == changed
