@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import distillrec.tune.grid as grid_module
+import distillrec.models.grid_search as grid_module
 from distillrec.cli import app
 from distillrec.data.interactions import Interactions
 from distillrec.data.split import leave_one_out
 from distillrec.evaluate.ranking import evaluate
 from distillrec.models.ease import EASE
+from distillrec.models.grid_search import tune_and_test
 from distillrec.models.ials import IALS
 from distillrec.models.itemknn import ItemKNN
 from distillrec.models.registry import BASELINES, GRIDS, make_model
-from distillrec.tune.grid import tune_and_test
 
 # Hyperparameters that let each model generalise on the tiny block data below (defaults are sized for real
 # datasets): with too little regularization EASE, iALS and BPR memorise each user's seen items and can score

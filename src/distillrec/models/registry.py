@@ -2,7 +2,7 @@
 
 Input: a model name and keyword hyperparameters. Output: an unfitted `Recommender` (`make_model`).
 `BASELINES` is an explicit dict (no registration on import); `GRIDS[name]` is a list of hyperparameter dicts,
-every point a valid set of constructor arguments, tuned by `distillrec.tune.grid.tune_and_test` on the
+every point a valid set of constructor arguments, tuned by `distillrec.models.grid_search.tune_and_test` on the
 validation split. The grids are small (<= 12 points) and centred on values from the literature:
 
 - ItemKNN: neighbourhood size and shrink term as searched by Dacrema et al. 2019 ("Are we really making much

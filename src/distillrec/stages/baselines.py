@@ -22,10 +22,10 @@ from pathlib import Path
 from distillrec.artifact import save_model
 from distillrec.config import BaselinesConfig
 from distillrec.manifest import record_in_manifest
+from distillrec.models.grid_search import BaselineResult, tune_and_test
 from distillrec.models.registry import BASELINES, grid_for
 from distillrec.stages.data import PreparedData
 from distillrec.train.loop import EpochEnd
-from distillrec.tune.grid import BaselineResult, tune_and_test
 
 __all__ = ["run_baselines", "baseline_grid", "SCHEMA_VERSION"]
 

@@ -1,0 +1,71 @@
+"""Imports only point down: every module of `distillrec` imports (at the top or inside a function) only from its
+own package and the layers below it, in the pipeline order that `docs/architecture.md` describes."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import distillrec
+
+# lowest first; a module may import from its own layer and any earlier one
+LAYERS = [
+    {"manifest", "precision", "threads", "tracking", "report", "__init__"},
+    {"data"},
+    {"evaluate", "layers", "artifact"},
+    {"train"},
+    {"models", "losses"},
+    {"students", "teachers"},
+    {"distill"},
+    {"config"},
+    {"stages"},
+    {"tune", "recommend", "pipeline"},
+    {"cli"},
+]
+ROOT = Path(distillrec.__file__).parent
+
+
+def _top(name: str) -> str:
+    """`distillrec.models.sasrec` -> `models`; `distillrec` itself -> `__init__`."""
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _layer(top: str) -> int:
+    for index, layer in enumerate(LAYERS):
+        if top in layer:
+            return index
+    raise AssertionError(f"distillrec.{top} is in no layer of this test; add it where it belongs")
+
+
+def _imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "distillrec":
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "distillrec"}
+    return found
+
+
+def test_every_import_points_down():
+    upward = []
+    for path in sorted(ROOT.rglob("*.py")):
+        relative = path.relative_to(ROOT)
+        own = relative.parts[0].removesuffix(".py")
+        for name in _imports(path):
+            target = _top(name)
+            if target == "__init__" and name == "distillrec" and own != "__init__":
+                target = "__init__"  # `from distillrec import __version__`
+            if _layer(target) > _layer(own):
+                upward.append(f"{relative} imports {name}")
+    assert upward == []
+
+
+def test_the_layers_name_every_package():
+    packages = {
+        p.name.removesuffix(".py")
+        for p in ROOT.iterdir()
+        if p.suffix == ".py" or (p / "__init__.py").exists()
+    }
+    assert packages == set().union(*LAYERS)
