@@ -39,6 +39,13 @@ def test_defaults_are_filled_and_resolved_config_round_trips(tmp_path):
         ("students.0.kd=[softt]", ["students.0.kd", "'softt'", "'rd'"]),
         ("students.0.kd=[soft:temp=2]", ["students.0.kd", "['temp']", "'temperature'"]),
         ("students.0.name=bert", ["students.0.name", "'bert'", "'gru4rec'"]),
+        (
+            "students.0.params.dimm=3",
+            ["students.0", "params.dimm: unknown key for student 'sasrec'", "'dim'"],
+        ),
+        ("students.0.params.dim=1.5", ["students.0", "params.dim:", "integer"]),
+        ("students.0.params.dropout=1.0", ["params.dropout:", "less than 1"]),
+        ("students.0.params.seed=3", ["params: ['seed'] are set by the run"]),
         ("dataset.duplicates=some", ["dataset.duplicates", "'first'"]),
         ("surprise=1", ["surprise: unknown key", "'teacher'"]),
     ],

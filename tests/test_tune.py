@@ -117,6 +117,12 @@ def test_unknown_or_foreign_config_key_in_space_is_an_error(tmp_path):
         ),
     )
     assert set(student.tune.space) == {"students.0.params.lr", "students.0.params.dim"}
+    typo = foreign.replace("target: teacher", "target: 'student:0'").replace("params.dim:", "params.dimm:")
+    typo = typo.replace("teacher.lr: {type", "students.0.params.lr: {type")
+    with pytest.raises(
+        ConfigError, match=r"params.dimm: no hyperparameter 'dimm' for this student; valid: \[.*'dim'"
+    ):
+        write(tmp_path, typo)
 
 
 def test_study_finds_the_known_optimum_and_writes_a_runnable_best_config(tmp_path, fake_training):

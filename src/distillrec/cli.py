@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from distillrec.config import TeacherConfig
 from distillrec.data.errors import DataError
 
 app = typer.Typer(
@@ -35,6 +36,7 @@ app = typer.Typer(
 data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 console = Console(stderr=True)
+_TEACHER = TeacherConfig.model_fields  # the teacher options' defaults are the config's (`config.py`)
 
 DatasetArg = Annotated[
     str, typer.Argument(help="Known name (ml-100k, ml-latest-small, ml-1m) or a folder path.")
@@ -188,35 +190,41 @@ def teacher(
     ],
     encoder: Annotated[
         str, typer.Option(help="Text encoder: a name (all-MiniLM-L6-v2) or a local model folder.")
-    ] = "all-MiniLM-L6-v2",
+    ] = _TEACHER["encoder"].default,
     template: Annotated[
         str | None, typer.Option(help="Item text template, e.g. '{title}[. Genres: {genres}]'.")
-    ] = None,
+    ] = _TEACHER["template"].default,
     split: Annotated[
         str, typer.Option(help="leave_one_out | temporal | random_ratio | cold_item")
     ] = "leave_one_out",
-    dim: Annotated[int, typer.Option(help="Teacher width.")] = 128,
-    n_layers: Annotated[int, typer.Option(help="Transformer blocks.")] = 2,
-    max_len: Annotated[int, typer.Option(help="Longest history the teacher reads.")] = 200,
-    dropout: Annotated[float, typer.Option(help="Dropout rate.")] = 0.2,
+    dim: Annotated[int, typer.Option(help="Teacher width.")] = _TEACHER["dim"].default,
+    n_layers: Annotated[int, typer.Option(help="Transformer blocks.")] = _TEACHER["n_layers"].default,
+    max_len: Annotated[int, typer.Option(help="Longest history the teacher reads.")] = _TEACHER[
+        "max_len"
+    ].default,
+    dropout: Annotated[float, typer.Option(help="Dropout rate.")] = _TEACHER["dropout"].default,
     max_epochs: Annotated[
         int, typer.Option(help="Epoch budget (early stopping on validation NDCG@10).")
-    ] = 200,
-    patience: Annotated[int, typer.Option(help="Evaluations without improvement before stopping.")] = 10,
-    top_k: Annotated[int, typer.Option(help="Soft labels exported per training position.")] = 100,
+    ] = _TEACHER["max_epochs"].default,
+    patience: Annotated[
+        int, typer.Option(help="Evaluations without improvement before stopping.")
+    ] = _TEACHER["patience"].default,
+    top_k: Annotated[int, typer.Option(help="Soft labels exported per training position.")] = _TEACHER[
+        "top_k"
+    ].default,
     bf16: Annotated[
         bool,
         typer.Option(
             help="bfloat16 autocast for the teacher's training, evaluation and export "
             "(scores stay float32; faster on CPUs with AMX/AVX512-BF16)."
         ),
-    ] = False,
+    ] = _TEACHER["bf16"].default,
     length_buckets: Annotated[
         bool,
         typer.Option(
             help="Batch histories of similar length (less padding: faster when lengths vary, e.g. ml-1m)."
         ),
-    ] = False,
+    ] = _TEACHER["length_buckets"].default,
     softmax_over_trained: Annotated[
         bool,
         typer.Option(
@@ -224,30 +232,30 @@ def teacher(
             "only, so items without any are not learnt as negatives "
             "(cold items)."
         ),
-    ] = False,
+    ] = _TEACHER["softmax_over_trained"].default,
     id_dropout: Annotated[
         float,
         typer.Option(
             help="Probability of dropping an item's ID vector in training, so "
             "the text alone must score it (cold items; DropoutNet)."
         ),
-    ] = 0.0,
+    ] = _TEACHER["id_dropout"].default,
     exclude_seen: Annotated[
         bool,
         typer.Option(
             help="Soft labels only over items the user has not seen yet (turn off for repeat consumption)."
         ),
-    ] = True,
+    ] = _TEACHER["exclude_seen"].default,
     compare_id_only: Annotated[
         bool, typer.Option(help="Also train an ID-only SASRec of the same size and budget.")
-    ] = False,
+    ] = _TEACHER["compare_id_only"].default,
     cold_fallback: Annotated[
         bool,
         typer.Option(
             help="Also test the teacher with items that have no training interaction scored by their text "
             "(ColdStartFallback, its shift picked on validation): row teacher_cold_fallback."
         ),
-    ] = False,
+    ] = _TEACHER["cold_fallback"].default,
     min_rating: MinRating = None,
     duplicates: Duplicates = "first",
     min_user: MinUser = 0,
@@ -256,7 +264,6 @@ def teacher(
 ) -> None:
     """Encode item text with a language model, train the LLM-enhanced teacher and export its outputs; the
     trained teacher is saved to OUT/model (`distillrec recommend OUT/model --user 1`)."""
-    from distillrec.config import TeacherConfig
     from distillrec.stages.teacher import build_teacher
 
     try:

@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from distillrec.data.split import SPLITS
+from distillrec.students.params import STUDENT_PARAMS
 
 
 class ConfigError(ValueError):
@@ -112,11 +113,32 @@ class StudentConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _known_student(cls, value: str) -> str:
-        from distillrec.students.registry import STUDENTS
-
-        if value not in STUDENTS:
-            raise ValueError(f"unknown student {value!r}; choose one of {sorted(STUDENTS)}")
+        if value not in STUDENT_PARAMS:
+            raise ValueError(f"unknown student {value!r}; choose one of {sorted(STUDENT_PARAMS)}")
         return value
+
+    @model_validator(mode="after")
+    def _typed_params(self) -> StudentConfig:
+        """`params` checked against the student's typed hyperparameters (`students/params.py`)."""
+        reserved = sorted({"seed", "text_embeddings"} & set(self.params))
+        if reserved:
+            raise ValueError(
+                f"params: {reserved} are set by the run (seeds: the config's `seeds`; the text: the teacher)"
+            )
+        try:
+            STUDENT_PARAMS[self.name](**self.params)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"params.{'.'.join(map(str, e['loc']))}: "
+                + (
+                    f"unknown key for student {self.name!r}; valid: {sorted(STUDENT_PARAMS[self.name].model_fields)}"
+                    if e["type"] == "extra_forbidden"
+                    else e["msg"]
+                )
+                for e in exc.errors()
+            )
+            raise ValueError(problems) from None
+        return self
 
     @field_validator("kd")
     @classmethod
@@ -266,6 +288,11 @@ class RunConfig(_Strict):
             if not key.startswith(prefix):
                 raise ValueError(f"tune.space.{key}: target {target!r} tunes keys under {prefix!r} only")
             problem = _missing_key(self, key)
+            parts = key.split(".")
+            if problem is None and parts[0] == "students" and parts[2] == "params" and len(parts) == 4:
+                fields = STUDENT_PARAMS[self.students[int(parts[1])].name].model_fields
+                if parts[3] not in fields:
+                    problem = f"no hyperparameter {parts[3]!r} for this student; valid: {sorted(fields)}"
             if problem:
                 raise ValueError(f"tune.space.{key}: {problem}")
         return self

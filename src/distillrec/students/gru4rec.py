@@ -22,6 +22,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from distillrec.data.interactions import Interactions
 from distillrec.layers.sasrec import PAD, ItemEmbedding
 from distillrec.students.base import Student, StudentModule
+from distillrec.students.params import GRU4RecParams
 
 
 class GRU4RecModule(StudentModule):
@@ -53,35 +54,7 @@ class GRU4RecModule(StudentModule):
 
 
 class GRU4Rec(Student):
-    def __init__(
-        self,
-        dim: int = 32,
-        n_layers: int = 1,
-        dropout: float = 0.2,
-        max_len: int = 200,
-        max_epochs: int = 200,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        patience: int = 30,
-        seed: int = 0,
-        num_threads: int | None = None,
-        progress: bool = True,
-        eval_every: int = 1,
-    ) -> None:
-        self.dim = dim
-        self.n_layers = n_layers
-        self.dropout = dropout
-        self.max_len = max_len
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.seed = seed
-        self.num_threads = num_threads
-        self.progress = progress
-        self.eval_every = eval_every
+    params_model = GRU4RecParams
 
     def _build_module(self, train: Interactions) -> GRU4RecModule:
         return GRU4RecModule(train.n_items, self.dim, self.n_layers, self.dropout)

@@ -27,6 +27,7 @@ from torch import nn
 
 from distillrec.data.interactions import Interactions
 from distillrec.students.base import Student, StudentModule
+from distillrec.students.params import MFParams
 
 
 class MFModule(StudentModule):
@@ -55,33 +56,7 @@ class MatrixFactorization(Student):
     sequential: ClassVar[bool] = False
     reads_history: ClassVar[bool] = False  # a learned vector per user
 
-    def __init__(
-        self,
-        dim: int = 32,
-        dropout: float = 0.0,
-        max_len: int = 200,
-        max_epochs: int = 200,
-        batch_size: int = 128,
-        lr: float = 1e-2,
-        weight_decay: float = 0.0,
-        patience: int = 30,
-        seed: int = 0,
-        num_threads: int | None = None,
-        progress: bool = True,
-        eval_every: int = 1,
-    ) -> None:
-        self.dim = dim
-        self.dropout = dropout
-        self.max_len = max_len
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.seed = seed
-        self.num_threads = num_threads
-        self.progress = progress
-        self.eval_every = eval_every
+    params_model = MFParams
 
     def _build_module(self, train: Interactions) -> MFModule:
         return MFModule(train.n_users, train.n_items, self.dim, self.dropout)

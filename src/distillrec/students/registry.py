@@ -5,8 +5,6 @@ Input: a student name and keyword hyperparameters. Output: an unfitted `Student`
 
 from __future__ import annotations
 
-import inspect
-
 from distillrec.students.base import Student
 from distillrec.students.gru4rec import GRU4Rec
 from distillrec.students.mf import MatrixFactorization
@@ -22,10 +20,12 @@ STUDENTS: dict[str, type[Student]] = {
 
 
 def student_params(name: str) -> list[str]:
-    """The constructor arguments of a registered student."""
+    """The constructor arguments of a registered student: its hyperparameters (`students/params.py`), after
+    `text_embeddings` for a student with a text tower."""
     if name not in STUDENTS:
         raise ValueError(f"unknown student {name!r}; choose one of {sorted(STUDENTS)}")
-    return [p for p in inspect.signature(STUDENTS[name].__init__).parameters if p != "self"]
+    cls = STUDENTS[name]
+    return ["text_embeddings"] * cls.needs_text + list(cls.params_model.model_fields)
 
 
 def make_student(name: str, **params) -> Student:

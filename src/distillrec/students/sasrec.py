@@ -13,6 +13,7 @@ import torch
 from distillrec.data.interactions import Interactions
 from distillrec.layers.sasrec import SASRecModule
 from distillrec.students.base import Student
+from distillrec.students.params import SASRecParams
 
 
 class SASRecStudentModule(SASRecModule):
@@ -23,41 +24,7 @@ class SASRecStudentModule(SASRecModule):
 
 
 class SASRecStudent(Student):
-    def __init__(
-        self,
-        dim: int = 32,
-        n_layers: int = 1,
-        n_heads: int = 1,
-        dropout: float = 0.2,
-        max_len: int = 200,
-        max_epochs: int = 200,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        patience: int = 30,
-        seed: int = 0,
-        num_threads: int | None = None,
-        progress: bool = True,
-        eval_every: int = 1,
-        length_buckets: bool = False,
-        bf16: bool = False,
-    ) -> None:
-        self.dim = dim
-        self.n_layers = n_layers
-        self.n_heads = n_heads
-        self.dropout = dropout
-        self.max_len = max_len
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.seed = seed
-        self.num_threads = num_threads
-        self.progress = progress
-        self.eval_every = eval_every
-        self.length_buckets = length_buckets
-        self.bf16 = bf16
+    params_model = SASRecParams
 
     def _build_module(self, train: Interactions) -> SASRecStudentModule:
         return SASRecStudentModule(

@@ -32,6 +32,7 @@ from distillrec.data.interactions import Interactions
 from distillrec.layers.pca import pca_compress
 from distillrec.layers.sasrec import PAD
 from distillrec.students.base import Student, StudentModule
+from distillrec.students.params import TwoTowerParams
 
 
 class TwoTowerModule(StudentModule):
@@ -76,39 +77,7 @@ class TwoTower(Student):
     needs_text: ClassVar[bool] = True
     array_params = ("text_embeddings",)
 
-    def __init__(
-        self,
-        text_embeddings: np.ndarray | None = None,
-        dim: int = 32,
-        text_dim: int = 32,
-        hidden: int = 64,
-        dropout: float = 0.2,
-        max_len: int = 200,
-        max_epochs: int = 200,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        patience: int = 30,
-        seed: int = 0,
-        num_threads: int | None = None,
-        progress: bool = True,
-        eval_every: int = 1,
-    ) -> None:
-        self.text_embeddings = text_embeddings
-        self.dim = dim
-        self.text_dim = text_dim
-        self.hidden = hidden
-        self.dropout = dropout
-        self.max_len = max_len
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.seed = seed
-        self.num_threads = num_threads
-        self.progress = progress
-        self.eval_every = eval_every
+    params_model = TwoTowerParams
 
     def get_params(self) -> dict:
         params = super().get_params()
