@@ -34,9 +34,9 @@ import torch  # noqa: E402
 
 from distillrec.data.dataset import load_dataset  # noqa: E402
 from distillrec.data.split import make_split  # noqa: E402
-from distillrec.distill import student_scores  # noqa: E402
 from distillrec.distill.objective import KDObjective, parse_kd, sample_negatives  # noqa: E402
 from distillrec.layers.softmax_ce import softmax_ce  # noqa: E402
+from distillrec.losses import student_scores  # noqa: E402
 from distillrec.students.base import make_windows  # noqa: E402
 from distillrec.students.registry import make_student  # noqa: E402
 
@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument(
         "--gather-cost",
         type=float,
-        help="override distill.student_scores.GATHER_COST (0: always gather the columns' table rows)",
+        help="override losses.student_scores.GATHER_COST (0: always gather the columns' table rows)",
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path)

@@ -19,12 +19,13 @@ from typer.testing import CliRunner
 from distillrec.data.interactions import Interactions
 from distillrec.data.split import leave_one_out
 from distillrec.distill.kd_data import TeacherLabels
-from distillrec.distill.objective import DEFAULTS, KDObjective, TermSpec, parse_kd, sample_negatives
-from distillrec.distill.student_scores import scores_at
+from distillrec.distill.objective import KDObjective, TermSpec, parse_kd, sample_negatives
 from distillrec.evaluate.ranking import evaluate
 from distillrec.evaluate.significance import bootstrap_ci, bootstrap_diff_ci, paired_test, seed_summary
 from distillrec.layers.softmax_ce import logsumexp_scores
+from distillrec.losses.registry import KD_METHODS
 from distillrec.losses.schedules import confidence_temperature, confidence_weights
+from distillrec.losses.student_scores import scores_at
 from distillrec.students.base import StudentModule, make_windows
 from distillrec.students.registry import make_student
 from distillrec.teachers.export import TeacherArtifacts
@@ -243,10 +244,10 @@ def test_top_k_terms_on_their_columns_equal_the_terms_on_the_full_scores(
 ):
     """The objective never builds the student's (positions x items) scores (but for small catalogues, where
     one GEMM is cheaper than the gathers): each top-k term reads its columns, the catalogue log-sum-exp, ranks
-    and top-K in row chunks (`distill.student_scores`). Loss and gradients equal the direct form's, rows
+    and top-K in row chunks (`losses.student_scores`). Loss and gradients equal the direct form's, rows
     crossing chunk boundaries."""
     monkeypatch.setattr("distillrec.layers.softmax_ce.CHUNK_ELEMENTS", 60)  # 2 rows per chunk of 30 items
-    monkeypatch.setattr("distillrec.distill.student_scores.GATHER_COST", gather_cost)
+    monkeypatch.setattr("distillrec.losses.student_scores.GATHER_COST", gather_cost)
     objective, data, batch = random_teacher_batch(tmp_path, spec)
     got, want = [], []
     for form, out in (("columns", got), ("dense", want)):
@@ -282,6 +283,7 @@ def test_soft_at_temperature_one_shares_the_catalogue_log_sum_exp_with_ce(
 
     monkeypatch.setattr("distillrec.layers.softmax_ce.logsumexp_scores", counting)
     monkeypatch.setattr("distillrec.distill.objective.logsumexp_scores", counting)
+    monkeypatch.setattr("distillrec.losses.soft_label_kd.logsumexp_scores", counting)
     objective, data, batch = random_teacher_batch(tmp_path, spec)
     module = RandomModule(30)
     objective.bind(data, module)(module, {**batch, "progress": 0.0}).backward()
@@ -356,7 +358,7 @@ def test_a_batch_without_covered_positions_gets_cross_entropy_only(tmp_path):
     assert bound(module, batch).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
-@pytest.mark.parametrize("method", sorted(set(DEFAULTS) - {"ced"}))  # ced has no term (its own test)
+@pytest.mark.parametrize("method", sorted(set(KD_METHODS) - {"ced"}))  # ced has no term (its own test)
 def test_every_kd_method_alone_moves_the_student_to_the_teacher(tmp_path, method):
     """KD only (CE weight 0), a free one-hot student, a teacher whose row r says 'item(r) + 1, then item(r) + 2':
     the listwise terms (soft, rrd) must make item + 1 the student's top-1 after every input item, the pointwise
@@ -542,10 +544,57 @@ def test_ced_trains_through_the_teacher_table_and_leaves_a_plain_student_of_the_
 
 
 def test_every_method_describes_itself_as_json_and_rejects_inherited_arguments():
-    for method in DEFAULTS:
+    for method in KD_METHODS:
         json.dumps(TermSpec.make(method).to_json())  # no inspect._empty from nn.Module's *args, **kwargs
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['args'\] for KD method 'param_soft'"):
         parse_kd("param_soft:args=3")
+
+
+def test_a_new_method_is_its_file_and_one_registry_line(tmp_path, monkeypatch):
+    """A method declared as a loss plus its `KDMethod` and registered in `KD_METHODS` (nothing else changed)
+    parses with its options and defaults and trains a student through the objective."""
+    from distillrec.losses.method import KDMethod
+    from distillrec.losses.registry import KD_METHODS as registry
+
+    class TopMass(torch.nn.Module):
+        """-scale x the mean student score of the teacher's top-k (a toy loss)."""
+
+        def __init__(self, scale: float = 1.0) -> None:
+            super().__init__()
+            self.scale = scale
+
+        def forward(self, student_logits, teacher_topk_items):
+            return -self.scale * student_logits.gather(1, teacher_topk_items).mean()
+
+    method = KDMethod(
+        "topmass",
+        reads="topk",
+        loss=TopMass,
+        defaults={"weight": 0.5, "k": 3},
+        inputs=lambda batch, spec: {"student_logits": batch.student, "teacher_topk_items": batch.top},
+    )
+    monkeypatch.setitem(registry, "topmass", method)
+    (term,), _ = parse_kd("topmass:scale=2")
+    assert (term.weight, term.k, term.loss_params) == (0.5, 3, {"scale": 2})
+    with pytest.raises(ValueError, match="topmass: option scale='x' must be float"):
+        parse_kd("topmass:scale=x")
+    objective, data, batch = random_teacher_batch(tmp_path, "topmass:scale=2")
+    module = RandomModule(30)
+    bound = objective.bind(data, module)
+    loss = bound(module, {**batch, "progress": 0.0})
+    loss.backward()
+    assert set(bound.last_parts) == {"ce", "topmass"} and module.table.grad is not None
+
+
+def test_every_option_of_every_method_is_type_checked():
+    """Each option a method takes has a declared type (its own options' dataclass, its loss's constructor), so
+    a value of the wrong type is an error naming it, never passed on unchecked."""
+    from distillrec.losses.spec import _valid_keys
+
+    for method in KD_METHODS:
+        for key in sorted(_valid_keys(method)):
+            with pytest.raises(ValueError, match=rf"{method}: option {key}=\[\] must be"):
+                TermSpec.make(method, **{key: []})
 
 
 def test_teacher_built_on_other_data_is_rejected(tmp_path):

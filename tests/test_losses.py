@@ -21,12 +21,13 @@ from distillrec.layers.pca import pca_compress
 from distillrec.layers.sasrec import ItemEmbedding
 from distillrec.layers.softmax_ce import logsumexp_scores, softmax_ce
 from distillrec.losses.collaborative_embedding_kd import CollaborativeEmbedding
-from distillrec.losses.composite import KD_LOSSES, CompositeLoss, make_kd_loss
+from distillrec.losses.composite import CompositeLoss
 from distillrec.losses.distillation_experts import DistillationExperts
 from distillrec.losses.hint import HintLoss
 from distillrec.losses.importance_ranking_kd import ImportanceRankingDistillation
 from distillrec.losses.parameter import ParameterHardLoss, ParameterSoftLoss
-from distillrec.losses.ranking_kd import RankingDistillation, student_rank_of
+from distillrec.losses.ranking_kd import RankingDistillation
+from distillrec.losses.registry import KD_LOSSES, make_kd_loss
 from distillrec.losses.relaxed_ranking_kd import RelaxedRankingDistillation
 from distillrec.losses.schedules import (
     ConstantSchedule,
@@ -37,6 +38,7 @@ from distillrec.losses.schedules import (
     teacher_confidence,
 )
 from distillrec.losses.soft_label_kd import SoftLabelKD
+from distillrec.losses.student_scores import student_rank_of
 
 EXPECTED = Path(__file__).parent / "fixtures" / "losses_expected.json"
 D = torch.float64

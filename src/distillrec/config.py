@@ -143,7 +143,7 @@ class StudentConfig(_Strict):
     @field_validator("kd")
     @classmethod
     def _known_kd(cls, value: list[str]) -> list[str]:
-        from distillrec.distill.objective import parse_kd
+        from distillrec.losses.spec import parse_kd
 
         parse_kd(",".join(value))  # unknown methods or options are errors naming the valid ones
         return value

@@ -10,11 +10,10 @@ CE is taken at every window position with a target, each KD term at every positi
 teacher covered (`distill.kd_data`); a batch without a covered position gets CE only. The teacher is never
 called: its top-K lists, scores, hidden states and item table are read from the exported arrays.
 
-Methods and default settings (each overridable as `METHOD:key=value:...`; the keys every term takes are
-`weight`, `schedule` (constant | linear | cosine, from `weight` to `weight_end` over training progress),
-`weight_end`, and, for the terms that read top-K lists, `k` (teacher slots used), `negatives` (items sampled
-uniformly from outside the teacher's top-k) and `confidence` (none | top1 | entropy: per-example weights
-c_b / mean(c), trusting a confident teacher more; `losses.schedules`)):
+Methods and default settings (each overridable as `METHOD:key=value:...`, parsed by `losses/spec.py`; every
+method is declared in its own file under `losses/` and listed in `losses/registry.py`, and the objective
+treats them alike by what they read of the teacher: top-K lists, hidden states, the item table, or nothing per
+batch (`losses/method.py`)):
 
 | method | what the student gets | defaults |
 |---|---|---|
@@ -43,8 +42,6 @@ predicts from at test time, so the windows stay those of plain training.
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,223 +51,20 @@ from torch import nn
 
 from distillrec.data.interactions import Interactions
 from distillrec.distill.kd_data import TeacherLabels
-from distillrec.distill.student_scores import catalogue_ranks, own_topk, scores_at
 from distillrec.layers.pca import pca_compress
-from distillrec.layers.sasrec import ItemEmbedding
 from distillrec.layers.softmax_ce import logsumexp_scores, softmax_ce
-from distillrec.losses.collaborative_embedding_kd import CollaborativeEmbedding
-from distillrec.losses.composite import KD_LOSSES, CompositeLoss, make_kd_loss
-from distillrec.losses.schedules import (
-    CONFIDENCE_KINDS,
-    ConstantSchedule,
-    CosineSchedule,
-    LinearSchedule,
-    confidence_temperature,
-    confidence_weights,
-)
+from distillrec.losses.composite import CompositeLoss
+from distillrec.losses.method import BindContext, HiddenBatch, TableBatch, TopKBatch
+from distillrec.losses.registry import KD_METHODS, make_kd_loss
+from distillrec.losses.schedules import confidence_weights
+from distillrec.losses.spec import TermSpec, method_names, parse_kd
+from distillrec.losses.student_scores import scores_at
 from distillrec.teachers.export import TeacherArtifacts
 
-__all__ = ["TermSpec", "KDObjective", "parse_kd", "DEFAULTS", "ALIASES", "sample_negatives"]
+__all__ = ["TermSpec", "KDObjective", "parse_kd", "sample_negatives"]
 
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "soft": {"weight": 1.0, "k": None, "temperature": 1.0, "full": True},
-    "rd": {"weight": 1.0, "k": 10, "lam": 5.0, "negatives": 10},
-    "rrd": {"weight": 0.1, "k": 10, "negatives": 50},
-    "dllm2rec": {"weight": 1.0, "k": 10, "lam": 1.0, "negatives": 10},
-    "hint": {"weight": 1.0, "distance": "cosine"},
-    "de": {"weight": 1.0},
-    "param_hard": {"weight": 0.1},
-    "param_soft": {"weight": 1.0},
-    "ced": {},
-}
-# shorthand method names: alias -> (method, default options the user's options override)
-ALIASES: dict[str, tuple[str, dict[str, Any]]] = {"param_init": ("param_hard", {"init": True, "weight": 0.0})}
-_TOPK_METHODS = ("soft", "rd", "rrd", "dllm2rec")
-_TABLE_METHODS = ("param_hard", "param_soft")  # terms on the item table, not on positions
-_HIDDEN_METHODS = ("hint", "de")  # terms on the teacher's hidden states
-_EMBEDDING_METHODS = ("ced",)  # no loss term: the student's item embedding changes (`CollaborativeEmbedding`)
-# the class whose constructor arguments are a method's own options
-_OPTION_SOURCE: dict[str, type[nn.Module]] = {**KD_LOSSES, "ced": CollaborativeEmbedding}
-_COMMON_KEYS = {"weight", "schedule", "weight_end"}
-_TOPK_KEYS = {"k", "negatives", "confidence"}
-_SOFT_KEYS = {"full", "t_min", "t_max"}
-_PARAM_KEYS = {"init"}
-_SCHEDULES = ("constant", "linear", "cosine")
 _IGNORE = -100  # a row without a CE target (`softmax_ce` skips negative targets)
-# loss constructor arguments set here, not by users
-_BUILT_BY_US = frozenset({"reduction", "student_dim", "teacher_dim", "base", "teacher_table"})
-_NUMBER = (int, float)
-_OPTION_TYPES = {
-    "weight": _NUMBER,
-    "weight_end": _NUMBER,
-    "t_min": _NUMBER,
-    "t_max": _NUMBER,
-    "k": int,
-    "negatives": int,
-    "full": bool,
-    "init": bool,
-    "schedule": str,
-    "confidence": str,
-    "hidden_dim": int,
-}
-
-
-def _loss_keys(method: str) -> set[str]:
-    # nn.Module's *args, **kwargs
-    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-    return {
-        name
-        for name, p in inspect.signature(_OPTION_SOURCE[method].__init__).parameters.items()
-        if name not in {"self", *_BUILT_BY_US} and p.kind not in variadic
-    }
-
-
-def _check_type(method: str, key: str, value: Any) -> None:
-    """A wrong type is an error naming the option (a loss parameter is checked against its default's type)."""
-    expected = _OPTION_TYPES.get(key)
-    if expected is None:
-        default = inspect.signature(_OPTION_SOURCE[method].__init__).parameters[key].default
-        if default is None or default is inspect.Parameter.empty:
-            return
-        expected = _NUMBER if isinstance(default, float) else type(default)
-    if value is None and key in ("weight_end", "t_min", "t_max", "k", "hidden_dim"):
-        return
-    if isinstance(value, bool) and expected is not bool or not isinstance(value, expected):
-        names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
-        raise ValueError(f"{method}: option {key}={value!r} must be {names}")
-
-
-def _valid_keys(method: str) -> set[str]:
-    if method in _EMBEDDING_METHODS:  # no loss term: nothing to weight or schedule
-        return _loss_keys(method)
-    keys = _COMMON_KEYS | _loss_keys(method)
-    if method in _TOPK_METHODS:
-        keys |= _TOPK_KEYS
-    if method == "soft":
-        keys |= _SOFT_KEYS
-    if method == "param_hard":
-        keys |= _PARAM_KEYS
-    if method in _HIDDEN_METHODS:
-        keys |= {"confidence"}
-    return keys
-
-
-@dataclass(frozen=True)
-class TermSpec:
-    """One KD term, fully resolved (defaults filled in)."""
-
-    method: str
-    weight: float = 1.0
-    schedule: str = "constant"
-    weight_end: float | None = None
-    k: int | None = None  # teacher top-k slots (None: all exported); top-K methods only
-    negatives: int = 0
-    confidence: str = "none"
-    full: bool = True  # soft only
-    t_min: float | None = None  # soft only: confidence-adaptive temperature in [t_min, t_max]
-    t_max: float | None = None
-    init: bool = False  # param_hard only: start the student's item table at the compressed teacher table
-    loss_params: dict = field(default_factory=dict)
-
-    @staticmethod
-    def make(method: str, **options: Any) -> TermSpec:
-        """Defaults of `method` overridden by `options`; an unknown method or key is an error naming the valid ones."""
-        if method in ALIASES:
-            method, preset = ALIASES[method]
-            options = {**preset, **options}
-        if method not in DEFAULTS:
-            raise ValueError(
-                f"unknown KD method {method!r}; choose from {sorted([*DEFAULTS, *ALIASES])} (or 'ce:weight=...')"
-            )
-        valid = _valid_keys(method)
-        unknown = sorted(set(options) - valid)
-        if unknown:
-            raise ValueError(f"unknown option(s) {unknown} for KD method {method!r}; valid: {sorted(valid)}")
-        for key, value in options.items():
-            _check_type(method, key, value)
-        merged = {**DEFAULTS[method], **options}
-        loss_params = {key: merged.pop(key) for key in list(merged) if key in _loss_keys(method)}
-        spec = TermSpec(method=method, loss_params=loss_params, **merged)
-        spec._check()
-        return spec
-
-    def _check(self) -> None:
-        if self.schedule not in _SCHEDULES:
-            raise ValueError(f"{self.method}: schedule={self.schedule!r} is not one of {list(_SCHEDULES)}")
-        if self.schedule != "constant" and self.weight_end is None:
-            raise ValueError(f"{self.method}: schedule={self.schedule!r} needs weight_end")
-        if self.confidence not in ("none", *CONFIDENCE_KINDS):
-            raise ValueError(
-                f"{self.method}: confidence={self.confidence!r} is not one of {['none', *CONFIDENCE_KINDS]}"
-            )
-        if self.k is not None and self.k < 1:
-            raise ValueError(f"{self.method}: k must be >= 1, got {self.k}")
-        if self.negatives < 0:
-            raise ValueError(f"{self.method}: negatives must be >= 0, got {self.negatives}")
-        if (self.t_min is None) != (self.t_max is None):
-            raise ValueError(
-                f"{self.method}: give both t_min and t_max for an adaptive temperature, or neither"
-            )
-        if self.method == "soft" and self.full and self.negatives:
-            raise ValueError("soft: negatives apply only with full=false (full=true already uses every item)")
-
-    def weight_schedule(self):
-        if self.schedule == "constant":
-            return ConstantSchedule(self.weight)
-        cls = LinearSchedule if self.schedule == "linear" else CosineSchedule
-        return cls(self.weight, self.weight_end)
-
-    def to_json(self) -> dict:
-        """The resolved options that apply to this method (e.g. no `k` for hint), loss defaults included."""
-        own = sorted(_valid_keys(self.method) - _loss_keys(self.method))
-        signature = inspect.signature(_OPTION_SOURCE[self.method].__init__).parameters
-        loss = {key: signature[key].default for key in sorted(_loss_keys(self.method))} | self.loss_params
-        return {"method": self.method} | {key: getattr(self, key) for key in own} | loss
-
-
-def _parse_value(text: str) -> Any:
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
-def parse_kd(spec: str) -> tuple[list[TermSpec], float]:
-    """'soft:temperature=2,rd:k=20,ce:weight=0.5' -> (term specs, CE weight). Methods are comma-separated;
-    options follow their method as `:key=value`."""
-    terms: list[TermSpec] = []
-    ce_weight = 1.0
-    for part in (p.strip() for p in spec.split(",")):
-        if not part:
-            continue
-        method, *pairs = part.split(":")
-        options: dict[str, Any] = {}
-        for pair in pairs:
-            if "=" not in pair:
-                raise ValueError(f"option {pair!r} of {method!r} is not key=value (e.g. soft:temperature=2)")
-            key, value = pair.split("=", 1)
-            options[key.strip()] = _parse_value(value.strip())
-        if method == "ce":
-            if set(options) - {"weight"}:
-                raise ValueError(f"'ce' takes only weight=..., got {sorted(options)}")
-            ce_weight = float(options.get("weight", 1.0))
-            continue
-        term = TermSpec.make(method, **options)
-        if any(t.method == term.method for t in terms):
-            raise ValueError(
-                f"KD method {term.method!r} given twice (param_init is param_hard with init=true)"
-            )
-        terms.append(term)
-    if not terms:
-        raise ValueError(f"no KD method in {spec!r}; choose from {sorted([*DEFAULTS, *ALIASES])}")
-    return terms, ce_weight
+_READS_POSITIONS = ("topk", "hidden")  # terms fed per position (the others read the item table or nothing)
 
 
 def sample_negatives(exclude: torch.Tensor, n_items: int, m: int) -> torch.Tensor:
@@ -297,13 +91,13 @@ class KDObjective:
         last_position: bool = True,
     ) -> None:
         if not terms:
-            raise ValueError(f"KDObjective needs at least one KD term; methods: {sorted(DEFAULTS)}")
+            raise ValueError(f"KDObjective needs at least one KD term; methods: {method_names()}")
         self.artifacts = teacher if isinstance(teacher, TeacherArtifacts) else TeacherArtifacts(teacher)
         self.terms = list(terms)
         self.ce_weight = ce_weight
         # a KD-only slot needs a term that reads positions (see the module docstring)
         self.last_position = last_position and any(
-            t.method not in (*_TABLE_METHODS, *_EMBEDDING_METHODS) for t in self.terms
+            KD_METHODS[t.method].reads in _READS_POSITIONS for t in self.terms
         )
 
     def describe(self) -> dict:
@@ -321,36 +115,9 @@ class KDObjective:
         )
 
 
-def _init_item_table(module: nn.Module, table: torch.Tensor) -> None:
-    """Copy `table` (n_items, dim) into the student's stored item table; a computed table (e.g. a text tower)
-    cannot be initialised and is an error."""
-    target = module.item_table()
-    stored = isinstance(target, nn.Parameter) or isinstance(getattr(target, "_base", None), nn.Parameter)
-    if not stored or target.shape != table.shape:
-        raise ValueError(
-            f"param_hard:init=true needs a student whose item_table() is a stored (n_items, dim) parameter; "
-            f"{type(module).__name__}'s is {'computed' if not stored else tuple(target.shape)}"
-        )
-    with torch.no_grad():
-        target.copy_(table.to(target.dtype))
-
-
-def _wrap_item_embedding(module: nn.Module, teacher_table, options: dict) -> None:
-    """`ced`: replace the student's `ItemEmbedding` by `CollaborativeEmbedding` over the teacher's item table; a
-    student whose item table is not an `ItemEmbedding` (MF's, the two-tower's text tower) is an error."""
-    base = getattr(module, "item_embedding", None)
-    if not isinstance(base, ItemEmbedding):
-        has = "has none" if base is None else f"is {type(base).__name__}"
-        raise ValueError(
-            f"ced needs a student whose item_embedding is an ItemEmbedding (sasrec, gru4rec); "
-            f"{type(module).__name__}'s {has}"
-        )
-    table = torch.tensor(np.asarray(teacher_table), dtype=torch.float32)  # (n_items, dim_t)
-    module.item_embedding = CollaborativeEmbedding(base, table, **options)
-
-
 class BoundKD(nn.Module):
-    """The objective attached to one student module and one training set; `forward(module, batch) -> loss`."""
+    """The objective attached to one student module and one training set; `forward(module, batch) -> loss`.
+    Each term is fed by what its method reads (`losses/method.py`), never by its name."""
 
     teacher_item_table: torch.Tensor
 
@@ -365,10 +132,11 @@ class BoundKD(nn.Module):
         super().__init__()
         self.labels = labels
         self.specs = {t.method: t for t in terms}
+        self.methods = {t.method: KD_METHODS[t.method] for t in terms}
         self.n_items = labels.n_items
         self.k = {}
         for spec in terms:
-            if spec.method in _TOPK_METHODS:
+            if self.methods[spec.method].reads == "topk":
                 k = labels.top_k if spec.k is None else spec.k
                 if k > labels.top_k:
                     raise ValueError(
@@ -378,13 +146,13 @@ class BoundKD(nn.Module):
         self.k_max = max(self.k.values(), default=0)
         losses = {}
         for spec in terms:
-            if spec.method in _EMBEDDING_METHODS:
+            method = self.methods[spec.method]
+            if method.loss is None:
                 continue
-            per_example = spec.confidence != "none"
             params = dict(spec.loss_params)
-            if per_example:
+            if spec.confidence != "none":
                 params["reduction"] = "none"
-            if spec.method in _HIDDEN_METHODS:
+            if method.reads == "hidden":
                 if labels.artifacts.positions_hidden is None and not last_position:
                     raise ValueError(
                         f"{spec.method} needs the teacher's hidden states: export them per position (position_hidden=True) "
@@ -395,23 +163,24 @@ class BoundKD(nn.Module):
         self.composite = CompositeLoss(
             losses, {n: self.specs[n].weight_schedule() for n in losses}, ce_weight
         )
-        if any(m in self.specs for m in ("param_hard", "param_soft")):
-            table = torch.tensor(
-                np.asarray(labels.artifacts.item_embeddings), dtype=torch.float32
-            )  # (n_items, dim_t)
-            compressed = pca_compress(table, module.dim, whiten=True) * module.dim**-0.5  # (n_items, dim)
+        teacher_table = torch.tensor(
+            np.asarray(labels.artifacts.item_embeddings), dtype=torch.float32
+        )  # (n_items, dim_t)
+        compressed = None
+        if any(m.reads == "table" for m in self.methods.values()):
+            compressed = (
+                pca_compress(teacher_table, module.dim, whiten=True) * module.dim**-0.5
+            )  # (n_items, dim)
             self.register_buffer("teacher_item_table", compressed)
-            if "param_hard" in self.specs and self.specs["param_hard"].init:
-                _init_item_table(module, compressed)
-        if "ced" in self.specs:  # after any initialisation of the student's own table (ced,param_init)
-            _wrap_item_embedding(module, labels.artifacts.item_embeddings, self.specs["ced"].loss_params)
-        soft = self.specs.get("soft")
-        # soft over the catalogue at a constant T = 1 normalises by CE's log-sum-exp: computed once, shared
-        self.share_lse = (
-            soft is not None
-            and soft.full
-            and soft.t_min is None
-            and soft.loss_params.get("temperature") == 1.0
+        context = BindContext(teacher_table, compressed)
+        # changes to the student's own table first, then to its embedding layer (ced after param_init)
+        for reads in ("table", "embedding"):
+            for name, method in self.methods.items():
+                if method.reads == reads and method.on_bind is not None:
+                    method.on_bind(module, context, self.specs[name])
+        # a term that normalises over the catalogue at T = 1 shares CE's log-sum-exp, computed once per step
+        self.share_lse = any(
+            m.shares_ce_lse is not None and m.shares_ce_lse(self.specs[n]) for n, m in self.methods.items()
         )
         self.last_parts: dict[str, torch.Tensor] = {}
 
@@ -440,71 +209,47 @@ class BoundKD(nn.Module):
         lse_kd = None if lse is None else (lse if every else lse[kd_in])  # (m,) or None
         items, scores = self.labels.topk(kd_rows, self.k_max) if self.k_max else (None, None)  # (m, k_max)
         kd_inputs, example_weights = {}, {}
-        for method in self.composite.terms:
-            spec = self.specs[method]
-            inputs, confidence_scores = self._term_inputs(
-                method, spec, table, h_kd, kd_rows, items, scores, lse_kd
-            )
-            if method == "de":  # its Gumbel temperature anneals over training
-                inputs["progress"] = progress
-            kd_inputs[method] = inputs
+        for name in self.composite.terms:
+            spec, method = self.specs[name], self.methods[name]
+            if method.reads == "topk":
+                term_batch = self._topk_batch(name, table, h_kd, items, scores, lse_kd)
+                confidence_scores = term_batch.top_scores
+            elif method.reads == "hidden":
+                term_batch, confidence_scores = self._hidden_batch(spec, h_kd, kd_rows, progress)
+            else:  # "table": the whole item table each step
+                term_batch, confidence_scores = TableBatch(table, self.teacher_item_table), None
+            kd_inputs[name] = method.inputs(term_batch, spec)
             if spec.confidence != "none":
-                example_weights[method] = confidence_weights(
-                    confidence_scores, spec.confidence, normalize=True
-                )
+                example_weights[name] = confidence_weights(confidence_scores, spec.confidence, normalize=True)
         total, self.last_parts = self.composite(ce, kd_inputs, progress, example_weights)
         return total
 
-    def _term_inputs(self, method, spec, table, hidden, rows, items, scores, lse=None):
-        """(keyword inputs of the loss, teacher top-k scores of its examples for confidence weighting).
+    def _topk_batch(self, name, table, hidden, items, scores, lse) -> TopKBatch:
+        """The student's scores on the term's own columns only: the teacher's top-k, then the sampled
+        negatives; what a term needs of the whole catalogue it computes in row chunks (`losses/student_scores.py`:
+        only on a small catalogue are the (m, n_items) scores built). `lse`: CE's, when shared (`share_lse`)."""
+        spec, k = self.specs[name], self.k[name]
+        top_items, top_scores = items[:, :k], scores[:, :k]  # (m, k)
+        columns = top_items  # (m, c)
+        if spec.negatives:
+            columns = torch.cat([top_items, sample_negatives(top_items, self.n_items, spec.negatives)], 1)
+        slots = torch.arange(columns.shape[1]).expand(columns.shape)  # (m, c) column indices
+        return TopKBatch(
+            hidden=hidden,
+            table=table,
+            top_items=top_items,
+            top_scores=top_scores,
+            student=scores_at(hidden, table, columns),
+            top=slots[:, :k],
+            negatives=slots[:, k:] if spec.negatives else None,
+            lse=lse,
+        )
 
-        A top-k term gets the student's scores on its own columns only, the teacher's top-k then the sampled
-        negatives, and item indices into those columns; what it needs of the whole catalogue comes in row
-        chunks (`student_scores`, see there: only on a small catalogue are the (m, n_items) scores built).
-        `lse` (m,): the student's catalogue log-sum-exp at T = 1, when CE has computed it (`share_lse`)."""
-        if method in self.k:
-            k = self.k[method]
-            top_items, top_scores = items[:, :k], scores[:, :k]  # (m, k)
-            columns = top_items  # (m, c) the items whose student scores the term reads
-            if spec.negatives:
-                columns = torch.cat([top_items, sample_negatives(top_items, self.n_items, spec.negatives)], 1)
-            student = scores_at(hidden, table, columns)  # (m, c)
-            slots = torch.arange(columns.shape[1]).expand(columns.shape)  # (m, c) column indices
-            top, negatives = slots[:, :k], (slots[:, k:] if spec.negatives else None)
-            inputs: dict[str, Any] = {"student_logits": student}
-            if method == "soft":
-                if spec.t_min is not None:
-                    inputs["temperature"] = confidence_temperature(top_scores, spec.t_min, spec.t_max)
-                if spec.full:  # the teacher's logits are -inf outside its top-k: normalise over the catalogue
-                    if lse is None:  # not shared with CE (T != 1)
-                        t = inputs.get("temperature", spec.loss_params.get("temperature", 1.0))
-                        lse = logsumexp_scores(hidden, table, temperature=t)  # (m,) over scores / T
-                    inputs.update(teacher_logits=top_scores, student_lse=lse)
-                else:
-                    inputs.update(
-                        teacher_topk_items=top, teacher_topk_scores=top_scores, negative_items=negatives
-                    )
-            elif method == "rd":
-                inputs.update(teacher_topk_items=top, negative_items=negatives)
-                if self.composite.terms["rd"].mu is not None:
-                    inputs["student_ranks"] = catalogue_ranks(hidden, table, top_items)
-            elif method == "rrd":
-                inputs.update(teacher_topk_items=top, uninteresting_items=negatives)
-            else:  # dllm2rec
-                own = own_topk(hidden, table, k)  # (m, k)
-                inputs.update(
-                    teacher_topk_items=top,
-                    confidence=top_scores,
-                    negative_items=negatives,
-                    in_student_topk=(top_items.unsqueeze(2) == own.unsqueeze(1)).any(dim=2),
-                )
-            return inputs, top_scores
-        if method in _HIDDEN_METHODS:
-            available = self.labels.hidden_mask(rows)  # (m,)
-            teacher = self.labels.hidden(rows[available])  # (m', dim_t)
-            confidence_scores = None
-            if spec.confidence != "none":
-                confidence_scores = self.labels.topk(rows[available], self.labels.top_k)[1]
-            return {"student_hidden": hidden[available], "teacher_hidden": teacher}, confidence_scores
-        # param_hard / param_soft: the whole item table each step
-        return {"student_item_emb": table, "teacher_compressed": self.teacher_item_table}, None
+    def _hidden_batch(self, spec, hidden, rows, progress) -> tuple[HiddenBatch, torch.Tensor | None]:
+        """The positions whose teacher state was exported, and the teacher's top-k scores there (confidence)."""
+        available = self.labels.hidden_mask(rows)  # (m,)
+        teacher = self.labels.hidden(rows[available])  # (m', dim_t)
+        confidence_scores = None
+        if spec.confidence != "none":
+            confidence_scores = self.labels.topk(rows[available], self.labels.top_k)[1]
+        return HiddenBatch(hidden[available], teacher, progress), confidence_scores

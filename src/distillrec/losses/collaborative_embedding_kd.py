@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from distillrec.layers.sasrec import PAD, ItemEmbedding
+from distillrec.losses.method import BindContext, KDMethod
 
 
 class CollaborativeEmbedding(nn.Module):
@@ -75,3 +76,19 @@ class CollaborativeEmbedding(nn.Module):
             self.base.embedding.weight.copy_(table)
             self.base.embedding.weight[PAD].zero_()
         return self.base
+
+
+def wrap_item_embedding(module: nn.Module, teacher: BindContext, spec) -> None:
+    """`ced`: replace the student's `ItemEmbedding` by `CollaborativeEmbedding` over the teacher's item table; a
+    student whose item table is not an `ItemEmbedding` (MF's, the two-tower's text tower) is an error."""
+    base = getattr(module, "item_embedding", None)
+    if not isinstance(base, ItemEmbedding):
+        has = "has none" if base is None else f"is {type(base).__name__}"
+        raise ValueError(
+            f"ced needs a student whose item_embedding is an ItemEmbedding (sasrec, gru4rec); "
+            f"{type(module).__name__}'s {has}"
+        )
+    module.item_embedding = CollaborativeEmbedding(base, teacher.teacher_table, **spec.loss_params)
+
+
+METHOD = KDMethod("ced", reads="embedding", option_source=CollaborativeEmbedding, on_bind=wrap_item_embedding)

@@ -1,4 +1,4 @@
-"""CompositeLoss: the only place where loss weights live, and the registry of distillation losses.
+"""CompositeLoss: the only place where loss weights live (the methods are listed in `losses/registry.py`).
 
     L = a * L_ce + sum_j w_j * L_kd_j
 
@@ -22,33 +22,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import nn
 
-from distillrec.losses.distillation_experts import DistillationExperts
-from distillrec.losses.hint import HintLoss
-from distillrec.losses.importance_ranking_kd import ImportanceRankingDistillation
-from distillrec.losses.parameter import ParameterHardLoss, ParameterSoftLoss
-from distillrec.losses.ranking_kd import RankingDistillation
-from distillrec.losses.relaxed_ranking_kd import RelaxedRankingDistillation
-from distillrec.losses.soft_label_kd import SoftLabelKD
-
-KD_LOSSES: dict[str, type[nn.Module]] = {
-    "soft": SoftLabelKD,
-    "rd": RankingDistillation,
-    "rrd": RelaxedRankingDistillation,
-    "dllm2rec": ImportanceRankingDistillation,
-    "hint": HintLoss,
-    "de": DistillationExperts,
-    "param_hard": ParameterHardLoss,
-    "param_soft": ParameterSoftLoss,
-}
-
 Weight = float | Callable[[float], float]
-
-
-def make_kd_loss(name: str, **params) -> nn.Module:
-    """Build a registered distillation loss from its constructor hyperparameters."""
-    if name not in KD_LOSSES:
-        raise KeyError(f"unknown distillation loss {name!r}; choices: {sorted(KD_LOSSES)}")
-    return KD_LOSSES[name](**params)
 
 
 def _value(weight: Weight, progress: float) -> float:

@@ -32,6 +32,7 @@ from torch import nn
 
 from distillrec.losses.base import check_reduction, reduce
 from distillrec.losses.hint import DISTANCES
+from distillrec.losses.method import HiddenBatch, KDMethod
 
 
 class DistillationExperts(nn.Module):
@@ -100,3 +101,15 @@ class DistillationExperts(nn.Module):
         else:
             per_example = 1.0 - F.cosine_similarity(mapped, teacher, dim=-1)  # (batch,)
         return reduce(per_example, self.reduction)
+
+
+def _inputs(batch: HiddenBatch, spec) -> dict:
+    # the experts' Gumbel temperature anneals over training
+    return {
+        "student_hidden": batch.student_hidden,
+        "teacher_hidden": batch.teacher_hidden,
+        "progress": batch.progress,
+    }
+
+
+METHOD = KDMethod("de", reads="hidden", loss=DistillationExperts, defaults={"weight": 1.0}, inputs=_inputs)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from distillrec.losses.base import check_reduction, reduce
+from distillrec.losses.method import KDMethod
 
 DISTANCES = ("mse", "cosine")
 
@@ -49,3 +50,6 @@ class HintLoss(nn.Module):
             per_position = 1.0 - F.cosine_similarity(mapped, teacher, dim=-1)  # (batch, ...)
         per_example = per_position.reshape(per_position.shape[0], -1).mean(dim=1)  # (batch,)
         return reduce(per_example, self.reduction)
+
+
+METHOD = KDMethod("hint", reads="hidden", loss=HintLoss, defaults={"weight": 1.0, "distance": "cosine"})

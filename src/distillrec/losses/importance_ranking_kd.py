@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from distillrec.losses.base import check_reduction, gather_columns, position_weights, reduce
+from distillrec.losses.method import KDMethod, TopKBatch
+from distillrec.losses.student_scores import own_topk
 
 
 class ImportanceRankingDistillation(nn.Module):
@@ -94,3 +96,23 @@ class ImportanceRankingDistillation(nn.Module):
             s_neg = gather_columns(student_logits, negative_items, "negative_items")  # (batch, M)
             per_example = per_example - F.logsigmoid(-s_neg).mean(dim=1)
         return reduce(per_example, self.reduction)
+
+
+def _inputs(batch: TopKBatch, spec) -> dict:
+    own = own_topk(batch.hidden, batch.table, batch.top_items.shape[1])  # (m, k) the student's own top-k
+    return {
+        "student_logits": batch.student,
+        "teacher_topk_items": batch.top,
+        "confidence": batch.top_scores,
+        "negative_items": batch.negatives,
+        "in_student_topk": (batch.top_items.unsqueeze(2) == own.unsqueeze(1)).any(dim=2),
+    }
+
+
+METHOD = KDMethod(
+    "dllm2rec",
+    reads="topk",
+    loss=ImportanceRankingDistillation,
+    defaults={"weight": 1.0, "k": 10, "lam": 1.0, "negatives": 10},
+    inputs=_inputs,
+)

@@ -21,10 +21,13 @@ Inputs: student_item_emb (n_items, d) (the student's parameter), teacher_compres
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from distillrec.losses.base import check_reduction, reduce
+from distillrec.losses.method import BindContext, KDMethod
 
 
 def _rows(student: torch.Tensor, teacher: torch.Tensor, items: torch.Tensor | None):
@@ -71,3 +74,36 @@ class ParameterSoftLoss(nn.Module):
         mu_s, cov_s = _moments(student)
         mu_t, cov_t = _moments(teacher)
         return (mu_s - mu_t).pow(2).sum() + (cov_s - cov_t).pow(2).sum()
+
+
+@dataclass(frozen=True)
+class HardOptions:
+    init: bool = False  # also start the student's item table at the compressed teacher table
+
+
+def init_item_table(module: nn.Module, teacher: BindContext, spec) -> None:
+    """`param_hard:init=true`: copy the compressed teacher table (n_items, dim) into the student's stored item
+    table; a computed table (e.g. a text tower) cannot be initialised and is an error."""
+    if not spec.init:
+        return
+    table = teacher.compressed_table
+    target = module.item_table()
+    stored = isinstance(target, nn.Parameter) or isinstance(getattr(target, "_base", None), nn.Parameter)
+    if not stored or target.shape != table.shape:
+        raise ValueError(
+            f"param_hard:init=true needs a student whose item_table() is a stored (n_items, dim) parameter; "
+            f"{type(module).__name__}'s is {'computed' if not stored else tuple(target.shape)}"
+        )
+    with torch.no_grad():
+        target.copy_(table.to(target.dtype))
+
+
+HARD = KDMethod(
+    "param_hard",
+    reads="table",
+    loss=ParameterHardLoss,
+    defaults={"weight": 0.1},
+    options=HardOptions,
+    on_bind=init_item_table,
+)
+SOFT = KDMethod("param_soft", reads="table", loss=ParameterSoftLoss, defaults={"weight": 1.0})

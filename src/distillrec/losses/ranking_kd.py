@@ -9,7 +9,7 @@ The teacher's top-K items are extra, weighted positives for a point-wise (sigmoi
 - optional dynamic rank-discrepancy weight, on when `mu` is given:
   w^b_r = max(tanh(mu * (rhat_r - r)), 0), rhat_r = the student's 1-based rank of pi_r among the columns of
   `student_logits` (exact, by counting), or given as `student_ranks` (e.g. exact ranks over the catalogue,
-  computed in row chunks by `distill.student_scores`, or the paper's sampled estimate);
+  computed in row chunks by `losses.student_scores`, or the paper's sampled estimate);
   the hybrid weight is w_r = w^a_r * w^b_r (the authors' code), renormalised to sum 1 if `renormalize`.
 Weights are constants (detached). The negatives' term is the paper's L_R part for sampled negatives; it is
 added only when `negative_items` is given (useful when no other loss pushes negatives down).
@@ -25,14 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from distillrec.losses.base import check_reduction, gather_columns, position_weights, reduce
-
-
-def student_rank_of(student_logits: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-    """(batch, n) scores, (batch, K) items -> (batch, K) 1-based rank of each item (1 + #columns scored higher)."""
-    scores = gather_columns(student_logits, items)  # (batch, K)
-    ascending = student_logits.sort(dim=1).values  # (batch, n)
-    n_not_higher = torch.searchsorted(ascending, scores.contiguous(), right=True)  # (batch, K): #columns <= s
-    return 1.0 + (student_logits.shape[1] - n_not_higher).float()  # (batch, K)
+from distillrec.losses.method import KDMethod, TopKBatch
+from distillrec.losses.student_scores import catalogue_ranks, student_rank_of
 
 
 class RankingDistillation(nn.Module):
@@ -85,3 +79,25 @@ class RankingDistillation(nn.Module):
             # log(1 - sigmoid(x)) = logsigmoid(-x), stable for large |x|
             per_example = per_example - F.logsigmoid(-s_neg).sum(dim=1)
         return reduce(per_example, self.reduction)
+
+
+def _inputs(batch: TopKBatch, spec) -> dict:
+    inputs = {
+        "student_logits": batch.student,
+        "teacher_topk_items": batch.top,
+        "negative_items": batch.negatives,
+    }
+    if (
+        spec.loss_params.get("mu") is not None
+    ):  # the rank-discrepancy weight reads the student's catalogue ranks
+        inputs["student_ranks"] = catalogue_ranks(batch.hidden, batch.table, batch.top_items)
+    return inputs
+
+
+METHOD = KDMethod(
+    "rd",
+    reads="topk",
+    loss=RankingDistillation,
+    defaults={"weight": 1.0, "k": 10, "lam": 5.0, "negatives": 10},
+    inputs=_inputs,
+)

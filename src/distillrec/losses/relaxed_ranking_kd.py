@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from distillrec.losses.base import check_reduction, gather_columns, reduce
+from distillrec.losses.method import KDMethod, TopKBatch
 
 
 class RelaxedRankingDistillation(nn.Module):
@@ -46,3 +47,21 @@ class RelaxedRankingDistillation(nn.Module):
             tail = torch.logaddexp(tail, torch.logsumexp(s_unint, dim=1, keepdim=True))  # (batch, K)
         per_example = (tail - s_int).sum(dim=1)  # (batch,)
         return reduce(per_example, self.reduction)
+
+
+def _inputs(batch: TopKBatch, spec) -> dict:
+    return {
+        "student_logits": batch.student,
+        "teacher_topk_items": batch.top,
+        "uninteresting_items": batch.negatives,
+    }
+
+
+# weight 0.1: the loss sums k log-terms
+METHOD = KDMethod(
+    "rrd",
+    reads="topk",
+    loss=RelaxedRankingDistillation,
+    defaults={"weight": 0.1, "k": 10, "negatives": 50},
+    inputs=_inputs,
+)

@@ -26,10 +26,15 @@ p > 0 only, so the teacher's top-K columns alone give the full-catalogue loss, w
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
+from distillrec.layers.softmax_ce import logsumexp_scores
 from distillrec.losses.base import check_reduction, gather_columns, reduce
+from distillrec.losses.method import KDMethod, TopKBatch
+from distillrec.losses.schedules import confidence_temperature
 
 
 def soft_kl(
@@ -105,3 +110,54 @@ class SoftLabelKD(nn.Module):
             teacher = torch.cat([teacher, negative_scores.to(teacher.dtype)], dim=1)  # (batch, K + M)
         student = gather_columns(student_logits, items, "teacher_topk_items/negative_items")  # (batch, K + M)
         return reduce(soft_kl(student, teacher, temperature, student_lse), self.reduction)
+
+
+@dataclass(frozen=True)
+class SoftOptions:
+    full: bool = True  # normalise over the whole catalogue (else over the top-k and the negatives only)
+    t_min: float | None = None  # a confidence-adaptive temperature in [t_min, t_max]
+    t_max: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.t_min is None) != (self.t_max is None):
+            raise ValueError("give both t_min and t_max for an adaptive temperature, or neither")
+
+
+def _check(spec) -> None:
+    if spec.full and spec.negatives:
+        raise ValueError("soft: negatives apply only with full=false (full=true already uses every item)")
+
+
+def _inputs(batch: TopKBatch, spec) -> dict:
+    """With `full`, the teacher's logits are its top-k scores and -inf elsewhere, normalised by the student's
+    log-sum-exp over the catalogue (CE's, shared, at T = 1); else a softmax over the top-k and the negatives."""
+    inputs: dict = {"student_logits": batch.student}
+    if spec.t_min is not None:
+        inputs["temperature"] = confidence_temperature(batch.top_scores, spec.t_min, spec.t_max)
+    if not spec.full:
+        return inputs | {
+            "teacher_topk_items": batch.top,
+            "teacher_topk_scores": batch.top_scores,
+            "negative_items": batch.negatives,
+        }
+    lse = batch.lse
+    if lse is None:  # not shared with CE (T != 1)
+        t = inputs.get("temperature", spec.loss_params.get("temperature", 1.0))
+        lse = logsumexp_scores(batch.hidden, batch.table, temperature=t)  # (m,) over scores / T
+    return inputs | {"teacher_logits": batch.top_scores, "student_lse": lse}
+
+
+def _shares_ce_lse(spec) -> bool:
+    return spec.full and spec.t_min is None and spec.loss_params.get("temperature") == 1.0
+
+
+METHOD = KDMethod(
+    "soft",
+    reads="topk",
+    loss=SoftLabelKD,
+    defaults={"weight": 1.0, "k": None, "temperature": 1.0},
+    options=SoftOptions,
+    check=_check,
+    inputs=_inputs,
+    shares_ce_lse=_shares_ce_lse,
+)

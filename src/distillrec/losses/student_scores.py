@@ -22,9 +22,9 @@ from __future__ import annotations
 import torch
 
 from distillrec.layers.softmax_ce import autocast_operands, row_chunks
-from distillrec.losses.ranking_kd import student_rank_of
+from distillrec.losses.base import gather_columns
 
-__all__ = ["scores_at", "own_topk", "catalogue_ranks"]
+__all__ = ["scores_at", "own_topk", "catalogue_ranks", "student_rank_of"]
 
 GATHER_COST = 1.0  # gather when columns x width x this < n_items (the rule of thumb above)
 
@@ -59,3 +59,11 @@ def catalogue_ranks(hidden: torch.Tensor, table: torch.Tensor, items: torch.Tens
     for rows in row_chunks(hidden.shape[0], table.shape[0]):
         ranks[rows] = student_rank_of((hidden[rows] @ table.T).float(), items[rows])
     return ranks
+
+
+def student_rank_of(student_logits: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """(batch, n) scores, (batch, K) items -> (batch, K) 1-based rank of each item (1 + #columns scored higher)."""
+    scores = gather_columns(student_logits, items)  # (batch, K)
+    ascending = student_logits.sort(dim=1).values  # (batch, n)
+    n_not_higher = torch.searchsorted(ascending, scores.contiguous(), right=True)  # (batch, K): #columns <= s
+    return 1.0 + (student_logits.shape[1] - n_not_higher).float()  # (batch, K)
