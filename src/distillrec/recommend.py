@@ -195,14 +195,11 @@ class SavedModel:
             top = top_k(scores, width)  # (batch, width)
             for row, i in enumerate(batch):
                 picked = top[row, : requests[i].k]
-                values = scores[row, picked]
-                picked = picked[
-                    np.isfinite(values)
-                ]  # fewer unseen items than k: the masked ones are left out
+                picked = picked[np.isfinite(scores[row, picked])]  # fewer unseen items than k: no masked ones
                 results[i] = Recommendation(
                     requests[i].user,
                     [str(self.catalog.item_ids[j]) for j in picked],
-                    [float(v) for v in values[np.isfinite(values)]],
+                    [float(v) for v in scores[row, picked]],
                     resolved[i][2],
                     resolved[i][3],
                 )
