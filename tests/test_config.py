@@ -39,12 +39,12 @@ def test_defaults_are_filled_and_resolved_config_round_trips(tmp_path):
         ("students.0.kd=[softt]", ["students.0.kd", "'softt'", "'rd'"]),
         ("students.0.kd=[soft:temp=2]", ["students.0.kd", "['temp']", "'temperature'"]),
         ("students.0.name=bert", ["students.0.name", "'bert'", "'gru4rec'"]),
-        (
-            "students.0.params.dimm=3",
-            ["students.0", "params.dimm: unknown key for student 'sasrec'", "'dim'"],
-        ),
-        ("students.0.params.dim=1.5", ["students.0", "params.dim:", "integer"]),
-        ("students.0.params.dropout=1.0", ["params.dropout:", "less than 1"]),
+        ("students.0.params.dimm=3", ["students.0", "params: dimm: unknown key; valid:", "'dim'"]),
+        ("baselines.grids={ease: [{l2: 100.0}, {lambda: 3}]}", ["grids.ease.1: lambda: unknown key", "'l2'"]),
+        ("baselines.grids={ease: [{l2: -1.0}]}", ["grids.ease.0: l2:", "greater than 0"]),
+        ("baselines.grids={easy: [{}]}", ["grids: unknown model 'easy'", "'ease'"]),
+        ("students.0.params.dim=1.5", ["students.0", "params: dim:", "integer"]),
+        ("students.0.params.dropout=1.0", ["params: dropout:", "less than 1"]),
         ("students.0.params.seed=3", ["params: ['seed'] are set by the run"]),
         ("dataset.duplicates=some", ["dataset.duplicates", "'first'"]),
         ("surprise=1", ["surprise: unknown key", "'teacher'"]),
@@ -103,3 +103,19 @@ def test_shipped_configs_are_valid():
     assert configs
     for path in configs:
         load_config(path)
+
+
+def test_the_teacher_config_defaults_are_the_teacher_models():
+    """`teacher:` settings that are model hyperparameters default to the model's own defaults (one source of
+    truth: a drift between `TeacherConfig` and `TeacherParams` fails here)."""
+    from distillrec.config import TeacherConfig
+    from distillrec.teachers.llm_enhanced_seq import TeacherParams
+
+    shared = set(TeacherConfig.model_fields) & set(TeacherParams.model_fields)
+    assert {"dim", "n_layers", "dropout", "adapter_hidden", "id_dropout", "lr", "patience"} <= shared
+    differ = {
+        key: (TeacherConfig.model_fields[key].default, TeacherParams.model_fields[key].default)
+        for key in shared
+        if TeacherConfig.model_fields[key].default != TeacherParams.model_fields[key].default
+    }
+    assert differ == {}

@@ -208,12 +208,9 @@ def test_the_real_teacher_target_gets_every_teacher_option(tmp_path, monkeypatch
     """The tuner's teacher is the stage's teacher: every `teacher.*` option that is a model argument reaches the
     model it trains (the tuner once dropped id_dropout and softmax_over_trained), checked on the real target
     with the real text encoder over a small generic dataset, every option set away from its default."""
-    import inspect
-
     from conftest import write_generic
 
     from distillrec.config import TeacherConfig
-    from distillrec.models.sasrec import SASRec
     from distillrec.teachers.llm_enhanced_seq import LLMEnhancedSASRec
 
     monkeypatch.setenv("DISTILLREC_CACHE_DIR", str(tmp_path / "cache"))
@@ -238,9 +235,7 @@ def test_the_real_teacher_target_gets_every_teacher_option(tmp_path, monkeypatch
         "bf16": True,
         "length_buckets": True,
     }
-    model_args = set(inspect.signature(LLMEnhancedSASRec.__init__).parameters)
-    model_args |= set(inspect.signature(SASRec.__init__).parameters)
-    options = set(TeacherConfig.model_fields) & model_args
+    options = set(TeacherConfig.model_fields) & set(LLMEnhancedSASRec.params_model.model_fields)
     assert options == set(changed), "a teacher option that is a model argument is missing from this test"
     for key, value in changed.items():
         assert getattr(TeacherConfig(), key) != value, key

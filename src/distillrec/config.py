@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from distillrec.data.split import SPLITS
+from distillrec.models.params import BASELINE_PARAMS
 from distillrec.students.params import STUDENT_PARAMS
 
 
@@ -65,11 +66,25 @@ class BaselinesConfig(_Strict):
     @field_validator("models")
     @classmethod
     def _known_models(cls, value: list[str]) -> list[str]:
-        from distillrec.models.registry import BASELINES
-
-        unknown = [m for m in value if m not in BASELINES]
+        unknown = [m for m in value if m not in BASELINE_PARAMS]
         if unknown:
-            raise ValueError(f"unknown model(s) {unknown}; choose from {sorted(BASELINES)}")
+            raise ValueError(f"unknown model(s) {unknown}; choose from {sorted(BASELINE_PARAMS)}")
+        return value
+
+    @field_validator("grids")
+    @classmethod
+    def _typed_grids(cls, value: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+        """Every grid point checked against its model's typed hyperparameters (`models/params.py`)."""
+        for name, points in value.items():
+            if name not in BASELINE_PARAMS:
+                raise ValueError(f"grids: unknown model {name!r}; choose from {sorted(BASELINE_PARAMS)}")
+            for index, point in enumerate(points):
+                try:
+                    BASELINE_PARAMS[name](**point)
+                except ValidationError as exc:
+                    raise ValueError(
+                        f"grids.{name}.{index}: {_problems(exc, BASELINE_PARAMS[name])}"
+                    ) from None
         return value
 
 
@@ -128,16 +143,7 @@ class StudentConfig(_Strict):
         try:
             STUDENT_PARAMS[self.name](**self.params)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"params.{'.'.join(map(str, e['loc']))}: "
-                + (
-                    f"unknown key for student {self.name!r}; valid: {sorted(STUDENT_PARAMS[self.name].model_fields)}"
-                    if e["type"] == "extra_forbidden"
-                    else e["msg"]
-                )
-                for e in exc.errors()
-            )
-            raise ValueError(problems) from None
+            raise ValueError(f"params: {_problems(exc, STUDENT_PARAMS[self.name])}") from None
         return self
 
     @field_validator("kd")
@@ -296,6 +302,19 @@ class RunConfig(_Strict):
             if problem:
                 raise ValueError(f"tune.space.{key}: {problem}")
         return self
+
+
+def _problems(exc: ValidationError, model: type[BaseModel]) -> str:
+    """A model's validation errors in one line, each naming its key (an unknown one with the valid keys)."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc']))}: "
+        + (
+            f"unknown key; valid: {sorted(model.model_fields)}"
+            if e["type"] == "extra_forbidden"
+            else e["msg"]
+        )
+        for e in exc.errors()
+    )
 
 
 def _missing_key(config: BaseModel, key: str) -> str | None:

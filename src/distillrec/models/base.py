@@ -21,18 +21,42 @@ per-user vector (iALS, BPR, MF), which cannot read a history they were not train
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
+import pydantic
 
 from distillrec.data.interactions import Interactions
 
 
 class Recommender(ABC):
+    # typed hyperparameters (`models/params.py`, `students/params.py`, `teachers/llm_enhanced_seq.py`)
+    params_model: ClassVar[type[pydantic.BaseModel]]
     refit_for_test: ClassVar[bool] = False
     reads_history: ClassVar[bool] = True
     array_params: ClassVar[tuple[str, ...]] = ()  # constructor arguments that are arrays (saved as files)
     saved_as: ClassVar[str] = "npy"  # how `fitted_state` is written: "npy" files, or "safetensors" (torch)
+
+    def __init__(self, *arrays: Any, **params: Any) -> None:
+        """Hyperparameters as `params_model` types them, stored as attributes (defaults filled in; an unknown
+        key, a wrong type or a value out of range is a `ValueError` naming it); the arrays named in
+        `array_params` (e.g. a text table), given in that order or by name, are taken as they are."""
+        if len(arrays) > len(self.array_params):
+            raise TypeError(
+                f"{type(self).__name__} takes {len(self.array_params)} array(s) {self.array_params}"
+            )
+        given = dict(zip(self.array_params, arrays, strict=False))
+        arrays = {name: given.get(name, params.pop(name, None)) for name in self.array_params}
+        plain = {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
+        try:
+            values = self.params_model(**plain)
+        except pydantic.ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"{type(self).__name__}: {problems}") from None
+        for name, value in arrays.items():
+            setattr(self, name, value)
+        for name in type(values).model_fields:
+            setattr(self, name, getattr(values, name))
 
     @abstractmethod
     def fit(self, train: Interactions, valid: Interactions | None = None) -> Self: ...

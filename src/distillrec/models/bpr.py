@@ -24,25 +24,14 @@ from implicit.cpu.bpr import BayesianPersonalizedRanking
 
 from distillrec.data.interactions import Interactions
 from distillrec.models.base import Recommender
+from distillrec.models.params import BPRParams
 
 
 class BPR(Recommender):
     refit_for_test: ClassVar[bool] = True
     reads_history: ClassVar[bool] = False
 
-    def __init__(
-        self,
-        factors: int = 64,
-        learning_rate: float = 0.01,
-        regularization: float = 0.01,
-        iterations: int = 100,
-        seed: int = 0,
-    ) -> None:
-        self.factors = factors
-        self.learning_rate = learning_rate
-        self.regularization = regularization
-        self.iterations = iterations
-        self.seed = seed
+    params_model = BPRParams
 
     def fit(self, train: Interactions, valid: Interactions | None = None) -> Self:
         bpr = BayesianPersonalizedRanking(

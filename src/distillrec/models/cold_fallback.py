@@ -107,7 +107,8 @@ class ColdStartFallback(Recommender):
         self.cold_ = train.item_counts() == 0  # (n_items,)
         if (~self.cold_).sum() < 2:
             raise ValueError("ColdStartFallback needs at least two items with a training interaction")
-        self.text_ = TextSimilarity(self.text_embeddings, self.max_history, self.decay).fit(train)
+        self.text_ = TextSimilarity(self.text_embeddings, max_history=self.max_history, decay=self.decay)
+        self.text_.fit(train)
         if self.shift is not None:
             self.shift_ = float(self.shift)
             return self

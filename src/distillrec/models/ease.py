@@ -22,11 +22,11 @@ import scipy.linalg
 
 from distillrec.data.interactions import Interactions
 from distillrec.models.base import Recommender
+from distillrec.models.params import EASEParams
 
 
 class EASE(Recommender):
-    def __init__(self, l2: float = 500.0) -> None:
-        self.l2 = l2
+    params_model = EASEParams
 
     def fit(self, train: Interactions, valid: Interactions | None = None) -> Self:
         if self.l2 <= 0:

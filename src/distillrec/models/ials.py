@@ -25,25 +25,14 @@ from implicit.cpu.als import AlternatingLeastSquares
 
 from distillrec.data.interactions import Interactions
 from distillrec.models.base import Recommender
+from distillrec.models.params import IALSParams
 
 
 class IALS(Recommender):
     refit_for_test: ClassVar[bool] = True
     reads_history: ClassVar[bool] = False
 
-    def __init__(
-        self,
-        factors: int = 64,
-        regularization: float = 0.01,
-        alpha: float = 1.0,
-        iterations: int = 15,
-        seed: int = 0,
-    ) -> None:
-        self.factors = factors
-        self.regularization = regularization
-        self.alpha = alpha
-        self.iterations = iterations
-        self.seed = seed
+    params_model = IALSParams
 
     def fit(self, train: Interactions, valid: Interactions | None = None) -> Self:
         if self.alpha < 0:

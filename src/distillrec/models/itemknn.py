@@ -21,12 +21,11 @@ import scipy.sparse as sp
 
 from distillrec.data.interactions import Interactions
 from distillrec.models.base import Recommender
+from distillrec.models.params import ItemKNNParams
 
 
 class ItemKNN(Recommender):
-    def __init__(self, k_neighbours: int = 100, shrink: float = 0.0) -> None:
-        self.k_neighbours = k_neighbours
-        self.shrink = shrink
+    params_model = ItemKNNParams
 
     def fit(self, train: Interactions, valid: Interactions | None = None) -> Self:
         if self.k_neighbours < 1:

@@ -8,11 +8,11 @@ import numpy as np
 
 from distillrec.data.interactions import Interactions
 from distillrec.models.base import Recommender
+from distillrec.models.params import MostPopParams
 
 
 class MostPop(Recommender):
-    def __init__(self) -> None:
-        pass
+    params_model = MostPopParams
 
     def fit(self, train: Interactions, valid: Interactions | None = None) -> Self:
         self.popularity_ = train.item_counts().astype(np.float32)  # (n_items,)

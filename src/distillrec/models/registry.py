@@ -17,7 +17,6 @@ validation split. The grids are small (<= 12 points) and centred on values from 
 
 from __future__ import annotations
 
-import inspect
 import itertools
 
 from distillrec.models.base import Recommender
@@ -26,6 +25,7 @@ from distillrec.models.ease import EASE
 from distillrec.models.ials import IALS
 from distillrec.models.itemknn import ItemKNN
 from distillrec.models.mostpop import MostPop
+from distillrec.models.params import BASELINE_PARAMS
 from distillrec.models.sasrec import SASRec
 
 BASELINES: dict[str, type[Recommender]] = {
@@ -70,7 +70,7 @@ def grid_for(name: str, quick: bool = False, seed: int = 0) -> list[dict]:
     grids = QUICK_GRIDS if quick else GRIDS
     if name not in grids:
         raise ValueError(f"no grid for model {name!r}; grids exist for {sorted(grids)}")
-    takes_seed = "seed" in inspect.signature(BASELINES[name].__init__).parameters
+    takes_seed = "seed" in BASELINE_PARAMS[name].model_fields
     return [dict(point, seed=seed) if takes_seed else dict(point) for point in grids[name]]
 
 
@@ -79,7 +79,7 @@ def make_model(name: str, **params) -> Recommender:
     if name not in BASELINES:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(BASELINES)}")
     cls = BASELINES[name]
-    valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    valid = list(cls.params_model.model_fields)
     unknown = sorted(set(params) - set(valid))
     if unknown:
         raise ValueError(f"unknown hyperparameter(s) {unknown} for model {name!r}; valid: {valid}")

@@ -23,7 +23,6 @@ are not used (no random sub-windows: one fixed window per user, as in the origin
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Self
 
 import numpy as np
@@ -40,6 +39,7 @@ from distillrec.layers.sasrec import (
     next_item_loss,
     training_windows,
 )
+from distillrec.models.params import SASRecParams
 from distillrec.models.torch_model import TorchRecommender
 from distillrec.train.batches import batch_rows
 from distillrec.train.loop import FitResult, TrainConfig, fit_loop
@@ -65,43 +65,7 @@ _TRAIN_CONFIG_PARAMS = frozenset(
 
 
 class SASRec(TorchRecommender):
-    def __init__(
-        self,
-        dim: int = 64,
-        n_layers: int = 2,
-        n_heads: int = 2,
-        max_len: int = 200,
-        dropout: float = 0.2,
-        max_epochs: int = 200,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        patience: int = 10,
-        seed: int = 0,
-        bf16: bool = False,
-        num_threads: int | None = None,
-        checkpoint_dir: str | Path | None = None,
-        progress: bool = True,
-        eval_every: int = 1,
-        length_buckets: bool = False,
-    ) -> None:
-        self.dim = dim
-        self.n_layers = n_layers
-        self.n_heads = n_heads
-        self.max_len = max_len
-        self.dropout = dropout
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.seed = seed
-        self.bf16 = bf16
-        self.num_threads = num_threads
-        self.checkpoint_dir = checkpoint_dir
-        self.progress = progress
-        self.eval_every = eval_every
-        self.length_buckets = length_buckets
+    params_model = SASRecParams
 
     def _make_item_embedding(self, train: Interactions) -> nn.Module:
         """The item table; a subclass (e.g. a text-aware teacher) overrides this to swap it."""

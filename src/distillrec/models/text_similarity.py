@@ -17,13 +17,12 @@ import numpy as np
 
 from distillrec.data.interactions import Interactions
 from distillrec.models.base import Recommender
+from distillrec.models.params import TextSimilarityParams
 
 
 class TextSimilarity(Recommender):
-    def __init__(self, text_embeddings: np.ndarray, max_history: int = 20, decay: float = 0.9) -> None:
-        self.text_embeddings = text_embeddings
-        self.max_history = max_history
-        self.decay = decay
+    params_model = TextSimilarityParams
+    array_params = ("text_embeddings",)
 
     def fit(self, train: Interactions, valid: Interactions | None = None) -> Self:
         table = np.asarray(self.text_embeddings, dtype=np.float32)

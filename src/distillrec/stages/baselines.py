@@ -14,7 +14,6 @@ The grid of a model is `config.grids[name]` when given, else its default (`model
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +22,8 @@ from distillrec.artifact import save_model
 from distillrec.config import BaselinesConfig
 from distillrec.manifest import record_in_manifest
 from distillrec.models.grid_search import BaselineResult, tune_and_test
-from distillrec.models.registry import BASELINES, grid_for
+from distillrec.models.params import BASELINE_PARAMS
+from distillrec.models.registry import grid_for
 from distillrec.stages.data import PreparedData
 from distillrec.train.loop import EpochEnd
 
@@ -35,7 +35,7 @@ SCHEMA_VERSION = 1
 def baseline_grid(name: str, config: BaselinesConfig, seed: int, progress: bool) -> list[dict]:
     """The points `name` is tuned over (see the module docstring)."""
     default = grid_for(name, quick=config.quick, seed=seed)
-    init = inspect.signature(BASELINES[name].__init__).parameters
+    init = BASELINE_PARAMS[name].model_fields
     points = [dict(p) for p in config.grids[name]] if name in config.grids else default
     if "seed" in init:
         points = [{"seed": seed, **p} for p in points]

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self
 
 import numpy as np
-import pydantic
 import torch
 from torch import nn
 
@@ -40,7 +39,7 @@ from distillrec.evaluate.ranking import evaluate
 from distillrec.layers.sasrec import history_windows
 from distillrec.layers.softmax_ce import softmax_ce
 from distillrec.models.torch_model import TorchRecommender
-from distillrec.students.params import TrainParams
+from distillrec.students.params import StudentTrainParams
 from distillrec.train.batches import batch_rows
 from distillrec.train.loop import RESUMABLE_CHANGES, EpochEnd, FitResult, TrainConfig, fit_loop
 
@@ -163,7 +162,7 @@ class Student(TorchRecommender):
     also take `length_buckets` (batches of similar window length: less padding, faster epochs) and `bf16`.
     """
 
-    params_model: ClassVar[type[TrainParams]]
+    params_model: ClassVar[type[StudentTrainParams]]
 
     sequential: ClassVar[bool] = True  # False: the state ignores the item sequence (MF)
     needs_text: ClassVar[bool] = False  # True: the constructor takes `text_embeddings` (n_items, d_text)
@@ -182,23 +181,6 @@ class Student(TorchRecommender):
     bf16: bool = False  # bfloat16 autocast in training (float32 with a warning on CPUs without it); opt in
 
     module_: StudentModule
-
-    def __init__(self, text_embeddings: np.ndarray | None = None, **params: Any) -> None:
-        """`params` as `params_model` defines them (defaults filled in; an unknown key, a wrong type or a value
-        out of range is a `ValueError` naming it); `text_embeddings` (n_items, d_text) only for a student with
-        a text tower (`needs_text`)."""
-        if text_embeddings is not None and not self.needs_text:
-            raise ValueError(f"{type(self).__name__} reads no text_embeddings")
-        plain = {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
-        try:
-            values = self.params_model(**plain)
-        except pydantic.ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise ValueError(f"{type(self).__name__}: {problems}") from None
-        if self.needs_text:
-            self.text_embeddings = text_embeddings
-        for name in type(values).model_fields:
-            setattr(self, name, getattr(values, name))
 
     @abstractmethod
     def _build_module(self, train: Interactions) -> StudentModule: ...

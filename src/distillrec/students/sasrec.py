@@ -13,7 +13,7 @@ import torch
 from distillrec.data.interactions import Interactions
 from distillrec.layers.sasrec import SASRecModule
 from distillrec.students.base import Student
-from distillrec.students.params import SASRecParams
+from distillrec.students.params import SASRecStudentParams
 
 
 class SASRecStudentModule(SASRecModule):
@@ -24,7 +24,7 @@ class SASRecStudentModule(SASRecModule):
 
 
 class SASRecStudent(Student):
-    params_model = SASRecParams
+    params_model = SASRecStudentParams
 
     def _build_module(self, train: Interactions) -> SASRecStudentModule:
         return SASRecStudentModule(

@@ -28,13 +28,16 @@ section 2), and both are off by default.
 from __future__ import annotations
 
 from functools import partial
+from typing import Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
 from distillrec.layers.pca import pca_compress
 from distillrec.layers.sasrec import PAD, next_item_loss
+from distillrec.models.params import SASRecParams
 from distillrec.models.sasrec import SASRec
 
 # options added after checkpoints and exports existed, with the value those were made with: recorded (in a
@@ -101,33 +104,22 @@ class TextItemEmbedding(nn.Module):
         return self.table()[ids]  # (..., dim)
 
 
+class TeacherParams(SASRecParams):
+    """The teacher's hyperparameters: SASRec's, a larger default width, and the text adapter."""
+
+    dim: int = Field(128, ge=1)
+    adapter_hidden: int = Field(512, ge=1)
+    id_init: Literal["pca", "random", "none"] = "pca"
+    softmax_over_trained: bool = False  # the training softmax over items with training interactions only
+    id_dropout: float = Field(0.0, ge=0, lt=1)  # drop items' ID vectors in training (DropoutNet-style)
+
+
 class LLMEnhancedSASRec(SASRec):
     """SASRec with `TextItemEmbedding`. Defaults are a larger model than the ID-only baseline (dim 128)."""
 
     array_params = ("text_embeddings",)
 
-    def __init__(
-        self,
-        text_embeddings: np.ndarray,
-        dim: int = 128,
-        adapter_hidden: int = 512,
-        id_init: str = "pca",
-        n_layers: int = 2,
-        n_heads: int = 2,
-        max_len: int = 200,
-        dropout: float = 0.2,
-        softmax_over_trained: bool = False,
-        id_dropout: float = 0.0,
-        **train_params,
-    ) -> None:
-        super().__init__(
-            dim=dim, n_layers=n_layers, n_heads=n_heads, max_len=max_len, dropout=dropout, **train_params
-        )
-        self.text_embeddings = text_embeddings
-        self.adapter_hidden = adapter_hidden
-        self.id_init = id_init
-        self.softmax_over_trained = softmax_over_trained
-        self.id_dropout = id_dropout
+    params_model = TeacherParams
 
     def get_params(self) -> dict:
         params = super().get_params()
