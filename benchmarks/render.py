@@ -1,7 +1,8 @@
 """Render the committed benchmark results (benchmarks/results/**/metrics.json) as Markdown tables.
 
+    .venv/bin/python benchmarks/render.py summary      # KD gains (method x dataset) and size/quality per dataset
     .venv/bin/python benchmarks/render.py baselines    # prints the baselines tables for BENCHMARKS.md
-    .venv/bin/python benchmarks/render.py distill      # the KD-vs-plain tables (benchmarks/distill.py)
+    .venv/bin/python benchmarks/render.py distill      # the KD-vs-plain tables, one per dataset (benchmarks/distill.py)
     .venv/bin/python benchmarks/render.py teacher      # teacher vs ID-only vs text-only vs the best baseline
     .venv/bin/python benchmarks/render.py softmax-ce   # the training loss, plain vs chunked (softmax_ce.py)
     .venv/bin/python benchmarks/render.py kd-step      # a KD step, terms on full scores vs on columns (kd_step.py)
@@ -24,6 +25,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 COLUMNS = ("HR@10", "NDCG@10", "MRR", "Recall@20", "NDCG@20")
+DATASETS = ("ml-100k", "ml-latest-small", "ml-1m", "amazon-beauty")
+# distill result files the summary leaves out (`distill` renders them): ablations of where param_init's item table
+# comes from and of batching, and ml-1m's run from its first teacher (superseded by the float32 one)
+ASIDE = {
+    "ml-100k/sasrec-dim32-init-from-id_only",
+    "ml-100k/sasrec-dim32-init-from-text",
+    "ml-100k/sasrec-dim32-length-buckets",
+    "ml-1m/sasrec-dim32-seed0",
+}
+# runs whose teacher was retrained into the same cache folder: its metrics are committed under another name
+RETRAINED_TEACHER = {
+    "ml-100k/sasrec-dim32-de-ced": "ml-100k-retrained",
+    "ml-latest-small/sasrec-dim32-patience30-param-hard": "ml-latest-small-retrained",
+    "ml-latest-small/sasrec-dim32-patience30-param-soft": "ml-latest-small-retrained",
+    "amazon-beauty/sasrec-dim32-ced-seed0-fp32-teacher": "amazon-beauty-fp32-retrained",
+    "amazon-beauty/two_tower-dim32-seed0": "amazon-beauty-fp32-retrained",
+}
 
 
 def baselines_table(dataset: str) -> str:
@@ -46,11 +64,11 @@ def baselines_table(dataset: str) -> str:
     return "\n".join(lines)
 
 
-def distill_table(path: Path) -> str:
-    """One row per KD spec of a `benchmarks/distill.py` result file, plus the shared plain student."""
-    results = json.loads(path.read_text())
+def distill_table(paths: list[Path]) -> str:
+    """`benchmarks/distill.py` result files (tags) in one table: per file, its plain student (shared by the file's
+    rows) and one row per KD spec."""
     lines = [
-        "| student | KD | test NDCG@10 (mean ± sd over seeds) | HR@10 | vs plain | 95% CI of the difference | p (paired t) "
+        "| tag | KD | test NDCG@10 (mean ± sd over seeds) | HR@10 | vs plain | 95% CI of the difference | p (paired t) "
         "| params (of teacher) | train s | epochs |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -67,17 +85,19 @@ def distill_table(path: Path) -> str:
             f"{row['params']:,}{share} | {row['train_seconds']:.0f} | {epochs} |"
         )
 
-    plain = next(iter(results.values()))["student_plain"]
-    name = f"{plain['student']} " + ", ".join(f"{k}={v}" for k, v in plain["hparams"].items())
-    lines.append(f"| {name} | none | " + cells(plain, "- | - | -"))
-    for spec, result in results.items():
-        pooled = result["comparison"]["pooled"]
-        relative = 100 * pooled["mean_diff"] / pooled["mean_b"]
-        versus = (
-            f"{relative:+.1f}% | [{pooled['diff_ci_low']:+.4f}, {pooled['diff_ci_high']:+.4f}] | "
-            f"{pooled['t_pvalue']:.2g}"
+    for path in paths:
+        results = json.loads(path.read_text())
+        lines.append(
+            f"| `{path.stem}` | none | " + cells(next(iter(results.values()))["student_plain"], "- | - | -")
         )
-        lines.append(f"| | {spec} | " + cells(result["student_kd"], versus))
+        for spec, result in results.items():
+            pooled = result["comparison"]["pooled"]
+            relative = 100 * pooled["mean_diff"] / pooled["mean_b"]
+            versus = (
+                f"{relative:+.1f}% | [{pooled['diff_ci_low']:+.4f}, {pooled['diff_ci_high']:+.4f}] | "
+                f"{pooled['t_pvalue']:.2g}"
+            )
+            lines.append(f"| | {spec} | " + cells(result["student_kd"], versus))
     return "\n".join(lines)
 
 
@@ -118,6 +138,108 @@ def teacher_table(folder: Path) -> str:
             f"| best tuned baseline on validation ({name}) | {row['test']['NDCG@10']:.4f} | {row['test']['HR@10']:.4f} "
             f"| - | - | {row['valid']['NDCG@10']:.4f} | {row['params']:,} | {row['train_seconds']:.0f} | - |"
         )
+    return "\n".join(lines)
+
+
+def headline_cells(dataset: str) -> dict[str, tuple[str, dict]]:
+    """{KD spec: (tag, result)} of the specs measured on `dataset`, one tag each (files in ASIDE left out): where
+    a spec ran under several tags, the one with the longest patience (30, the students' default). A student
+    other than SASRec is named in the spec's label."""
+    cells: dict[str, tuple[str, dict]] = {}
+    for path in sorted((RESULTS / "distill" / dataset).glob("*.json")):
+        if f"{dataset}/{path.stem}" in ASIDE:
+            continue
+        for spec, result in json.loads(path.read_text()).items():
+            student = result["student_kd"]["student"]
+            label = spec if student == "sasrec" else f"{spec} ({student} student)"
+            patience = result["student_kd"]["hparams"]["patience"]
+            if label not in cells or patience > cells[label][1]["student_kd"]["hparams"]["patience"]:
+                cells[label] = (path.stem, result)
+    return cells
+
+
+def gains_table() -> str:
+    """KD spec x dataset: test NDCG@10 with KD vs without, relative change, 95% CI of the difference, paired-t p."""
+    cells = {dataset: headline_cells(dataset) for dataset in DATASETS}
+
+    def relative(result: dict) -> float:
+        pooled = result["comparison"]["pooled"]
+        return 100 * pooled["mean_diff"] / pooled["mean_b"]
+
+    def cell(result: dict) -> str:
+        pooled = result["comparison"]["pooled"]
+        n = result["student_kd"]["test_seeds"]["NDCG@10"]["n"]
+        return (
+            f"{pooled['mean_a']:.4f} vs {pooled['mean_b']:.4f}: {relative(result):+.1f}% "
+            f"[{pooled['diff_ci_low']:+.4f}, {pooled['diff_ci_high']:+.4f}] p={pooled['t_pvalue']:.2g} "
+            f"({n} seed{'s' if n > 1 else ''})"
+        )
+
+    measured: dict[str, list[dict]] = {}  # spec -> its results on the datasets where it ran
+    for found in cells.values():
+        for spec, (_, result) in found.items():
+            measured.setdefault(spec, []).append(result)
+    # the specs measured on most datasets first, then by their mean gain
+    order = sorted(
+        measured, key=lambda s: (-len(measured[s]), -sum(map(relative, measured[s])) / len(measured[s]))
+    )
+    lines = ["| KD | " + " | ".join(DATASETS) + " |", "|---|" + "---|" * len(DATASETS)]
+    for spec in order:
+        row = [cell(cells[d][spec][1]) if spec in cells[d] else "-" for d in DATASETS]
+        lines.append(f"| {spec} | " + " | ".join(row) + " |")
+    lines.append(
+        "\nWhere each cell comes from (`benchmarks/results/distill/<dataset>/<tag>.json`; patience 30 where the tag "
+        "says so, 10 otherwise):\n"
+    )
+    for dataset, found in cells.items():
+        tags: dict[str, list[str]] = {}
+        for spec, (tag, _) in found.items():
+            tags.setdefault(tag, []).append(spec)
+        lines.append(
+            f"- {dataset}: " + "; ".join(f"`{tag}` ({', '.join(s)})" for tag, s in sorted(tags.items()))
+        )
+    return "\n".join(lines)
+
+
+def size_quality_table() -> str:
+    """Per dataset: the best tuned baseline on validation, the teacher, and the student without KD and with the KD
+    spec of best validation NDCG@10 (among `headline_cells`, SASRec students), from that spec's tag."""
+    lines = [
+        "| dataset | model | test NDCG@10 (mean over seeds [95% t-interval]) | valid NDCG@10 | params (of teacher) "
+        "| train s |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+
+    def test(row: dict) -> str:
+        if "test_seeds" not in row:  # a baseline or a teacher: one run
+            return f"{row['test']['NDCG@10']:.4f} (1 run)"
+        s = row["test_seeds"]["NDCG@10"]
+        if s["n"] == 1:
+            return f"{s['mean']:.4f} (1 seed)"
+        return f"{s['mean']:.4f} [{s['ci_low']:.4f}, {s['ci_high']:.4f}] ({s['n']} seeds)"
+
+    for dataset in DATASETS:
+        cells = {
+            k: v for k, v in headline_cells(dataset).items() if v[1]["student_kd"]["student"] == "sasrec"
+        }
+        spec = max(cells, key=lambda s: cells[s][1]["student_kd"]["valid"]["NDCG@10"])
+        tag, result = cells[spec]
+        command = result["command"].split()
+        name = RETRAINED_TEACHER.get(f"{dataset}/{tag}", Path(command[command.index("--teacher") + 1]).name)
+        teacher = json.loads((RESULTS / "teacher" / name / "metrics.json").read_text())["teacher"]
+        baselines = json.loads((RESULTS / "baselines" / dataset / "metrics.json").read_text())
+        best = max(baselines, key=lambda n: baselines[n]["valid"]["NDCG@10"])
+        rows = {
+            f"best tuned baseline on validation ({best})": baselines[best],
+            f"teacher (`{name}`)": teacher,
+            f"student, no KD (`{tag}`)": result["student_plain"],
+            f"student + {spec} (`{tag}`, best KD on validation)": result["student_kd"],
+        }
+        for label, row in rows.items():
+            lines.append(
+                f"| {dataset} | {label} | {test(row)} | {row['valid']['NDCG@10']:.4f} | "
+                f"{row['params']:,} ({100 * row['params'] / teacher['params']:.1f}%) | {row['train_seconds']:.0f} |"
+            )
     return "\n".join(lines)
 
 
@@ -200,7 +322,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "what", choices=["baselines", "distill", "teacher", "softmax-ce", "kd-step", "curves"]
+        "what", choices=["summary", "baselines", "distill", "teacher", "softmax-ce", "kd-step", "curves"]
     )
     parser.add_argument(
         "runs", nargs="*", help="curves: LABEL=FILE:KEY, FILE relative to benchmarks/results/"
@@ -218,6 +340,9 @@ def main() -> None:
         if args.out:
             args.out.write_bytes(curves_png(args.runs))
             print(f"wrote {args.out}")
+    if args.what == "summary":
+        print(f"### KD gains: test NDCG@10 of the student with KD vs without\n\n{gains_table()}\n")
+        print(f"### Size and quality\n\n{size_quality_table()}")
     if args.what == "baselines":
         for folder in sorted((RESULTS / "baselines").iterdir()):
             if (folder / "metrics.json").exists():
@@ -231,8 +356,9 @@ def main() -> None:
     if args.what == "kd-step":
         print(kd_step_table(RESULTS / "kd_step"))
     if args.what == "distill":
-        for path in sorted((RESULTS / "distill").glob("*/*.json")):
-            print(f"### {path.parent.name}: {path.stem}\n\n{distill_table(path)}\n")
+        for folder in sorted((RESULTS / "distill").iterdir()):
+            paths = sorted(folder.glob("*.json"), key=lambda path: path.stem)
+            print(f"### {folder.name}\n\n{distill_table(paths)}\n")
 
 
 if __name__ == "__main__":
