@@ -3,9 +3,10 @@
 Input: a `RunConfig`. Output: `runs/<name>-<timestamp>/` holding
 
     config.yaml             the fully resolved config
-    baselines/              metrics.json (tuned baselines), manifest.json
-    teacher/                the teacher folder of `teachers/build.py` (metrics, weights, exported outputs)
-    students/<label>/       metrics.json of `distill.run.compare` (KD vs plain), test top-K lists
+    data/                   the prepared dataset and its split (`stages/data.py`)
+    baselines/              tuned baselines: metrics.json, models/<name>/ (`stages/baselines.py`)
+    teacher/                the teacher: metrics, exported outputs, model/ (`stages/teacher.py`)
+    students/<label>/       KD vs plain: metrics.json, model/ and models/<variant>-seed<s>/ (`stages/distill.py`)
     metrics.json            every model in one table (the report's input; see `report/html.py`)
     metrics.jsonl           one line per training epoch of every trained model, written as it ends
                             (`tracking.py`; also MLflow / TensorBoard when `tracking.backends` asks)
@@ -16,8 +17,9 @@ Console output has three levels: "stage" (one line per stage with its time and h
 "info" (what each stage did, the default) and "debug" (also one line per training epoch); `run.log` always
 gets all of them.
 
-Stages are keyed by a hash of everything they read (dataset fingerprint, split, their config section and the
-keys of the stages they depend on). A stage whose key matches a finished stage of an earlier run of the same
+Each stage is written once, in `stages/`; this module only orders them, keys them and reuses them. Stages are
+keyed by a hash of everything they read (the raw files and the data config for the data stage; then the dataset
+fingerprint, split, their config section, their schema version and the keys of the stages they depend on). A stage whose key matches a finished stage of an earlier run of the same
 config name is copied from there (hard links) instead of recomputed, so re-running after a crash or after
 changing only a student costs only what changed. A stage is finished when its `stage.json` exists. A reused
 stage's epoch lines are copied from the earlier run's `metrics.jsonl` (and sent to this run's other trackers).
@@ -185,6 +187,7 @@ def run_pipeline(
     """Run every stage of `config` into a run folder (see the module docstring); return the folder. `log`
     prints a console line; `level` ("debug", "info" or "stage") is the least important level it gets."""
     from distillrec.stages import baselines, distill, report, teacher
+    from distillrec.stages.data import SCHEMA_VERSION as DATA_SCHEMA
     from distillrec.stages.data import prepare_data, raw_files_key, read_prepared
 
     if level not in LEVELS:
@@ -204,8 +207,6 @@ def run_pipeline(
     run = _Run(run_dir, runs_root, config.name, log, level, trackers)
     failed = True
     try:
-        from distillrec.stages.data import SCHEMA_VERSION as DATA_SCHEMA
-
         raw_key = _key(config.dataset.model_dump(), config.split.model_dump(), raw_files_key(config.dataset))
         data_dir = run.stage(
             "data",
