@@ -40,7 +40,8 @@ def load_teacher(dataset: str, folder: Path):
     manifest = json.loads((folder / "manifest.json").read_text())
     split_config = dict(manifest["config"]["split"])
     split = make_split(load_dataset(dataset).interactions, split_config.pop("protocol"), **split_config)
-    params = json.loads((folder / "metrics.json").read_text())["teacher"]["best_hparams"]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    params = metrics.get("models", metrics)["teacher"]["best_hparams"]  # a results file, or the older shape
     checkpoint_dir = folder / "checkpoints" / "teacher"
     if not (checkpoint_dir / "last.pt").exists():
         raise SystemExit(f"{checkpoint_dir}: no checkpoint; this benchmark does not train teachers")

@@ -25,6 +25,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 COLUMNS = ("HR@10", "NDCG@10", "MRR", "Recall@20", "NDCG@20")
+
+
+def stage_rows(path: Path) -> dict:
+    """The models of a baselines or teacher `metrics.json`: `{"schema_version": 1, "models": {...}}`
+    (`distillrec/results.py`), or the rows at the top level, as the older committed results have them."""
+    data = json.loads(path.read_text())
+    return data["models"] if "schema_version" in data else data
+
+
 DATASETS = ("ml-100k", "ml-latest-small", "ml-1m", "amazon-beauty")
 # distill result files the summary leaves out (`distill` renders them): ablations of where param_init's item table
 # comes from and of batching, and ml-1m's run from its first teacher (superseded by the float32 one)
@@ -46,7 +55,7 @@ RETRAINED_TEACHER = {
 
 def baselines_table(dataset: str) -> str:
     path = RESULTS / "baselines" / dataset / "metrics.json"
-    results = json.loads(path.read_text())
+    results = stage_rows(path)
     lines = [
         f"| model | {' | '.join(COLUMNS)} | valid NDCG@10 | params | train s | best hyperparameters |",
         "|---|" + "---:|" * (len(COLUMNS) + 3) + "---|",
@@ -103,7 +112,7 @@ def distill_table(paths: list[Path]) -> str:
 
 def teacher_table(folder: Path) -> str:
     """Teacher, ID-only SASRec of the same budget, text-only, and the dataset's best tuned baseline."""
-    results = json.loads((folder / "metrics.json").read_text())
+    results = stage_rows(folder / "metrics.json")
     lines = [
         "| model | NDCG@10 | HR@10 | head NDCG@10 | tail NDCG@10 | valid NDCG@10 | params | train s | best epoch |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -131,7 +140,7 @@ def teacher_table(folder: Path) -> str:
     dataset = json.loads(manifest.read_text())["dataset"]["name"] if manifest.exists() else folder.name
     baselines = RESULTS / "baselines" / dataset / "metrics.json"
     if baselines.exists():
-        rows = json.loads(baselines.read_text())
+        rows = stage_rows(baselines)
         name = max(rows, key=lambda n: rows[n]["valid"]["NDCG@10"])
         row = rows[name]
         lines.append(
@@ -226,8 +235,8 @@ def size_quality_table() -> str:
         tag, result = cells[spec]
         command = result["command"].split()
         name = RETRAINED_TEACHER.get(f"{dataset}/{tag}", Path(command[command.index("--teacher") + 1]).name)
-        teacher = json.loads((RESULTS / "teacher" / name / "metrics.json").read_text())["teacher"]
-        baselines = json.loads((RESULTS / "baselines" / dataset / "metrics.json").read_text())
+        teacher = stage_rows(RESULTS / "teacher" / name / "metrics.json")["teacher"]
+        baselines = stage_rows(RESULTS / "baselines" / dataset / "metrics.json")
         best = max(baselines, key=lambda n: baselines[n]["valid"]["NDCG@10"])
         rows = {
             f"best tuned baseline on validation ({best})": baselines[best],

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import distillrec
 import distillrec.models.grid_search as grid_module
 from distillrec.cli import app
 from distillrec.data.interactions import Interactions
@@ -243,7 +244,11 @@ def test_cli_runs_into_one_folder_keep_every_models_metrics_and_manifest_entry(m
         assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     manifest = json.loads((out / "manifest.json").read_text())
-    assert set(metrics) == set(manifest["config"]["models"]) == {"mostpop", "itemknn"}
+    assert metrics["schema_version"] == 1
+    assert set(metrics["models"]) == set(manifest["config"]["models"]) == {"mostpop", "itemknn"}
+    assert {row["kind"] for row in metrics["models"].values()} == {"baseline"}
+    for model in ("mostpop", "itemknn"):  # each tested model saved, and it loads
+        assert distillrec.load(out / "models" / model).recommend(history=["1"], k=3)
     assert manifest["config"]["models"]["itemknn"]["grid"]  # the grid each model was tuned on
 
 

@@ -781,6 +781,7 @@ def tiny_real_teacher(dataset_folder: Path, out: Path) -> None:
         json.dumps(
             {
                 "teacher": {
+                    "valid": evaluate(teacher, split.train, split.valid).summary,
                     "test": evaluate(teacher, split.test_history(), split.test).summary,
                     "params": teacher.n_params(),
                     "train_seconds": 1.0,

@@ -10,7 +10,7 @@ import distillrec
 
 # lowest first; a module may import from its own layer and any earlier one
 LAYERS = [
-    {"manifest", "precision", "threads", "tracking", "report", "__init__"},
+    {"manifest", "precision", "threads", "tracking", "results", "report", "__init__"},
     {"data"},
     {"evaluate", "layers", "artifact"},
     {"train"},

@@ -83,7 +83,7 @@ def test_run_writes_every_artifact_and_reuses_unchanged_stages(small_dataset, tm
     }
     assert (
         merged["models"]["ease"]["test"]
-        == json.loads((first / "baselines/metrics.json").read_text())["ease"]["test"]
+        == json.loads((first / "baselines/metrics.json").read_text())["models"]["ease"]["test"]
     )
     assert 0.0 <= merged["agreement"]["sasrec-soft (KD)"]["top10_overlap_with_teacher"] <= 1.0
     check_saved_models(first)
@@ -97,8 +97,8 @@ def test_run_writes_every_artifact_and_reuses_unchanged_stages(small_dataset, tm
     assert any("[baselines] reused from t-1" in m for m in messages)
     assert any("[teacher] reused from t-1" in m for m in messages)
     assert any(m.startswith("[students/sasrec-soft] done") for m in messages)
-    teacher_1 = json.loads((first / "teacher/metrics.json").read_text())["teacher"]["test"]
-    assert json.loads((second / "teacher/metrics.json").read_text())["teacher"]["test"] == teacher_1
+    teacher_1 = json.loads((first / "teacher/metrics.json").read_text())["models"]["teacher"]["test"]
+    assert json.loads((second / "teacher/metrics.json").read_text())["models"]["teacher"]["test"] == teacher_1
     # reused stages bring their epochs
     assert epoch_lines(second, "teacher") == epoch_lines(first, "teacher") != []
     assert epoch_lines(second, "students/sasrec-soft") != epoch_lines(first, "students/sasrec-soft")
@@ -154,7 +154,7 @@ def test_metrics_jsonl_gets_every_training_epoch_as_it_ends(small_dataset, tmp_p
         history = models[name]["history"]
         assert [{k: line[k] for k in history[0]} for line in lines if line["model"] == name] == history
     # the teacher's ID-only twin keeps its curve in the teacher folder's metrics.json too
-    twin = json.loads((run_dir / "teacher" / "metrics.json").read_text())["id_only"]["history"]
+    twin = json.loads((run_dir / "teacher" / "metrics.json").read_text())["models"]["id_only"]["history"]
     assert [{k: line[k] for k in twin[0]} for line in lines if line["model"] == "id_only"] == twin
     logged = (run_dir / "run.log").read_text()
     assert "teacher epoch 2: loss" in logged and "[report]" in logged

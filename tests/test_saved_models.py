@@ -220,3 +220,26 @@ def test_bad_requests_are_named(saved):
         loaded.recommend(user="u1", k=0)
     with pytest.raises(TypeError, match="a history is a list of item ids"):
         loaded.recommend(history="i1")
+
+
+def test_results_files_are_typed_versioned_and_read_in_the_older_shape(tmp_path):
+    from distillrec.results import read_results, write_results
+
+    row = {
+        "valid": {"NDCG@10": 0.1},
+        "test": {"NDCG@10": 0.2, "HR@10": 0.3},
+        "params": 7,
+        "grid": [{"l2": 1.0}],
+    }
+    path = tmp_path / "metrics.json"
+    write_results(path, {"ease": {"kind": "baseline", **row}})
+    written = json.loads(path.read_text())
+    assert written["schema_version"] == 1 and written["models"]["ease"]["grid"] == [{"l2": 1.0}]
+    assert read_results(path)["ease"].test["HR@10"] == 0.3
+    path.write_text(json.dumps({"ease": row}))  # the unversioned shape of older folders
+    assert read_results(path, default_kind="baseline")["ease"].kind == "baseline"
+    with pytest.raises(ValueError, match="kind"):
+        write_results(path, {"ease": {"kind": "oracle", **row}})
+    path.write_text(json.dumps({"schema_version": 2, "models": {}}))
+    with pytest.raises(ValueError, match="results schema version 2; this distillrec reads 1"):
+        read_results(path)

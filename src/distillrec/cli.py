@@ -155,6 +155,7 @@ def baselines(
     and each tested model to OUT/models/<name> (`distillrec recommend OUT/models/ease --user 1`)."""
     from distillrec.config import BaselinesConfig
     from distillrec.models.registry import BASELINES
+    from distillrec.results import read_results
     from distillrec.stages.baselines import run_baselines
 
     names = [m.strip() for m in models.split(",") if m.strip()]
@@ -178,7 +179,7 @@ def baselines(
         raise typer.BadParameter(exc.errors()[0]["msg"], param_hint="--models") from None
     data = _prepare(dataset, split, {}, min_rating, duplicates, min_user, min_item)
     run_baselines(data, settings, out, seed=seed, log=console.print)
-    results = json.loads((out / "metrics.json").read_text())
+    results = {n: r.model_dump() for n, r in read_results(out / "metrics.json").items()}
     Console().print(metrics_table(results, title=f"{data.dataset.name} ({split}, full ranking, test)"))
 
 

@@ -21,7 +21,6 @@ per-seed paired tests are reported beside the pooled one.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from distillrec.distill.objective import KDObjective, TermSpec, parse_kd
 from distillrec.evaluate.ranking import Evaluation, evaluate
 from distillrec.evaluate.significance import bootstrap_ci, bootstrap_diff_ci, paired_test, seed_summary
 from distillrec.evaluate.slices import slice_summaries
+from distillrec.results import read_results
 from distillrec.students.base import Student
 from distillrec.students.registry import STUDENTS, make_student
 from distillrec.train.loop import EpochEnd, fit_seconds
@@ -163,7 +163,8 @@ def _teacher_params(teacher_dir: Path) -> int | None:
     path = teacher_dir / "metrics.json"
     if not path.exists():
         return None
-    return json.loads(path.read_text()).get("teacher", {}).get("params")
+    teacher = read_results(path, default_kind="teacher").get("teacher")
+    return None if teacher is None else teacher.params
 
 
 def make_objective(teacher_dir: Path, kd_methods, last_position: bool = True) -> KDObjective:

@@ -3,8 +3,9 @@
 Input: `PreparedData`, a `BaselinesConfig` (models, quick grids, grids given per model) and a seed. Output:
 `{name: BaselineResult}` and, in `out/`:
 
-    metrics.json          one row per model (`BaselineResult.to_json`), written after every model, keeping the
-                          rows of other models already there (an interrupted stage loses little)
+    metrics.json          one row per model (`results.py`; `BaselineResult.to_json` with kind "baseline"),
+                          written after every model, keeping the rows of other models already there (an
+                          interrupted stage loses little)
     manifest.json         per model: the stage's schema version, its grid and the data/split config
     models/<name>/        the tested model (`artifact.py`): load it with `distillrec.load`
 
@@ -14,7 +15,6 @@ The grid of a model is `config.grids[name]` when given, else its default (`model
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from distillrec.manifest import record_in_manifest
 from distillrec.models.grid_search import BaselineResult, tune_and_test
 from distillrec.models.params import BASELINE_PARAMS
 from distillrec.models.registry import grid_for
+from distillrec.results import read_results, write_results
 from distillrec.stages.data import PreparedData
 from distillrec.train.loop import EpochEnd
 
@@ -65,11 +66,9 @@ def run_baselines(
         trained_on = data.split.test_history() if type(result.model).refit_for_test else data.split.train
         info = {"stage": "baselines", "name": name, "hparams": result.best_hparams, "test": result.test}
         save_model(result.model, out / "models" / name, catalog, trained_on, info)
-        rows = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-        rows[name] = result.to_json()
-        tmp = metrics_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(rows, indent=2, default=str))
-        tmp.replace(metrics_path)
+        rows = read_results(metrics_path) if metrics_path.exists() else {}
+        rows[name] = {"kind": "baseline", **result.to_json()}
+        write_results(metrics_path, rows)
         entry = {
             "schema_version": SCHEMA_VERSION,
             "seed": seed,

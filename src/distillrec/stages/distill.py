@@ -26,6 +26,7 @@ import numpy as np
 from distillrec.config import StudentConfig
 from distillrec.distill.run import VARIANTS, Comparison, compare
 from distillrec.manifest import write_manifest
+from distillrec.results import read_results
 from distillrec.stages.data import PreparedData
 from distillrec.train.loop import EpochEnd
 
@@ -71,11 +72,12 @@ def run_students(
     metrics.update(comparison.to_json())
     teacher_metrics = teacher_dir / "metrics.json"
     if teacher_metrics.exists():
-        metrics["teacher"] = json.loads(teacher_metrics.read_text()).get("teacher")
+        teacher = read_results(teacher_metrics, default_kind="teacher").get("teacher")
+        metrics["teacher"] = None if teacher is None else teacher.model_dump(exclude_unset=True)
     if baselines_dir is not None:
-        rows = json.loads((Path(baselines_dir) / "metrics.json").read_text())
-        name = max(rows, key=lambda n: rows[n]["valid"]["NDCG@10"])  # chosen on validation, like every model
-        metrics["best_baseline"] = {"name": name, **rows[name]}
+        rows = read_results(Path(baselines_dir) / "metrics.json", default_kind="baseline")
+        name = max(rows, key=lambda n: rows[n].valid["NDCG@10"])  # chosen on validation, like every model
+        metrics["best_baseline"] = {"name": name, **rows[name].model_dump(exclude_unset=True)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     np.savez_compressed(
         out / "per_user.npz",

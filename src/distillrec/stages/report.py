@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from distillrec.report.html import build_report
+from distillrec.results import read_results
 from distillrec.stages.data import PreparedData
 
 __all__ = ["write_report", "merge_metrics", "student_names", "SCHEMA_VERSION"]
@@ -41,11 +42,9 @@ def merge_metrics(
     stage wrote (`kind` in the teacher folder's rows), each student's KD methods the ones in its metrics.json."""
     dataset, split = data.dataset, data.split
     models: dict[str, dict] = {}
-    for name, row in json.loads((baselines_dir / "metrics.json").read_text()).items():
-        models[name] = {"kind": "baseline", **_core(row)}
-    teacher_metrics = json.loads((teacher_dir / "metrics.json").read_text())
-    for name, row in teacher_metrics.items():
-        models[name] = {"kind": row["kind"], **_core(row)}
+    for folder in (baselines_dir, teacher_dir):
+        for name, row in read_results(folder / "metrics.json").items():
+            models[name] = {"kind": row.kind, **_core(row.model_dump(exclude_unset=True))}
     agreement, comparison = {}, {}
     teacher_top = _top10(teacher_dir / "test_top_items.npz")
     for label, folder in student_dirs.items():

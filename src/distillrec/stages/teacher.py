@@ -1,8 +1,9 @@
 """Stage 3, teacher: prepared data -> item texts -> LM embeddings -> trained teacher -> exports + model folder.
 
 Input: `PreparedData` and a `TeacherConfig` (see `config.py`). Output, in `out/`:
-`metrics.json` (keys `"teacher"`, `"text_only"` and, when asked, `"teacher_cold_fallback"` and `"id_only"`: an ID-only SASRec with the
-teacher's exact architecture and budget; each in the baselines' shape, plus head/tail/cold slices),
+`metrics.json` (a results file, `results.py`: models `"teacher"`, `"text_only"` and, when asked,
+`"teacher_cold_fallback"` and `"id_only"`, an ID-only SASRec with the teacher's exact architecture and budget;
+each with head/tail/cold slices),
 `item_texts.txt` (the rendered text of each item), `text_embeddings.npy`, `teacher.pt` (the teacher's weights),
 the exported outputs of `teachers/export.py`, `manifest.json`, and the saved models (`artifact.py`, each loadable
 with `distillrec.load`): `model/` (the teacher), `text_only_model/` and, when trained, `id_only_model/`.
@@ -38,6 +39,7 @@ from distillrec.manifest import build_manifest, dataset_fingerprint
 from distillrec.models.cold_fallback import ColdStartFallback
 from distillrec.models.sasrec import SASRec
 from distillrec.models.text_similarity import TextSimilarity
+from distillrec.results import write_results
 from distillrec.stages.data import PreparedData
 from distillrec.teachers.cache import EmbeddingCache
 from distillrec.teachers.export import export_teacher
@@ -284,11 +286,11 @@ def build_teacher(
         exclude_seen=settings.exclude_seen,
         bf16=settings.bf16,
     )
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    write_results(out / "metrics.json", metrics)
 
     if settings.compare_id_only:
         metrics["id_only"] = build_id_only_twin(data, out, settings, seed, progress, log, on_epoch)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+        write_results(out / "metrics.json", metrics)
     return metrics
 
 
