@@ -22,7 +22,6 @@ what it reads is `distillrec.api.load`'s job (it knows the model classes; this m
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distillrec.data.download import sha256_file
 from distillrec.data.interactions import Interactions
 from distillrec.manifest import versions
 
@@ -151,7 +151,8 @@ def save_model(
         "n_users": catalog.history.n_users,
         "n_items": catalog.history.n_items,
         "files": {
-            p.relative_to(tmp).as_posix(): {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files
+            p.relative_to(tmp).as_posix(): {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+            for p in files
         },
         "info": info or {},
         "versions": versions(),
@@ -240,13 +241,5 @@ def _check_file(folder: Path, name: str, expected: dict) -> None:
     if size != expected["bytes"]:
         what = "truncated" if size < expected["bytes"] else "changed"
         raise ModelFolderError(f"{path}: {what}: {size} bytes, the manifest records {expected['bytes']}")
-    if _sha256(path) != expected["sha256"]:
+    if sha256_file(path) != expected["sha256"]:
         raise ModelFolderError(f"{path}: corrupted: its sha256 differs from the one the manifest records")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -652,7 +652,8 @@ def recommend(
     if as_json:
         print(json.dumps(result.to_json()))
         return
-    table = Table(title=f"top {k} from {escape(str(model_dir))}")
+    asked = f"user {user}" if user is not None else "this history"
+    table = Table(title=f"top {k} for {escape(asked)}", caption=escape(type(model.model).__name__))
     table.add_column("rank", justify="right")
     table.add_column("item")
     table.add_column("score", justify="right")
