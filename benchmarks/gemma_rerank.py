@@ -63,7 +63,7 @@ def main() -> None:
     split = make_split(dataset.interactions, "leave_one_out")
     history = split.test_history()
     texts = (args.teacher / "item_texts.txt").read_text(encoding="utf-8").split("\n")[: dataset.n_items]
-    if len(texts) != dataset.n_items:  # one line per item (teachers/build.py writes them so)
+    if len(texts) != dataset.n_items:  # one line per item (stages/teacher.py writes them so)
         raise SystemExit(f"{args.teacher}/item_texts.txt has {len(texts)} lines for {dataset.n_items} items")
     top = np.load(args.teacher / "test_top_items.npz")
     if top["top_items"].shape[1] < args.candidates:

@@ -252,6 +252,33 @@ def test_cli_runs_into_one_folder_keep_every_models_metrics_and_manifest_entry(m
     assert manifest["config"]["models"]["itemknn"]["grid"]  # the grid each model was tuned on
 
 
+def test_the_stage_adds_to_a_metrics_file_of_the_older_shape(make_generic, tmp_path):
+    """A baselines folder written before results files were versioned (rows at the top level) takes another
+    model: its rows are kept, as baselines, in the versioned file."""
+    from distillrec.cli import app
+
+    folder = make_generic(
+        [("user_id", "item_id", "timestamp")]
+        + [(f"u{u}", f"i{(u + t) % 9}", t) for u in range(12) for t in range(5)]
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    old = {
+        "valid": {"NDCG@10": 0.1},
+        "test": {"HR@10": 0.3, "NDCG@10": 0.2, "MRR": 0.1, "Recall@20": 0.4, "NDCG@20": 0.25},
+        "params": 9,
+        "train_seconds": 1.0,
+    }
+    (out / "metrics.json").write_text(json.dumps({"ease": old}))
+    result = CliRunner().invoke(
+        app, ["baselines", str(folder), "--out", str(out), "--models", "mostpop", "--quick"]
+    )
+    assert result.exit_code == 0, result.output
+    models = json.loads((out / "metrics.json").read_text())["models"]
+    assert set(models) == {"ease", "mostpop"} and models["ease"]["kind"] == "baseline"
+    assert models["ease"]["test"] == old["test"]
+
+
 def test_a_manifest_of_the_older_shape_keeps_its_models(make_generic, tmp_path):
     from distillrec.data.dataset import load_dataset
     from distillrec.manifest import record_in_manifest, write_manifest

@@ -81,8 +81,9 @@ def test_student_labels_are_unique_and_a_tag_names_a_student(tmp_path):
         "sasrec-soft",
         "sasrec16-soft",
     ]
-    with pytest.raises(ConfigError, match="students.0.tag"):
-        load_config(write(tmp_path), ["students.0.tag=a/b"])
+    for bad in ("a/b", ".", ".."):  # not a folder name inside the run folder
+        with pytest.raises(ConfigError, match="students.0.tag"):
+            load_config(write(tmp_path), [f"students.0.tag='{bad}'"])
 
 
 def test_bad_files_are_named(tmp_path):

@@ -55,6 +55,8 @@ MODELS = {
     ),
     "text_only": lambda: TextSimilarity(TEXT),
     "student_sasrec": lambda: make_student("sasrec", dim=8, **TORCH_COMMON),
+    # trained in bf16, evaluated (by its stage) and served in float32
+    "student_sasrec_bf16": lambda: make_student("sasrec", dim=8, bf16=True, **TORCH_COMMON),
     "student_gru4rec": lambda: make_student("gru4rec", dim=8, **TORCH_COMMON),
     "student_mf": lambda: make_student("mf", dim=8, **TORCH_COMMON),
     "student_two_tower": lambda: make_student(
@@ -210,6 +212,41 @@ def test_user_vector_models_refuse_a_new_history(saved):
     assert len(loaded.recommend(user="u3", k=4)) == 4
     with pytest.raises(ValueError, match="IALS scores a user by a vector learned in training"):
         loaded.recommend(history=["i1", "i2"])
+    with pytest.raises(ValueError, match="cannot read a history it was not trained on"):
+        loaded.recommend(user="u3", history=["i1"])
+    # an unknown user alone gets the cold-start answer, also in a batch with known users
+    stranger, known = loaded.rank([distillrec.Request(user="stranger"), distillrec.Request(user="u3")])
+    assert stranger.cold_start and stranger.unknown_user and not known.cold_start
+
+
+def test_a_teacher_evaluated_in_bf16_is_served_in_bf16(saved, tmp_path):
+    """A model its stage evaluated under bfloat16 autocast (a bf16 teacher) is scored the same way, so its
+    top-10 is the evaluated one; every other model is scored in float32."""
+    from distillrec.train.loop import bf16_autocast
+
+    model, _ = saved["teacher"]
+    folder = save_model(model, tmp_path / "bf16", CATALOG, SPLIT.train, info={"evaluated_in_bf16": True})
+    with bf16_autocast():
+        evaluation = evaluate(model, SPLIT.test_history(), SPLIT.test, ks=(10,))
+    results = distillrec.load(folder).recommend_batch(users=[f"u{u}" for u in evaluation.users], k=10)
+    assert [[int(i[1:]) for i, _ in r] for r in results] == evaluation.top_items[:, :10].tolist()
+
+
+def test_k_must_be_a_positive_integer(saved):
+    loaded = distillrec.load(saved["mostpop"][1])
+    with pytest.raises(ValueError, match="k must be a positive integer, got True"):
+        loaded.recommend(user="u1", k=True)
+    assert len(loaded.recommend(user="u1", k=np.int64(3))) == 3
+
+
+def test_settings_that_do_not_fit_the_model_are_named(saved, tmp_path):
+    folder = _copy(saved["ials"][1], tmp_path)
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["params"]["factors"] = "many"
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelFolderError, match=r"copy: the saved settings do not fit IALS.*factors"):
+        distillrec.load(folder)
 
 
 def test_bad_requests_are_named(saved):
@@ -242,4 +279,10 @@ def test_results_files_are_typed_versioned_and_read_in_the_older_shape(tmp_path)
         write_results(path, {"ease": {"kind": "oracle", **row}})
     path.write_text(json.dumps({"schema_version": 2, "models": {}}))
     with pytest.raises(ValueError, match="results schema version 2; this distillrec reads 1"):
+        read_results(path)
+    path.write_text("{broken")
+    with pytest.raises(ValueError, match=r"metrics.json: not valid JSON"):
+        read_results(path)
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"metrics.json: expected a JSON object of results, got list"):
         read_results(path)

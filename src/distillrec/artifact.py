@@ -17,7 +17,7 @@ history) and the interactions it was trained on. Output: a folder (format versio
 `read_model` checks the format and version, that every listed file is there with its recorded size (a
 truncated file is named) and checksum, and reads arrays with `np.load(allow_pickle=False)` and safetensors
 only. Every problem is a `ModelFolderError` naming the folder and the file. Building the model object from
-what it reads is `distillrec.api.load`'s job (it knows the model classes; this module knows none).
+what it reads is `distillrec.recommend.load`'s job (it knows the model classes; this module knows none).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -353,8 +354,8 @@ def distill(
     """Train a small student with and without KD from the teacher's exported outputs; compare with a paired test.
     Every trained student is saved under OUT/models/, the KD student of the first seed to OUT/model."""
     from distillrec.config import StudentConfig
-    from distillrec.manifest import dataset_fingerprint
     from distillrec.stages.distill import run_students
+    from distillrec.stages.teacher import teacher_data
     from distillrec.students.registry import student_params
 
     try:
@@ -394,21 +395,15 @@ def distill(
         )
     except ValidationError as exc:
         raise typer.BadParameter(exc.errors()[0]["msg"], param_hint="--kd") from None
-    teacher_manifest = json.loads(manifest_path.read_text())
-    split_config = dict(teacher_manifest.get("config", {}).get("split", {"protocol": "leave_one_out"}))
-    protocol = split_config.pop("protocol")
-    data = _prepare(dataset, protocol, split_config, min_rating, duplicates, min_user, min_item)
-    expected = teacher_manifest.get("dataset", {}).get("fingerprint")
-    if expected is None:
-        console.print(
-            f"[yellow]warning:[/] {manifest_path} has no dataset fingerprint; only sizes are checked"
-        )
-    elif expected != dataset_fingerprint(data.dataset):
-        raise typer.BadParameter(
-            f"the teacher in {teacher} was built on other data than {dataset} with these "
-            "filters (dataset fingerprints differ)",
-            param_hint="--teacher",
-        )
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            data = teacher_data(teacher, _dataset_config(dataset, min_rating, duplicates, min_user, min_item))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--teacher") from None
+    for warning in caught:
+        console.print(f"[yellow]warning:[/] {warning.message}")
+    console.print(data.summary())
     console.print(f"student {student} {params}, KD {kd}, seeds {seed_list}")
     run_students(
         data, teacher, settings, seed_list, out, last_position=last_position, baselines_dir=baselines
@@ -416,7 +411,8 @@ def distill(
     metrics = json.loads((out / "metrics.json").read_text())
     Console().print(
         distill_table(
-            metrics, title=f"{data.dataset.name}: {student} student, KD {kd} ({protocol}, full ranking, test)"
+            metrics,
+            title=f"{data.dataset.name}: {student} student, KD {kd} ({data.split.protocol}, full ranking, test)",
         )
     )
     pooled = metrics["comparison"]["pooled"]

@@ -123,7 +123,8 @@ class StudentConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     kd: list[str] = Field(default_factory=lambda: ["soft"])
     # the student's folder and report name; default "<name>-<kd methods joined by +>" (see `label`)
-    tag: str | None = Field(None, pattern=r"^[A-Za-z0-9._+=-]+$")
+    # a folder name: safe characters, at least one not a dot (never "." or "..")
+    tag: str | None = Field(None, pattern=r"^[A-Za-z0-9._+=-]*[A-Za-z0-9_+=-][A-Za-z0-9._+=-]*$")
 
     @field_validator("name")
     @classmethod

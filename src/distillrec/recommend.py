@@ -12,7 +12,8 @@ Item ids the model does not know are skipped and reported (`Recommendation.unkno
 `recommend`). A request with no usable history (an unknown user without items, or only unknown items) gets
 the cold-start answer: the items with the most interactions in the known histories. With `exclude_seen` (the default) the
 items of the history are never recommended. Models that score a user by a vector learned in training (iALS,
-BPR, MF: `reads_history = False`) answer for known users only, and cannot read added items.
+BPR, MF: `reads_history = False`) answer for known users (an unknown one gets the cold-start answer) and cannot
+read added items.
 
 Scores are the model's own (for ties, the lower item index first, as the evaluation breaks them); a model is
 scored in batches of `batch_size` requests, each one `score` call over the whole catalogue.
@@ -20,6 +21,7 @@ scored in batches of `batch_size` requests, each one `score` call over the whole
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +61,7 @@ def load(folder: str | Path) -> SavedModel:
         )
     try:
         model = classes[saved.model_class](**saved.params)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ModelFolderError(
             f"{saved.path}: the saved settings do not fit {saved.model_class} ({exc})"
         ) from exc
@@ -109,6 +111,8 @@ class SavedModel:
         self.info = saved.info
         self.catalog: Catalog = saved.catalog
         self._popularity = saved.catalog.history.item_counts().astype(np.float32)[None, :]  # (1, n_items)
+        # scored under bfloat16 autocast when its stage evaluated it so (a bf16 teacher), else in float32
+        self._bf16 = bool(saved.info.get("evaluated_in_bf16", False))
         self._user_index = {u: i for i, u in enumerate(saved.catalog.user_ids)}
         self._item_index = {it: i for i, it in enumerate(saved.catalog.item_ids)}
 
@@ -185,16 +189,16 @@ class SavedModel:
             else:
                 users = np.array([resolved[i][0] for i in batch])
                 history = self.catalog.history
-            with bf16_autocast(bool(getattr(self.model, "bf16", False))):  # as the model was evaluated
+            with bf16_autocast(self._bf16):  # as its stage evaluated it
                 scores = self.model.score(users, history)
             scores = np.array(scores, dtype=np.float32, copy=True)  # (batch, n_items)
             if exclude_seen:
                 rows = np.repeat(np.arange(len(batch)), [len(s) for s in seqs])
                 scores[rows, np.concatenate(seqs)] = -np.inf
-            width = min(n_items, max(requests[i].k for i in batch))
+            width = min(n_items, int(max(requests[i].k for i in batch)))
             top = top_k(scores, width)  # (batch, width)
             for row, i in enumerate(batch):
-                picked = top[row, : requests[i].k]
+                picked = top[row, : int(requests[i].k)]
                 picked = picked[np.isfinite(scores[row, picked])]  # fewer unseen items than k: no masked ones
                 results[i] = Recommendation(
                     requests[i].user,
@@ -209,17 +213,17 @@ class SavedModel:
 
     def _resolve(self, index: int, request: Request) -> tuple[int | None, np.ndarray, list[str], bool]:
         """(user index or None, history item indices oldest first, unknown item ids, unknown user?)"""
-        if not isinstance(request.k, int) or request.k < 1:
+        if isinstance(request.k, bool) or not isinstance(request.k, numbers.Integral) or request.k < 1:
             raise ValueError(f"request {index}: k must be a positive integer, got {request.k!r}")
         user = self._user_index.get(request.user) if request.user is not None else None
         unknown_user = request.user is not None and user is None
         known = [self._item_index[i] for i in request.history if i in self._item_index]
         unknown = [i for i in request.history if i not in self._item_index]
-        if not self.model.reads_history and (known or unknown_user):
+        if not self.model.reads_history and known:  # an unknown user alone still gets the cold-start answer
             name = type(self.model).__name__
             raise ValueError(
-                f"request {index}: {name} scores a user by a vector learned in training, so it answers for "
-                f"known users only and cannot read added items; ask it for a known user alone"
+                f"request {index}: {name} scores a user by a vector learned in training, so it cannot read a "
+                f"history it was not trained on; ask it for a known user alone"
             )
         seq = self.catalog.history.sequence(user) if user is not None else np.zeros(0, dtype=np.int32)
         seq = np.concatenate([seq, np.asarray(known, dtype=np.int32)]).astype(np.int64)
@@ -227,7 +231,7 @@ class SavedModel:
 
     def _cold_start(self, request: Request, unknown: list[str], unknown_user: bool) -> Recommendation:
         counts = self._popularity
-        picked = top_k(counts, min(request.k, counts.shape[1]))[0]
+        picked = top_k(counts, min(int(request.k), counts.shape[1]))[0]
         items = [str(self.catalog.item_ids[j]) for j in picked]
         return Recommendation(
             request.user, items, [float(counts[0, j]) for j in picked], unknown, unknown_user, True

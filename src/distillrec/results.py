@@ -46,7 +46,12 @@ def read_results(path: str | Path, default_kind: str | None = None) -> dict[str,
     """The models of a stage's `metrics.json`. A file in the unversioned shape gets `default_kind` for rows
     that name none; another schema version, or a row that does not fit, is an error naming the file."""
     path = Path(path)
-    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object of results, got {type(data).__name__}")
     if "schema_version" not in data:  # version 0: {name: row}
         rows = {n: r for n, r in data.items() if isinstance(r, dict)}
         data = {

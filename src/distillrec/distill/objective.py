@@ -163,11 +163,14 @@ class BoundKD(nn.Module):
         self.composite = CompositeLoss(
             losses, {n: self.specs[n].weight_schedule() for n in losses}, ce_weight
         )
-        teacher_table = torch.tensor(
-            np.asarray(labels.artifacts.item_embeddings), dtype=torch.float32
-        )  # (n_items, dim_t)
+        reads = {m.reads for m in self.methods.values()}
+        teacher_table = None
+        if reads & {"table", "embedding"}:
+            teacher_table = torch.tensor(
+                np.asarray(labels.artifacts.item_embeddings), dtype=torch.float32
+            )  # (n_items, dim_t)
         compressed = None
-        if any(m.reads == "table" for m in self.methods.values()):
+        if "table" in reads:
             compressed = (
                 pca_compress(teacher_table, module.dim, whiten=True) * module.dim**-0.5
             )  # (n_items, dim)

@@ -67,7 +67,7 @@ class TableBatch:
 class BindContext:
     """What a method may read when the objective is bound to a student."""
 
-    teacher_table: torch.Tensor  # (n_items, dim_t) the teacher's item table
+    teacher_table: torch.Tensor | None  # (n_items, dim_t) the teacher's item table, when a term reads it
     compressed_table: (
         torch.Tensor | None
     )  # (n_items, dim) its PCA at the student's width, when a term reads it

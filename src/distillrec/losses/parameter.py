@@ -4,7 +4,7 @@ The teacher's table Z (n_items, dim_t) is first compressed to the student's widt
 
     C = (Z - mean(Z)) V_d                 V_d = top-d right singular vectors of Z - mean(Z); C: (n_items, d)
 
-`pca_compress(Z, d)` returns C (each component's sign fixed so its largest-|.| loading is positive, for
+`layers.pca.pca_compress(Z, d)` returns C (each component's sign fixed so its largest-|.| loading is positive, for
 determinism); with `whiten=True` each column is divided by its standard deviation. C also serves as an
 initialiser: `student.item_emb.weight.data.copy_(scale * pca_compress(Z, d, whiten=True))`, with `scale` the
 student's usual init std.

@@ -66,7 +66,7 @@ def run_baselines(
         trained_on = data.split.test_history() if type(result.model).refit_for_test else data.split.train
         info = {"stage": "baselines", "name": name, "hparams": result.best_hparams, "test": result.test}
         save_model(result.model, out / "models" / name, catalog, trained_on, info)
-        rows = read_results(metrics_path) if metrics_path.exists() else {}
+        rows = read_results(metrics_path, default_kind="baseline") if metrics_path.exists() else {}
         rows[name] = {"kind": "baseline", **result.to_json()}
         write_results(metrics_path, rows)
         entry = {

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -30,7 +31,7 @@ import pydantic
 import torch
 
 from distillrec.artifact import save_model
-from distillrec.config import TeacherConfig
+from distillrec.config import DatasetConfig, SplitConfig, TeacherConfig
 from distillrec.data.dataset import Dataset
 from distillrec.data.split import Split, make_split
 from distillrec.evaluate.ranking import evaluate
@@ -40,7 +41,7 @@ from distillrec.models.cold_fallback import ColdStartFallback
 from distillrec.models.sasrec import SASRec
 from distillrec.models.text_similarity import TextSimilarity
 from distillrec.results import write_results
-from distillrec.stages.data import PreparedData
+from distillrec.stages.data import PreparedData, prepare_data
 from distillrec.teachers.cache import EmbeddingCache
 from distillrec.teachers.export import export_teacher
 from distillrec.teachers.llm_enhanced_seq import LATER_OPTIONS as MODEL_LATER_OPTIONS
@@ -115,6 +116,31 @@ def _model_params(settings: TeacherConfig, seed: int, progress: bool) -> dict:
         "length_buckets",
     )
     return {**{k: getattr(settings, k) for k in keys}, "seed": seed, "progress": progress}
+
+
+def teacher_data(folder: str | Path, dataset: DatasetConfig) -> PreparedData:
+    """The data a teacher folder was built on: `dataset` prepared and split as the folder's manifest records
+    (leave-one-out when it records none); an error naming the manifest when `dataset` is other data (another
+    fingerprint), a warning when the manifest has no fingerprint to compare."""
+    path = Path(folder) / "manifest.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no teacher manifest (a folder written by `distillrec teacher`)")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    split = dict(manifest.get("config", {}).get("split", {"protocol": "leave_one_out"}))
+    protocol = split.pop("protocol")
+    data = prepare_data(dataset, SplitConfig(protocol=protocol, params=split))
+    expected = manifest.get("dataset", {}).get("fingerprint")
+    if expected is None:
+        warnings.warn(f"{path} has no dataset fingerprint; only sizes are checked", stacklevel=2)
+    elif expected != dataset_fingerprint(data.dataset):
+        raise ValueError(
+            f"{path}: the teacher was built on other data than {dataset.source} with these filters "
+            "(dataset fingerprints differ)"
+        )
+    return data
 
 
 def read_teacher_folder(folder: str | Path, dataset: Dataset) -> tuple[TeacherConfig, Split, int]:
@@ -241,7 +267,13 @@ def build_teacher(
         f"({teacher.n_params():,} params, {fit_seconds:.0f} s)"
     )
     torch.save(teacher.module_.state_dict(), out / "teacher.pt")
-    info = {"stage": "teacher", "name": "teacher", "seed": seed, "test": metrics["teacher"]["test"]}
+    info = {
+        "stage": "teacher",
+        "name": "teacher",
+        "seed": seed,
+        "test": metrics["teacher"]["test"],
+        "evaluated_in_bf16": settings.bf16,  # `recommend` scores it the same way
+    }
     save_model(teacher, out / "model", catalog, split.train, info)
     if settings.cold_fallback:
         start = time.perf_counter()
@@ -327,6 +359,12 @@ def build_id_only_twin(
         bf16=settings.bf16,
     )
     log(f"id-only SASRec (same budget): test NDCG@10 {row['test']['NDCG@10']:.4f}")
-    info = {"stage": "teacher", "name": "id_only", "seed": seed, "test": row["test"]}
+    info = {
+        "stage": "teacher",
+        "name": "id_only",
+        "seed": seed,
+        "test": row["test"],
+        "evaluated_in_bf16": settings.bf16,
+    }
     save_model(plain, Path(out) / "id_only_model", data.catalog(), split.train, info)
     return row

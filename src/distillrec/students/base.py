@@ -16,7 +16,7 @@ term serve all students:
 Training data (`make_windows`): each user with at least two training items gives one window: the input items,
 the next-item targets, and the train row index of each input (`rows`, -1 at padding). `rows` is what a KD
 objective uses to look up the teacher's soft labels (see `distill.kd_data`). A window is the user's last
-`max_len + 1` items as input `s[:-1]` and target `s[1:]` (as `models.sasrec.training_windows`); with
+`max_len + 1` items as input `s[:-1]` and target `s[1:]` (as `layers.sasrec.training_windows`); with
 `last_position=True` it is the last `max_len` items, the final one a KD-only position (target -1) whose
 teacher labels predict the item after the whole training sequence.
 """
@@ -57,7 +57,7 @@ class StudentModule(nn.Module):
     @abstractmethod
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden (..., dim) -> (..., n_items) scores; must equal `hidden @ item_table().T`, which the training
-        loss (`losses.softmax_ce`) computes in chunks without calling this."""
+        loss (`layers.softmax_ce`) computes in chunks without calling this."""
 
     @abstractmethod
     def item_table(self) -> torch.Tensor: ...
