@@ -249,13 +249,13 @@ BAD_INPUTS = {
         None,
         "interactions.tsv",
         3,
-        "timestamp must be an integer number of seconds (Unix time), got '12.5'",
+        "timestamp must be an integer number of seconds (Unix time), milliseconds or an ISO 8601 date",
     ),
-    "date as timestamp": (
-        HEADER + "u1\ti1\t2020-01-01\n",
+    "a date among integer timestamps": (
+        HEADER + "u1\ti1\t1\nu1\ti2\t2020-01-01\n",
         None,
         "interactions.tsv",
-        2,
+        3,
         "got '2020-01-01'",
     ),
     "unknown item id": (

@@ -120,10 +120,11 @@ def test_default_templates_per_column_set():
         == "{title}[. Genres: {genres}][. Tags: {tags}]"
     )
     assert default_template(["title", "asin"]).template == "{title}"
-    with pytest.raises(
-        TemplateError, match=r"no default item template for columns \['description', 'name'\]"
-    ):
-        default_template(["name", "description"])
+    # any other columns: every one, `title` or `name` first, the others labelled and optional
+    assert default_template(["description", "name"]).template == "{name}[. Description: {description}]"
+    assert default_template(["brand_name"]).template == "[Brand name: {brand_name}]"
+    with pytest.raises(TemplateError, match="the items have no text column"):
+        default_template([])
 
 
 def test_template_key_changes_with_every_setting():

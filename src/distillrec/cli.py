@@ -24,11 +24,31 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from distillrec.config import TeacherConfig
-from distillrec.data.errors import DataError
+
+_SHOW_TRACEBACK = {"on": False}
+
+
+class _Commands(TyperGroup):
+    """The command group: a mistake in the user's data, options, config or folders (the project's errors are
+    `ValueError`s or `FileNotFoundError`s that name the file, key or option) is one line and exit code 2;
+    `distillrec -v COMMAND` shows the traceback instead."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (ValueError, FileNotFoundError) as exc:  # DataError, ConfigError, ModelFolderError, ...
+            if _SHOW_TRACEBACK["on"]:
+                raise
+            console.print(f"[red]error:[/] {escape(str(exc))}")
+            console.print("(distillrec -v ... shows the traceback)", style="dim")
+            raise typer.Exit(2) from None
+
 
 app = typer.Typer(
+    cls=_Commands,
     help="Distil pretrained language models' knowledge into small, fast recommenders.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -50,9 +70,50 @@ MinUser = Annotated[
 ]
 MinItem = Annotated[int, typer.Option(help="k-core: drop items with fewer interactions.")]
 Duplicates = Annotated[str, typer.Option(help="Repeated (user, item) pairs: keep 'first', 'last' or 'all'.")]
+Columns = Annotated[
+    str | None,
+    typer.Option(
+        help="The interactions file's own column names (generic layout): "
+        "user_id=userId,item_id=productId,timestamp=ts[,rating=stars]."
+    ),
+]
+ItemColumns = Annotated[str | None, typer.Option(help="The items file's own id column: item_id=productId.")]
+UserColumns = Annotated[str | None, typer.Option(help="The users file's own id column: user_id=customer.")]
+TimestampFormat = Annotated[
+    str,
+    typer.Option(
+        help="auto (Unix seconds, milliseconds or ISO 8601 dates, recognised) | unix | unix_ms | iso | "
+        "a strftime pattern such as '%d/%m/%Y'."
+    ),
+]
 
 
-def _dataset_config(dataset: str, min_rating, duplicates, min_user, min_item):
+def _mapping(text: str | None, option: str) -> dict[str, str]:
+    """'user_id=userId,item_id=productId' -> {"user_id": "userId", "item_id": "productId"}."""
+    if not text:
+        return {}
+    mapping = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        ours, sep, theirs = part.partition("=")
+        if not sep or not ours.strip() or not theirs.strip():
+            raise typer.BadParameter(
+                f"expected ours=theirs pairs like user_id=userId, got {part!r}", param_hint=option
+            )
+        mapping[ours.strip()] = theirs.strip()
+    return mapping
+
+
+def _dataset_config(
+    dataset: str,
+    min_rating,
+    duplicates,
+    min_user,
+    min_item,
+    columns=None,
+    item_columns=None,
+    user_columns=None,
+    timestamp_format="auto",
+):
     from distillrec.config import DatasetConfig
 
     try:
@@ -62,25 +123,43 @@ def _dataset_config(dataset: str, min_rating, duplicates, min_user, min_item):
             duplicates=duplicates,
             min_user_interactions=min_user,
             min_item_interactions=min_item,
+            columns=_mapping(columns, "--columns"),
+            item_columns=_mapping(item_columns, "--item-columns"),
+            user_columns=_mapping(user_columns, "--user-columns"),
+            timestamp_format=timestamp_format,
         )
     except ValidationError as exc:
-        raise _bad_parameter(exc) from None
+        error = exc.errors()[0]
+        if error["loc"]:
+            raise _bad_parameter(exc) from None
+        message = str(error.get("ctx", {}).get("error", error["msg"]))  # a check across fields
+        raise typer.BadParameter(message, param_hint="--columns / --timestamp-format") from None
 
 
-def _load(dataset: str, min_rating, duplicates, min_user, min_item):
+def _load(dataset_config):
     from distillrec.data.dataset import load_dataset
 
-    d = _dataset_config(dataset, min_rating, duplicates, min_user, min_item)
-    return load_dataset(
+    d = dataset_config
+    ds = load_dataset(
         d.source,
         min_rating=d.min_rating,
         duplicates=d.duplicates,
         min_user_interactions=d.min_user_interactions,
         min_item_interactions=d.min_item_interactions,
+        read_options=d.read_options(),
     )
+    _print_notices(ds.notices)
+    return ds
 
 
-def _prepare(dataset: str, split: str, split_params: dict, min_rating, duplicates, min_user, min_item):
+def _print_notices(notices) -> None:
+    for notice in notices:
+        console.print(
+            f"[yellow]{escape(notice)}[/]" if notice.startswith("warning") else f"note: {escape(notice)}"
+        )
+
+
+def _prepare(dataset_config, split: str, split_params: dict):
     """The data stage for a command: the dataset read, prepared and split (nothing written)."""
     from distillrec.config import SplitConfig
     from distillrec.stages.data import prepare_data
@@ -89,7 +168,8 @@ def _prepare(dataset: str, split: str, split_params: dict, min_rating, duplicate
         split_config = SplitConfig(protocol=split, params=split_params)
     except ValidationError as exc:
         raise typer.BadParameter(exc.errors()[0]["msg"], param_hint="--split") from None
-    data = prepare_data(_dataset_config(dataset, min_rating, duplicates, min_user, min_item), split_config)
+    data = prepare_data(dataset_config, split_config)
+    _print_notices(data.dataset.notices)
     console.print(data.summary())
     return data
 
@@ -108,10 +188,26 @@ def data_stats(
     duplicates: Duplicates = "first",
     min_user: MinUser = 0,
     min_item: MinItem = 0,
+    columns: Columns = None,
+    item_columns: ItemColumns = None,
+    user_columns: UserColumns = None,
+    timestamp_format: TimestampFormat = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Print users, items, interactions, density, sequence-length quantiles and item-text coverage."""
-    ds = _load(dataset, min_rating, duplicates, min_user, min_item)
+    ds = _load(
+        _dataset_config(
+            dataset,
+            min_rating,
+            duplicates,
+            min_user,
+            min_item,
+            columns,
+            item_columns,
+            user_columns,
+            timestamp_format,
+        )
+    )
     stats = ds.stats()
     if as_json:
         print(json.dumps(stats, indent=2))
@@ -143,6 +239,10 @@ def baselines(
     duplicates: Duplicates = "first",
     min_user: MinUser = 0,
     min_item: MinItem = 0,
+    columns: Columns = None,
+    item_columns: ItemColumns = None,
+    user_columns: UserColumns = None,
+    timestamp_format: TimestampFormat = "auto",
     quick: Annotated[bool, typer.Option(help="Smaller grids and epoch budgets (for smoke runs).")] = False,
     grid_file: Annotated[
         Path | None,
@@ -178,7 +278,21 @@ def baselines(
         settings = BaselinesConfig(models=names, quick=quick, grids=grids)
     except ValidationError as exc:
         raise typer.BadParameter(exc.errors()[0]["msg"], param_hint="--models") from None
-    data = _prepare(dataset, split, {}, min_rating, duplicates, min_user, min_item)
+    data = _prepare(
+        _dataset_config(
+            dataset,
+            min_rating,
+            duplicates,
+            min_user,
+            min_item,
+            columns,
+            item_columns,
+            user_columns,
+            timestamp_format,
+        ),
+        split,
+        {},
+    )
     run_baselines(data, settings, out, seed=seed, log=console.print)
     results = {n: r.model_dump() for n, r in read_results(out / "metrics.json").items()}
     Console().print(metrics_table(results, title=f"{data.dataset.name} ({split}, full ranking, test)"))
@@ -262,6 +376,10 @@ def teacher(
     duplicates: Duplicates = "first",
     min_user: MinUser = 0,
     min_item: MinItem = 0,
+    columns: Columns = None,
+    item_columns: ItemColumns = None,
+    user_columns: UserColumns = None,
+    timestamp_format: TimestampFormat = "auto",
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
 ) -> None:
     """Encode item text with a language model, train the LLM-enhanced teacher and export its outputs; the
@@ -289,7 +407,21 @@ def teacher(
         )
     except ValidationError as exc:
         raise _bad_parameter(exc) from None
-    data = _prepare(dataset, split, {}, min_rating, duplicates, min_user, min_item)
+    data = _prepare(
+        _dataset_config(
+            dataset,
+            min_rating,
+            duplicates,
+            min_user,
+            min_item,
+            columns,
+            item_columns,
+            user_columns,
+            timestamp_format,
+        ),
+        split,
+        {},
+    )
     metrics = build_teacher(data, out, settings, seed=seed, log=console.print)
     Console().print(
         metrics_table(metrics, title=f"{data.dataset.name} teacher ({split}, full ranking, test)")
@@ -350,12 +482,17 @@ def distill(
     duplicates: Duplicates = "first",
     min_user: MinUser = 0,
     min_item: MinItem = 0,
+    columns: Columns = None,
+    item_columns: ItemColumns = None,
+    user_columns: UserColumns = None,
+    timestamp_format: TimestampFormat = "auto",
 ) -> None:
     """Train a small student with and without KD from the teacher's exported outputs; compare with a paired test.
     Every trained student is saved under OUT/models/, the KD student of the first seed to OUT/model."""
     from distillrec.config import StudentConfig
     from distillrec.stages.distill import run_students
     from distillrec.stages.teacher import teacher_data
+    from distillrec.students.params import STUDENT_PARAMS
     from distillrec.students.registry import student_params
 
     try:
@@ -390,6 +527,10 @@ def distill(
     if unknown:
         raise typer.BadParameter(f"student {student!r} takes no {unknown}; it takes {valid_params}")
     try:
+        STUDENT_PARAMS[student](**params)  # a value out of range names its option (--dim -5)
+    except ValidationError as exc:
+        raise _bad_parameter(exc) from None
+    try:
         settings = StudentConfig(
             name=student, params=params, kd=[m.strip() for m in kd.split(",") if m.strip()]
         )
@@ -398,7 +539,20 @@ def distill(
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            data = teacher_data(teacher, _dataset_config(dataset, min_rating, duplicates, min_user, min_item))
+            data = teacher_data(
+                teacher,
+                _dataset_config(
+                    dataset,
+                    min_rating,
+                    duplicates,
+                    min_user,
+                    min_item,
+                    columns,
+                    item_columns,
+                    user_columns,
+                    timestamp_format,
+                ),
+            )
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--teacher") from None
     for warning in caught:
@@ -708,13 +862,20 @@ def metrics_table(results: dict, title: str) -> Table:
     return table
 
 
+@app.callback()
+def _options(
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="On an error, show its full traceback, not only its message."),
+    ] = False,
+) -> None:
+    """Distil pretrained language models' knowledge into small, fast recommenders."""
+    _SHOW_TRACEBACK["on"] = verbose
+
+
 def main() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    try:
-        app()
-    except DataError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        sys.exit(2)
+    app()
 
 
 if __name__ == "__main__":

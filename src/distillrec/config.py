@@ -25,6 +25,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from distillrec.data.formats import ReadOptions
 from distillrec.data.split import SPLITS
 from distillrec.models.params import BASELINE_PARAMS
 from distillrec.students.params import STUDENT_PARAMS
@@ -44,6 +45,19 @@ class DatasetConfig(_Strict):
     duplicates: Literal["first", "last", "all"] = "first"
     min_user_interactions: int = Field(0, ge=0)
     min_item_interactions: int = Field(0, ge=0)
+    # a generic-format folder's own column names (ours -> the file's) and time format (`data/timestamps.py`)
+    columns: dict[str, str] = Field(default_factory=dict)
+    item_columns: dict[str, str] = Field(default_factory=dict)
+    user_columns: dict[str, str] = Field(default_factory=dict)
+    timestamp_format: str = "auto"
+
+    @model_validator(mode="after")
+    def _readable(self) -> DatasetConfig:
+        self.read_options()  # an unknown column name or time format is an error here, at load
+        return self
+
+    def read_options(self) -> ReadOptions:
+        return ReadOptions(self.columns, self.item_columns, self.user_columns, self.timestamp_format)
 
 
 class SplitConfig(_Strict):
@@ -260,7 +274,7 @@ class RunConfig(_Strict):
     baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     students: list[StudentConfig] = Field(default_factory=list)
-    seeds: list[int] = Field(default_factory=lambda: [0])
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     progress: bool = True
     tune: TuneConfig | None = None
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)

@@ -214,6 +214,8 @@ def run_pipeline(
             lambda folder: prepare_data(config.dataset, config.split, folder).summary(),
         )
         data = read_prepared(data_dir)
+        for notice in data.dataset.notices:  # how the files were read, what preparation dropped, warnings
+            run.log(f"  {notice}", "stage" if notice.startswith("warning") else "info")
         data_key = _key(dataset_fingerprint(data.dataset), config.split.model_dump())
         seed = config.seeds[0]
 

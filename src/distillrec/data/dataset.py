@@ -18,6 +18,7 @@ Each user's interactions are ordered by timestamp with a stable sort, so equal t
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,7 +28,7 @@ import pandas as pd
 
 from distillrec.data.download import resolve_dataset
 from distillrec.data.errors import DataError
-from distillrec.data.formats import RawData, read_raw
+from distillrec.data.formats import RawData, ReadOptions, read_raw
 from distillrec.data.interactions import Interactions
 
 Duplicates = Literal["first", "last", "all"]
@@ -42,6 +43,7 @@ class Dataset:
     item_text: pd.DataFrame  # (n_items, text columns), row i = item index i
     user_attrs: pd.DataFrame | None  # (n_users, attribute columns) or None
     ratings: np.ndarray | None = None  # (n_interactions,) aligned with `interactions`, or None
+    notices: tuple[str, ...] = ()  # how the files were read and what preparation removed, for the user
 
     @property
     def n_users(self) -> int:
@@ -81,10 +83,12 @@ def load_dataset(
     min_item_interactions: int = 0,
     keep_cold_items: bool = False,
     download: bool = True,
+    read_options: ReadOptions | None = None,
 ) -> Dataset:
+    """`read_options`: the column names and time format of a generic-format folder (`ReadOptions`)."""
     _check_options(duplicates, min_user_interactions, min_item_interactions)
     folder = resolve_dataset(source, download=download)
-    raw = read_raw(folder)
+    raw = read_raw(folder, read_options)
     name = str(source) if not Path(str(source)).exists() else Path(source).resolve().name
     return prepare(
         raw,
@@ -113,15 +117,31 @@ def prepare(
     # np.lexsort is documented as stable (pandas' multi-column sort_values ignores `kind`).
     user_codes = pd.factorize(inter["user_id"])[0]
     inter = inter.iloc[np.lexsort((inter["timestamp"].to_numpy(), user_codes))].reset_index(drop=True)
+    notices = [*raw.notices, *_suspicious_times(inter["timestamp"].to_numpy(), raw.files[0].name)]
     if min_rating is not None:
         if "rating" not in inter.columns:
             raise DataError(
                 raw.files[0], f"min_rating={min_rating} was asked for, but there is no rating column"
             )
+        before = len(inter)
         inter = inter[inter["rating"] >= min_rating]
+        notices.append(f"min_rating={min_rating}: dropped {before - len(inter):,} of {before:,} interactions")
     if duplicates != "all":
+        before = len(inter)
         inter = inter[~inter.duplicated(["user_id", "item_id"], keep=duplicates)]
+        if len(inter) < before:
+            notices.append(
+                f"duplicates={duplicates!r}: dropped {before - len(inter):,} repeated (user, item) interactions, "
+                f"keeping the {duplicates} of each (duplicates='all' keeps them)"
+            )
+    before = (len(inter), inter["user_id"].nunique(), inter["item_id"].nunique())
     inter = _k_core(inter, min_user_interactions, min_item_interactions)
+    if len(inter) < before[0]:
+        notices.append(
+            f"k-core (users >= {min_user_interactions}, items >= {min_item_interactions} interactions): dropped "
+            f"{before[1] - inter['user_id'].nunique():,} users, {before[2] - inter['item_id'].nunique():,} items "
+            f"and {before[0] - len(inter):,} interactions"
+        )
     if inter.empty:
         raise DataError(
             raw.files[0], "no interactions left after filtering (min_rating / k-core too strict?)"
@@ -154,7 +174,7 @@ def prepare(
     user_attrs = None
     if raw.users is not None:
         user_attrs = raw.users.set_index("user_id").reindex(user_ids).fillna("").reset_index(drop=True)
-    return Dataset(name, user_ids, item_ids, interactions, item_text, user_attrs, ratings)
+    return Dataset(name, user_ids, item_ids, interactions, item_text, user_attrs, ratings, tuple(notices))
 
 
 def _check_options(duplicates: str, min_user: int, min_item: int) -> None:
@@ -163,6 +183,20 @@ def _check_options(duplicates: str, min_user: int, min_item: int) -> None:
     for name, value in (("min_user_interactions", min_user), ("min_item_interactions", min_item)):
         if not isinstance(value, int | np.integer) or value < 0:
             raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+
+
+def _suspicious_times(timestamps: np.ndarray, file: str) -> list[str]:
+    """Warnings about timestamps that are legal but unlikely: before 1970, in the future, all equal."""
+    found = []
+    negative = int((timestamps < 0).sum())
+    if negative:
+        found.append(f"warning: {file}: {negative:,} timestamp(s) before 1970 (negative); is the unit right?")
+    future = int((timestamps > time.time() + 86_400).sum())
+    if future:
+        found.append(f"warning: {file}: {future:,} timestamp(s) in the future; is the unit right (seconds)?")
+    if len(timestamps) > 1 and (timestamps == timestamps[0]).all():
+        found.append(f"warning: {file}: every timestamp is equal; each user's order is the file's order")
+    return found
 
 
 def _k_core(inter: pd.DataFrame, min_user: int, min_item: int) -> pd.DataFrame:

@@ -21,17 +21,43 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from distillrec.data.errors import DataError
+from distillrec.data.timestamps import check_timestamp_format, parse_timestamps
 
 LAYOUTS = ("ml-100k", "ml-latest-small", "ml-1m", "generic")
 _GENERIC_SUFFIXES = (".tsv", ".csv", ".parquet")
 LINE = "_line"  # internal column: the 1-based source line (Parquet: row) of each row, for error messages
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read a generic-format folder whose files use other column names or time formats.
+
+    `columns`, `item_columns`, `user_columns`: our column -> the file's column, e.g. {"user_id": "userId",
+    "item_id": "productId", "timestamp": "ts", "rating": "stars"} for the interactions file and
+    {"item_id": "productId"} for the items file; `timestamp_format`: see `data/timestamps.py`."""
+
+    columns: dict[str, str] = field(default_factory=dict)
+    item_columns: dict[str, str] = field(default_factory=dict)
+    user_columns: dict[str, str] = field(default_factory=dict)
+    timestamp_format: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_timestamp_format(self.timestamp_format)
+        for name, mapping, known in (
+            ("columns", self.columns, ("user_id", "item_id", "timestamp", "rating")),
+            ("item_columns", self.item_columns, ("item_id",)),
+            ("user_columns", self.user_columns, ("user_id",)),
+        ):
+            unknown = sorted(set(mapping) - set(known))
+            if unknown:
+                raise ValueError(f"{name}: {unknown} are not columns we read; map {list(known)}")
 
 
 @dataclass(frozen=True)
@@ -41,6 +67,7 @@ class RawData:
     users: pd.DataFrame | None
     layout: str
     files: tuple[Path, ...]
+    notices: tuple[str, ...] = ()  # how the data was read when it was recognised (e.g. milliseconds)
 
 
 def detect_layout(folder: Path) -> str:
@@ -62,15 +89,20 @@ def detect_layout(folder: Path) -> str:
     )
 
 
-def read_raw(folder: str | Path) -> RawData:
+def read_raw(folder: str | Path, options: ReadOptions | None = None) -> RawData:
+    """Read a dataset folder; `options` (column names, time format) apply to the generic layout."""
     folder = Path(folder)
     layout = detect_layout(folder)
-    reader = {
-        "ml-100k": _read_ml100k,
-        "ml-latest-small": _read_ml_latest,
-        "ml-1m": _read_ml1m,
-        "generic": _read_generic,
-    }[layout]
+    options = options or ReadOptions()
+    if layout == "generic":
+        return _read_generic(folder, options)
+    if options != ReadOptions():
+        raise DataError(
+            folder,
+            f"column mapping and timestamp formats apply to the generic layout (interactions.tsv/.csv/.parquet); "
+            f"this folder is the raw {layout} layout, read as it is",
+        )
+    reader = {"ml-100k": _read_ml100k, "ml-latest-small": _read_ml_latest, "ml-1m": _read_ml1m}[layout]
     return reader(folder)
 
 
@@ -353,21 +385,31 @@ def _to_float(frame: pd.DataFrame, path: Path, column: str) -> np.ndarray:
     return values.to_numpy(dtype=np.float64)
 
 
-def _interactions(frame: pd.DataFrame, path: Path, user: str, item: str, ts: str, rating: str | None):
+def _interactions(
+    frame: pd.DataFrame,
+    path: Path,
+    user: str,
+    item: str,
+    ts: str,
+    rating: str | None,
+    timestamp_format: str = "unix",
+) -> tuple[pd.DataFrame, str | None]:
+    """The interactions table and a notice on how its timestamps were read (`data/timestamps.py`)."""
     _require(frame, path, [user, item, ts] + ([rating] if rating else []))
     for col in (user, item):
         _nonempty(frame, path, col)
+    seconds, notice = parse_timestamps(frame, path, ts, timestamp_format)
     out = pd.DataFrame(
         {
             "user_id": frame[user].str.strip().to_numpy(),
             "item_id": frame[item].str.strip().to_numpy(),
-            "timestamp": _to_int(frame, path, ts),
+            "timestamp": seconds,
             LINE: frame[LINE].to_numpy(),
         }
     )
     if rating:
         out["rating"] = _to_float(frame, path, rating)
-    return out
+    return out, notice
 
 
 def _check_unique(frame: pd.DataFrame, path: Path, column: str) -> None:
@@ -411,7 +453,24 @@ def _entity_table(frame: pd.DataFrame, path: Path, id_col: str) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------- layouts
 
 
-def _read_generic(folder: Path) -> RawData:
+def _renamed(frame: pd.DataFrame, path: Path, mapping: dict[str, str]) -> pd.DataFrame:
+    """`frame` with the file's columns renamed to ours; a mapped column the file lacks names the ones it has."""
+    if not mapping:
+        return frame
+    _require(frame, path, list(mapping.values()))
+    clash = sorted(set(mapping) & set(frame.columns) - set(mapping.values()))
+    if clash:
+        raise DataError(
+            path,
+            f"maps other columns to {clash}, which the file also has; map or rename one of them",
+            frame.attrs.get("header_line"),
+        )
+    renamed = frame.rename(columns={v: k for k, v in mapping.items()})
+    renamed.attrs = frame.attrs
+    return renamed
+
+
+def _read_generic(folder: Path, options: ReadOptions) -> RawData:
     def find(stem: str) -> Path | None:
         found = [
             folder / f"{stem}{suffix}"
@@ -426,30 +485,46 @@ def _read_generic(folder: Path) -> RawData:
     inter_path = find("interactions")
     if inter_path is None:
         raise DataError(folder, "no interactions.tsv, interactions.csv or interactions.parquet")
-    frame = _read_any(inter_path)
+    frame = _renamed(_read_any(inter_path), inter_path, options.columns)
     has_rating = "rating" in frame.columns
-    inter = _interactions(
-        frame, inter_path, "user_id", "item_id", "timestamp", "rating" if has_rating else None
+    inter, notice = _interactions(
+        frame,
+        inter_path,
+        "user_id",
+        "item_id",
+        "timestamp",
+        "rating" if has_rating else None,
+        options.timestamp_format,
     )
     files = [inter_path]
     items = users = None
     items_path = find("items")
     if items_path is not None:
-        items = _entity_table(_read_any(items_path), items_path, "item_id")
+        items_frame = _renamed(_read_any(items_path), items_path, options.item_columns)
+        items = _entity_table(items_frame, items_path, "item_id")
         _check_known_items(inter, items, inter_path, items_path)
         files.append(items_path)
+    elif options.item_columns:
+        raise DataError(
+            folder, "item columns are mapped, but there is no items.tsv, items.csv or items.parquet"
+        )
     users_path = find("users")
     if users_path is not None:
-        users = _entity_table(_read_any(users_path), users_path, "user_id")
+        users_frame = _renamed(_read_any(users_path), users_path, options.user_columns)
+        users = _entity_table(users_frame, users_path, "user_id")
         _check_known_users(inter, users, inter_path, users_path)
         files.append(users_path)
-    return RawData(inter, items, users, "generic", tuple(files))
+    elif options.user_columns:
+        raise DataError(
+            folder, "user columns are mapped, but there is no users.tsv, users.csv or users.parquet"
+        )
+    return RawData(inter, items, users, "generic", tuple(files), (notice,) if notice else ())
 
 
 def _read_ml100k(folder: Path) -> RawData:
     data_path = folder / "u.data"
     frame = _read_table(data_path, "\t", names=["user", "item", "rating", "ts"])
-    inter = _interactions(frame, data_path, "user", "item", "ts", "rating")
+    inter, _ = _interactions(frame, data_path, "user", "item", "ts", "rating")
     genre_names = _ml100k_genres(folder / "u.genre")
     item_path = folder / "u.item"
     cols = ["item_id", "title", "release_date", "video_release_date", "url"] + genre_names
@@ -491,7 +566,7 @@ def _ml100k_genres(path: Path) -> list[str]:
 def _read_ml_latest(folder: Path) -> RawData:
     ratings_path = folder / "ratings.csv"
     frame = _read_table(ratings_path, ",", quoting=csv.QUOTE_MINIMAL)
-    inter = _interactions(frame, ratings_path, "userId", "movieId", "timestamp", "rating")
+    inter, _ = _interactions(frame, ratings_path, "userId", "movieId", "timestamp", "rating")
     movies_path = folder / "movies.csv"
     movies = _read_table(movies_path, ",", quoting=csv.QUOTE_MINIMAL)
     _require(movies, movies_path, ["movieId", "title", "genres"])
@@ -521,7 +596,7 @@ def _top_tags(tags: pd.DataFrame, limit: int = 10) -> dict[str, str]:
 def _read_ml1m(folder: Path) -> RawData:
     ratings_path = folder / "ratings.dat"
     frame = _read_table(ratings_path, "::", names=["user", "item", "rating", "ts"])
-    inter = _interactions(frame, ratings_path, "user", "item", "ts", "rating")
+    inter, _ = _interactions(frame, ratings_path, "user", "item", "ts", "rating")
     files = [ratings_path]
     items = users = None
     movies_path = folder / "movies.dat"

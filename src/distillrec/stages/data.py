@@ -4,7 +4,8 @@ Input: a `DatasetConfig` (source and preparation options) and a `SplitConfig`. O
 `Dataset`, its `Split` and the folder) and, with `out`, a prepared-dataset folder:
 
     manifest.json        kind "prepared-data", schema version, the full dataset and split config, the dataset
-                         fingerprint and the raw files read (name, size, modification time)
+                         fingerprint, the raw files read (name, size, modification time) and the notices of
+                         preparation (how the files were read, what was dropped and why, warnings)
     ids.json             {"users": [...], "items": [...]}: the external id of each user / item index
     interactions.npz     users, items, timestamps (and ratings): the prepared, time-ordered interactions
     split.npz            train / valid / test, each as users, items, timestamps
@@ -73,6 +74,7 @@ def prepare_data(dataset: DatasetConfig, split: SplitConfig, out: str | Path | N
         duplicates=dataset.duplicates,
         min_user_interactions=dataset.min_user_interactions,
         min_item_interactions=dataset.min_item_interactions,
+        read_options=dataset.read_options(),
     )
     sp = make_split(ds.interactions, split.protocol, **split.params)
     if out is None:
@@ -99,6 +101,7 @@ def prepare_data(dataset: DatasetConfig, split: SplitConfig, out: str | Path | N
         "dataset": dataset.model_dump(mode="json"),
         "split": {"protocol": sp.protocol, "params": dict(sp.params)},
         "raw_files": raw_files_key(dataset),
+        "notices": list(ds.notices),  # how the files were read, what preparation removed, warnings
     }
     write_manifest(out, config, ds)
     return PreparedData(ds, sp, out)
@@ -132,7 +135,8 @@ def read_prepared(folder: str | Path) -> PreparedData:
     item_text = pd.read_parquet(folder / "item_text.parquet")
     attrs_path = folder / "user_attrs.parquet"
     user_attrs = pd.read_parquet(attrs_path) if attrs_path.exists() else None
-    ds = Dataset(config["name"], user_ids, item_ids, interactions, item_text, user_attrs, ratings)
+    notices = tuple(config.get("notices", ()))
+    ds = Dataset(config["name"], user_ids, item_ids, interactions, item_text, user_attrs, ratings, notices)
     fingerprint = manifest.get("dataset", {}).get("fingerprint")
     if fingerprint != dataset_fingerprint(ds):
         raise ValueError(f"{folder}: its arrays do not match the fingerprint in {path} (changed or damaged)")

@@ -223,15 +223,26 @@ DEFAULT_TEMPLATES: dict[frozenset[str], str] = {
 
 
 def default_template(columns: Iterable[str]) -> ItemTextTemplate:
-    """The default template for an item table with these columns; `TemplateError` for an unknown column set."""
-    present = frozenset(str(c) for c in columns)
-    if present not in DEFAULT_TEMPLATES:
-        known = [sorted(k) for k in DEFAULT_TEMPLATES]
+    """The default template for an item table with these columns: the known datasets' own, else every column
+    (`title` or `name` first, the others as labelled, optional segments: "{title}[. Description: {description}]");
+    `TemplateError` when there is no text column at all."""
+    names = [str(c) for c in columns]
+    present = frozenset(names)
+    if present in DEFAULT_TEMPLATES:
+        return ItemTextTemplate(DEFAULT_TEMPLATES[present])
+    if not names:
         raise TemplateError(
-            f"no default item template for columns {sorted(present)}; known column sets: {known}; "
-            "pass a template, e.g. ItemTextTemplate('{title}[. Genres: {genres}]')"
+            "the items have no text column: the teacher reads item text (an items file with item_id and text "
+            "columns such as title or description)"
         )
-    return ItemTextTemplate(DEFAULT_TEMPLATES[present])
+    head = [c for c in ("title", "name") if c in present][:1]
+    rest = [c for c in names if c not in head]
+    segments = [f"{{{c}}}" for c in head]
+    segments += [
+        f"[{'. ' if segments or i else ''}{c.replace('_', ' ').capitalize()}: {{{c}}}]"
+        for i, c in enumerate(rest)
+    ]
+    return ItemTextTemplate("".join(segments))
 
 
 # MovieLens 1M stores age and occupation as codes (README of ml-1m, "USERS FILE DESCRIPTION").
