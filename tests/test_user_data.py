@@ -290,3 +290,10 @@ def test_a_config_with_no_seeds_is_refused_at_load(tmp_path):
     path.write_text("name: t\ndataset: {source: ml-100k, timestamp_format: weekly}\n")
     with pytest.raises(ConfigError, match="timestamp format 'weekly'"):
         load_config(path)
+
+
+def test_tsv_quoting_is_read_as_pandas_writes_it(make_generic):
+    rows = [("user_id", "item_id", "timestamp"), ("u", "a", 1), ("u", "b", 2)]
+    items = 'item_id\ttitle\na\t"12"" Vinyl"\nb\t7" single, "live"\n'  # pandas' quoting; a stray quote
+    dataset = load_dataset(make_generic(rows, items=items))
+    assert dataset.item_text["title"].tolist() == ['12" Vinyl', '7" single, "live"']

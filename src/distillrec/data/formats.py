@@ -299,11 +299,18 @@ def _check_header(path: Path, columns: list[str], line: int | None) -> None:
 
 
 def _read_any(path: Path) -> pd.DataFrame:
-    """A generic-format table: .tsv (tab), .csv (comma, quoted) or .parquet; all columns as strings."""
+    """A generic-format table: .tsv (tab), .csv (comma, quoted) or .parquet; all columns as strings. A .tsv
+    holding quotes is first read with quoting as pandas writes it (`"12"" Vinyl"` -> `12" Vinyl`); when that
+    fails (a stray quote, not quoting), its fields are read as they are."""
     if path.suffix == ".parquet":
         return _read_parquet(path)
     if path.suffix == ".csv":
         return _read_table(path, ",", quoting=csv.QUOTE_MINIMAL)
+    if path.exists() and b'"' in path.read_bytes():
+        try:
+            return _read_table(path, "\t", quoting=csv.QUOTE_MINIMAL)
+        except DataError:
+            pass
     return _read_table(path, "\t")
 
 
