@@ -597,6 +597,36 @@ def test_every_option_of_every_method_is_type_checked():
                 TermSpec.make(method, **{key: []})
 
 
+def test_a_damaged_teacher_export_is_named(tmp_path):
+    """Truncated arrays, NaN scores and item ids outside the catalogue are errors naming the file and row, when
+    the export is opened (not a NaN loss or an IndexError later)."""
+    rows = np.arange(len(TINY))
+    items = np.stack([rows % 7, (rows + 1) % 7], axis=1)
+    scores = np.stack([rows, np.zeros(len(TINY))], axis=1).astype(np.float32)
+    folder = write_artifacts(tmp_path / "nan", TINY, items, np.where(rows[:, None] == 4, np.nan, scores))
+    with pytest.raises(ValueError, match=r"positions_topk_scores.npy: row 4 holds a NaN or infinite value"):
+        TeacherArtifacts(folder)
+    bad_items = items.copy()
+    bad_items[6, 1] = 7
+    folder = write_artifacts(tmp_path / "ids", TINY, bad_items, scores)
+    with pytest.raises(
+        ValueError, match=r"positions_topk_items.npy: row 6 holds an item id outside \[-1, 7\)"
+    ):
+        TeacherArtifacts(folder)
+    folder = write_artifacts(tmp_path / "cut", TINY, items, scores)
+    path = folder / "user_hidden.npy"
+    path.write_bytes(path.read_bytes()[:-8])
+    with pytest.raises(ValueError, match=r"user_hidden.npy: not a readable array \(truncated\?\)"):
+        TeacherArtifacts(folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["file_bytes"] = {"user_hidden.npy": 10_000}  # as `export_teacher` records them
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(
+        ValueError, match=r"user_hidden.npy: truncated: \d+ bytes, the manifest records 10000"
+    ):
+        TeacherArtifacts(folder)
+
+
 def test_teacher_built_on_other_data_is_rejected(tmp_path):
     other = Interactions.from_arrays([0, 0, 1], [0, 1, 2], [0, 1, 2], 2, 7)
     with pytest.raises(ValueError, match="same dataset and split"):

@@ -297,3 +297,22 @@ def test_tsv_quoting_is_read_as_pandas_writes_it(make_generic):
     items = 'item_id\ttitle\na\t"12"" Vinyl"\nb\t7" single, "live"\n'  # pandas' quoting; a stray quote
     dataset = load_dataset(make_generic(rows, items=items))
     assert dataset.item_text["title"].tolist() == ['12" Vinyl', '7" single, "live"']
+
+
+def test_a_damaged_prepared_data_folder_is_named(make_generic, tmp_path):
+    from distillrec.config import DatasetConfig, SplitConfig
+    from distillrec.stages.data import prepare_data, read_prepared
+
+    rows = [("user_id", "item_id", "timestamp")] + [
+        (f"u{u}", f"i{(u + t) % 6}", t) for u in range(6) for t in range(4)
+    ]
+    folder = tmp_path / "prepared"
+    prepared = prepare_data(DatasetConfig(source=str(make_generic(rows))), SplitConfig(), folder)
+    again = read_prepared(folder)
+    assert np.array_equal(again.split.test.items, prepared.split.test.items)
+    (folder / "split.npz").write_bytes((folder / "split.npz").read_bytes()[:-3])
+    with pytest.raises(ValueError, match=r"split.npz: its size or checksum differs"):
+        read_prepared(folder)
+    (folder / "ids.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"ids.json: missing"):
+        read_prepared(folder)

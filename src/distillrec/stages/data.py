@@ -4,7 +4,7 @@ Input: a `DatasetConfig` (source and preparation options) and a `SplitConfig`. O
 `Dataset`, its `Split` and the folder) and, with `out`, a prepared-dataset folder:
 
     manifest.json        kind "prepared-data", schema version, the full dataset and split config, the dataset
-                         fingerprint, the raw files read (name, size, modification time) and the notices of
+                         fingerprint, every file's size and sha256 (checked when read), the raw files read (name, size, modification time) and the notices of
                          preparation (how the files were read, what was dropped and why, warnings)
     ids.json             {"users": [...], "items": [...]}: the external id of each user / item index
     interactions.npz     users, items, timestamps (and ratings): the prepared, time-ordered interactions
@@ -29,7 +29,7 @@ import pandas as pd
 from distillrec.artifact import Catalog
 from distillrec.config import DatasetConfig, SplitConfig
 from distillrec.data.dataset import Dataset, load_dataset
-from distillrec.data.download import resolve_dataset
+from distillrec.data.download import resolve_dataset, sha256_file
 from distillrec.data.interactions import Interactions
 from distillrec.data.split import Split, make_split
 from distillrec.manifest import dataset_fingerprint, write_manifest
@@ -102,6 +102,11 @@ def prepare_data(dataset: DatasetConfig, split: SplitConfig, out: str | Path | N
         "split": {"protocol": sp.protocol, "params": dict(sp.params)},
         "raw_files": raw_files_key(dataset),
         "notices": list(ds.notices),  # how the files were read, what preparation removed, warnings
+        "files": {
+            f.name: {"bytes": f.stat().st_size, "sha256": sha256_file(f)}
+            for f in sorted(out.iterdir())
+            if f.name != "manifest.json" and f.is_file()
+        },
     }
     write_manifest(out, config, ds)
     return PreparedData(ds, sp, out)
@@ -124,6 +129,12 @@ def read_prepared(folder: str | Path) -> PreparedData:
             f"{path}: prepared-data schema version {config.get('schema_version')!r}; this distillrec reads "
             f"version {SCHEMA_VERSION} (prepare the dataset again)"
         )
+    for name, expected in config.get("files", {}).items():  # sizes and checksums, when recorded
+        file = folder / name
+        if not file.is_file():
+            raise FileNotFoundError(f"{file}: missing (listed in {path})")
+        if file.stat().st_size != expected["bytes"] or sha256_file(file) != expected["sha256"]:
+            raise ValueError(f"{file}: its size or checksum differs from the one {path} records (damaged?)")
     ids = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
     user_ids, item_ids = np.asarray(ids["users"]), np.asarray(ids["items"])
     n_users, n_items = len(user_ids), len(item_ids)

@@ -148,8 +148,31 @@ def export_teacher(
     bar.close()
     covered = arrays["positions_topk_items"][:, 0] >= 0
     manifest["coverage"] = float(covered.mean()) if len(covered) else 0.0
+    for name in ("positions_topk_scores", "user_hidden"):  # a broken model is caught here, not in training
+        _check_finite(out / f"{name}.npy", arrays[name])
+    names = [*FILES, "positions_hidden"] if position_hidden else list(FILES)
+    manifest["file_bytes"] = {f"{n}.npy": (out / f"{n}.npy").stat().st_size for n in names}
     _write_json(manifest_path, manifest)
     return out
+
+
+def _check_finite(path: Path, array: np.ndarray, chunk: int = 1 << 16) -> None:
+    """An error naming the file and the first row with a NaN or an infinite value (checked in row chunks)."""
+    for start in range(0, len(array), chunk):
+        bad = ~np.isfinite(np.asarray(array[start : start + chunk], dtype=np.float32))
+        if bad.any():
+            row = start + int(np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1))[0])
+            raise ValueError(f"{path}: row {row} holds a NaN or infinite value (a diverged teacher?)")
+
+
+def _check_items(path: Path, array: np.ndarray, n_items: int, chunk: int = 1 << 16) -> None:
+    """An error naming the file and the first row with an item id outside [-1, n_items) (-1: not covered)."""
+    for start in range(0, len(array), chunk):
+        part = np.asarray(array[start : start + chunk])
+        bad = (part < -1) | (part >= n_items)
+        if bad.any():
+            row = start + int(np.flatnonzero(bad.any(axis=1))[0])
+            raise ValueError(f"{path}: row {row} holds an item id outside [-1, {n_items}) (damaged?)")
 
 
 def _seen_mask(sequence: np.ndarray, n: int, n_items: int) -> torch.Tensor:
@@ -175,7 +198,7 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 # manifest keys that do not decide whether an export can be resumed
-_NOT_COMPARED = ("coverage", "created", "versions")
+_NOT_COMPARED = ("coverage", "created", "versions", "file_bytes")
 
 
 def _same(old: dict, new: dict) -> bool:
@@ -200,7 +223,30 @@ class TeacherArtifacts:
                 "re-run the teacher export to finish it"
             )
         for name in FILES:
-            setattr(self, name, np.load(self.folder / f"{name}.npy", mmap_mode="r"))
+            setattr(self, name, self._open(f"{name}.npy"))
         hidden = self.folder / "positions_hidden.npy"
         exported = self.manifest.get("position_hidden", hidden.exists())  # older manifests lack the key
-        self.positions_hidden = np.load(hidden, mmap_mode="r") if exported else None
+        self.positions_hidden = self._open(hidden.name) if exported else None
+        _check_items(
+            self.folder / "positions_topk_items.npy", self.positions_topk_items, self.manifest["n_items"]
+        )
+        for name in ("positions_topk_scores", "user_hidden"):
+            _check_finite(self.folder / f"{name}.npy", getattr(self, name))
+
+    def _open(self, name: str) -> np.ndarray:
+        """A memory-mapped array of the folder; a missing, truncated or changed file is named (its size is
+        checked against the manifest's record when there is one)."""
+        path = self.folder / name
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{path}: missing from the teacher export (listed in {self.folder / 'manifest.json'})"
+            )
+        expected = self.manifest.get("file_bytes", {}).get(name)
+        size = path.stat().st_size
+        if expected is not None and size != expected:
+            what = "truncated" if size < expected else "changed"
+            raise ValueError(f"{path}: {what}: {size} bytes, the manifest records {expected}")
+        try:
+            return np.load(path, mmap_mode="r")
+        except ValueError as exc:
+            raise ValueError(f"{path}: not a readable array (truncated?): {exc}") from None
