@@ -316,3 +316,19 @@ def test_a_damaged_prepared_data_folder_is_named(make_generic, tmp_path):
     (folder / "ids.json").unlink()
     with pytest.raises(FileNotFoundError, match=r"ids.json: missing"):
         read_prepared(folder)
+
+
+def test_a_missing_encoder_folder_is_found_when_the_config_loads(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        f"name: t\ndataset: {{source: ml-100k}}\nteacher: {{encoder: {tmp_path}/no-such-model}}\n"
+    )
+    with pytest.raises(ConfigError, match="teacher.encoder: .*no such encoder folder"):
+        load_config(path)
+
+
+def test_data_too_thin_to_split_is_one_line_before_any_training(make_generic, tmp_path):
+    rows = [("user_id", "item_id", "timestamp")] + [(f"u{u}", f"i{u % 5}", u) for u in range(20)]
+    result = CliRunner().invoke(app, ["baselines", str(make_generic(rows)), "--out", str(tmp_path / "b")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "leaves no validation or test interaction" in result.output and "at least 3" in result.output

@@ -131,6 +131,15 @@ class TeacherConfig(_Strict):
     # "teacher_cold_fallback" of metrics.json; the exports are the teacher's own either way
     cold_fallback: bool = False
 
+    @field_validator("encoder")
+    @classmethod
+    def _encoder_path_exists(cls, value: str) -> str:
+        """A local path (starting with /, ., ~) must exist now, not when the teacher stage starts; a model name
+        (all-MiniLM-L6-v2, org/name) is resolved by the encoder (offline first)."""
+        if value.startswith(("/", ".", "~")) and not Path(value).expanduser().exists():
+            raise ValueError(f"no such encoder folder {value!r} (give a local model folder or a model name)")
+        return value
+
 
 class StudentConfig(_Strict):
     name: str

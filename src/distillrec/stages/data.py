@@ -77,6 +77,13 @@ def prepare_data(dataset: DatasetConfig, split: SplitConfig, out: str | Path | N
         read_options=dataset.read_options(),
     )
     sp = make_split(ds.interactions, split.protocol, **split.params)
+    if len(sp.test) == 0 or len(sp.valid) == 0:
+        counts = np.diff(ds.interactions.indptr)
+        raise ValueError(
+            f"{dataset.source}: the {split.protocol} split leaves no validation or test interaction "
+            f"({ds.n_users:,} users, the most active with {int(counts.max(initial=0))} interactions; "
+            "leave_one_out needs users with at least 3)"
+        )
     if out is None:
         return PreparedData(ds, sp)
     out = Path(out)
