@@ -260,7 +260,41 @@ MISTAKES = [
     (["data", "stats", "{data}", "--columns", "item_id=productId"], "productId"),
     (["recommend", "{out}", "--user", "1"], "no model manifest"),
     (["recommend", "{data}"], "--user"),
+    (
+        [
+            "distill",
+            "{data}",
+            "--teacher",
+            "{teacher}",
+            "--student",
+            "sasrec",
+            "--kd",
+            "soft",
+            "--seeds",
+            "",
+            "--out",
+            "{out}",
+        ],
+        "--seeds",
+    ),
+    (
+        [
+            "distill",
+            "{data}",
+            "--teacher",
+            "{missing}",
+            "--student",
+            "sasrec",
+            "--kd",
+            "soft",
+            "--out",
+            "{out}",
+        ],
+        "--teacher",
+    ),
     (["run", "{missing}/c.yaml"], "no such config file"),
+    (["tune", "{missing}/c.yaml"], "no such config file"),
+    (["report", "{missing}"], "nowhere"),
 ]
 
 

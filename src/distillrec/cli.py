@@ -498,9 +498,11 @@ def distill(
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
+        seed_list = []
+    if not seed_list:
         raise typer.BadParameter(
             f"seeds must be comma-separated integers, got {seeds!r}", param_hint="--seeds"
-        ) from None
+        )
     manifest_path = teacher / "manifest.json"
     if not manifest_path.exists():
         raise typer.BadParameter(
