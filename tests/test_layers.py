@@ -11,10 +11,10 @@ import distillrec
 # lowest first; a module may import from its own package and any earlier layer, never from a sibling package
 # of its own layer
 LAYERS = [
-    {"manifest", "precision", "threads", "tracking", "results", "report", "__init__"},
+    {"manifest", "precision", "threads", "tracking", "results", "report", "codecs", "__init__"},
     {"data"},
     {"evaluate", "layers", "artifact"},
-    {"train"},
+    {"train", "compress"},
     {"losses"},
     {"models"},
     {"students", "teachers"},

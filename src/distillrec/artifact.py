@@ -6,7 +6,9 @@ history) and the interactions it was trained on. Output: a folder (format versio
     manifest.json                 format, version, model class, constructor arguments (JSON), data sizes,
                                   every file with its size and sha256, and free `info` (label, seed, metrics)
     weights.safetensors           the fitted state of a torch model (its module's state_dict), or
-    state/<name>.npy              the fitted arrays of any other model (EASE's item-item matrix, ...)
+    state/<name>.npy              the fitted arrays of any other model (EASE's item-item matrix, ...); a
+                                  compressed array is stored as its parts, `<name>#<part>` (`codecs.py`,
+                                  the manifest's `encoding`), and decoded when read
     params/<name>.npy             constructor arguments that are arrays (the frozen text table of a teacher)
     ids.json                      {"users": [...], "items": [...]}: the external id of each user / item index
     history_indptr.npy,           each known user's items in time order, CSR-style: the history the model
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distillrec.codecs import decode
 from distillrec.data.download import sha256_file
 from distillrec.data.interactions import Interactions
 from distillrec.manifest import versions
@@ -122,14 +125,7 @@ def save_model(
     (tmp / "params").mkdir(parents=True)
     state = model.fitted_state()
     state_format = "safetensors" if type(model).saved_as == "safetensors" else "npy"
-    if state_format == "safetensors":
-        from safetensors.numpy import save_file
-
-        save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp / WEIGHTS))
-    else:
-        (tmp / "state").mkdir()
-        for name, value in state.items():
-            np.save(tmp / "state" / f"{name}.npy", np.asarray(value), allow_pickle=False)
+    write_state(tmp, state_format, state)
     for name, value in arrays.items():
         np.save(tmp / "params" / f"{name}.npy", value, allow_pickle=False)
     ids = {"users": [str(u) for u in catalog.user_ids], "items": [str(i) for i in catalog.item_ids]}
@@ -139,7 +135,6 @@ def save_model(
     np.save(tmp / "history_items.npy", np.asarray(items, dtype=np.int32), allow_pickle=False)
     np.save(tmp / "item_counts.npy", trained_on.item_counts().astype(np.int64), allow_pickle=False)
 
-    files = sorted(p for p in tmp.rglob("*") if p.is_file())
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -148,14 +143,33 @@ def save_model(
         "array_params": sorted(arrays),
         "state_format": state_format,
         "state": sorted(state),
+        "encoding": {},
         "n_users": catalog.history.n_users,
         "n_items": catalog.history.n_items,
-        "files": {
-            p.relative_to(tmp).as_posix(): {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
-            for p in files
-        },
         "info": info or {},
         "versions": versions(),
+    }
+    return finish_folder(tmp, manifest, folder)
+
+
+def write_state(tmp: Path, state_format: str, arrays: dict[str, np.ndarray]) -> None:
+    """The state arrays (or an encoded state's parts) as `weights.safetensors` or `state/<name>.npy`."""
+    if state_format == "safetensors":
+        from safetensors.numpy import save_file
+
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp / WEIGHTS))
+    else:
+        (tmp / "state").mkdir()
+        for name, value in arrays.items():
+            np.save(tmp / "state" / f"{name}.npy", np.asarray(value), allow_pickle=False)
+
+
+def finish_folder(tmp: Path, manifest: dict, folder: Path) -> Path:
+    """Record every file of `tmp` (size, sha256) in `manifest`, write it, and move `tmp` to `folder`."""
+    files = sorted(p for p in tmp.rglob("*") if p.is_file() and p.name != MANIFEST)
+    manifest = dict(manifest)
+    manifest["files"] = {
+        p.relative_to(tmp).as_posix(): {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in files
     }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
     if folder.exists():
@@ -197,12 +211,24 @@ def read_model(folder: str | Path) -> ModelFolder:
         except ValueError as exc:
             raise ModelFolderError(f"{folder / name}: not a plain numpy array file ({exc})") from exc
 
+    encoding = manifest.get("encoding", {})  # compressed arrays: name -> codec spec (`codecs.py`)
     if manifest["state_format"] == "safetensors":
         from safetensors.numpy import load_file
 
-        state = load_file(str(folder / WEIGHTS))
+        stored = load_file(str(folder / WEIGHTS))
     else:
-        state = {name: array(f"state/{name}.npy") for name in manifest["state"]}
+        stored_names = [n for n in manifest["state"] if n not in encoding]
+        stored_names += [f.removeprefix("state/").removesuffix(".npy") for f in manifest["files"] if "#" in f]
+        stored = {name: array(f"state/{name}.npy") for name in stored_names}
+    state = {name: value for name, value in stored.items() if "#" not in name}
+    for name, spec in encoding.items():
+        parts = {k.split("#", 1)[1]: v for k, v in stored.items() if k.startswith(f"{name}#")}
+        try:
+            state[name] = decode(parts, spec)
+        except (KeyError, ValueError) as exc:
+            raise ModelFolderError(
+                f"{folder}: compressed array {name!r} cannot be decoded ({exc!r})"
+            ) from None
     if sorted(state) != sorted(manifest["state"]):
         raise ModelFolderError(
             f"{folder}: the weights hold {sorted(state)}, the manifest lists {manifest['state']}"

@@ -5,6 +5,7 @@
     distillrec distill DATASET --teacher DIR --student NAME --kd METHODS --out DIR   KD vs plain student
     distillrec tune CONFIG --trials N --sampler tpe|random|grid   Optuna search of the config's `tune.space`
     distillrec recommend MODEL_DIR --user ID | --history ID,ID | --input requests.jsonl --output results.jsonl
+    distillrec compress MODEL_DIR --method int8|int4|prune|lowrank[,int8] --out DIR
 
 DATASET is a known name (ml-100k, ml-latest-small, ml-1m; looked up under $DISTILLREC_DATA_DIR, then the user
 cache, then downloaded) or a path to a folder (MovieLens raw layouts or the generic interactions/items format).
@@ -812,6 +813,60 @@ def recommend(
     for rank, (item, score) in enumerate(result.pairs(), start=1):
         table.add_row(str(rank), escape(item), f"{score:.4f}")
     Console().print(table)
+
+
+@app.command()
+def compress(
+    model_dir: Annotated[
+        Path, typer.Argument(help="A saved model folder (see `distillrec recommend --help`).")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Folder for the compressed model (loads and recommends as any other).")
+    ],
+    method: Annotated[
+        str,
+        typer.Option(
+            help="int8 | int4 | prune | lowrank, or prune / lowrank followed by int8 / int4 (e.g. prune,int8)."
+        ),
+    ] = "int8",
+    sparsity: Annotated[
+        float, typer.Option(min=0.0, max=0.99, help="prune: the fraction of entries set to 0.")
+    ] = 0.5,
+    rank: Annotated[int | None, typer.Option(min=1, help="lowrank: the rank (default: by --energy).")] = None,
+    energy: Annotated[
+        float, typer.Option(min=0.01, max=1.0, help="lowrank: the share of squared singular values to keep.")
+    ] = 0.95,
+) -> None:
+    """Store a saved model's large arrays smaller (quantised, pruned or low-rank); it loads and recommends as before."""
+    from distillrec.compress import compress_model
+
+    methods = [m.strip() for m in method.split(",") if m.strip()]
+    try:
+        result = compress_model(model_dir, out, methods, sparsity=sparsity, rank=rank, energy=energy)
+    except ValueError as exc:
+        if "compression method" in str(exc) or "give one" in str(exc):
+            raise typer.BadParameter(str(exc), param_hint="--method") from None
+        raise
+    table = Table(title=f"{escape(str(model_dir))} -> {escape(str(out))} ({', '.join(result.methods)})")
+    for column in ("array", "shape", "bytes before", "bytes after", "steps"):
+        table.add_column(column, justify="left" if column in ("array", "steps") else "right")
+    for array in result.arrays:
+        steps = ", ".join(
+            s["step"]
+            + "".join(f" {k}={v:.3g}" for k, v in s.items() if isinstance(v, float | int) and k != "step")
+            for s in array.steps
+        )
+        table.add_row(
+            array.name,
+            "x".join(map(str, array.shape)),
+            f"{array.bytes_before:,}",
+            f"{array.bytes_after:,}",
+            steps,
+        )
+    Console().print(table)
+    console.print(
+        f"weights {result.weights_bytes_before:,} -> {result.weights_bytes_after:,} bytes ({result.ratio:.2f}x smaller)"
+    )
 
 
 def read_requests(path: Path, default_k: int) -> list:

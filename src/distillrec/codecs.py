@@ -1,0 +1,135 @@
+"""Array codecs for compressed model folders: an array -> smaller named parts, and back.
+
+A codec is a list of steps applied in order; decoding undoes them in reverse:
+
+- "prune": magnitude pruning, unstructured: the `sparsity` fraction of entries smallest in |value| become 0,
+  and the matrix is stored sparse (CSR: `indptr`, `indices`, `values`), so the zeros take no space;
+- "lowrank": truncated SVD, W ~ A @ B with A (n, r) = U_r S_r and B (r, m) = V_r^T; r is `rank`, or the
+  smallest rank keeping `energy` of the squared singular values; used only when r (n + m) < n m;
+- "int8": symmetric per-row quantisation, q = round(x / s), s = max|row| / 127, q in [-127, 127]; a vector is
+  quantised in blocks of `BLOCK` values, each with its scale;
+- "int4": the same with s = max|row| / 7, two values packed per byte.
+int8 / int4 apply to every float part the earlier steps made (the pruned values, the low-rank factors).
+Scales are float32. `encode` returns the parts and a JSON spec; `decode(parts, spec)` the float32 array.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["STEPS", "encode", "decode", "check_steps"]
+
+STEPS = ("prune", "lowrank", "int8", "int4")
+BLOCK = 64  # values per scale when a vector is quantised
+
+
+def check_steps(steps: list[str]) -> list[str]:
+    """Steps in their applied order; an unknown or conflicting step is an error naming the valid ones."""
+    unknown = [s for s in steps if s not in STEPS]
+    if unknown:
+        raise ValueError(f"unknown compression method(s) {unknown}; choose from {list(STEPS)}")
+    if len(set(steps)) < len(steps):
+        raise ValueError(f"a compression method is given twice: {steps}")
+    if "int8" in steps and "int4" in steps:
+        raise ValueError("int8 and int4 are two widths of one quantisation: give one")
+    if "prune" in steps and "lowrank" in steps:
+        raise ValueError("prune and lowrank both restructure the matrix: give one")
+    return sorted(steps, key=STEPS.index)
+
+
+def encode(
+    array: np.ndarray, steps: list[str], sparsity: float = 0.5, rank: int | None = None, energy: float = 0.95
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(parts, spec) of a 2-D float array; see the module docstring."""
+    steps = check_steps(list(steps))
+    x = np.asarray(array, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"codecs take 2-D arrays, got shape {x.shape}")
+    spec: dict[str, Any] = {"shape": list(x.shape), "steps": []}
+    parts: dict[str, np.ndarray] = {"matrix": x}
+    for step in steps:
+        if step == "prune":
+            if not 0.0 <= sparsity < 1.0:
+                raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+            cut = np.quantile(np.abs(x), sparsity) if sparsity > 0 else -1.0
+            kept = np.abs(x) > cut
+            rows, cols = np.nonzero(kept)
+            indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=x.shape[0]))])
+            index_type = np.int16 if x.shape[1] <= np.iinfo(np.int16).max else np.int32
+            parts = {"indptr": indptr.astype(np.int64), "indices": cols.astype(index_type), "values": x[kept]}
+            spec["steps"].append({"step": "prune", "sparsity": float(1 - kept.mean())})
+        elif step == "lowrank":
+            u, s, vt = np.linalg.svd(x, full_matrices=False)
+            r = rank if rank is not None else int(np.searchsorted(np.cumsum(s**2) / np.sum(s**2), energy) + 1)
+            r = max(1, min(r, len(s)))
+            if r * sum(x.shape) >= x.size:  # no smaller than the matrix itself: keep it whole
+                continue
+            parts = {"a": (u[:, :r] * s[:r]).astype(np.float32), "b": vt[:r].astype(np.float32)}
+            spec["steps"].append(
+                {"step": "lowrank", "rank": r, "energy": float(np.sum(s[:r] ** 2) / np.sum(s**2))}
+            )
+        else:  # int8 / int4 on every float part
+            bits = 8 if step == "int8" else 4
+            quantised, shapes = {}, {}
+            for name, part in parts.items():
+                if part.dtype != np.float32:
+                    quantised[name] = part
+                    continue
+                quantised[f"{name}.q"], quantised[f"{name}.scale"] = _quantise(part, bits)
+                shapes[name] = list(part.shape)
+            parts = quantised
+            spec["steps"].append({"step": step, "parts": shapes})
+    return parts, spec
+
+
+def decode(parts: dict[str, np.ndarray], spec: dict[str, Any]) -> np.ndarray:
+    """The float32 array that `encode` made `parts` and `spec` from (up to the loss of its steps)."""
+    shape = tuple(spec["shape"])
+    parts = dict(parts)
+    for step in reversed(spec["steps"]):
+        name = step["step"]
+        if name in ("int8", "int4"):
+            bits = 8 if name == "int8" else 4
+            for base, part_shape in step["parts"].items():
+                codes, scale = parts.pop(f"{base}.q"), parts.pop(f"{base}.scale")
+                parts[base] = _dequantise(codes, scale, bits, tuple(part_shape))
+        elif name == "lowrank":
+            parts = {"matrix": parts["a"] @ parts["b"]}
+        elif name == "prune":
+            matrix = np.zeros(shape, dtype=np.float32)
+            indptr = parts["indptr"]
+            rows = np.repeat(np.arange(shape[0]), np.diff(indptr))
+            matrix[rows, parts["indices"].astype(np.int64)] = parts["values"]
+            parts = {"matrix": matrix}
+    matrix = parts["matrix"]
+    if matrix.shape != shape:
+        raise ValueError(f"decoded shape {matrix.shape}, expected {shape}")
+    return matrix.astype(np.float32)
+
+
+def _quantise(x: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, scales): per row for a matrix, per block of `BLOCK` for a vector; int4 codes packed in pairs."""
+    top = 2 ** (bits - 1) - 1  # 127 or 7
+    rows = x if x.ndim == 2 else np.pad(x, (0, -len(x) % BLOCK)).reshape(-1, BLOCK)
+    scale = np.abs(rows).max(axis=1) / top  # (n_rows,)
+    scale[scale == 0] = 1.0
+    codes = np.clip(np.rint(rows / scale[:, None]), -top, top).astype(np.int8)
+    if bits == 4:
+        flat = (codes.ravel() + 8).astype(np.uint8)  # 1..15
+        flat = np.pad(flat, (0, len(flat) % 2))
+        codes = (flat[0::2] | (flat[1::2] << 4)).astype(np.uint8)
+    return codes, scale.astype(np.float32)
+
+
+def _dequantise(codes: np.ndarray, scale: np.ndarray, bits: int, shape: tuple[int, ...]) -> np.ndarray:
+    """The float32 array of `shape` that `_quantise` made `codes` and `scale` from."""
+    n_rows = len(scale)
+    if bits == 4:
+        flat = np.empty(2 * len(codes), dtype=np.int16)
+        flat[0::2], flat[1::2] = codes & 0x0F, codes >> 4
+        codes = flat - 8
+    width = int(np.prod(shape)) // n_rows if len(shape) == 2 else BLOCK
+    values = codes.ravel()[: n_rows * width].astype(np.float32).reshape(n_rows, width) * scale[:, None]
+    return values.ravel()[: int(np.prod(shape))].reshape(shape)

@@ -1,0 +1,94 @@
+"""Compress a saved model folder: its large arrays stored smaller, the model unchanged for `load` and `recommend`.
+
+Input: a model folder (`artifact.py`), the methods (`codecs.py`: int8, int4, prune, lowrank, or prune / lowrank
+followed by int8 / int4) and their settings. Output: a new model folder whose weights keep every array of
+at least `min_size` values in 2-D (embedding tables, linear layers, EASE's item-item matrix, factor tables) as
+its encoded parts, when that is smaller; the rest is copied. Loading decodes the arrays to float32, so the
+compressed model scores with the same code as the original: what shrinks is the size on disk (and what a
+server has to ship), not the arithmetic.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from distillrec.artifact import MANIFEST, WEIGHTS, finish_folder, read_model, write_state
+from distillrec.codecs import check_steps, encode
+
+__all__ = ["CompressedArray", "CompressionResult", "compress_model"]
+
+
+@dataclass(frozen=True)
+class CompressedArray:
+    name: str
+    shape: tuple[int, ...]
+    bytes_before: int
+    bytes_after: int
+    steps: list[dict] = field(default_factory=list)  # each step's record (rank, sparsity kept, ...)
+
+
+@dataclass(frozen=True)
+class CompressionResult:
+    folder: Path
+    methods: list[str]
+    weights_bytes_before: int  # every state array, float
+    weights_bytes_after: int
+    arrays: list[CompressedArray]
+
+    @property
+    def ratio(self) -> float:
+        return self.weights_bytes_before / max(1, self.weights_bytes_after)
+
+
+def compress_model(
+    source: str | Path,
+    out: str | Path,
+    methods: list[str],
+    sparsity: float = 0.5,
+    rank: int | None = None,
+    energy: float = 0.95,
+    min_size: int = 4096,
+) -> CompressionResult:
+    """Write the compressed copy of the model folder `source` to `out` (see the module docstring)."""
+    source, out = Path(source), Path(out)
+    steps = check_steps(list(methods))
+    if source.resolve() == out.resolve():
+        raise ValueError(f"{out}: write the compressed model to another folder than {source}")
+    saved = read_model(source)  # checked, arrays decoded
+    manifest = json.loads((source / MANIFEST).read_text(encoding="utf-8"))
+    stored, encoding, arrays = {}, {}, []
+    before = after = 0
+    for name, value in sorted(saved.state.items()):
+        before += value.nbytes
+        if value.dtype.kind == "f" and value.ndim == 2 and value.size >= min_size:
+            parts, spec = encode(value, steps, sparsity=sparsity, rank=rank, energy=energy)
+            size = sum(p.nbytes for p in parts.values())
+            if spec["steps"] and size < value.nbytes:
+                stored.update({f"{name}#{part}": array for part, array in parts.items()})
+                encoding[name] = spec
+                arrays.append(CompressedArray(name, value.shape, value.nbytes, size, spec["steps"]))
+                after += size
+                continue
+        stored[name] = value
+        after += value.nbytes
+    tmp = out.with_name(out.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(WEIGHTS, "state", MANIFEST))
+    write_state(tmp, manifest["state_format"], stored)
+    manifest["encoding"] = encoding
+    manifest["info"] = {
+        **manifest.get("info", {}),
+        "compression": {
+            "source": str(source),
+            "methods": steps,
+            "settings": {"sparsity": sparsity, "rank": rank, "energy": energy, "min_size": min_size},
+            "weights_bytes_before": before,
+            "weights_bytes_after": after,
+        },
+    }
+    finish_folder(tmp, manifest, out)
+    return CompressionResult(out, steps, before, after, arrays)

@@ -1,0 +1,143 @@
+"""Compressed model folders: each codec round-trips within its stated error, a compressed model loads and
+recommends like the float one (int8 within a tolerance), and the size really shrinks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import distillrec
+from distillrec.artifact import Catalog, save_model
+from distillrec.codecs import decode, encode
+from distillrec.compress import compress_model
+from distillrec.data.interactions import Interactions
+from distillrec.data.split import leave_one_out
+from distillrec.evaluate.ranking import evaluate
+from distillrec.models.registry import make_model
+from distillrec.students.registry import make_student
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(301, 48)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("steps", "bound"),
+    [
+        (["int8"], lambda x: np.abs(x).max(axis=1, keepdims=True) / 127 / 2 + 1e-6),  # half a step per row
+        (["int4"], lambda x: np.abs(x).max(axis=1, keepdims=True) / 7 / 2 + 1e-6),
+    ],
+)
+def test_quantisation_errs_by_at_most_half_a_step_per_row(steps, bound):
+    parts, spec = encode(X, steps)
+    assert (np.abs(decode(parts, spec) - X) <= bound(X)).all()
+
+
+def test_pruning_keeps_the_largest_entries_exactly_and_stores_them_sparse():
+    parts, spec = encode(X, ["prune"], sparsity=0.75)
+    y = decode(parts, spec)
+    kept = y != 0
+    assert kept.mean() == pytest.approx(0.25, abs=0.01)
+    np.testing.assert_array_equal(y[kept], X[kept])
+    assert np.abs(X[~kept]).max() <= np.abs(X[kept]).min()
+    assert sum(p.nbytes for p in parts.values()) < 0.45 * X.nbytes  # values + int16 column indices
+
+
+def test_lowrank_is_the_best_rank_r_approximation():
+    low = RNG.normal(size=(301, 4)) @ RNG.normal(size=(4, 48))
+    parts, spec = encode(low.astype(np.float32), ["lowrank"], energy=0.999)
+    assert spec["steps"][0]["rank"] == 4
+    np.testing.assert_allclose(decode(parts, spec), low, atol=1e-4)
+    _, spec = encode(X, ["lowrank"], rank=48)  # no smaller than the matrix: kept whole
+    assert spec["steps"] == []
+
+
+def test_bad_methods_are_named():
+    for steps, message in ((["int9"], "unknown compression method"), (["int8", "int4"], "give one")):
+        with pytest.raises(ValueError, match=message):
+            encode(X, steps)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """A SASRec student and EASE saved from a small split, and the split."""
+    n_users, n_items = 80, 120
+    rng = np.random.default_rng(1)
+    starts = rng.integers(n_items, size=n_users)
+    items = (starts[:, None] + np.arange(12)[None, :] * 7) % n_items
+    data = Interactions.from_arrays(
+        np.repeat(np.arange(n_users), 12), items.ravel(), np.tile(np.arange(12), n_users), n_users, n_items
+    )
+    split = leave_one_out(data)
+    catalog = Catalog(
+        np.array([f"u{u}" for u in range(n_users)]),
+        np.array([f"i{i}" for i in range(n_items)]),
+        split.test_history(),
+    )
+    root = tmp_path_factory.mktemp("compress")
+    student = make_student("sasrec", dim=64, max_len=12, max_epochs=3, progress=False).fit(
+        split.train, split.valid
+    )
+    ease = make_model("ease", l2=10.0).fit(split.train)
+    return {
+        "student": save_model(student, root / "student", catalog, split.train),
+        "ease": save_model(ease, root / "ease", catalog, split.train),
+        "split": split,
+    }
+
+
+def _ndcg(folder, split) -> float:
+    return evaluate(distillrec.load(folder).model, split.test_history(), split.test, ks=(10,)).summary[
+        "NDCG@10"
+    ]
+
+
+@pytest.mark.parametrize("name", ["student", "ease"])
+def test_int8_is_about_4x_smaller_and_ranks_within_a_tolerance(folders, tmp_path, name):
+    result = compress_model(folders[name], tmp_path / "int8", ["int8"])
+    big = [a for a in result.arrays]
+    assert big and all(a.bytes_before / a.bytes_after > 3.5 for a in big)
+    split = folders["split"]
+    assert _ndcg(tmp_path / "int8", split) == pytest.approx(_ndcg(folders[name], split), rel=0.05, abs=0.005)
+    users = [f"u{u}" for u in range(20)]
+    float_top = distillrec.load(folders[name]).recommend_batch(users=users, k=10)
+    int8_top = distillrec.load(tmp_path / "int8").recommend_batch(users=users, k=10)
+    overlap = np.mean(
+        [len({i for i, _ in a} & {i for i, _ in b}) / 10 for a, b in zip(float_top, int8_top, strict=True)]
+    )
+    assert overlap >= 0.9
+    manifest = json.loads((tmp_path / "int8" / "manifest.json").read_text())
+    assert manifest["info"]["compression"]["methods"] == ["int8"] and manifest["encoding"]
+
+
+@pytest.mark.parametrize(
+    "methods", [["int4"], ["prune"], ["lowrank"], ["prune", "int8"], ["lowrank", "int4"]]
+)
+def test_every_method_gives_a_folder_that_loads_and_recommends(folders, tmp_path, methods):
+    result = compress_model(folders["student"], tmp_path / "c", methods, sparsity=0.5, rank=8)
+    assert result.weights_bytes_after < result.weights_bytes_before
+    pairs = distillrec.load(tmp_path / "c").recommend(user="u3", k=5)
+    assert len(pairs) == 5 and all(np.isfinite(s) for _, s in pairs)
+
+
+def test_a_damaged_compressed_part_is_named(folders, tmp_path):
+    compress_model(folders["ease"], tmp_path / "c", ["int8"])
+    part = next((tmp_path / "c" / "state").glob("weights_#*.q.npy"))
+    part.write_bytes(part.read_bytes()[:-4])
+    with pytest.raises(distillrec.ModelFolderError, match="truncated"):
+        distillrec.load(tmp_path / "c")
+
+
+def test_compress_command(folders, tmp_path):
+    from distillrec.cli import app
+
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(
+        app, ["compress", str(folders["student"]), "--out", str(out), "--method", "prune,int8"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "smaller" in result.output and distillrec.load(out).recommend(user="u1", k=3)
+    bad = CliRunner().invoke(app, ["compress", str(folders["student"]), "--out", str(out), "--method", "zip"])
+    assert bad.exit_code == 2 and "--method" in bad.output and "Traceback" not in bad.output
