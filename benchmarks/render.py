@@ -6,6 +6,7 @@
     .venv/bin/python benchmarks/render.py teacher      # teacher vs ID-only vs text-only vs the best baseline
     .venv/bin/python benchmarks/render.py softmax-ce   # the training loss, plain vs chunked (softmax_ce.py)
     .venv/bin/python benchmarks/render.py kd-step      # a KD step, terms on full scores vs on columns (kd_step.py)
+    .venv/bin/python benchmarks/render.py compress     # quality, size and speed of compressed models (compress.py)
     .venv/bin/python benchmarks/render.py curves --out FILE.png LABEL=RESULTS_FILE:KEY ...
                                                        # validation NDCG@10 and loss per epoch of those runs
                                                        # (KEY: a dotted path, e.g. teacher, or
@@ -326,12 +327,36 @@ def curves_table(runs: list[str], epochs: list[int]) -> str:
     return "\n".join(lines)
 
 
+def compress_table(path: Path) -> str:
+    """Teacher, students and compressed copies (`benchmarks/compress.py`): quality, size, speed side by side."""
+    result = json.loads(path.read_text())
+    rows = result["models"]
+    teacher_ms = rows["teacher"]["latency_ms_p50"]
+    lines = [
+        f"`{result['command']}` ({result['dataset']}, one thread)",
+        "",
+        "| model | NDCG@10 | HR@10 | weights on disk | smaller than float | params | top-10 latency p50 / p99 | "
+        "vs teacher | users/s (batch) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, row in rows.items():
+        base = "teacher" if name.startswith("teacher") else name.split(" ")[0] + " (KD)"
+        ratio = rows[base]["weights_bytes"] / row["weights_bytes"]
+        lines.append(
+            f"| {name} | {row['NDCG@10']:.4f} | {row['HR@10']:.4f} | {row['weights_bytes'] / 1024:,.0f} KiB | "
+            f"{ratio:.2f}x | {row['params']:,} | {row['latency_ms_p50']:.2f} / {row['latency_ms_p99']:.2f} ms | "
+            f"{teacher_ms / row['latency_ms_p50']:.1f}x | {row['users_per_second']:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "what", choices=["summary", "baselines", "distill", "teacher", "softmax-ce", "kd-step", "curves"]
+        "what",
+        choices=["summary", "baselines", "distill", "teacher", "softmax-ce", "kd-step", "curves", "compress"],
     )
     parser.add_argument(
         "runs", nargs="*", help="curves: LABEL=FILE:KEY, FILE relative to benchmarks/results/"
@@ -349,6 +374,9 @@ def main() -> None:
         if args.out:
             args.out.write_bytes(curves_png(args.runs))
             print(f"wrote {args.out}")
+    if args.what == "compress":
+        for path in sorted((RESULTS / "compress").glob("*.json")):
+            print(f"### {path.stem}\n\n{compress_table(path)}\n")
     if args.what == "summary":
         print(f"### KD gains: test NDCG@10 of the student with KD vs without\n\n{gains_table()}\n")
         print(f"### Size and quality\n\n{size_quality_table()}")

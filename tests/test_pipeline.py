@@ -195,3 +195,22 @@ def check_saved_models(run_dir):
             assert np.mean(hits) >= model.info["test"]["HR@10"]
         else:
             assert np.mean(hits) == pytest.approx(model.info["test"]["HR@10"]), folder
+
+
+def test_a_run_resumed_into_its_folder_after_a_data_change_prepares_again(
+    small_dataset, tmp_path, monkeypatch
+):
+    """The data stage records only the files it writes, so the stage marker written beside them after an earlier
+    preparation never reads as damage when the same run folder is prepared again."""
+    from distillrec.stages.data import read_prepared
+
+    monkeypatch.setenv("DISTILLREC_CACHE_DIR", str(tmp_path / "cache"))
+    data = config(small_dataset).model_dump(mode="json")
+    data["baselines"] = {"models": ["mostpop"]}
+    data["students"] = []
+    run_dir = tmp_path / "runs" / "t-1"
+    for min_items in (2, 3):
+        data["dataset"]["min_item_interactions"] = min_items
+        data["teacher"]["max_epochs"] = 1
+        run_pipeline(parse_config(data), runs_root=tmp_path / "runs", run_dir=run_dir, log=lambda m: None)
+        assert read_prepared(run_dir / "data").dataset.interactions.item_counts().min() >= 0

@@ -366,3 +366,45 @@ def test_data_too_thin_to_split_is_one_line_before_any_training(make_generic, tm
     result = CliRunner().invoke(app, ["baselines", str(make_generic(rows)), "--out", str(tmp_path / "b")])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "leaves no validation or test interaction" in result.output and "at least 3" in result.output
+
+
+def test_a_tsv_whose_quotes_would_join_lines_is_read_as_it_is(make_generic):
+    rows = [("user_id", "item_id", "timestamp"), ("u", "1", 1), ("u", "2", 2), ("u", "3", 3)]
+    items = 'item_id\ttitle\n1\t"open\n2\tmiddle\n3\tclose"\n'  # stray quotes: three records, not one
+    dataset = load_dataset(make_generic(rows, items=items))
+    assert dataset.item_text["title"].tolist() == ['"open', "middle", 'close"']
+
+
+def test_mapping_mistakes_and_1970_times_are_said(make_generic):
+    with pytest.raises(
+        ValueError, match=r"columns: the file's column\(s\) \['id'\] are mapped to two of ours"
+    ):
+        ReadOptions({"user_id": "id", "item_id": "id"})
+    with pytest.raises(ValueError, match="reserved name"):
+        ReadOptions({"user_id": "_line"})
+    rows = [("user_id", "item_id", "timestamp"), ("u", "a", 20160718), ("u", "b", 20160719)]
+    notices = load_dataset(make_generic(rows)).notices
+    assert any("every timestamp is in 1970" in n and "%Y%m%d" in n for n in notices)
+
+
+def test_a_data_error_in_distill_is_the_datas_not_the_teachers(make_generic, tmp_path):
+    rows = [("user_id", "item_id", "timestamp"), ("u", "a", 1), ("u", "b", "soon")]
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "manifest.json").write_text(json.dumps({"config": {"split": {"protocol": "leave_one_out"}}}))
+    args = [
+        "distill",
+        str(make_generic(rows)),
+        "--teacher",
+        str(teacher),
+        "--student",
+        "sasrec",
+        "--kd",
+        "soft",
+    ]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "o")])
+    assert (
+        result.exit_code == 2
+        and "interactions.tsv, line 3" in result.output.replace("\n", "")
+        and "--teacher" not in result.output
+    )

@@ -9,7 +9,8 @@ history) and the interactions it was trained on. Output: a folder (format versio
     state/<name>.npy              the fitted arrays of any other model (EASE's item-item matrix, ...); a
                                   compressed array is stored as its parts, `<name>#<part>` (`codecs.py`,
                                   the manifest's `encoding`), and decoded when read
-    params/<name>.npy             constructor arguments that are arrays (the frozen text table of a teacher)
+    params/<name>.npy             constructor arguments that are arrays (the frozen text table of a teacher;
+                                  compressed: `params/<name>#<part>.npy`, the manifest's `param_encoding`)
     ids.json                      {"users": [...], "items": [...]}: the external id of each user / item index
     history_indptr.npy,           each known user's items in time order, CSR-style: the history the model
     history_items.npy               reads for a known user (train + validation, as at test time)
@@ -218,7 +219,11 @@ def read_model(folder: str | Path) -> ModelFolder:
         stored = load_file(str(folder / WEIGHTS))
     else:
         stored_names = [n for n in manifest["state"] if n not in encoding]
-        stored_names += [f.removeprefix("state/").removesuffix(".npy") for f in manifest["files"] if "#" in f]
+        stored_names += [
+            f.removeprefix("state/").removesuffix(".npy")
+            for f in manifest["files"]
+            if f.startswith("state/") and "#" in f
+        ]
         stored = {name: array(f"state/{name}.npy") for name in stored_names}
     state = {name: value for name, value in stored.items() if "#" not in name}
     for name, spec in encoding.items():
@@ -234,7 +239,23 @@ def read_model(folder: str | Path) -> ModelFolder:
             f"{folder}: the weights hold {sorted(state)}, the manifest lists {manifest['state']}"
         )
     params = dict(manifest["params"])
-    params.update({name: array(f"params/{name}.npy") for name in manifest["array_params"]})
+    param_encoding = manifest.get("param_encoding", {})  # compressed array parameters (a text table)
+    for name in manifest["array_params"]:
+        if name not in param_encoding:
+            params[name] = array(f"params/{name}.npy")
+            continue
+        prefix = f"params/{name}#"
+        parts = {
+            f.removeprefix(prefix).removesuffix(".npy"): array(f)
+            for f in manifest["files"]
+            if f.startswith(prefix)
+        }
+        try:
+            params[name] = decode(parts, param_encoding[name])
+        except (KeyError, ValueError) as exc:
+            raise ModelFolderError(
+                f"{folder}: compressed parameter {name!r} cannot be decoded ({exc!r})"
+            ) from None
     ids = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
     n_users, n_items = int(manifest["n_users"]), int(manifest["n_items"])
     indptr, items = array("history_indptr.npy"), array("history_items.npy")

@@ -28,6 +28,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from distillrec.config import TeacherConfig
+from distillrec.data.errors import DataError
 
 _SHOW_TRACEBACK = {"on": False}
 
@@ -44,8 +45,25 @@ class _Commands(TyperGroup):
             if _SHOW_TRACEBACK["on"]:
                 raise
             console.print(f"[red]error:[/] {escape(str(exc))}")
-            console.print("(distillrec -v ... shows the traceback)", style="dim")
+            saved = _save_traceback(exc)
+            console.print(f"(its traceback: {saved}; `distillrec -v ...` prints it)", style="dim")
             raise typer.Exit(2) from None
+
+
+def _save_traceback(exc: BaseException) -> str:
+    """The error's traceback in the user cache (a bug that looks like a user's mistake is then still traceable
+    without running again); the path, or a note when it cannot be written."""
+    import traceback
+
+    from distillrec.data.download import cache_dir
+
+    path = cache_dir() / "last-error.txt"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    except OSError:
+        return "not saved"
+    return str(path)
 
 
 app = typer.Typer(
@@ -556,6 +574,8 @@ def distill(
                     timestamp_format,
                 ),
             )
+    except DataError:
+        raise  # the dataset's own problem, named by file and line
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--teacher") from None
     for warning in caught:

@@ -10,7 +10,7 @@ A codec is a list of steps applied in order; decoding undoes them in reverse:
   quantised in blocks of `BLOCK` values, each with its scale;
 - "int4": the same with s = max|row| / 7, two values packed per byte.
 int8 / int4 apply to every float part the earlier steps made (the pruned values, the low-rank factors).
-Scales are float32. `encode` returns the parts and a JSON spec; `decode(parts, spec)` the float32 array.
+Scales are stored as float16 (the codes are computed with the stored scale). `encode` returns the parts and a JSON spec; `decode(parts, spec)` the float32 array.
 """
 
 from __future__ import annotations
@@ -113,14 +113,14 @@ def _quantise(x: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     """(codes, scales): per row for a matrix, per block of `BLOCK` for a vector; int4 codes packed in pairs."""
     top = 2 ** (bits - 1) - 1  # 127 or 7
     rows = x if x.ndim == 2 else np.pad(x, (0, -len(x) % BLOCK)).reshape(-1, BLOCK)
-    scale = np.abs(rows).max(axis=1) / top  # (n_rows,)
+    scale = (np.abs(rows).max(axis=1) / top).astype(np.float16).astype(np.float32)  # (n_rows,) as stored
     scale[scale == 0] = 1.0
     codes = np.clip(np.rint(rows / scale[:, None]), -top, top).astype(np.int8)
     if bits == 4:
         flat = (codes.ravel() + 8).astype(np.uint8)  # 1..15
         flat = np.pad(flat, (0, len(flat) % 2))
         codes = (flat[0::2] | (flat[1::2] << 4)).astype(np.uint8)
-    return codes, scale.astype(np.float32)
+    return codes, scale.astype(np.float16)  # 2 bytes a row: a 32-wide int8 row is 34 bytes, not 36
 
 
 def _dequantise(codes: np.ndarray, scale: np.ndarray, bits: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -131,5 +131,8 @@ def _dequantise(codes: np.ndarray, scale: np.ndarray, bits: int, shape: tuple[in
         flat[0::2], flat[1::2] = codes & 0x0F, codes >> 4
         codes = flat - 8
     width = int(np.prod(shape)) // n_rows if len(shape) == 2 else BLOCK
-    values = codes.ravel()[: n_rows * width].astype(np.float32).reshape(n_rows, width) * scale[:, None]
+    values = (
+        codes.ravel()[: n_rows * width].astype(np.float32).reshape(n_rows, width)
+        * scale.astype(np.float32)[:, None]
+    )
     return values.ravel()[: int(np.prod(shape))].reshape(shape)

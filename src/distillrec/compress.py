@@ -1,9 +1,9 @@
 """Compress a saved model folder: its large arrays stored smaller, the model unchanged for `load` and `recommend`.
 
 Input: a model folder (`artifact.py`), the methods (`codecs.py`: int8, int4, prune, lowrank, or prune / lowrank
-followed by int8 / int4) and their settings. Output: a new model folder whose weights keep every array of
-at least `min_size` values in 2-D (embedding tables, linear layers, EASE's item-item matrix, factor tables) as
-its encoded parts, when that is smaller; the rest is copied. Loading decodes the arrays to float32, so the
+followed by int8 / int4) and their settings. Output: a new model folder whose weights and array parameters keep
+every 2-D float array of at least `min_size` values (embedding tables, linear layers, EASE's item-item matrix,
+factor tables, a teacher's frozen text table) as its encoded parts, when that is smaller; the rest is copied. Loading decodes the arrays to float32, so the
 compressed model scores with the same code as the original: what shrinks is the size on disk (and what a
 server has to ship), not the arithmetic.
 """
@@ -14,6 +14,8 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from distillrec.artifact import MANIFEST, WEIGHTS, finish_folder, read_model, write_state
 from distillrec.codecs import check_steps, encode
@@ -34,7 +36,7 @@ class CompressedArray:
 class CompressionResult:
     folder: Path
     methods: list[str]
-    weights_bytes_before: int  # every state array, float
+    weights_bytes_before: int  # every state array and array parameter (a text table)
     weights_bytes_after: int
     arrays: list[CompressedArray]
 
@@ -50,7 +52,7 @@ def compress_model(
     sparsity: float = 0.5,
     rank: int | None = None,
     energy: float = 0.95,
-    min_size: int = 4096,
+    min_size: int = 1024,
 ) -> CompressionResult:
     """Write the compressed copy of the model folder `source` to `out` (see the module docstring)."""
     source, out = Path(source), Path(out)
@@ -59,33 +61,44 @@ def compress_model(
         raise ValueError(f"{out}: write the compressed model to another folder than {source}")
     saved = read_model(source)  # checked, arrays decoded
     manifest = json.loads((source / MANIFEST).read_text(encoding="utf-8"))
-    stored, encoding, arrays = {}, {}, []
-    before = after = 0
-    for name, value in sorted(saved.state.items()):
-        before += value.nbytes
-        if value.dtype.kind == "f" and value.ndim == 2 and value.size >= min_size:
-            parts, spec = encode(value, steps, sparsity=sparsity, rank=rank, energy=energy)
-            size = sum(p.nbytes for p in parts.values())
-            if spec["steps"] and size < value.nbytes:
-                stored.update({f"{name}#{part}": array for part, array in parts.items()})
-                encoding[name] = spec
-                arrays.append(CompressedArray(name, value.shape, value.nbytes, size, spec["steps"]))
-                after += size
-                continue
-        stored[name] = value
-        after += value.nbytes
+    settings = {"sparsity": sparsity, "rank": rank, "energy": energy}
+    arrays: list[CompressedArray] = []
+
+    def compressed(values: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+        """(what to store: kept arrays and encoded parts `<name>#<part>`, each encoded array's spec)."""
+        stored, encoding = {}, {}
+        for name, value in sorted(values.items()):
+            if value.dtype.kind == "f" and value.ndim == 2 and value.size >= min_size:
+                parts, spec = encode(value, steps, **settings)
+                size = sum(p.nbytes for p in parts.values())
+                if spec["steps"] and size < value.nbytes:
+                    stored.update({f"{name}#{part}": array for part, array in parts.items()})
+                    encoding[name] = spec
+                    arrays.append(CompressedArray(name, value.shape, value.nbytes, size, spec["steps"]))
+                    continue
+            stored[name] = value
+        return stored, encoding
+
+    state, encoding = compressed(saved.state)
+    array_params = {n: np.asarray(saved.params[n]) for n in manifest["array_params"]}
+    params, param_encoding = compressed(array_params)
+    before = sum(v.nbytes for v in saved.state.values()) + sum(v.nbytes for v in array_params.values())
+    after = sum(v.nbytes for v in state.values()) + sum(v.nbytes for v in params.values())
     tmp = out.with_name(out.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)
-    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(WEIGHTS, "state", MANIFEST))
-    write_state(tmp, manifest["state_format"], stored)
-    manifest["encoding"] = encoding
+    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(WEIGHTS, "state", "params", MANIFEST))
+    write_state(tmp, manifest["state_format"], state)
+    (tmp / "params").mkdir()
+    for name, value in params.items():
+        np.save(tmp / "params" / f"{name}.npy", value, allow_pickle=False)
+    manifest["encoding"], manifest["param_encoding"] = encoding, param_encoding
     manifest["info"] = {
         **manifest.get("info", {}),
         "compression": {
             "source": str(source),
             "methods": steps,
-            "settings": {"sparsity": sparsity, "rank": rank, "energy": energy, "min_size": min_size},
+            "settings": {**settings, "min_size": min_size},
             "weights_bytes_before": before,
             "weights_bytes_after": after,
         },

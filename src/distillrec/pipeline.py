@@ -88,6 +88,10 @@ class _Run:
                     self.trackers.log_epoch(model, epoch, metrics, labels)
                 self.log(f"[{rel}] reused from {previous.name} (inputs unchanged){_summary(folder)}", "stage")
                 return folder
+        if (
+            folder / STAGE_FILE
+        ).exists():  # finished with other inputs: its files (checkpoints too) are stale
+            shutil.rmtree(folder)
         folder.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         summary = compute(folder)

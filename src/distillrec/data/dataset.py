@@ -194,6 +194,11 @@ def _suspicious_times(timestamps: np.ndarray, file: str) -> list[str]:
     future = int((timestamps > time.time() + 86_400).sum())
     if future:
         found.append(f"warning: {file}: {future:,} timestamp(s) in the future; is the unit right (seconds)?")
+    if len(timestamps) and 0 <= timestamps.max() < 31_536_000:
+        found.append(
+            f"warning: {file}: every timestamp is in 1970; are they seconds? (dates like 20160718 need "
+            "--timestamp-format %Y%m%d)"
+        )
     if len(timestamps) > 1 and (timestamps == timestamps[0]).all():
         found.append(f"warning: {file}: every timestamp is equal; each user's order is the file's order")
     return found

@@ -58,6 +58,12 @@ class ReadOptions:
             unknown = sorted(set(mapping) - set(known))
             if unknown:
                 raise ValueError(f"{name}: {unknown} are not columns we read; map {list(known)}")
+            theirs = list(mapping.values())
+            twice = sorted({c for c in theirs if theirs.count(c) > 1})
+            if twice:
+                raise ValueError(f"{name}: the file's column(s) {twice} are mapped to two of ours")
+            if LINE in theirs:
+                raise ValueError(f"{name}: {LINE!r} is a reserved name, not a column of a file")
 
 
 @dataclass(frozen=True)
@@ -300,17 +306,21 @@ def _check_header(path: Path, columns: list[str], line: int | None) -> None:
 
 def _read_any(path: Path) -> pd.DataFrame:
     """A generic-format table: .tsv (tab), .csv (comma, quoted) or .parquet; all columns as strings. A .tsv
-    holding quotes is first read with quoting as pandas writes it (`"12"" Vinyl"` -> `12" Vinyl`); when that
-    fails (a stray quote, not quoting), its fields are read as they are."""
+    holding quotes is read with quoting as pandas writes it (`"12"" Vinyl"` -> `12" Vinyl`) when that parses
+    one record per line; otherwise (a stray quote, not quoting) its fields are read as they are."""
     if path.suffix == ".parquet":
         return _read_parquet(path)
     if path.suffix == ".csv":
         return _read_table(path, ",", quoting=csv.QUOTE_MINIMAL)
-    if path.exists() and b'"' in path.read_bytes():
+    raw = path.read_bytes() if path.exists() else b""
+    if b'"' in raw:
         try:
-            return _read_table(path, "\t", quoting=csv.QUOTE_MINIMAL)
+            quoted = _read_table(path, "\t", quoting=csv.QUOTE_MINIMAL)
         except DataError:
-            pass
+            quoted = None
+        lines = sum(1 for line in raw.splitlines() if line.strip())
+        if quoted is not None and len(quoted) + 1 == lines:  # no quoted field spans lines: pandas' quoting
+            return quoted
     return _read_table(path, "\t")
 
 

@@ -42,6 +42,15 @@ def parse_timestamps(
     """(n,) int64 Unix seconds of `frame[column]` (strings), and a notice saying how they were read when the
     format was recognised ("auto") as other than seconds."""
     check_timestamp_format(fmt)
+    if fmt in ("auto", "unix", "unix_ms"):  # fast path: plain integers (pyarrow-backed strings cast in C)
+        try:
+            fast = frame[column].astype(np.int64).to_numpy()
+        except (ValueError, TypeError, OverflowError):
+            fast = None
+        if fast is not None and (
+            fmt == "unix" or (fmt == "auto" and np.abs(fast).max(initial=0) < _MILLISECONDS_FROM)
+        ):
+            return fast, None
     text = frame[column].astype(str).str.strip()
     if fmt in ("auto", "unix", "unix_ms"):
         numbers = pd.to_numeric(text, errors="coerce")

@@ -99,8 +99,11 @@ def prepare_data(dataset: DatasetConfig, split: SplitConfig, out: str | Path | N
         **{f"{part}_{k}": v for part in _PARTS for k, v in _arrays(getattr(sp, part)).items()},
     )
     ds.item_text.to_parquet(out / "item_text.parquet", index=False)
+    written = ["ids.json", "interactions.npz", "split.npz", "item_text.parquet"]
+    (out / "user_attrs.parquet").unlink(missing_ok=True)  # a stale one from an earlier preparation
     if ds.user_attrs is not None:
         ds.user_attrs.to_parquet(out / "user_attrs.parquet", index=False)
+        written.append("user_attrs.parquet")
     config = {
         "kind": KIND,
         "schema_version": SCHEMA_VERSION,
@@ -110,9 +113,8 @@ def prepare_data(dataset: DatasetConfig, split: SplitConfig, out: str | Path | N
         "raw_files": raw_files_key(dataset),
         "notices": list(ds.notices),  # how the files were read, what preparation removed, warnings
         "files": {
-            f.name: {"bytes": f.stat().st_size, "sha256": sha256_file(f)}
-            for f in sorted(out.iterdir())
-            if f.name != "manifest.json" and f.is_file()
+            name: {"bytes": (out / name).stat().st_size, "sha256": sha256_file(out / name)}
+            for name in written
         },
     }
     write_manifest(out, config, ds)

@@ -235,7 +235,8 @@ def default_template(columns: Iterable[str]) -> ItemTextTemplate:
             "the items have no text column: the teacher reads item text (an items file with item_id and text "
             "columns such as title or description)"
         )
-    head = [c for c in ("title", "name") if c in present][:1]
+    names = [c for c in names if not set(c) & set("{}[]")]  # a field name cannot hold template characters
+    head = [c for key in ("title", "name") for c in names if c.lower() == key][:1]
     rest = [c for c in names if c not in head]
     segments = [f"{{{c}}}" for c in head]
     segments += [
