@@ -156,17 +156,9 @@ def _dataset_config(
 
 
 def _load(dataset_config):
-    from distillrec.data.dataset import load_dataset
+    from distillrec.stages.data import read_dataset
 
-    d = dataset_config
-    ds = load_dataset(
-        d.source,
-        min_rating=d.min_rating,
-        duplicates=d.duplicates,
-        min_user_interactions=d.min_user_interactions,
-        min_item_interactions=d.min_item_interactions,
-        read_options=d.read_options(),
-    )
+    ds = read_dataset(dataset_config)
     _print_notices(ds.notices)
     return ds
 

@@ -34,7 +34,7 @@ from distillrec.data.interactions import Interactions
 from distillrec.data.split import Split, make_split
 from distillrec.manifest import dataset_fingerprint, write_manifest
 
-__all__ = ["PreparedData", "prepare_data", "read_prepared", "raw_files_key", "SCHEMA_VERSION"]
+__all__ = ["PreparedData", "read_dataset", "prepare_data", "read_prepared", "raw_files_key", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
 KIND = "prepared-data"
@@ -66,9 +66,9 @@ def raw_files_key(config: DatasetConfig) -> list:
     return [[p.relative_to(folder).as_posix(), p.stat().st_size, int(p.stat().st_mtime)] for p in files]
 
 
-def prepare_data(dataset: DatasetConfig, split: SplitConfig, out: str | Path | None = None) -> PreparedData:
-    """Read and prepare `dataset`, split it; with `out`, write the prepared folder (module docstring)."""
-    ds = load_dataset(
+def read_dataset(dataset: DatasetConfig) -> Dataset:
+    """The dataset of a `dataset:` config, read and prepared (not split; `data stats` shows it)."""
+    return load_dataset(
         dataset.source,
         min_rating=dataset.min_rating,
         duplicates=dataset.duplicates,
@@ -76,6 +76,11 @@ def prepare_data(dataset: DatasetConfig, split: SplitConfig, out: str | Path | N
         min_item_interactions=dataset.min_item_interactions,
         read_options=dataset.read_options(),
     )
+
+
+def prepare_data(dataset: DatasetConfig, split: SplitConfig, out: str | Path | None = None) -> PreparedData:
+    """Read and prepare `dataset`, split it; with `out`, write the prepared folder (module docstring)."""
+    ds = read_dataset(dataset)
     sp = make_split(ds.interactions, split.protocol, **split.params)
     if len(sp.test) == 0 or len(sp.valid) == 0:
         counts = np.diff(ds.interactions.indptr)
