@@ -5,7 +5,7 @@
 
 For a run folder of `distillrec run`: its teacher, its first student with KD and without, and every
 `--methods` variant of the KD student and of the teacher (`distillrec compress`, written under the run folder's
-`compressed/`). Each model: test NDCG@10 and HR@10 (full ranking, the run's split, the same users), its weights
+`compressed/`), and both exported to ONNX (`distillrec export`, served by onnxruntime). Each model: test NDCG@10 and HR@10 (full ranking, the run's split, the same users), its weights
 on disk (state and array parameters, e.g. the teacher's text table; not the serving data every folder carries),
 parameters, the latency of one user's full-catalogue top-10 through `SavedModel.recommend` (p50 / p99 over
 `--users` users, one thread, `OPENBLAS_NUM_THREADS=1`) and the throughput of `recommend_batch` over every test
@@ -29,6 +29,7 @@ import torch  # noqa: E402
 import distillrec  # noqa: E402
 from distillrec.compress import compress_model  # noqa: E402
 from distillrec.evaluate.ranking import evaluate  # noqa: E402
+from distillrec.export import export_onnx  # noqa: E402
 from distillrec.stages.data import read_prepared  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,6 +94,9 @@ def main() -> None:
             out = args.run / "compressed" / f"{base.split(' ')[0]}-{spec.replace(',', '+')}"
             compress_model(models[base], out, spec.split(","), sparsity=args.sparsity, energy=args.energy)
             models[f"{base} {spec}"] = out
+    for base in ("teacher", f"{student.name} (KD)"):  # the same models served by onnxruntime
+        out = args.run / "compressed" / f"{base.split(' ')[0]}-onnx"
+        models[f"{base} onnx"] = export_onnx(models[base], out)
     rows = {}
     for name, folder in models.items():
         rows[name] = measure(folder, data, users, args.users)

@@ -22,6 +22,7 @@ LAYERS = [
     {"config"},
     {"stages"},
     {"tune", "recommend", "pipeline"},
+    {"export"},
     {"cli"},
 ]
 ROOT = Path(distillrec.__file__).parent

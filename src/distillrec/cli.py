@@ -6,6 +6,7 @@
     distillrec tune CONFIG --trials N --sampler tpe|random|grid   Optuna search of the config's `tune.space`
     distillrec recommend MODEL_DIR --user ID | --history ID,ID | --input requests.jsonl --output results.jsonl
     distillrec compress MODEL_DIR --method int8|int4|prune|lowrank[,int8] --out DIR
+    distillrec export MODEL_DIR --format onnx --out DIR
 
 DATASET is a known name (ml-100k, ml-latest-small, ml-1m; looked up under $DISTILLREC_DATA_DIR, then the user
 cache, then downloaded) or a path to a folder (MovieLens raw layouts or the generic interactions/items format).
@@ -879,6 +880,31 @@ def compress(
     console.print(
         f"weights {result.weights_bytes_before:,} -> {result.weights_bytes_after:,} bytes ({result.ratio:.2f}x smaller)"
     )
+
+
+@app.command()
+def export(
+    model_dir: Annotated[
+        Path, typer.Argument(help="A saved model folder of a sequence model (sasrec, two_tower, teacher).")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Folder for the exported model (loads and recommends as any other).")
+    ],
+    format_: Annotated[
+        str, typer.Option("--format", help="onnx: the user tower as an ONNX graph, the item table beside it.")
+    ] = "onnx",
+) -> None:
+    """Export a saved model for serving without torch: the user tower to ONNX, the item table as an array."""
+    if format_ != "onnx":
+        raise typer.BadParameter(f"unknown format {format_!r}; choose onnx", param_hint="--format")
+    try:
+        from distillrec.export import export_onnx
+    except ImportError as exc:
+        raise typer.BadParameter(
+            f"{exc}; install the extra: pip install -e '.[onnx]'", param_hint="--format"
+        ) from None
+    folder = export_onnx(model_dir, out)
+    console.print(f"[bold green]done:[/] {folder} (`distillrec recommend {folder} --user ...`)")
 
 
 def read_requests(path: Path, default_k: int) -> list:

@@ -40,13 +40,15 @@ __all__ = ["load", "SavedModel", "Request", "Recommendation", "model_classes"]
 
 
 def model_classes() -> dict[str, type[Recommender]]:
-    """Every model class a folder may name: baselines, students, the teacher and the text-only model."""
+    """Every model class a folder may name: baselines, students, the teacher, the text-only model and an
+    exported ONNX model."""
+    from distillrec.models.onnx_model import OnnxRecommender
     from distillrec.models.registry import BASELINES
     from distillrec.models.text_similarity import TextSimilarity
     from distillrec.students.registry import STUDENTS
     from distillrec.teachers.llm_enhanced_seq import LLMEnhancedSASRec
 
-    classes = [*BASELINES.values(), *STUDENTS.values(), LLMEnhancedSASRec, TextSimilarity]
+    classes = [*BASELINES.values(), *STUDENTS.values(), LLMEnhancedSASRec, TextSimilarity, OnnxRecommender]
     return {cls.__name__: cls for cls in classes}
 
 

@@ -100,13 +100,14 @@ class SASRecModule(nn.Module):
         if seq_len > self.max_len:
             raise ValueError(f"sequence length {seq_len} exceeds max_len={self.max_len}")
         real = ids != PAD  # (batch, seq_len)
-        positions = torch.arange(seq_len - 1, -1, -1, device=ids.device)  # (seq_len,) 0 = most recent
+        positions = (seq_len - 1) - torch.arange(seq_len, device=ids.device)  # (seq_len,) 0 = most recent
         x = self.item_embedding(ids) * math.sqrt(self.dim) + self.position_embedding(positions)
         x = self.input_dropout(x) * real.unsqueeze(-1)  # (batch, seq_len, dim)
         # Query t may attend to key s <= t if s is a real item; every position may attend to itself, so a
         # padding query never has an empty row (its output is never used).
-        causal = torch.ones(seq_len, seq_len, dtype=torch.bool, device=ids.device).tril()
-        diagonal = torch.eye(seq_len, dtype=torch.bool, device=ids.device)  # (seq_len, seq_len)
+        steps = torch.arange(seq_len, device=ids.device)  # comparisons, not eye / tril: they export to ONNX
+        causal = steps[None, :] <= steps[:, None]  # (seq_len, seq_len): key s <= query t
+        diagonal = steps[None, :] == steps[:, None]  # (seq_len, seq_len)
         allowed = (causal & real[:, None, :]) | diagonal  # (batch, seq_len, seq_len)
         allowed = allowed.unsqueeze(1)  # (batch, 1, seq_len, seq_len), broadcast over heads
         for block in self.blocks:

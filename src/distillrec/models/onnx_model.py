@@ -1,0 +1,74 @@
+"""`OnnxRecommender`: a sequence model exported to ONNX, scored with onnxruntime (no torch at serving time).
+
+The export (`distillrec/export.py`) splits a model in two, the common request of two-tower serving:
+the *user tower*, an ONNX graph from a user's left-padded history ids (batch, length; 1-based, 0 = padding) to
+the user vector (batch, dim), and the *item table* (n_items, dim); a user's scores are `user @ item_table.T`,
+as the torch model's `logits`. Both are this model's fitted state (the graph as its bytes), so an exported
+folder is an ordinary model folder: `distillrec.load` reads it, checks it, and `recommend` serves it.
+Needs the `onnx` extra (`pip install -e '.[onnx]'`: onnxruntime).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import numpy as np
+from pydantic import Field
+
+from distillrec.data.interactions import Interactions
+from distillrec.models.base import Recommender
+from distillrec.models.params import Params
+
+__all__ = ["OnnxRecommender", "OnnxParams"]
+
+
+class OnnxParams(Params):
+    max_len: int = Field(ge=1)  # the longest history the user tower reads
+    source_params: int = Field(0, ge=0)  # learned parameters of the exported model (what n_params reports)
+    source_class: str = ""  # the class it was exported from
+
+
+class OnnxRecommender(Recommender):
+    params_model = OnnxParams
+
+    def fit(self, train: Interactions, valid: Interactions | None = None) -> Self:
+        raise TypeError(
+            "an OnnxRecommender is exported from a trained model (`distillrec export`), not trained"
+        )
+
+    def fitted_state(self) -> dict[str, np.ndarray]:
+        return {"user_tower": self.user_tower_, "item_table": self.item_table_}
+
+    def restore(self, state: dict[str, np.ndarray], shape: Interactions) -> Self:
+        try:
+            import onnxruntime
+        except ImportError as exc:
+            raise ImportError("scoring an ONNX model needs onnxruntime: pip install -e '.[onnx]'") from exc
+        self.user_tower_ = np.asarray(state["user_tower"], dtype=np.uint8)
+        self.item_table_ = np.asarray(state["item_table"], dtype=np.float32)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        self._session: Any = onnxruntime.InferenceSession(
+            self.user_tower_.tobytes(), options, providers=["CPUExecutionProvider"]
+        )
+        return self
+
+    def score(self, users: np.ndarray, history: Interactions) -> np.ndarray:
+        ids = _windows(users, history, self.max_len)  # (batch, width)
+        (user,) = self._session.run(None, {"ids": ids})  # (batch, dim)
+        return user @ self.item_table_.T  # (batch, n_items)
+
+    def n_params(self) -> int:
+        return self.source_params
+
+
+def _windows(users: np.ndarray, history: Interactions, max_len: int) -> np.ndarray:
+    """(len(users), width) int64 left-padded 1-based ids of each user's last `max_len` items (as
+    `layers.sasrec.history_windows`, without torch)."""
+    seqs = [history.sequence(int(u))[-max_len:] for u in users]
+    width = max(1, max((len(s) for s in seqs), default=1))
+    ids = np.zeros((len(users), width), dtype=np.int64)
+    for row, seq in enumerate(seqs):
+        if len(seq):
+            ids[row, width - len(seq) :] = seq.astype(np.int64) + 1
+    return ids
