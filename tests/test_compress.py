@@ -157,3 +157,31 @@ def test_array_parameters_such_as_a_text_table_are_compressed_too(folders, tmp_p
     assert "text_embeddings" in manifest["param_encoding"] and result.ratio > 3.5
     loaded = distillrec.load(tmp_path / "int8").model
     np.testing.assert_allclose(loaded.text_embeddings, text, atol=np.abs(text).max() / 127)
+
+
+def test_rows_too_large_or_too_small_for_float16_scales_keep_float32_ones():
+    x = np.array([[1e7, -3e6, 1.0], [1e-9, -2e-9, 0.0], [0.0, 0.0, 0.0]], dtype=np.float32)
+    for steps, half_step in ((["int8"], 1 / 254), (["int4"], 1 / 14)):
+        parts, spec = encode(x, steps)
+        y = decode(parts, spec)
+        assert np.isfinite(y).all() and parts["matrix.scale"].dtype == np.float32
+        assert (np.abs(y - x) <= np.abs(x).max(axis=1, keepdims=True) * half_step * 1.001).all()
+
+
+def test_pruning_zeroes_exactly_the_asked_fraction_even_with_ties():
+    parts, spec = encode(np.ones((10, 10), dtype=np.float32), ["prune"], sparsity=0.3)
+    assert (decode(parts, spec) != 0).sum() == 70
+
+
+def test_a_compressed_or_exported_folder_is_not_compressed_again(folders, tmp_path):
+    compress_model(folders["ease"], tmp_path / "c", ["int8"])
+    with pytest.raises(ValueError, match="already compressed"):
+        compress_model(tmp_path / "c", tmp_path / "c2", ["int4"])
+
+
+def test_array_names_with_the_part_separator_are_refused(folders, tmp_path):
+    ease = distillrec.load(folders["ease"]).model
+    ease.weights_ = ease.weights_  # a fitted EASE; add an array whose name holds '#'
+    ease.__dict__["odd#name_"] = np.zeros((2, 2), dtype=np.float32)
+    with pytest.raises(ValueError, match="array names may not hold '#'"):
+        save_model(ease, tmp_path / "odd", distillrec.load(folders["ease"]).catalog, folders["split"].train)

@@ -156,7 +156,7 @@ def test_missing_file_other_version_and_not_a_folder(saved, tmp_path):
     manifest_path = folder / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest_path.write_text(json.dumps({**manifest, "format_version": FORMAT_VERSION + 1}))
-    with pytest.raises(ModelFolderError, match="format version 2; this distillrec reads version 1"):
+    with pytest.raises(ModelFolderError, match="format version 3; this distillrec reads versions 1, 2"):
         distillrec.load(folder)
     manifest_path.write_text("{not json")
     with pytest.raises(ModelFolderError, match="not valid JSON"):

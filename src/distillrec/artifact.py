@@ -49,7 +49,8 @@ __all__ = [
 ]
 
 FORMAT = "distillrec-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: compressed arrays (`encoding`, `param_encoding`); version 1 folders read as before
+READS_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
 
@@ -125,6 +126,9 @@ def save_model(
         shutil.rmtree(tmp)
     (tmp / "params").mkdir(parents=True)
     state = model.fitted_state()
+    marked = sorted(n for n in [*state, *arrays] if "#" in n)
+    if marked:  # '#' separates an encoded array's parts (`codecs.py`)
+        raise ValueError(f"{type(model).__name__}: array names may not hold '#': {marked}")
     state_format = "safetensors" if type(model).saved_as == "safetensors" else "npy"
     write_state(tmp, state_format, state)
     for name, value in arrays.items():
@@ -195,9 +199,10 @@ def read_model(folder: str | Path) -> ModelFolder:
         hint = f"; did you mean {inner.parent}?" if inner.exists() else ""
         raise ModelFolderError(f'{path}: not a distillrec model manifest (no "format": "{FORMAT}"){hint}')
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READS_VERSIONS:
         raise ModelFolderError(
-            f"{path}: model folder format version {version!r}; this distillrec reads version {FORMAT_VERSION}"
+            f"{path}: model folder format version {version!r}; this distillrec reads versions "
+            f"{', '.join(map(str, READS_VERSIONS))}"
         )
     keys = ("model_class", "params", "array_params", "state_format", "state", "n_users", "n_items", "files")
     missing = [k for k in keys if k not in manifest]

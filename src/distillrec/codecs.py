@@ -10,7 +10,7 @@ A codec is a list of steps applied in order; decoding undoes them in reverse:
   quantised in blocks of `BLOCK` values, each with its scale;
 - "int4": the same with s = max|row| / 7, two values packed per byte.
 int8 / int4 apply to every float part the earlier steps made (the pruned values, the low-rank factors).
-Scales are stored as float16 (the codes are computed with the stored scale). `encode` returns the parts and a JSON spec; `decode(parts, spec)` the float32 array.
+Scales are stored as float16 when every row's fits (else float32); codes are computed with the stored scale. `encode` returns the parts and a JSON spec; `decode(parts, spec)` the float32 array.
 """
 
 from __future__ import annotations
@@ -53,8 +53,11 @@ def encode(
         if step == "prune":
             if not 0.0 <= sparsity < 1.0:
                 raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
-            cut = np.quantile(np.abs(x), sparsity) if sparsity > 0 else -1.0
-            kept = np.abs(x) > cut
+            n_zero = int(round(sparsity * x.size))  # exactly this many, ties broken by position
+            kept = np.ones(x.size, dtype=bool)
+            if n_zero:
+                kept[np.argpartition(np.abs(x).ravel(), n_zero - 1)[:n_zero]] = False
+            kept = kept.reshape(x.shape)
             rows, cols = np.nonzero(kept)
             indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=x.shape[0]))])
             index_type = np.int16 if x.shape[1] <= np.iinfo(np.int16).max else np.int32
@@ -113,14 +116,18 @@ def _quantise(x: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     """(codes, scales): per row for a matrix, per block of `BLOCK` for a vector; int4 codes packed in pairs."""
     top = 2 ** (bits - 1) - 1  # 127 or 7
     rows = x if x.ndim == 2 else np.pad(x, (0, -len(x) % BLOCK)).reshape(-1, BLOCK)
-    scale = (np.abs(rows).max(axis=1) / top).astype(np.float16).astype(np.float32)  # (n_rows,) as stored
-    scale[scale == 0] = 1.0
+    exact = np.abs(rows).max(axis=1) / top  # (n_rows,)
+    exact[exact == 0] = 1.0  # an all-zero row: codes 0
+    half = exact.astype(np.float16)
+    # float16 scales (2 bytes a row) unless a row is too large or too small for them: then float32
+    store = half if np.isfinite(half).all() and (half > 0).all() else exact.astype(np.float32)
+    scale = store.astype(np.float32)
     codes = np.clip(np.rint(rows / scale[:, None]), -top, top).astype(np.int8)
     if bits == 4:
         flat = (codes.ravel() + 8).astype(np.uint8)  # 1..15
         flat = np.pad(flat, (0, len(flat) % 2))
         codes = (flat[0::2] | (flat[1::2] << 4)).astype(np.uint8)
-    return codes, scale.astype(np.float16)  # 2 bytes a row: a 32-wide int8 row is 34 bytes, not 36
+    return codes, store  # float16: 2 bytes a row, so a 32-wide int8 row is 34 bytes, not 36
 
 
 def _dequantise(codes: np.ndarray, scale: np.ndarray, bits: int, shape: tuple[int, ...]) -> np.ndarray:

@@ -61,6 +61,14 @@ def compress_model(
         raise ValueError(f"{out}: write the compressed model to another folder than {source}")
     saved = read_model(source)  # checked, arrays decoded
     manifest = json.loads((source / MANIFEST).read_text(encoding="utf-8"))
+    if manifest.get("encoding") or manifest.get("param_encoding"):
+        raise ValueError(
+            f"{source}: already compressed ({manifest['info'].get('compression', {}).get('methods')}); compress the original folder"
+        )
+    if saved.model_class == "OnnxRecommender":
+        raise ValueError(
+            f"{source}: an ONNX export; compress the model folder it was exported from, then export that"
+        )
     settings = {"sparsity": sparsity, "rank": rank, "energy": energy}
     arrays: list[CompressedArray] = []
 

@@ -11,6 +11,7 @@ before it is written.
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,8 @@ def export_onnx(model_dir: str | Path, out: str | Path, atol: float = 1e-4) -> P
     tower = _UserTower(model.module_, isinstance(model, Student)).eval()
     example = torch.randint(1, model.module_.item_table().shape[0] + 1, (2, min(8, model.max_len)))
     buffer = io.BytesIO()
-    with torch.inference_mode():
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on Python values it fixes in the graph
         torch.onnx.export(
             tower,
             (example,),
