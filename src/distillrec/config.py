@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from distillrec.data.formats import ReadOptions
 from distillrec.data.split import SPLITS
-from distillrec.models.params import BASELINE_PARAMS
+from distillrec.models.params import BASELINE_PARAMS, problems
 from distillrec.students.params import STUDENT_PARAMS
 
 
@@ -97,7 +97,7 @@ class BaselinesConfig(_Strict):
                     BASELINE_PARAMS[name](**point)
                 except ValidationError as exc:
                     raise ValueError(
-                        f"grids.{name}.{index}: {_problems(exc, BASELINE_PARAMS[name])}"
+                        f"grids.{name}.{index}: {problems(exc, BASELINE_PARAMS[name])}"
                     ) from None
         return value
 
@@ -167,7 +167,7 @@ class StudentConfig(_Strict):
         try:
             STUDENT_PARAMS[self.name](**self.params)
         except ValidationError as exc:
-            raise ValueError(f"params: {_problems(exc, STUDENT_PARAMS[self.name])}") from None
+            raise ValueError(f"params: {problems(exc, STUDENT_PARAMS[self.name])}") from None
         return self
 
     @field_validator("kd")
@@ -326,19 +326,6 @@ class RunConfig(_Strict):
             if problem:
                 raise ValueError(f"tune.space.{key}: {problem}")
         return self
-
-
-def _problems(exc: ValidationError, model: type[BaseModel]) -> str:
-    """A model's validation errors in one line, each naming its key (an unknown one with the valid keys)."""
-    return "; ".join(
-        f"{'.'.join(map(str, e['loc']))}: "
-        + (
-            f"unknown key; valid: {sorted(model.model_fields)}"
-            if e["type"] == "extra_forbidden"
-            else e["msg"]
-        )
-        for e in exc.errors()
-    )
 
 
 def _missing_key(config: BaseModel, key: str) -> str | None:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from distillrec.artifact import read_model, save_model
+from distillrec.artifact import save_model
 from distillrec.models.onnx_model import OnnxRecommender
 from distillrec.models.sasrec import SASRec
 from distillrec.recommend import load
@@ -77,7 +77,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, atol: float = 1e-4) -> P
     )
     _check(tower, exported, model.max_len, table.shape[0], atol)
     info = {**saved.info, "exported_from": str(model_dir), "format": "onnx", "opset": OPSET}
-    return save_model(exported, out, saved.catalog, read_model(model_dir).trained_shape(), info)
+    return save_model(exported, out, saved.catalog, saved.trained_shape, info)
 
 
 def _check(tower: nn.Module, exported: OnnxRecommender, max_len: int, n_items: int, atol: float) -> None:

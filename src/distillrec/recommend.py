@@ -67,11 +67,12 @@ def load(folder: str | Path) -> SavedModel:
         raise ModelFolderError(
             f"{saved.path}: the saved settings do not fit {saved.model_class} ({exc})"
         ) from exc
+    shape = saved.trained_shape()
     try:
-        model.restore(saved.state, saved.trained_shape())
+        model.restore(saved.state, shape)
     except (ValueError, KeyError) as exc:
         raise ModelFolderError(f"{saved.path}: {exc}") from exc
-    return SavedModel(model, saved)
+    return SavedModel(model, saved, shape)
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,9 @@ class Recommendation:
 class SavedModel:
     """A loaded model with its catalogue (see the module docstring). `model` is the fitted `Recommender`."""
 
-    def __init__(self, model: Recommender, saved: ModelFolder) -> None:
+    def __init__(self, model: Recommender, saved: ModelFolder, trained_shape: Interactions) -> None:
         self.model = model
+        self.trained_shape = trained_shape  # the training data's sizes and trained items (`models/base.py`)
         self.path = saved.path
         self.info = saved.info
         self.catalog: Catalog = saved.catalog

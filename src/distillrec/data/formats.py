@@ -121,6 +121,7 @@ def _read_table(
     names: Sequence[str] | None = None,
     encoding: str = "utf-8",
     quoting: int = csv.QUOTE_NONE,
+    text: str | None = None,
 ) -> pd.DataFrame:
     """Read a delimited text file as strings; column `LINE` = 1-based line number in the file.
 
@@ -129,7 +130,7 @@ def _read_table(
     its line. With `quoting=csv.QUOTE_MINIMAL` (CSV), fields may be quoted and hold separators or line breaks;
     a record's line is the line it starts on.
     """
-    text = _read_text(path, encoding)
+    text = _read_text(path, encoding) if text is None else text  # `text`: the file's, already read
     if quoting == csv.QUOTE_NONE:
         table = _PlainTable.scan(path, text, sep)
     else:
@@ -312,16 +313,16 @@ def _read_any(path: Path) -> pd.DataFrame:
         return _read_parquet(path)
     if path.suffix == ".csv":
         return _read_table(path, ",", quoting=csv.QUOTE_MINIMAL)
-    raw = path.read_bytes() if path.exists() else b""
-    if b'"' in raw:
+    text = _read_text(path, "utf-8")
+    if '"' in text:
         try:
-            quoted = _read_table(path, "\t", quoting=csv.QUOTE_MINIMAL)
+            quoted = _read_table(path, "\t", quoting=csv.QUOTE_MINIMAL, text=text)
         except DataError:
             quoted = None
-        lines = sum(1 for line in raw.splitlines() if line.strip())
+        lines = sum(1 for line in text.splitlines() if line.strip())
         if quoted is not None and len(quoted) + 1 == lines:  # no quoted field spans lines: pandas' quoting
             return quoted
-    return _read_table(path, "\t")
+    return _read_table(path, "\t", text=text)
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

@@ -60,6 +60,18 @@ class Interactions:
         mat.data[:] = 1.0
         return mat
 
+    def left_padded(self, users: np.ndarray, max_len: int) -> np.ndarray:
+        """(len(users), L) int64 left-padded 1-based ids of each user's last `max_len` items (0 = padding),
+        L = the longest (at least 1, so a user without items reads one padding position): what a sequence
+        model reads for these users."""
+        seqs = [self.sequence(int(u))[-max_len:] for u in users]
+        width = max(1, max((len(s) for s in seqs), default=1))
+        ids = np.zeros((len(users), width), dtype=np.int64)
+        for row, seq in enumerate(seqs):
+            if len(seq):
+                ids[row, width - len(seq) :] = seq.astype(np.int64) + 1
+        return ids
+
     def item_counts(self) -> np.ndarray:
         """(n_items,) number of interactions per item."""
         return np.bincount(self.items, minlength=self.n_items)

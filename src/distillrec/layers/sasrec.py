@@ -150,12 +150,5 @@ def training_windows(train: Interactions, max_len: int) -> tuple[np.ndarray, np.
 
 
 def history_windows(users: np.ndarray, history: Interactions, max_len: int) -> torch.Tensor:
-    """(len(users), L) left-padded 1-based ids of each user's last `max_len` history items, L = the longest
-    (at least 1, so a user without history reads one padding position)."""
-    seqs = [history.sequence(int(u))[-max_len:] for u in users]
-    width = max(1, max((len(s) for s in seqs), default=1))
-    ids = np.zeros((len(users), width), dtype=np.int64)
-    for row, seq in enumerate(seqs):
-        if len(seq):
-            ids[row, width - len(seq) :] = seq.astype(np.int64) + 1
-    return torch.from_numpy(ids)
+    """`history.left_padded(users, max_len)` as a tensor (see `Interactions.left_padded`)."""
+    return torch.from_numpy(history.left_padded(users, max_len))

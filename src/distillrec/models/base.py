@@ -27,6 +27,7 @@ import numpy as np
 import pydantic
 
 from distillrec.data.interactions import Interactions
+from distillrec.models.params import problems
 
 
 class Recommender(ABC):
@@ -51,8 +52,7 @@ class Recommender(ABC):
         try:
             values = self.params_model(**plain)
         except pydantic.ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise ValueError(f"{type(self).__name__}: {problems}") from None
+            raise ValueError(f"{type(self).__name__}: {problems(exc, self.params_model)}") from None
         for name, value in arrays.items():
             setattr(self, name, value)
         for name in type(values).model_fields:

@@ -54,21 +54,9 @@ class OnnxRecommender(Recommender):
         return self
 
     def score(self, users: np.ndarray, history: Interactions) -> np.ndarray:
-        ids = _windows(users, history, self.max_len)  # (batch, width)
+        ids = history.left_padded(users, self.max_len)  # (batch, width)
         (user,) = self._session.run(None, {"ids": ids})  # (batch, dim)
         return user @ self.item_table_.T  # (batch, n_items)
 
     def n_params(self) -> int:
         return self.source_params
-
-
-def _windows(users: np.ndarray, history: Interactions, max_len: int) -> np.ndarray:
-    """(len(users), width) int64 left-padded 1-based ids of each user's last `max_len` items (as
-    `layers.sasrec.history_windows`, without torch)."""
-    seqs = [history.sequence(int(u))[-max_len:] for u in users]
-    width = max(1, max((len(s) for s in seqs), default=1))
-    ids = np.zeros((len(users), width), dtype=np.int64)
-    for row, seq in enumerate(seqs):
-        if len(seq):
-            ids[row, width - len(seq) :] = seq.astype(np.int64) + 1
-    return ids

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
+    "problems",
     "Params",
     "TrainParams",
     "MostPopParams",
@@ -25,6 +26,19 @@ __all__ = [
     "TextSimilarityParams",
     "BASELINE_PARAMS",
 ]
+
+
+def problems(exc: ValidationError, model: type[BaseModel]) -> str:
+    """A model's validation errors in one line, each naming its key (an unknown one with the valid keys)."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc']))}: "
+        + (
+            f"unknown key; valid: {sorted(model.model_fields)}"
+            if e["type"] == "extra_forbidden"
+            else e["msg"]
+        )
+        for e in exc.errors()
+    )
 
 
 class Params(BaseModel):

@@ -118,17 +118,22 @@ def _model_params(settings: TeacherConfig, seed: int, progress: bool) -> dict:
     return {**{k: getattr(settings, k) for k in keys}, "seed": seed, "progress": progress}
 
 
-def teacher_data(folder: str | Path, dataset: DatasetConfig) -> PreparedData:
-    """The data a teacher folder was built on: `dataset` prepared and split as the folder's manifest records
-    (leave-one-out when it records none); an error naming the manifest when `dataset` is other data (another
-    fingerprint), a warning when the manifest has no fingerprint to compare."""
+def _teacher_manifest(folder: str | Path) -> tuple[Path, dict]:
+    """(path, content) of a teacher folder's manifest; errors name the file."""
     path = Path(folder) / "manifest.json"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no teacher manifest (a folder written by `distillrec teacher`)")
     try:
-        manifest = json.loads(path.read_text())
+        return path, json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
+
+
+def teacher_data(folder: str | Path, dataset: DatasetConfig) -> PreparedData:
+    """The data a teacher folder was built on: `dataset` prepared and split as the folder's manifest records
+    (leave-one-out when it records none); an error naming the manifest when `dataset` is other data (another
+    fingerprint), a warning when the manifest has no fingerprint to compare."""
+    path, manifest = _teacher_manifest(folder)
     split = dict(manifest.get("config", {}).get("split", {"protocol": "leave_one_out"}))
     protocol = split.pop("protocol")
     data = prepare_data(dataset, SplitConfig(protocol=protocol, params=split))
@@ -146,16 +151,11 @@ def teacher_data(folder: str | Path, dataset: DatasetConfig) -> PreparedData:
 def read_teacher_folder(folder: str | Path, dataset: Dataset) -> tuple[TeacherConfig, Split, int]:
     """The settings, split and seed that the `manifest.json` of a teacher folder records, the split made
     again from `dataset`, which must be the data the teacher was built on (same fingerprint)."""
-    path = Path(folder) / "manifest.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no teacher manifest (a folder written by `distillrec teacher`)")
+    path, manifest = _teacher_manifest(folder)
     try:
-        manifest = json.loads(path.read_text())
         config, built_on = manifest["config"], manifest["dataset"]["fingerprint"]
         teacher_config, split_config, seed = config["teacher"], dict(config["split"]), int(config["seed"])
         protocol = split_config.pop("protocol")
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
     except (KeyError, TypeError) as exc:
         raise ValueError(
             f"{path}: no {exc} in it; a teacher manifest has config.teacher, config.split (with its protocol), "
