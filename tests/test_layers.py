@@ -22,7 +22,7 @@ LAYERS = [
     {"config"},
     {"stages"},
     {"tune", "recommend", "pipeline"},
-    {"export"},
+    {"export", "serve"},
     {"cli"},
 ]
 ROOT = Path(distillrec.__file__).parent

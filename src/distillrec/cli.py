@@ -907,6 +907,104 @@ def export(
     console.print(f"[bold green]done:[/] {folder} (`distillrec recommend {folder} --user ...`)")
 
 
+@app.command()
+def serve(
+    model_dir: Annotated[
+        Path, typer.Argument(help="A saved model folder (see `distillrec recommend --help`).")
+    ],
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            help="The event database (SQLite file). Default: <MODEL_DIR>.events.sqlite beside the model."
+        ),
+    ] = None,
+    teacher: Annotated[
+        Path | None,
+        typer.Option(
+            help="The teacher folder whose text encoder places new items and explains (default: the one the "
+            "model was distilled from, or the teacher/ folder of its run)."
+        ),
+    ] = None,
+    use_teacher: Annotated[
+        bool,
+        typer.Option(
+            "--use-teacher/--no-teacher", help="Read the teacher folder's text (titles, new items)."
+        ),
+    ] = True,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="A file holding the API key that write endpoints need (else $DISTILLREC_API_KEY; else a key is "
+            "made for this run and printed)."
+        ),
+    ] = None,
+    open_recommend: Annotated[
+        bool, typer.Option("--open-recommend/--keyed-recommend", help="Whether /recommend needs the API key.")
+    ] = True,
+    index: Annotated[
+        str,
+        typer.Option(
+            help="Top-k search: auto (exact below --exact-below items, else faiss HNSW), exact, hnsw."
+        ),
+    ] = "auto",
+    exact_below: Annotated[
+        int, typer.Option(min=1, help="Catalogue size from which auto uses HNSW.")
+    ] = 200_000,
+    threads: Annotated[int, typer.Option(min=1, help="torch threads per request.")] = 1,
+) -> None:
+    """Serve a saved model over HTTP: recommendations, live feedback, new items by text, explanations, a web page."""
+    import secrets
+
+    try:
+        import uvicorn
+
+        from distillrec.serve.app import ServeSettings, make_app
+        from distillrec.serve.service import Service, build_engine
+        from distillrec.serve.store import open_store
+    except ImportError as exc:
+        raise typer.BadParameter(
+            f"{exc}; install the extra: pip install -e '.[serve]'", param_hint="MODEL_DIR"
+        ) from None
+    import torch
+
+    torch.set_num_threads(threads)
+    if index not in ("auto", "exact", "hnsw"):
+        raise typer.BadParameter(f"unknown index {index!r}; choose auto, exact or hnsw", param_hint="--index")
+    if api_key_file is not None:
+        key = api_key_file.read_text(encoding="utf-8").strip()
+        if not key:
+            raise typer.BadParameter(f"{api_key_file} is empty", param_hint="--api-key-file")
+        told = f"the key in {api_key_file}"
+    elif os.environ.get("DISTILLREC_API_KEY", "").strip():
+        key, told = os.environ["DISTILLREC_API_KEY"].strip(), "the key in $DISTILLREC_API_KEY"
+    else:
+        key = secrets.token_urlsafe(24)
+        told = f"a key made for this run: {key}"
+    options = {"teacher": teacher, "use_teacher": use_teacher, "index": index, "exact_below": exact_below}
+    engine = build_engine(model_dir, **options)
+    if engine.can_post_items:
+        engine.knowledge.load_encoder()  # now, so the first posted item does not wait for it
+    store_path = db if db is not None else model_dir.with_name(model_dir.name + ".events.sqlite")
+    service = Service(engine, open_store(store_path))
+    settings = ServeSettings(api_key=key, open_recommend=open_recommend, engine_options=options)
+    text = f"text of {engine.knowledge.folder}" if engine.knowledge else "no teacher text (titles are ids)"
+    console.print(
+        f"serving {type(engine.model).__name__} from {model_dir}: {len(engine.item_ids):,} items, {text}, "
+        f"{engine.index.kind if engine.index else 'model'} top-k, events in {store_path}"
+    )
+    console.print(f"write endpoints need {told}")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    console.print(f"web page: http://{shown}:{port}/#key=<key>   API docs: http://{shown}:{port}/docs")
+    try:
+        uvicorn.run(make_app(service, settings), host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        service.store.close()
+
+
 def read_requests(path: Path, default_k: int) -> list:
     """The requests of a JSON-lines file; a bad line is an error naming the file, the line and the problem."""
     from distillrec.recommend import Request

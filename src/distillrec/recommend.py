@@ -116,7 +116,7 @@ class SavedModel:
         self.catalog: Catalog = saved.catalog
         self._popularity = saved.catalog.history.item_counts().astype(np.float32)[None, :]  # (1, n_items)
         # scored under bfloat16 autocast when its stage evaluated it so (a bf16 teacher), else in float32
-        self._bf16 = bool(saved.info.get("evaluated_in_bf16", False))
+        self.bf16 = bool(saved.info.get("evaluated_in_bf16", False))
         self._user_index = {u: i for i, u in enumerate(saved.catalog.user_ids)}
         self._item_index = {it: i for i, it in enumerate(saved.catalog.item_ids)}
 
@@ -189,11 +189,11 @@ class SavedModel:
             seqs = [resolved[i][1] for i in batch]
             if self.model.reads_history:
                 users = np.arange(len(batch))
-                history = _as_interactions(seqs, n_items)
+                history = as_interactions(seqs, n_items)
             else:
                 users = np.array([resolved[i][0] for i in batch])
                 history = self.catalog.history
-            with bf16_autocast(self._bf16):  # as its stage evaluated it
+            with bf16_autocast(self.bf16):  # as its stage evaluated it
                 scores = self.model.score(users, history)
             scores = np.array(scores, dtype=np.float32, copy=True)  # (batch, n_items)
             if exclude_seen:
@@ -242,7 +242,7 @@ class SavedModel:
         )
 
 
-def _as_interactions(seqs: list[np.ndarray], n_items: int) -> Interactions:
+def as_interactions(seqs: list[np.ndarray], n_items: int) -> Interactions:
     """Row b holds `seqs[b]` in order: the history `score` reads for a batch of requests."""
     lengths = [len(s) for s in seqs]
     users = np.repeat(np.arange(len(seqs)), lengths).astype(np.int32)

@@ -53,10 +53,18 @@ class OnnxRecommender(Recommender):
         )
         return self
 
-    def score(self, users: np.ndarray, history: Interactions) -> np.ndarray:
+    def encode(self, users: np.ndarray, history: Interactions) -> np.ndarray:
+        """(len(users), dim) float32: the user tower on each user's last `max_len` history items."""
         ids = history.left_padded(users, self.max_len)  # (batch, width)
-        (user,) = self._session.run(None, {"ids": ids})  # (batch, dim)
-        return user @ self.item_table_.T  # (batch, n_items)
+        (user,) = self._session.run(None, {"ids": ids})
+        return user  # (batch, dim)
+
+    def score(self, users: np.ndarray, history: Interactions) -> np.ndarray:
+        return self.encode(users, history) @ self.item_table_.T  # (batch, n_items)
+
+    def item_embeddings(self) -> np.ndarray:
+        """(n_items, dim) float32 item table."""
+        return self.item_table_.copy()
 
     def n_params(self) -> int:
         return self.source_params

@@ -22,6 +22,7 @@ and the available columns; a malformed template raises `TemplateError` naming th
 
 from __future__ import annotations
 
+import ast
 import html
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -162,6 +163,21 @@ class ItemTextTemplate:
     def key(self) -> str:
         """A string that changes whenever rendering could change (for cache keys)."""
         return repr(self)
+
+    @classmethod
+    def from_key(cls, key: str) -> ItemTextTemplate:
+        """The template whose `key` is `key` (as a teacher manifest records it); `TemplateError` otherwise."""
+        try:
+            call = ast.parse(key, mode="eval").body
+            if not (
+                isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Name)
+                and call.func.id == cls.__name__
+            ):
+                raise ValueError("not a template key")
+            return cls(**{kw.arg: ast.literal_eval(kw.value) for kw in call.keywords})
+        except (SyntaxError, ValueError, TypeError) as exc:
+            raise TemplateError(f"not a template key ({exc}): {key!r}") from None
 
     def check_columns(self, columns: Iterable[str]) -> None:
         """Raise `TemplateError` naming the first template field that is not in `columns`."""

@@ -1,0 +1,187 @@
+"""One loaded model, ready to serve: its items (known and posted), their vectors, and top-k for a history.
+
+Input: a `SavedModel` (`recommend.load`) and, optionally, the `TextKnowledge` of its teacher folder.
+Items live in one row space: rows `0 .. n_known-1` are the model's catalogue, later rows the items posted by
+text, in the order they were posted.
+
+A *vector model* (the sequence models: SASRec, the teacher, the `sasrec`/`gru4rec`/`two_tower` students, an ONNX
+export) scores a user as `item_table @ encode(history)`. For these the engine keeps the item table in an index
+(`serve/index.py`: exact or faiss HNSW), and a posted item joins it at once: its text goes through the teacher's
+text encoder and a linear map from text vectors to the model's item vectors, fitted (ridge) on the known items when
+the engine is built. A history that holds a posted item is read with the posted item replaced by the known item
+nearest to it in the text space (the model has no input vector for it); its own row is still excluded from the
+answer. Other models (EASE, ItemKNN, MostPop; iALS/BPR/MF, which cannot read new feedback) are served through
+`SavedModel.rank` and cannot place posted items.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from distillrec.recommend import Request, SavedModel, as_interactions
+from distillrec.serve.index import ExactIndex, make_index, recall_at_k
+from distillrec.serve.knowledge import TextKnowledge
+from distillrec.serve.store import PostedItem
+from distillrec.train.loop import bf16_autocast
+
+__all__ = ["Engine", "Ranked", "fit_text_map"]
+
+
+@dataclass(frozen=True)
+class Ranked:
+    rows: np.ndarray  # item rows, best first
+    scores: np.ndarray
+    cold_start: bool = False  # no usable history: the most popular items
+
+
+def fit_text_map(text: np.ndarray, target: np.ndarray, seed: int = 0) -> np.ndarray:
+    """(d_text + 1, dim) ridge map from text vectors (with a bias column) to item vectors; the ridge strength is
+    the one of (0.1, 1, 10, 100) with the best mean cosine on a held-out tenth of the rows."""
+    x = np.hstack([text, np.ones((len(text), 1), dtype=np.float32)]).astype(np.float64)
+    y = target.astype(np.float64)
+    held = np.random.default_rng(seed).random(len(x)) < 0.1
+    if held.all() or not held.any():
+        held = np.zeros(len(x), dtype=bool)
+
+    def solve(rows: np.ndarray, strength: float) -> np.ndarray:
+        a = x[rows].T @ x[rows] + strength * np.eye(x.shape[1])
+        return np.linalg.solve(a, x[rows].T @ y[rows])
+
+    def cosine(w: np.ndarray) -> float:
+        pred, true = x[held] @ w, y[held]
+        norms = np.linalg.norm(pred, axis=1) * np.linalg.norm(true, axis=1)
+        return float(np.mean((pred * true).sum(axis=1) / np.maximum(norms, 1e-12)))
+
+    strengths = (0.1, 1.0, 10.0, 100.0)
+    best = max(strengths, key=lambda s: cosine(solve(~held, s))) if held.any() else 1.0
+    return solve(np.ones(len(x), dtype=bool), best).astype(np.float32)
+
+
+class Engine:
+    """See the module docstring. `index_kind`: "auto", "exact" or "hnsw" (`serve/index.make_index`)."""
+
+    def __init__(
+        self,
+        saved: SavedModel,
+        knowledge: TextKnowledge | None = None,
+        index_kind: str = "auto",
+        exact_below: int = 200_000,
+    ) -> None:
+        self.saved = saved
+        self.model = saved.model
+        self.path = Path(saved.path)
+        self.knowledge = knowledge
+        self.item_ids = [str(i) for i in saved.catalog.item_ids]
+        self.n_known = len(self.item_ids)
+        self.row_of = {item: row for row, item in enumerate(self.item_ids)}
+        self.user_of = {str(u): i for i, u in enumerate(saved.catalog.user_ids)}
+        self.titles = list(knowledge.texts) if knowledge else list(self.item_ids)
+        self.item_counts = saved.catalog.history.item_counts().astype(np.float32)  # popularity, known rows
+        self.is_vector_model = bool(
+            self.model.reads_history
+            and hasattr(self.model, "encode")
+            and hasattr(self.model, "item_embeddings")
+        )
+        self.index: ExactIndex | None = None
+        self.text_map: np.ndarray | None = None
+        self.reads_as = np.arange(self.n_known, dtype=np.int64)  # row -> the known row a history reads it as
+        self.text_vectors = (
+            knowledge.text_vectors.copy() if knowledge else None
+        )  # (n_rows, d_text), unit rows
+        if self.is_vector_model:
+            table = self.model.item_embeddings()  # (n_known, dim)
+            self.index = make_index(table, index_kind, exact_below)
+            if knowledge is not None:
+                trained = self.item_counts > 0
+                self.text_map = fit_text_map(knowledge.text_vectors[trained], table[trained])
+        self.recall_at_10 = (
+            self._measure_recall() if self.index is not None and self.index.kind != "exact" else 1.0
+        )
+
+    # ------------------------------------------------------------------------------------------- items
+
+    @property
+    def can_post_items(self) -> bool:
+        return self.text_map is not None
+
+    def add_item(self, item: PostedItem, title: str) -> int:
+        """Place a posted item in the model's item space; return its row."""
+        if not self.can_post_items:
+            raise ValueError(
+                "this model cannot place new items (it needs a vector model and its teacher's text)"
+            )
+        text = item.text_vector[None, :]  # (1, d_text)
+        vector = np.hstack([text, np.ones((1, 1), dtype=np.float32)]) @ self.text_map  # (1, dim)
+        trained = np.flatnonzero(self.item_counts > 0)
+        nearest = trained[int(np.argmax(self.text_vectors[trained] @ item.text_vector))]
+        # the index last: a row it returns is always a row of `item_ids` (requests read while an item is added)
+        self.text_vectors = np.vstack([self.text_vectors, text])
+        self.reads_as = np.append(self.reads_as, nearest)
+        self.titles.append(title)
+        self.item_ids.append(item.item_id)
+        self.row_of[item.item_id] = len(self.item_ids) - 1
+        self.index.add(vector)
+        return len(self.item_ids) - 1
+
+    def item_vectors(self) -> np.ndarray | None:
+        """(n_rows, dim) item vectors of a vector model (known, then posted), else None."""
+        return None if self.index is None else self.index.table
+
+    # ------------------------------------------------------------------------------------------ ranking
+
+    def user_vectors(self, histories: list[np.ndarray]) -> np.ndarray:
+        """(len(histories), dim) the model's user vector after each history (rows, oldest first, non-empty)."""
+        seqs = [self.reads_as[h] for h in histories]
+        with bf16_autocast(self.saved.bf16):
+            return np.asarray(
+                self.model.encode(np.arange(len(seqs)), as_interactions(seqs, self.n_known)), dtype=np.float32
+            )
+
+    def rank(self, user: str | None, rows: np.ndarray, k: int, exclude_seen: bool = True) -> Ranked:
+        """Top `k` rows for a history of item `rows` (the known user's own items first, when `user` is given:
+        models that keep a learned vector per user read only the user)."""
+        if self.is_vector_model:
+            if len(rows) == 0:
+                return self._popular(k)
+            vector = self.user_vectors([rows])[0]
+            picked, scores = self.index.search(vector, k, rows if exclude_seen else np.zeros(0, np.int64))
+            return Ranked(picked, scores)
+        if self.model.reads_history:
+            request = Request(None, tuple(self.item_ids[r] for r in rows), k)
+        else:
+            request = Request(user, (), k)
+        (result,) = self.saved.rank([request], exclude_seen=exclude_seen)
+        picked = np.array([self.row_of[i] for i in result.items], dtype=np.int64)
+        return Ranked(picked, np.array(result.scores, dtype=np.float32), result.cold_start)
+
+    def scores(self, rows: np.ndarray) -> np.ndarray:
+        """(n_rows,) every item's score after the history `rows` (vector models)."""
+        return self.index.scores(self.user_vectors([rows])[0])
+
+    def similar(self, row: int, k: int) -> Ranked:
+        """The `k` items nearest to `row` by cosine in the model's item space (vector models) or else in the
+        text space, itself excluded."""
+        table = self.item_vectors()
+        if table is None:
+            if self.text_vectors is None:
+                raise ValueError("this model has no item vectors and no teacher text to compare items by")
+            table = self.text_vectors
+        unit = table / np.maximum(np.linalg.norm(table, axis=1, keepdims=True), 1e-12)
+        picked, scores = ExactIndex(unit).search(unit[row], k, np.array([row]))
+        return Ranked(picked, scores)
+
+    def _popular(self, k: int) -> Ranked:
+        order = np.argsort(-self.item_counts, kind="stable")[:k]
+        return Ranked(order.astype(np.int64), self.item_counts[order], cold_start=True)
+
+    def _measure_recall(self, n_users: int = 200) -> float:
+        """recall@10 of the approximate index against exact scoring, on up to `n_users` known users."""
+        history = self.saved.catalog.history
+        users = [u for u in range(history.n_users) if len(history.sequence(u))][:n_users]
+        if not users:
+            return 1.0
+        vectors = self.user_vectors([history.sequence(u).astype(np.int64) for u in users])
+        return recall_at_k(self.index, vectors, 10)
