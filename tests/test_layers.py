@@ -23,7 +23,7 @@ LAYERS = [
     {"stages"},
     {"tune", "recommend", "pipeline"},
     {"export", "serve"},
-    {"cli"},
+    {"cli", "__main__"},
 ]
 ROOT = Path(distillrec.__file__).parent
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -331,3 +332,91 @@ def test_the_page_is_served(client):
     page = client.get("/")
     assert page.status_code == 200 and "<title>distillrec</title>" in page.text
     assert json.loads(client.get("/openapi.json").text)["paths"]["/recommend"]
+
+
+def test_the_command_line_server_keeps_every_acknowledged_event_across_sigkill(student_dir, tmp_path):
+    """`distillrec serve` in a child process: feedback is posted until the server is killed with SIGKILL
+    mid-load; every event it acknowledged is in the store a restarted server reads."""
+    import httpx
+
+    from distillrec.serve.process import ServerProcess
+
+    db = tmp_path / "events.sqlite"
+    items = load(student_dir).catalog.item_ids.tolist()
+    acked: list[str] = []
+    server = ServerProcess(student_dir, db, KEY).start()
+    try:
+        assert httpx.post(server.url + "/feedback", json={"user_id": "x", "item_id": "1"}).status_code == 401
+        with httpx.Client(base_url=server.url, headers=AUTH, timeout=10) as http:
+            for n in range(10_000):
+                if n == 150:
+                    killer = threading.Timer(0.01, server.kill)
+                    killer.start()
+                try:
+                    response = http.post(
+                        "/feedback", json={"user_id": f"u{n % 7}", "item_id": items[n % len(items)]}
+                    )
+                except httpx.HTTPError:
+                    break  # the server is gone
+                if response.status_code == 200:
+                    acked.append((f"u{n % 7}", items[n % len(items)]))
+    finally:
+        server.kill()
+    assert len(acked) >= 150
+    with ServerProcess(student_dir, db, KEY) as again:
+        stored = []
+        for u in range(7):
+            events = httpx.get(f"{again.url}/users/u{u}", headers=AUTH).json()["events"]
+            stored += [(f"u{u}", e["item_id"]) for e in events]
+    assert not Counter(acked) - Counter(stored)  # no acknowledged event lost
+    assert len(stored) <= len(acked) + 1  # one sent as the server died may be stored unacknowledged
+
+
+def test_the_web_page_in_a_real_browser(student_dir, tmp_path):
+    """Headless Chromium: load a known user, ask why, click an item and watch the list change."""
+    import shutil
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium on this machine (`make browser` installs Debian's)")
+    from distillrec.serve.process import ServerProcess
+
+    saved = load(student_dir)
+    user = str(saved.catalog.user_ids[4])
+    with ServerProcess(student_dir, tmp_path / "e.sqlite", KEY) as server, playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(f"{server.url}/#key={KEY}&user={user}")
+        page.wait_for_selector("#recs li")
+        titles = page.locator("#recs li .title").all_text_contents()
+        expected = [item for item, _ in saved.recommend(user=user, k=10)]
+        engine_titles = {
+            str(i): t for i, t in zip(saved.catalog.item_ids, teacher_titles(student_dir), strict=True)
+        }
+        assert titles == [engine_titles[i] for i in expected]
+        page.locator("#recs li .explain").first.click()
+        page.wait_for_selector("#recs li .why")
+        assert page.locator("#recs li .why").first.text_content().startswith("Rank 1.")
+        page.locator("#recs li .click").first.click()
+        page.wait_for_function(
+            f"document.querySelector('#recs li .title').textContent !== {json.dumps(titles[0])}"
+        )
+        after = page.locator("#recs li .title").all_text_contents()
+        assert titles[0] not in after
+        assert after == [engine_titles[i] for i, _ in saved.recommend(user=user, history=[expected[0]], k=10)]
+        latest = f"document.querySelector('#history li').textContent === {json.dumps(titles[0])}"
+        page.wait_for_function(latest)  # the clicked item heads the history panel
+        shot = tmp_path / "page.png"
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    from PIL import Image
+
+    image = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
+    assert image.shape[0] >= 800 and image.shape[1] == 1200
+    assert image.std() > 20  # not a blank page
+    assert (image < 80).mean() > 0.02  # the dark header and text are drawn
+
+
+def teacher_titles(model_dir):
+    return (model_dir.parent.parent.parent / "teacher" / "item_texts.txt").read_text().splitlines()
