@@ -34,6 +34,8 @@ test: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/pytest -q -m "not slow"
+	# the slow test that fits CI: fuzzing the HTTP API from its OpenAPI schema (~20 s)
+	$(BIN)/pytest -q -m slow tests/test_serve.py
 
 test-all: install
 	$(BIN)/pytest -q

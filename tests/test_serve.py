@@ -420,3 +420,28 @@ def test_the_web_page_in_a_real_browser(student_dir, tmp_path):
 
 def teacher_titles(model_dir):
     return (model_dir.parent.parent.parent / "teacher" / "item_texts.txt").read_text().splitlines()
+
+
+@pytest.mark.slow
+def test_no_5xx_under_fuzzing(student_dir, tmp_path):
+    """Property-based requests from the OpenAPI schema (schemathesis), with and without the key: never a 5xx."""
+    schemathesis = pytest.importorskip("schemathesis")
+    import hypothesis
+
+    service = Service(build_engine(student_dir), SQLiteStore(tmp_path / "fuzz.sqlite"))
+    schema = schemathesis.openapi.from_asgi("/openapi.json", make_app(service, ServeSettings(api_key=KEY)))
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 10
+
+    for operation in operations:
+
+        @hypothesis.given(case=operation.as_strategy())
+        @hypothesis.settings(
+            max_examples=40, deadline=None, suppress_health_check=list(hypothesis.HealthCheck)
+        )
+        def never_5xx(case) -> None:
+            for headers in ({}, AUTH):
+                response = case.call(headers=headers)
+                assert response.status_code < 500, (case.method, case.formatted_path, response.text)
+
+        never_5xx()

@@ -55,7 +55,9 @@ class ServerProcess:
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.process.returncode}; its log:\n{self.log.read_text()}")
+                raise RuntimeError(
+                    f"the server exited with {self.process.returncode}; its log:\n{self.log.read_text()}"
+                )
             try:
                 if httpx.get(self.url + "/health/ready", timeout=2).status_code == 200:
                     return self
