@@ -14,7 +14,7 @@ endif
 export OMP_WAIT_POLICY ?= PASSIVE
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install run test test-all lint browser clean
+.PHONY: install run test test-all lint browser postgres clean
 
 install: $(VENV)/.installed
 
@@ -26,9 +26,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 run: install
 	$(BIN)/distillrec run configs/quickstart.yaml
 
-# Debian's chromium, for the report's rendering test (skipped with a reason when absent).
+# Debian's chromium, for the report's rendering test and the serving web page's (skipped with a reason when absent).
 browser:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+# Debian's PostgreSQL server, for the tests of two `distillrec serve` processes sharing one store (skipped with a
+# reason when absent).
+postgres:
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
 
 test: install
 	$(BIN)/ruff check src tests benchmarks

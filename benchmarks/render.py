@@ -350,13 +350,51 @@ def compress_table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def serve_table(path: Path) -> str:
+    """`distillrec serve` under mixed load, and durability across SIGKILL (`benchmarks/serve.py`)."""
+    result = json.loads(path.read_text())
+    lines = [
+        f"`{result['command']}` ({result['dataset']}: {result['users']:,} users, {result['items']:,} items, "
+        f"{result['model']} with {result['params']:,} parameters; server and load generator on the same "
+        f"{result['cores']} cores)",
+        "",
+        "| offered requests/s | answered/s | errors | /recommend p50 / p99 | /feedback p50 / p99 |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for row in result["rates"]:
+        errors = sum(row["errors"].values())
+        rec, fb = row["recommend"], row["feedback"]
+        lines.append(
+            f"| {row['rate']:.0f} | {row['achieved_per_second']:.0f} | {errors} | "
+            f"{rec['p50_ms']:.1f} / {rec['p99_ms']:.1f} ms | {fb['p50_ms']:.1f} / {fb['p99_ms']:.1f} ms |"
+        )
+    d = result["durability"]
+    lines += [
+        "",
+        f"Durability: {d['acknowledged']:,} feedback events acknowledged at {d['rate']:.0f}/s, the server killed "
+        f"with SIGKILL after {d['killed_after_s']:.0f} s and restarted: **{d['missing']} missing**, "
+        f"{d['stored_unacknowledged']} stored without an acknowledgement.",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "what",
-        choices=["summary", "baselines", "distill", "teacher", "softmax-ce", "kd-step", "curves", "compress"],
+        choices=[
+            "summary",
+            "baselines",
+            "distill",
+            "teacher",
+            "softmax-ce",
+            "kd-step",
+            "curves",
+            "compress",
+            "serve",
+        ],
     )
     parser.add_argument(
         "runs", nargs="*", help="curves: LABEL=FILE:KEY, FILE relative to benchmarks/results/"
@@ -377,6 +415,9 @@ def main() -> None:
     if args.what == "compress":
         for path in sorted((RESULTS / "compress").glob("*.json")):
             print(f"### {path.stem}\n\n{compress_table(path)}\n")
+    if args.what == "serve":
+        for path in sorted((RESULTS / "serve").glob("*.json")):
+            print(f"### {path.stem}\n\n{serve_table(path)}\n")
     if args.what == "summary":
         print(f"### KD gains: test NDCG@10 of the student with KD vs without\n\n{gains_table()}\n")
         print(f"### Size and quality\n\n{size_quality_table()}")

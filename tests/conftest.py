@@ -1,4 +1,5 @@
-"""Shared fixtures: the real datasets folder, and small generic-format folders written into `tmp_path`."""
+"""Shared fixtures: the real datasets folder, small generic-format folders written into `tmp_path`, and a small
+run whose model folders the serving tests serve."""
 
 from __future__ import annotations
 
@@ -74,3 +75,49 @@ def make_generic(tmp_path: Path) -> Callable[..., Path]:
         return write_generic(tmp_path / name, interactions, items, users, suffix)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def serve_run(data_dir, tmp_path_factory):
+    """A run on the first 60 users of ml-100k: tiny teacher (MiniLM text) and a KD SASRec student."""
+    import numpy as np
+
+    from distillrec.config import parse_config
+    from distillrec.data.dataset import load_dataset
+    from distillrec.pipeline import run_pipeline
+
+    ds = load_dataset(data_dir / "ml-100k")
+    inter = ds.interactions
+    keep = inter.users < 60
+    source = tmp_path_factory.mktemp("ml100k-60")
+    pd.DataFrame(
+        {
+            "user_id": ds.user_ids[inter.users[keep]],
+            "item_id": ds.item_ids[inter.items[keep]],
+            "timestamp": inter.timestamps[keep],
+        }
+    ).to_csv(source / "interactions.tsv", sep="\t", index=False)
+    used = np.unique(inter.items[keep])
+    items = ds.item_text[["title", "genres"]].assign(item_id=ds.item_ids)[["item_id", "title", "genres"]]
+    items.iloc[used].to_csv(source / "items.tsv", sep="\t", index=False)
+    config = parse_config(
+        {
+            "name": "serve",
+            "dataset": {"source": str(source), "min_item_interactions": 3},
+            "baselines": {"models": ["mostpop", "ease"], "grids": {"ease": [{"l2": 100.0}]}},
+            "teacher": {"dim": 16, "max_epochs": 2, "top_k": 10, "adapter_hidden": 16, "max_len": 50},
+            "students": [
+                {"name": "sasrec", "params": {"dim": 8, "max_epochs": 2, "max_len": 50}, "kd": ["param_init"]}
+            ],
+            "seeds": [0],
+            "progress": False,
+        }
+    )
+    runs = tmp_path_factory.mktemp("runs")
+    return run_pipeline(config, runs_root=runs, run_dir=runs / "serve-1", log=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def student_dir(serve_run):
+    """The KD student of `serve_run`."""
+    return serve_run / "students" / "sasrec-param_init" / "model"

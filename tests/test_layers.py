@@ -23,7 +23,8 @@ LAYERS = [
     {"stages"},
     {"tune", "recommend", "pipeline"},
     {"export", "serve"},
-    {"cli", "__main__"},
+    {"cli"},
+    {"__main__"},
 ]
 ROOT = Path(distillrec.__file__).parent
 

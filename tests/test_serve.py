@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import Counter
 
 import numpy as np
 import pytest
@@ -12,8 +11,6 @@ import pytest
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from distillrec.config import parse_config  # noqa: E402
-from distillrec.pipeline import run_pipeline  # noqa: E402
 from distillrec.recommend import load  # noqa: E402
 from distillrec.serve.app import ServeSettings, make_app  # noqa: E402
 from distillrec.serve.service import Service, build_engine  # noqa: E402
@@ -21,49 +18,6 @@ from distillrec.serve.store import Event, SQLiteStore  # noqa: E402
 
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-
-
-@pytest.fixture(scope="module")
-def run_dir(data_dir, tmp_path_factory):
-    """A run on the first 60 users of ml-100k: tiny teacher (MiniLM text) and a KD SASRec student."""
-    import pandas as pd
-
-    from distillrec.data.dataset import load_dataset
-
-    ds = load_dataset(data_dir / "ml-100k")
-    inter = ds.interactions
-    keep = inter.users < 60
-    source = tmp_path_factory.mktemp("ml100k-60")
-    pd.DataFrame(
-        {
-            "user_id": ds.user_ids[inter.users[keep]],
-            "item_id": ds.item_ids[inter.items[keep]],
-            "timestamp": inter.timestamps[keep],
-        }
-    ).to_csv(source / "interactions.tsv", sep="\t", index=False)
-    used = np.unique(inter.items[keep])
-    items = ds.item_text[["title", "genres"]].assign(item_id=ds.item_ids)[["item_id", "title", "genres"]]
-    items.iloc[used].to_csv(source / "items.tsv", sep="\t", index=False)
-    config = parse_config(
-        {
-            "name": "serve",
-            "dataset": {"source": str(source), "min_item_interactions": 3},
-            "baselines": {"models": ["mostpop", "ease"], "grids": {"ease": [{"l2": 100.0}]}},
-            "teacher": {"dim": 16, "max_epochs": 2, "top_k": 10, "adapter_hidden": 16, "max_len": 50},
-            "students": [
-                {"name": "sasrec", "params": {"dim": 8, "max_epochs": 2, "max_len": 50}, "kd": ["param_init"]}
-            ],
-            "seeds": [0],
-            "progress": False,
-        }
-    )
-    runs = tmp_path_factory.mktemp("runs")
-    return run_pipeline(config, runs_root=runs, run_dir=runs / "serve-1", log=lambda m: None)
-
-
-@pytest.fixture(scope="module")
-def student_dir(run_dir):
-    return run_dir / "students" / "sasrec-param_init" / "model"
 
 
 @pytest.fixture
@@ -237,11 +191,11 @@ def test_a_posted_item_is_recommendable_at_once_and_kept(client, student_dir, tm
     assert again.engine.row_of["new-1"] == engine.row_of["new-1"]
 
 
-def test_explain_ranks_as_recommend_and_the_teacher_as_its_own_folder(client, student_dir, run_dir):
+def test_explain_ranks_as_recommend_and_the_teacher_as_its_own_folder(client, student_dir, serve_run):
     saved = load(student_dir)
     user = str(saved.catalog.user_ids[7])
     answer = client.post("/recommend", json={"user_id": user, "k": 10}).json()
-    teacher = load(run_dir / "teacher" / "model")
+    teacher = load(serve_run / "teacher" / "model")
     teacher_top = [item for item, _ in teacher.recommend(user=user, k=50)]
     for place, item in enumerate(top(answer)[:4], start=1):
         why = client.get("/explain", params={"user_id": user, "item_id": item}, headers=AUTH).json()
@@ -268,7 +222,7 @@ def test_erasing_a_user(client, student_dir):
     assert client.delete(f"/users/{user}", headers=AUTH).status_code == 404
 
 
-def test_reload_swaps_the_model_without_a_failed_request(client, run_dir):
+def test_reload_swaps_the_model_without_a_failed_request(client, serve_run):
     statuses: list[int] = []
     stop = threading.Event()
 
@@ -279,7 +233,7 @@ def test_reload_swaps_the_model_without_a_failed_request(client, run_dir):
     workers = [threading.Thread(target=ask) for _ in range(2)]
     for w in workers:
         w.start()
-    other = run_dir / "teacher" / "model"
+    other = serve_run / "teacher" / "model"
     swapped = client.post("/admin/reload", json={"model_dir": str(other)}, headers=AUTH)
     stop.set()
     for w in workers:
@@ -290,8 +244,8 @@ def test_reload_swaps_the_model_without_a_failed_request(client, run_dir):
     assert statuses and set(statuses) == {200}
 
 
-def test_models_without_vectors_are_served_through_rank(student_dir, run_dir, tmp_path):
-    ease = run_dir / "baselines" / "models" / "ease"
+def test_models_without_vectors_are_served_through_rank(student_dir, serve_run, tmp_path):
+    ease = serve_run / "baselines" / "models" / "ease"
     service = Service(build_engine(ease), SQLiteStore(tmp_path / "e.sqlite"))
     c = TestClient(make_app(service, ServeSettings(api_key=KEY)))
     saved = load(ease)
@@ -332,94 +286,6 @@ def test_the_page_is_served(client):
     page = client.get("/")
     assert page.status_code == 200 and "<title>distillrec</title>" in page.text
     assert json.loads(client.get("/openapi.json").text)["paths"]["/recommend"]
-
-
-def test_the_command_line_server_keeps_every_acknowledged_event_across_sigkill(student_dir, tmp_path):
-    """`distillrec serve` in a child process: feedback is posted until the server is killed with SIGKILL
-    mid-load; every event it acknowledged is in the store a restarted server reads."""
-    import httpx
-
-    from distillrec.serve.process import ServerProcess
-
-    db = tmp_path / "events.sqlite"
-    items = load(student_dir).catalog.item_ids.tolist()
-    acked: list[str] = []
-    server = ServerProcess(student_dir, db, KEY).start()
-    try:
-        assert httpx.post(server.url + "/feedback", json={"user_id": "x", "item_id": "1"}).status_code == 401
-        with httpx.Client(base_url=server.url, headers=AUTH, timeout=10) as http:
-            for n in range(10_000):
-                if n == 150:
-                    killer = threading.Timer(0.01, server.kill)
-                    killer.start()
-                try:
-                    response = http.post(
-                        "/feedback", json={"user_id": f"u{n % 7}", "item_id": items[n % len(items)]}
-                    )
-                except httpx.HTTPError:
-                    break  # the server is gone
-                if response.status_code == 200:
-                    acked.append((f"u{n % 7}", items[n % len(items)]))
-    finally:
-        server.kill()
-    assert len(acked) >= 150
-    with ServerProcess(student_dir, db, KEY) as again:
-        stored = []
-        for u in range(7):
-            events = httpx.get(f"{again.url}/users/u{u}", headers=AUTH).json()["events"]
-            stored += [(f"u{u}", e["item_id"]) for e in events]
-    assert not Counter(acked) - Counter(stored)  # no acknowledged event lost
-    assert len(stored) <= len(acked) + 1  # one sent as the server died may be stored unacknowledged
-
-
-def test_the_web_page_in_a_real_browser(student_dir, tmp_path):
-    """Headless Chromium: load a known user, ask why, click an item and watch the list change."""
-    import shutil
-
-    playwright = pytest.importorskip("playwright.sync_api")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("no chromium on this machine (`make browser` installs Debian's)")
-    from distillrec.serve.process import ServerProcess
-
-    saved = load(student_dir)
-    user = str(saved.catalog.user_ids[4])
-    with ServerProcess(student_dir, tmp_path / "e.sqlite", KEY) as server, playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.goto(f"{server.url}/#key={KEY}&user={user}")
-        page.wait_for_selector("#recs li")
-        titles = page.locator("#recs li .title").all_text_contents()
-        expected = [item for item, _ in saved.recommend(user=user, k=10)]
-        engine_titles = {
-            str(i): t for i, t in zip(saved.catalog.item_ids, teacher_titles(student_dir), strict=True)
-        }
-        assert titles == [engine_titles[i] for i in expected]
-        page.locator("#recs li .explain").first.click()
-        page.wait_for_selector("#recs li .why")
-        assert page.locator("#recs li .why").first.text_content().startswith("Rank 1.")
-        page.locator("#recs li .click").first.click()
-        page.wait_for_function(
-            f"document.querySelector('#recs li .title').textContent !== {json.dumps(titles[0])}"
-        )
-        after = page.locator("#recs li .title").all_text_contents()
-        assert titles[0] not in after
-        assert after == [engine_titles[i] for i, _ in saved.recommend(user=user, history=[expected[0]], k=10)]
-        latest = f"document.querySelector('#history li').textContent === {json.dumps(titles[0])}"
-        page.wait_for_function(latest)  # the clicked item heads the history panel
-        shot = tmp_path / "page.png"
-        page.screenshot(path=str(shot), full_page=True)
-        browser.close()
-    from PIL import Image
-
-    image = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
-    assert image.shape[0] >= 800 and image.shape[1] == 1200
-    assert image.std() > 20  # not a blank page
-    assert (image < 80).mean() > 0.02  # the dark header and text are drawn
-
-
-def teacher_titles(model_dir):
-    return (model_dir.parent.parent.parent / "teacher" / "item_texts.txt").read_text().splitlines()
 
 
 @pytest.mark.slow

@@ -39,16 +39,18 @@ class ServerProcess:
         ready_timeout: float = 180.0,
         log: str | Path | None = None,
     ) -> None:
-        self.model_dir, self.db, self.api_key = Path(model_dir), Path(db), api_key
+        self.model_dir, self.db, self.api_key = Path(model_dir), str(db), api_key  # db: a file or a URL
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra_args, self.ready_timeout = extra_args, ready_timeout
-        self.log = Path(log) if log else self.db.with_name(self.db.name + f".server-{self.port}.log")
+        if log is None and "://" in self.db:
+            raise ValueError("give `log` (where the server's output goes) with a database URL")
+        self.log = Path(log) if log else Path(f"{self.db}.server-{self.port}.log")
         self.process: subprocess.Popen | None = None
 
     def start(self) -> ServerProcess:
         command = [sys.executable, "-m", "distillrec", "serve", str(self.model_dir), "--port", str(self.port)]
-        command += ["--db", str(self.db), *self.extra_args]
+        command += ["--db", self.db, *self.extra_args]
         env = {**os.environ, "DISTILLREC_API_KEY": self.api_key, "OPENBLAS_NUM_THREADS": "1"}
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)

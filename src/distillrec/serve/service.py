@@ -23,12 +23,13 @@ import numpy as np
 from distillrec.recommend import as_interactions, load
 from distillrec.serve.engine import Engine, Ranked
 from distillrec.serve.knowledge import TextKnowledge, find_teacher
-from distillrec.serve.store import Event, EventStore, PostedItem
+from distillrec.serve.store import DuplicateItem, Event, EventStore, PostedItem
 from distillrec.train.loop import bf16_autocast
 
 __all__ = ["Service", "NotFound", "Conflict", "build_engine"]
 
 EXPLAIN_ITEMS = 5  # history items an explanation lists
+SYNC_SECONDS = 1.0  # how often a server reads what other processes wrote to a shared store
 
 
 class NotFound(LookupError):
@@ -67,15 +68,29 @@ class Service:
     def __init__(self, engine: Engine, store: EventStore) -> None:
         self.store = store
         self._erased = store.erased()
-        self._lock = threading.Lock()  # posting items and reloading, one at a time
-        self._place_posted(engine)
+        self._lock = threading.Lock()  # posting items, placing them and reloading, one at a time
+        self._seen = self._place_posted(engine, 0)  # rows of the store's items table read so far
+        self._synced = time.monotonic()
         self.engine = engine  # read once per request; `reload` swaps it
-        self.started = time.time()
 
-    def _place_posted(self, engine: Engine) -> None:
-        for item in self.store.items():
+    def _place_posted(self, engine: Engine, skip: int) -> int:
+        """Place the store's posted items after the first `skip` that the engine lacks; return how many the
+        store has been read up to."""
+        items = self.store.items(skip)
+        for item in items:
             if item.item_id not in engine.row_of and engine.can_post_items:
                 engine.add_item(item, engine.knowledge.render(item.fields))
+        return skip + len(items)
+
+    def _fresh(self) -> Engine:
+        """The serving engine, with what other server processes wrote to a shared store (posted items,
+        erasures) at most `SYNC_SECONDS` ago."""
+        if time.monotonic() - self._synced > SYNC_SECONDS:
+            with self._lock:
+                self._synced = time.monotonic()
+                self._seen = self._place_posted(self.engine, self._seen)
+                self._erased = self.store.erased()
+        return self.engine
 
     # --------------------------------------------------------------------------------------------- users
 
@@ -98,7 +113,7 @@ class Service:
     def recommend(
         self, user_id: str | None = None, history: Sequence[str] = (), k: int = 10, exclude_seen: bool = True
     ) -> dict:
-        engine = self.engine
+        engine = self._fresh()
         rows, unknown = self._history(engine, user_id, history)
         known_user = user_id is not None and (
             self._is_known(engine, user_id) or bool(self.store.history(user_id))
@@ -116,7 +131,7 @@ class Service:
         return answer
 
     def user(self, user_id: str) -> dict:
-        engine = self.engine
+        engine = self._fresh()
         known = self._is_known(engine, user_id)
         events = self.store.events(user_id)
         if not known and not events:
@@ -134,7 +149,7 @@ class Service:
 
     def erase(self, user_id: str) -> dict:
         """Delete the user's events and stop reading or showing their known history."""
-        engine = self.engine
+        engine = self._fresh()
         known = self._is_known(engine, user_id)
         if not known and not self.store.events(user_id):
             raise NotFound(f"user {user_id!r} has no known history and no stored events")
@@ -146,7 +161,7 @@ class Service:
 
     def feedback(self, events: Sequence[Event]) -> int:
         """Store `events` (all or none; every item id must be known or posted); return how many were stored."""
-        engine = self.engine
+        engine = self._fresh()
         for i, event in enumerate(events):
             if event.item_id not in engine.row_of:
                 raise NotFound(
@@ -159,6 +174,7 @@ class Service:
 
     def post_item(self, item_id: str, fields: dict[str, str]) -> dict:
         """Encode a new item's text and make it recommendable at once."""
+        self._fresh()
         with self._lock:
             engine = self.engine
             if item_id in engine.row_of:
@@ -175,12 +191,15 @@ class Service:
                     f"{engine.knowledge.template.template!r}"
                 )
             item = PostedItem(item_id, dict(fields), engine.knowledge.encode(text))
-            self.store.add_item(item)
-            row = engine.add_item(item, text)
-        return {"item_id": item_id, "title": text, "row": row}
+            try:
+                self.store.add_item(item)
+            except DuplicateItem as exc:  # posted by another server process since the last sync
+                raise Conflict(str(exc)) from None
+            engine.add_item(item, text)
+        return {"item_id": item_id, "title": text}
 
     def item(self, item_id: str) -> dict:
-        engine = self.engine
+        engine = self._fresh()
         row = self._row(engine, item_id)
         return {
             "item_id": item_id,
@@ -191,7 +210,7 @@ class Service:
 
     def search(self, query: str, limit: int = 20) -> list[dict]:
         """Items whose title (or id) holds every word of `query`, case-insensitively, most popular first."""
-        engine = self.engine
+        engine = self._fresh()
         words = query.casefold().split()
         found = [
             row
@@ -203,7 +222,7 @@ class Service:
         return [{"item_id": engine.item_ids[found[i]], "title": engine.titles[found[i]]} for i in order]
 
     def similar(self, item_id: str, k: int = 10) -> dict:
-        engine = self.engine
+        engine = self._fresh()
         row = self._row(engine, item_id)
         try:
             ranked = engine.similar(row, k)
@@ -216,7 +235,7 @@ class Service:
     def explain(self, user_id: str, item_id: str) -> dict:
         """Why `item_id` for `user_id`: its rank for the user, the history items nearest to it in the model's
         item space and in the language model's text space, and the teacher's rank of it."""
-        engine = self.engine
+        engine = self._fresh()
         row = self._row(engine, item_id)
         if not self._is_known(engine, user_id) and not self.store.events(user_id):
             raise NotFound(f"user {user_id!r} has no known history and no stored events")
@@ -294,7 +313,7 @@ class Service:
             old = self.engine
             folder = Path(model_dir) if model_dir is not None else old.path
             engine = build_engine(folder, knowledge=old.knowledge, **engine_options)
-            self._place_posted(engine)
+            self._seen = self._place_posted(engine, 0)
             self.engine = engine
         return {"model_dir": str(folder), "model": type(engine.model).__name__, "items": len(engine.item_ids)}
 

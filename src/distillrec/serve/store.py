@@ -1,8 +1,9 @@
 """The event store: feedback events, posted items and erased users, kept durably.
 
-`EventStore` is the interface the service writes through; `SQLiteStore` is the embedded default: one file
-(WAL journal, `synchronous=FULL`), so an event whose write returned survives a crash or a SIGKILL of the server.
-Tables:
+`EventStore` is the interface the service writes through; `SQLStore` runs its SQL for two backends:
+`SQLiteStore`, the embedded default, one file (WAL journal, `synchronous=FULL`), so an event whose write returned
+survives a crash or a SIGKILL of the server; and `PostgresStore` (`serve/postgres.py`), for several server
+processes sharing one store. Tables:
 
     events(id, user_id, item_id, event, value, timestamp)   one row per feedback event, in arrival order (`id`)
     items(item_id, fields, text_vector)                     items posted by text (`POST /items`)
@@ -10,11 +11,12 @@ Tables:
 
 A user's history, as a sequence model reads it, is the items of their events ordered by timestamp (then arrival)
 whose kind is not in `NOT_HISTORY` (an impression or a skip says the user saw an item, not that they chose it).
-Connections are per thread (the server answers from a thread pool); writes are serialised by one lock.
+Connections are per thread (the server answers from a thread pool); each write is one transaction.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -25,7 +27,16 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["Event", "PostedItem", "EventStore", "SQLiteStore", "NOT_HISTORY", "open_store"]
+__all__ = [
+    "Event",
+    "PostedItem",
+    "EventStore",
+    "SQLStore",
+    "SQLiteStore",
+    "DuplicateItem",
+    "NOT_HISTORY",
+    "open_store",
+]
 
 NOT_HISTORY = frozenset({"impression", "read", "skip", "dislike"})  # stored, but not read as history
 
@@ -66,121 +77,125 @@ class EventStore(Protocol):
         """The user ids erased so far: the service no longer reads or shows the history the model was trained
         with for them (events stored after the erasure are theirs as any user's)."""
 
-    def add_item(self, item: PostedItem) -> None: ...
+    def add_item(self, item: PostedItem) -> None:
+        """Store a posted item; `DuplicateItem` when its id was posted already (by any process)."""
 
-    def items(self) -> list[PostedItem]:
-        """The posted items, in the order they were posted."""
+    def items(self, skip: int = 0) -> list[PostedItem]:
+        """The posted items in the order they were posted, the first `skip` left out."""
 
     def close(self) -> None: ...
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    user_id TEXT NOT NULL,
-    item_id TEXT NOT NULL,
-    event TEXT NOT NULL,
-    value REAL,
-    timestamp REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_user ON events (user_id, timestamp, id);
-CREATE TABLE IF NOT EXISTS items (
-    n INTEGER PRIMARY KEY AUTOINCREMENT,
-    item_id TEXT NOT NULL UNIQUE,
-    fields TEXT NOT NULL,
-    text_vector BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS erased (user_id TEXT PRIMARY KEY);
-"""
+class DuplicateItem(Exception):
+    pass
 
 
-class SQLiteStore:
-    """`EventStore` in one SQLite file (see the module docstring)."""
+class SQLStore:
+    """The SQL every backend runs (see the module docstring); a backend opens connections (`_connect`), gives its
+    parameter marker and its schema. Connections are per thread; `serial_writes` puts one lock around writes
+    (SQLite has one writer at a time)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    marker = "?"
+    begin = "BEGIN"
+    integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
+    schema: tuple[str, ...] = ()
+    serial_writes = False
+
+    def __init__(self) -> None:
         self._local = threading.local()
-        self._write = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
-        with self._write:
-            self._db().executescript(_SCHEMA)
+        self._write = threading.Lock() if self.serial_writes else contextlib.nullcontext()
+        self._connections: list = []
+        with self._transaction() as db:
+            self._create(db)
 
-    def _db(self) -> sqlite3.Connection:
+    def _connect(self):
+        raise NotImplementedError
+
+    def _create(self, db) -> None:
+        for statement in self.schema:
+            db.execute(statement)
+
+    def _db(self):
         db = getattr(self._local, "db", None)
         if db is None:
-            try:
-                db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")  # a commit is on disk when it returns
-            except sqlite3.DatabaseError as exc:
-                raise ValueError(f"{self.path}: not an event database this server can open ({exc})") from None
-            self._local.db = db
+            db = self._local.db = self._connect()
             self._connections.append(db)
         return db
 
-    def add_events(self, events: Sequence[Event]) -> None:
-        rows = [(e.user_id, e.item_id, e.event, e.value, e.timestamp) for e in events]
+    def _sql(self, text: str) -> str:
+        return text.replace("?", self.marker)
+
+    @contextlib.contextmanager
+    def _transaction(self):
         with self._write:
             db = self._db()
-            db.execute("BEGIN IMMEDIATE")
+            db.execute(self.begin)
             try:
-                db.executemany(
-                    "INSERT INTO events (user_id, item_id, event, value, timestamp) VALUES (?, ?, ?, ?, ?)",
-                    rows,
-                )
-                db.execute("COMMIT")
+                yield db
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            db.execute("COMMIT")  # on disk when it returns
+
+    def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        return list(self._db().execute(self._sql(sql), params).fetchall())
+
+    def add_events(self, events: Sequence[Event]) -> None:
+        rows = [(e.user_id, e.item_id, e.event, e.value, e.timestamp) for e in events]
+        with self._transaction() as db:
+            db.cursor().executemany(
+                self._sql(
+                    "INSERT INTO events (user_id, item_id, event, value, timestamp) VALUES (?, ?, ?, ?, ?)"
+                ),
+                rows,
+            )
 
     def events(self, user_id: str) -> list[Event]:
-        rows = self._db().execute(
-            "SELECT user_id, item_id, event, value, timestamp FROM events WHERE user_id = ? "
-            "ORDER BY timestamp, id",
+        rows = self._rows(
+            "SELECT user_id, item_id, event, value, timestamp FROM events WHERE user_id = ? ORDER BY timestamp, id",
             (user_id,),
         )
         return [Event(*row) for row in rows]
 
     def history(self, user_id: str) -> list[str]:
         marks = ",".join("?" * len(NOT_HISTORY))
-        rows = self._db().execute(
+        rows = self._rows(
             f"SELECT item_id FROM events WHERE user_id = ? AND event NOT IN ({marks}) ORDER BY timestamp, id",
             (user_id, *sorted(NOT_HISTORY)),
         )
         return [row[0] for row in rows]
 
     def ping(self) -> None:
-        self._db().execute("SELECT 1").fetchone()
+        self._rows("SELECT 1")
 
     def erase_user(self, user_id: str) -> int:
-        with self._write:
-            db = self._db()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                deleted = db.execute("DELETE FROM events WHERE user_id = ?", (user_id,)).rowcount
-                db.execute("INSERT OR IGNORE INTO erased (user_id) VALUES (?)", (user_id,))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            deleted = db.execute(self._sql("DELETE FROM events WHERE user_id = ?"), (user_id,)).rowcount
+            db.execute(
+                self._sql("INSERT INTO erased (user_id) VALUES (?) ON CONFLICT DO NOTHING"), (user_id,)
+            )
         return deleted
 
     def erased(self) -> set[str]:
-        return {row[0] for row in self._db().execute("SELECT user_id FROM erased")}
+        return {row[0] for row in self._rows("SELECT user_id FROM erased")}
 
     def add_item(self, item: PostedItem) -> None:
         vector = np.ascontiguousarray(item.text_vector, dtype=np.float32)
-        with self._write:
-            self._db().execute(
-                "INSERT INTO items (item_id, fields, text_vector) VALUES (?, ?, ?)",
-                (item.item_id, json.dumps(item.fields), vector.tobytes()),
-            )
+        try:
+            with self._transaction() as db:
+                db.execute(
+                    self._sql("INSERT INTO items (item_id, fields, text_vector) VALUES (?, ?, ?)"),
+                    (item.item_id, json.dumps(item.fields), vector.tobytes()),
+                )
+        except self.integrity_errors:
+            raise DuplicateItem(f"item {item.item_id!r} was posted already") from None
 
-    def items(self) -> list[PostedItem]:
-        rows = self._db().execute("SELECT item_id, fields, text_vector FROM items ORDER BY n")
+    def items(self, skip: int = 0) -> list[PostedItem]:
+        rows = self._rows(
+            "SELECT item_id, fields, text_vector FROM items ORDER BY n LIMIT 1000000000 OFFSET ?", (skip,)
+        )
         return [
-            PostedItem(item_id, json.loads(fields), np.frombuffer(vector, dtype=np.float32).copy())
+            PostedItem(item_id, json.loads(fields), np.frombuffer(bytes(vector), dtype=np.float32).copy())
             for item_id, fields, vector in rows
         ]
 
@@ -191,6 +206,42 @@ class SQLiteStore:
         self._local = threading.local()
 
 
+class SQLiteStore(SQLStore):
+    """`EventStore` in one SQLite file (see the module docstring)."""
+
+    serial_writes = True
+    begin = "BEGIN IMMEDIATE"  # take the write lock at once: no deadlock between two upgrading readers
+    schema = (
+        """CREATE TABLE IF NOT EXISTS events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, item_id TEXT NOT NULL,
+            event TEXT NOT NULL, value REAL, timestamp REAL NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS events_user ON events (user_id, timestamp, id)",
+        """CREATE TABLE IF NOT EXISTS items (
+            n INTEGER PRIMARY KEY AUTOINCREMENT, item_id TEXT NOT NULL UNIQUE, fields TEXT NOT NULL,
+            text_vector BLOB NOT NULL)""",
+        "CREATE TABLE IF NOT EXISTS erased (user_id TEXT PRIMARY KEY)",
+    )
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__()
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # a commit is on disk when it returns
+        except sqlite3.DatabaseError as exc:
+            raise ValueError(f"{self.path}: not an event database this server can open ({exc})") from None
+        return db
+
+
 def open_store(location: str | Path) -> EventStore:
-    """The store at `location`: a path is a SQLite file (created when missing)."""
+    """The store at `location`: a `postgresql://` URL is a PostgreSQL database (`serve/postgres.py`), anything
+    else a SQLite file (created when missing)."""
+    if str(location).startswith(("postgresql://", "postgres://")):
+        from distillrec.serve.postgres import PostgresStore
+
+        return PostgresStore(str(location))
     return SQLiteStore(location)
