@@ -197,6 +197,7 @@ def test_two_server_processes_share_one_postgres_store(postgres_url, student_dir
     second = ServerProcess(student_dir, postgres_url, KEY, log=tmp_path / "b.log")
     with first, second:
         a, b = (httpx.Client(base_url=s.url, headers=AUTH, timeout=30) for s in (first, second))
+        assert a.get("/health/ready").json()["store"].startswith("PostgresStore(postgresql://postgres@/")
         assert a.post("/feedback", json={"user_id": user, "item_id": item}).json() == {"stored": 1}
         answer = b.post("/recommend", json={"user_id": user}).json()
         assert [r["item_id"] for r in answer["items"]] == [

@@ -917,9 +917,10 @@ def serve(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     db: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
-            help="The event database (SQLite file). Default: <MODEL_DIR>.events.sqlite beside the model."
+            help="The event store: a SQLite file (default: <MODEL_DIR>.events.sqlite beside the model) or a "
+            "postgresql://user:password@host/dbname URL that several server processes share."
         ),
     ] = None,
     teacher: Annotated[
@@ -988,13 +989,13 @@ def serve(
     engine = build_engine(model_dir, **options)
     if engine.can_post_items:
         engine.knowledge.load_encoder()  # now, so the first posted item does not wait for it
-    store_path = db if db is not None else model_dir.with_name(model_dir.name + ".events.sqlite")
-    service = Service(engine, open_store(store_path))
+    store = open_store(db if db is not None else model_dir.with_name(model_dir.name + ".events.sqlite"))
+    service = Service(engine, store)
     settings = ServeSettings(api_key=key, open_recommend=open_recommend, engine_options=options)
     text = f"text of {engine.knowledge.folder}" if engine.knowledge else "no teacher text (titles are ids)"
     console.print(
         f"serving {type(engine.model).__name__} from {model_dir}: {len(engine.item_ids):,} items, {text}, "
-        f"{engine.index.kind if engine.index else 'model'} top-k, events in {store_path}"
+        f"{engine.index.kind if engine.index else 'model'} top-k, events in {store!r}"
     )
     console.print(f"write endpoints need {told}")
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host

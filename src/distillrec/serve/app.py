@@ -286,6 +286,7 @@ def make_app(service: Service, settings: ServeSettings) -> FastAPI:
             "items": len(engine.item_ids),
             "index": engine.index.kind if engine.index is not None else "model",
             "index_recall_at_10": engine.recall_at_10,
+            "store": repr(service.store),
             "text": engine.knowledge is not None,
             "teacher": bool(engine.knowledge and engine.knowledge.teacher),
         }

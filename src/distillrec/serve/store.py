@@ -227,6 +227,9 @@ class SQLiteStore(SQLStore):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         super().__init__()
 
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path})"
+
     def _connect(self) -> sqlite3.Connection:
         try:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
