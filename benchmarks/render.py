@@ -378,6 +378,25 @@ def serve_table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def new_items_table(path: Path) -> str:
+    """Held-out items placed by their text, against their learned vectors (`benchmarks/new_items.py`)."""
+    result = json.loads(path.read_text())
+    lines = [
+        f"`{result['command']}` ({result['student']} of {result['run']}: {result['users']:,} test users, "
+        f"{result['tail_users']:,} of them with a target outside the 20% most popular items)",
+        "",
+        "| the target item's vector | HR@10 | NDCG@10 | median rank | tail HR@10 | tail median rank |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, row in result["rows"].items():
+        every, tail = row["all"], row["tail"]
+        lines.append(
+            f"| {name} | {every['HR@10']:.4f} | {every['NDCG@10']:.4f} | {every['median_rank']:.0f} | "
+            f"{tail['HR@10']:.4f} | {tail['median_rank']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -394,6 +413,7 @@ def main() -> None:
             "curves",
             "compress",
             "serve",
+            "new-items",
         ],
     )
     parser.add_argument(
@@ -418,6 +438,9 @@ def main() -> None:
     if args.what == "serve":
         for path in sorted((RESULTS / "serve").glob("*.json")):
             print(f"### {path.stem}\n\n{serve_table(path)}\n")
+    if args.what == "new-items":
+        for path in sorted((RESULTS / "new_items").glob("*.json")):
+            print(f"### {path.stem}\n\n{new_items_table(path)}\n")
     if args.what == "summary":
         print(f"### KD gains: test NDCG@10 of the student with KD vs without\n\n{gains_table()}\n")
         print(f"### Size and quality\n\n{size_quality_table()}")

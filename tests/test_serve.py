@@ -177,7 +177,10 @@ def test_a_posted_item_is_recommendable_at_once_and_kept(client, student_dir, tm
     assert "new-1" in top(everything)
     # its score is the user's vector against the mapped text vector
     user = engine.user_vectors([np.array([10])])[0]
-    mapped = np.append(engine.text_vectors[10], 1.0) @ engine.text_map
+    mapped = engine.placement.place(engine.text_vectors[10][None, :])[0]
+    assert np.linalg.norm(mapped) == pytest.approx(
+        np.median(np.linalg.norm(engine.item_vectors()[: engine.n_known], axis=1))
+    )
     score = {r["item_id"]: r["score"] for r in everything["items"]}["new-1"]
     assert score == pytest.approx(float(user @ mapped), rel=1e-4)
     assert client.get("/items", params={"q": title.split()[0]}).json()["items"]
@@ -311,3 +314,16 @@ def test_no_5xx_under_fuzzing(student_dir, tmp_path):
                 assert response.status_code < 500, (case.method, case.formatted_path, response.text)
 
         never_5xx()
+
+
+def test_an_hnsw_index_serves_and_reports_its_recall(student_dir, tmp_path):
+    engine = build_engine(student_dir, index="hnsw")
+    c = TestClient(make_app(Service(engine, SQLiteStore(tmp_path / "e.sqlite")), ServeSettings(api_key=KEY)))
+    ready = c.get("/health/ready").json()
+    assert ready["index"] == "hnsw" and 0.9 <= ready["index_recall_at_10"] <= 1.0
+    saved = load(student_dir)
+    overlaps = []
+    for user in saved.catalog.user_ids[:20]:
+        served = set(top(c.post("/recommend", json={"user_id": str(user)}).json()))
+        overlaps.append(len(served & {i for i, _ in saved.recommend(user=str(user), k=10)}) / 10)
+    assert np.mean(overlaps) >= 0.9

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from distillrec.serve.engine import fit_text_map
 from distillrec.serve.index import ExactIndex, make_index, recall_at_k
+from distillrec.serve.placement import TextPlacement, fit_text_map
 
 
 def test_exact_search_by_hand():
@@ -46,3 +46,19 @@ def test_the_text_map_recovers_a_linear_relation():
     assert w.shape == (17, 8)
     predicted = np.hstack([text, np.ones((400, 1), np.float32)]) @ w
     np.testing.assert_allclose(predicted, items, atol=0.05)
+
+
+def test_a_placed_item_has_the_median_length_and_the_mapped_direction():
+    rng = np.random.default_rng(2)
+    text = rng.normal(size=(300, 8)).astype(np.float32)
+    table = (text @ rng.normal(size=(8, 4))).astype(np.float32) * rng.uniform(0.5, 3, size=(300, 1)).astype(
+        np.float32
+    )
+    placement = TextPlacement().fit(text, table)
+    placed = placement.place(text[:5])
+    np.testing.assert_allclose(
+        np.linalg.norm(placed, axis=1), np.median(np.linalg.norm(table, axis=1)), rtol=1e-5
+    )
+    raw = np.hstack([text[:5], np.ones((5, 1), np.float32)]) @ placement.map_
+    cosine = (placed * raw).sum(axis=1) / np.linalg.norm(placed, axis=1) / np.linalg.norm(raw, axis=1)
+    np.testing.assert_allclose(cosine, 1.0, rtol=1e-5)

@@ -7,8 +7,8 @@ text, in the order they were posted.
 A *vector model* (the sequence models: SASRec, the teacher, the `sasrec`/`gru4rec`/`two_tower` students, an ONNX
 export) scores a user as `item_table @ encode(history)`. For these the engine keeps the item table in an index
 (`serve/index.py`: exact or faiss HNSW), and a posted item joins it at once: its text goes through the teacher's
-text encoder and a linear map from text vectors to the model's item vectors, fitted (ridge) on the known items when
-the engine is built. A history that holds a posted item is read with the posted item replaced by the known item
+text encoder and `serve/placement.py` (a linear map from text vectors to the model's item vectors, fitted on the
+known items when the engine is built). A history that holds a posted item is read with the posted item replaced by the known item
 nearest to it in the text space (the model has no input vector for it); its own row is still excluded from the
 answer. Other models (EASE, ItemKNN, MostPop; iALS/BPR/MF, which cannot read new feedback) are served through
 `SavedModel.rank` and cannot place posted items.
@@ -24,10 +24,11 @@ import numpy as np
 from distillrec.recommend import Request, SavedModel, as_interactions
 from distillrec.serve.index import ExactIndex, make_index, recall_at_k
 from distillrec.serve.knowledge import TextKnowledge
+from distillrec.serve.placement import TextPlacement
 from distillrec.serve.store import PostedItem
 from distillrec.train.loop import bf16_autocast
 
-__all__ = ["Engine", "Ranked", "fit_text_map"]
+__all__ = ["Engine", "Ranked"]
 
 
 @dataclass(frozen=True)
@@ -35,29 +36,6 @@ class Ranked:
     rows: np.ndarray  # item rows, best first
     scores: np.ndarray
     cold_start: bool = False  # no usable history: the most popular items
-
-
-def fit_text_map(text: np.ndarray, target: np.ndarray, seed: int = 0) -> np.ndarray:
-    """(d_text + 1, dim) ridge map from text vectors (with a bias column) to item vectors; the ridge strength is
-    the one of (0.1, 1, 10, 100) with the best mean cosine on a held-out tenth of the rows."""
-    x = np.hstack([text, np.ones((len(text), 1), dtype=np.float32)]).astype(np.float64)
-    y = target.astype(np.float64)
-    held = np.random.default_rng(seed).random(len(x)) < 0.1
-    if held.all() or not held.any():
-        held = np.zeros(len(x), dtype=bool)
-
-    def solve(rows: np.ndarray, strength: float) -> np.ndarray:
-        a = x[rows].T @ x[rows] + strength * np.eye(x.shape[1])
-        return np.linalg.solve(a, x[rows].T @ y[rows])
-
-    def cosine(w: np.ndarray) -> float:
-        pred, true = x[held] @ w, y[held]
-        norms = np.linalg.norm(pred, axis=1) * np.linalg.norm(true, axis=1)
-        return float(np.mean((pred * true).sum(axis=1) / np.maximum(norms, 1e-12)))
-
-    strengths = (0.1, 1.0, 10.0, 100.0)
-    best = max(strengths, key=lambda s: cosine(solve(~held, s))) if held.any() else 1.0
-    return solve(np.ones(len(x), dtype=bool), best).astype(np.float32)
 
 
 class Engine:
@@ -86,7 +64,7 @@ class Engine:
             and hasattr(self.model, "item_embeddings")
         )
         self.index: ExactIndex | None = None
-        self.text_map: np.ndarray | None = None
+        self.placement: TextPlacement | None = None
         self.reads_as = np.arange(self.n_known, dtype=np.int64)  # row -> the known row a history reads it as
         self.text_vectors = (
             knowledge.text_vectors.copy() if knowledge else None
@@ -96,7 +74,7 @@ class Engine:
             self.index = make_index(table, index_kind, exact_below)
             if knowledge is not None:
                 trained = self.item_counts > 0
-                self.text_map = fit_text_map(knowledge.text_vectors[trained], table[trained])
+                self.placement = TextPlacement().fit(knowledge.text_vectors[trained], table[trained])
         self.recall_at_10 = (
             self._measure_recall() if self.index is not None and self.index.kind != "exact" else 1.0
         )
@@ -105,7 +83,7 @@ class Engine:
 
     @property
     def can_post_items(self) -> bool:
-        return self.text_map is not None
+        return self.placement is not None
 
     def add_item(self, item: PostedItem, title: str) -> int:
         """Place a posted item in the model's item space; return its row."""
@@ -114,7 +92,7 @@ class Engine:
                 "this model cannot place new items (it needs a vector model and its teacher's text)"
             )
         text = item.text_vector[None, :]  # (1, d_text)
-        vector = np.hstack([text, np.ones((1, 1), dtype=np.float32)]) @ self.text_map  # (1, dim)
+        vector = self.placement.place(text)  # (1, dim)
         trained = np.flatnonzero(self.item_counts > 0)
         nearest = trained[int(np.argmax(self.text_vectors[trained] @ item.text_vector))]
         # the index last: a row it returns is always a row of `item_ids` (requests read while an item is added)
