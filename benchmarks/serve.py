@@ -7,7 +7,8 @@ The server is the command line's own (`distillrec serve`, one process, one torch
 loopback address; the load generator (httpx, asyncio, open loop: request i is sent at t0 + i / rate whether or not
 earlier ones were answered, at most `--concurrency` in flight) runs on the same 2 cores. Each rate runs
 `--seconds`; 80% of the requests are `/recommend` for a random known user (k=10, full catalogue), 20% are one
-`/feedback` event each, which the next `/recommend` of that user reads. Latency is the client's, send to answer.
+`/feedback` event each, which the next `/recommend` of that user reads. Latency is the client's, from the moment
+a request was due (so time spent waiting for a free connection or a late send counts) to its answer.
 Errors: any answer but 200 and any request that failed or was not sent in time.
 
 Durability: a fresh store, feedback at `--durability-rate` per second, the server killed with SIGKILL after
@@ -88,10 +89,9 @@ async def load(
         base_url=url, limits=limits, timeout=10, headers={"Authorization": f"Bearer {KEY}"}
     ) as http:
 
-        async def one(i: int) -> None:
+        async def one(i: int, start: float) -> None:
             async with gate:
                 kind = "recommend" if kinds[i] else "feedback"
-                start = time.perf_counter()
                 try:
                     if kinds[i]:
                         response = await http.post("/recommend", json={"user_id": users[picks_u[i]], "k": 10})
@@ -112,7 +112,7 @@ async def load(
             delay = t0 + i / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
+            tasks.append(asyncio.create_task(one(i, t0 + i / rate)))  # latency counts from when it was due
         await asyncio.gather(*tasks)
         wall = time.perf_counter() - t0
     answered = len(latencies["recommend"]) + len(latencies["feedback"])
@@ -215,7 +215,7 @@ def main() -> None:
     with ServerProcess(model_dir, db, KEY, extra_args=("--no-teacher",)):  # restarts on the same store
         pass
     store = SQLiteStore(db)
-    stored = {int(v) for (v,) in store._db().execute("SELECT value FROM events")}
+    stored = {int(v) for (v,) in store._rows("SELECT value FROM events")}
     store.close()
     result["durability"] = {
         "rate": args.durability_rate,

@@ -104,7 +104,10 @@ def serve_run(data_dir, tmp_path_factory):
         {
             "name": "serve",
             "dataset": {"source": str(source), "min_item_interactions": 3},
-            "baselines": {"models": ["mostpop", "ease"], "grids": {"ease": [{"l2": 100.0}]}},
+            "baselines": {
+                "models": ["mostpop", "ease", "ials"],
+                "grids": {"ease": [{"l2": 100.0}], "ials": [{"factors": 8, "iterations": 3}]},
+            },
             "teacher": {"dim": 16, "max_epochs": 2, "top_k": 10, "adapter_hidden": 16, "max_len": 50},
             "students": [
                 {"name": "sasrec", "params": {"dim": 8, "max_epochs": 2, "max_len": 50}, "kd": ["param_init"]}

@@ -153,7 +153,8 @@ def _empty_postgres(url: str):
     from distillrec.serve.store import open_store
 
     store = open_store(url)
-    store._db().execute("DROP TABLE IF EXISTS events, items, erased")
+    with store._transaction() as db:
+        db.execute("DROP TABLE IF EXISTS events, items, erased")
     store.close()
     return open_store(url)  # tables made again
 
@@ -179,10 +180,10 @@ def test_postgres_store_answers_as_the_sqlite_store(postgres_url, tmp_path):
         results.append(
             (store.history("u"), [e.event for e in store.events("u")], erased, store.erased(), posted)
         )
-        results.append([i.item_id for i in store.items(1)])
+        results.append([i.item_id for i in store.items(["n2"])] + store.item_ids())
         store.close()
     assert results[0] == results[2] and results[1] == results[3]
-    assert results[0][:4] == (["a"], ["impression", "click"], 1, {"v"}) and results[1] == ["n2"]
+    assert results[0][:4] == (["a"], ["impression", "click"], 1, {"v"}) and results[1] == ["n2", "n1", "n2"]
 
 
 def test_two_server_processes_share_one_postgres_store(postgres_url, student_dir, tmp_path):

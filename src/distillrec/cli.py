@@ -944,8 +944,13 @@ def serve(
         ),
     ] = None,
     open_recommend: Annotated[
-        bool, typer.Option("--open-recommend/--keyed-recommend", help="Whether /recommend needs the API key.")
-    ] = True,
+        bool,
+        typer.Option(
+            "--open-recommend/--keyed-recommend",
+            help="Let /recommend answer without the key (anyone may then ask for any user's list, which tells "
+            "what the user has: for public catalogues and demos).",
+        ),
+    ] = False,
     index: Annotated[
         str,
         typer.Option(
@@ -955,7 +960,12 @@ def serve(
     exact_below: Annotated[
         int, typer.Option(min=1, help="Catalogue size from which auto uses HNSW.")
     ] = 200_000,
-    threads: Annotated[int, typer.Option(min=1, help="torch threads per request.")] = 1,
+    threads: Annotated[
+        int,
+        typer.Option(
+            min=1, help="torch threads of the server process (1: requests do not contend for cores)."
+        ),
+    ] = 1,
 ) -> None:
     """Serve a saved model over HTTP: recommendations, live feedback, new items by text, explanations, a web page."""
     import secrets
@@ -965,7 +975,7 @@ def serve(
 
         from distillrec.serve.app import ServeSettings, make_app
         from distillrec.serve.service import Service, build_engine
-        from distillrec.serve.store import open_store
+        from distillrec.serve.store import SQLiteStore, open_store
     except ImportError as exc:
         raise typer.BadParameter(
             f"{exc}; install the extra: pip install -e '.[serve]'", param_hint="MODEL_DIR"
@@ -991,7 +1001,12 @@ def serve(
         engine.knowledge.load_encoder()  # now, so the first posted item does not wait for it
     store = open_store(db if db is not None else model_dir.with_name(model_dir.name + ".events.sqlite"))
     service = Service(engine, store)
-    settings = ServeSettings(api_key=key, open_recommend=open_recommend, engine_options=options)
+    settings = ServeSettings(
+        api_key=key,
+        open_recommend=open_recommend,
+        recommend_on_loop=isinstance(store, SQLiteStore),
+        engine_options=options,
+    )
     text = f"text of {engine.knowledge.folder}" if engine.knowledge else "no teacher text (titles are ids)"
     console.print(
         f"serving {type(engine.model).__name__} from {model_dir}: {len(engine.item_ids):,} items, {text}, "

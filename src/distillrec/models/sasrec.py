@@ -147,7 +147,7 @@ class SASRec(TorchRecommender):
 
     def encode(self, users: np.ndarray, history: Interactions) -> np.ndarray:
         """(len(users), dim) float32 final hidden state after each user's last `max_len` history items."""
-        return self._encode(users, history).numpy()
+        return self._encode(users, history).float().numpy()  # float32 also when run under bf16 autocast
 
     def _encode(self, users: np.ndarray, history: Interactions) -> torch.Tensor:
         self.module_.eval()

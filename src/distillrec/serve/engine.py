@@ -28,7 +28,7 @@ from distillrec.serve.placement import TextPlacement
 from distillrec.serve.store import PostedItem
 from distillrec.train.loop import bf16_autocast
 
-__all__ = ["Engine", "Ranked"]
+__all__ = ["Engine", "Ranked", "unit_rows"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,8 @@ class Engine:
         self.row_of = {item: row for row, item in enumerate(self.item_ids)}
         self.user_of = {str(u): i for i, u in enumerate(saved.catalog.user_ids)}
         self.titles = list(knowledge.texts) if knowledge else list(self.item_ids)
+        self.folded_titles = [_fold(t, i) for t, i in zip(self.titles, self.item_ids, strict=True)]  # search
+        self._unit: ExactIndex | None = None  # unit item vectors, for `similar`
         self.item_counts = saved.catalog.history.item_counts().astype(np.float32)  # popularity, known rows
         self.is_vector_model = bool(
             self.model.reads_history
@@ -85,24 +87,29 @@ class Engine:
     def can_post_items(self) -> bool:
         return self.placement is not None
 
-    def add_item(self, item: PostedItem, title: str) -> int:
-        """Place a posted item in the model's item space; return its row."""
+    def add_items(self, items: list[PostedItem], titles: list[str]) -> None:
+        """Place posted items in the model's item space, after the rows there are."""
         if not self.can_post_items:
             raise ValueError(
                 "this model cannot place new items (it needs a vector model and its teacher's text)"
             )
-        text = item.text_vector[None, :]  # (1, d_text)
-        vector = self.placement.place(text)  # (1, dim)
+        if not items:
+            return
+        text = np.stack([item.text_vector for item in items]).astype(np.float32)  # (n, d_text)
+        vectors = self.placement.place(text)  # (n, dim)
         trained = np.flatnonzero(self.item_counts > 0)
-        nearest = trained[int(np.argmax(self.text_vectors[trained] @ item.text_vector))]
-        # the index last: a row it returns is always a row of `item_ids` (requests read while an item is added)
+        nearest = trained[np.argmax(text @ self.text_vectors[trained].T, axis=1)]
+        # Requests read while items are added: every list grows before anything that hands out its rows (the
+        # index returns rows, `row_of` maps ids to rows), so a row a reader gets is a row of every list.
+        self.item_ids.extend(item.item_id for item in items)
+        self.titles.extend(titles)
+        self.folded_titles.extend(_fold(t, item.item_id) for t, item in zip(titles, items, strict=True))
         self.text_vectors = np.vstack([self.text_vectors, text])
-        self.reads_as = np.append(self.reads_as, nearest)
-        self.titles.append(title)
-        self.item_ids.append(item.item_id)
-        self.row_of[item.item_id] = len(self.item_ids) - 1
-        self.index.add(vector)
-        return len(self.item_ids) - 1
+        self.reads_as = np.concatenate([self.reads_as, nearest])
+        self._unit = None
+        self.index.add(vectors)
+        first = len(self.item_ids) - len(items)
+        self.row_of.update((item.item_id, first + i) for i, item in enumerate(items))
 
     def item_vectors(self) -> np.ndarray | None:
         """(n_rows, dim) item vectors of a vector model (known, then posted), else None."""
@@ -119,8 +126,9 @@ class Engine:
             )
 
     def rank(self, user: str | None, rows: np.ndarray, k: int, exclude_seen: bool = True) -> Ranked:
-        """Top `k` rows for a history of item `rows` (the known user's own items first, when `user` is given:
-        models that keep a learned vector per user read only the user)."""
+        """Top `k` rows for a history of item `rows`. Models that keep a learned vector per user (iALS, BPR, MF)
+        score the known `user` by it and cannot read the rows (they are only excluded); for anybody else
+        (`user` None) they answer with the most popular items."""
         if self.is_vector_model:
             if len(rows) == 0:
                 return self._popular(k)
@@ -129,11 +137,17 @@ class Engine:
             return Ranked(picked, scores)
         if self.model.reads_history:
             request = Request(None, tuple(self.item_ids[r] for r in rows), k)
-        else:
-            request = Request(user, (), k)
+        elif user is None:  # a learned vector per known user: nobody else can be read
+            return self._popular(k, rows if exclude_seen else ())
+        else:  # the user's vector; its items beyond the training ones are masked after ranking
+            request = Request(user, (), k + len(rows))
         (result,) = self.saved.rank([request], exclude_seen=exclude_seen)
         picked = np.array([self.row_of[i] for i in result.items], dtype=np.int64)
-        return Ranked(picked, np.array(result.scores, dtype=np.float32), result.cold_start)
+        scores = np.array(result.scores, dtype=np.float32)
+        if exclude_seen:
+            keep = ~np.isin(picked, rows)
+            picked, scores = picked[keep], scores[keep]
+        return Ranked(picked[:k], scores[:k], result.cold_start)
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
         """(n_rows,) every item's score after the history `rows` (vector models)."""
@@ -142,17 +156,28 @@ class Engine:
     def similar(self, row: int, k: int) -> Ranked:
         """The `k` items nearest to `row` by cosine in the model's item space (vector models) or else in the
         text space, itself excluded."""
-        table = self.item_vectors()
-        if table is None:
-            if self.text_vectors is None:
-                raise ValueError("this model has no item vectors and no teacher text to compare items by")
-            table = self.text_vectors
-        unit = table / np.maximum(np.linalg.norm(table, axis=1, keepdims=True), 1e-12)
-        picked, scores = ExactIndex(unit).search(unit[row], k, np.array([row]))
+        unit = self._unit
+        if unit is None:  # computed once, again after items are added
+            table = self.item_vectors()
+            if table is None:
+                if self.text_vectors is None:
+                    raise ValueError("this model has no item vectors and no teacher text to compare items by")
+                table = self.text_vectors
+            unit = self._unit = ExactIndex(unit_rows(table))
+        picked, scores = unit.search(unit.table[row], k, np.array([row]))
         return Ranked(picked, scores)
 
-    def _popular(self, k: int) -> Ranked:
-        order = np.argsort(-self.item_counts, kind="stable")[:k]
+    def search(self, query: str, limit: int) -> list[int]:
+        """Rows whose title or id holds every word of `query` (case-insensitive, at most 10 words), most
+        interactions first."""
+        words = list(dict.fromkeys(query.casefold().split()))[:10]
+        found = [row for row, title in enumerate(self.folded_titles) if all(w in title for w in words)]
+        counts = np.array([self.item_counts[r] if r < self.n_known else 0.0 for r in found])
+        return [found[i] for i in np.argsort(-counts, kind="stable")[:limit]]
+
+    def _popular(self, k: int, exclude=()) -> Ranked:
+        order = np.argsort(-self.item_counts, kind="stable")
+        order = order[~np.isin(order, exclude)][:k]
         return Ranked(order.astype(np.int64), self.item_counts[order], cold_start=True)
 
     def _measure_recall(self, n_users: int = 200) -> float:
@@ -163,3 +188,12 @@ class Engine:
             return 1.0
         vectors = self.user_vectors([history.sequence(u).astype(np.int64) for u in users])
         return recall_at_k(self.index, vectors, 10)
+
+
+def _fold(title: str, item_id: str) -> str:
+    return f"{title} {item_id}".casefold()
+
+
+def unit_rows(table: np.ndarray) -> np.ndarray:
+    """Each row divided by its length (zero rows stay zero)."""
+    return table / np.maximum(np.linalg.norm(table, axis=1, keepdims=True), 1e-12)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from distillrec.recommend import as_interactions, load
-from distillrec.serve.engine import Engine, Ranked
+from distillrec.serve.engine import Engine, Ranked, unit_rows
 from distillrec.serve.knowledge import TextKnowledge, find_teacher
 from distillrec.serve.store import DuplicateItem, Event, EventStore, PostedItem
 from distillrec.train.loop import bf16_autocast
@@ -68,57 +68,65 @@ class Service:
     def __init__(self, engine: Engine, store: EventStore) -> None:
         self.store = store
         self._erased = store.erased()
-        self._lock = threading.Lock()  # posting items, placing them and reloading, one at a time
-        self._seen = self._place_posted(engine, 0)  # rows of the store's items table read so far
+        self._lock = threading.Lock()  # placing posted items, erasing and swapping engines, one at a time
+        self._place_posted(engine)
         self._synced = time.monotonic()
         self.engine = engine  # read once per request; `reload` swaps it
 
-    def _place_posted(self, engine: Engine, skip: int) -> int:
-        """Place the store's posted items after the first `skip` that the engine lacks; return how many the
-        store has been read up to."""
-        items = self.store.items(skip)
-        for item in items:
-            if item.item_id not in engine.row_of and engine.can_post_items:
-                engine.add_item(item, engine.knowledge.render(item.fields))
-        return skip + len(items)
+    def _place_posted(self, engine: Engine) -> None:
+        """Place the store's posted items that the engine lacks (posted through another process, or before a
+        restart or reload)."""
+        if not engine.can_post_items:
+            return
+        missing = [i for i in self.store.item_ids() if i not in engine.row_of]
+        if missing:
+            items = self.store.items(missing)
+            engine.add_items(items, [engine.knowledge.render(item.fields) for item in items])
 
     def _fresh(self) -> Engine:
         """The serving engine, with what other server processes wrote to a shared store (posted items,
-        erasures) at most `SYNC_SECONDS` ago."""
-        if time.monotonic() - self._synced > SYNC_SECONDS:
-            with self._lock:
+        erasures) at most about `SYNC_SECONDS` ago; skipped while another request holds the lock (it never
+        waits for a reload or a posting)."""
+        if time.monotonic() - self._synced > SYNC_SECONDS and self._lock.acquire(blocking=False):
+            try:
                 self._synced = time.monotonic()
-                self._seen = self._place_posted(self.engine, self._seen)
+                self._place_posted(self.engine)
                 self._erased = self.store.erased()
+            finally:
+                self._lock.release()
         return self.engine
 
     # --------------------------------------------------------------------------------------------- users
 
-    def _is_known(self, engine: Engine, user_id: str) -> bool:
-        return user_id in engine.user_of and user_id not in self._erased
+    def _is_known(self, engine: Engine, user_id: str | None) -> bool:
+        """Known to the model (and not erased)."""
+        return user_id is not None and user_id in engine.user_of and user_id not in self._erased
 
     def _history(
         self, engine: Engine, user_id: str | None, extra: Sequence[str] = ()
-    ) -> tuple[np.ndarray, list[str]]:
-        """(item rows oldest first, unknown ids of `extra`): the known history, the stored feedback, `extra`."""
+    ) -> tuple[np.ndarray, list[str], bool]:
+        """(item rows oldest first, unknown ids of `extra`, whether the user has any history): the known
+        history, the latest stored feedback (`store.HISTORY_LIMIT` events), then `extra`."""
         rows: list[int] = []
+        has_history = False
         if user_id is not None:
             if self._is_known(engine, user_id):
                 rows.extend(engine.saved.catalog.history.sequence(engine.user_of[user_id]).tolist())
-            rows.extend(engine.row_of[i] for i in self.store.history(user_id) if i in engine.row_of)
+                has_history = True
+            stored = self.store.history(user_id)
+            has_history = has_history or bool(stored)
+            rows.extend(engine.row_of[i] for i in stored if i in engine.row_of)
         unknown = [i for i in extra if i not in engine.row_of]
         rows.extend(engine.row_of[i] for i in extra if i in engine.row_of)
-        return np.asarray(rows, dtype=np.int64), unknown
+        return np.asarray(rows, dtype=np.int64), unknown, has_history
 
     def recommend(
         self, user_id: str | None = None, history: Sequence[str] = (), k: int = 10, exclude_seen: bool = True
     ) -> dict:
         engine = self._fresh()
-        rows, unknown = self._history(engine, user_id, history)
-        known_user = user_id is not None and (
-            self._is_known(engine, user_id) or bool(self.store.history(user_id))
-        )
-        ranked = engine.rank(user_id if known_user else None, rows, k, exclude_seen)
+        rows, unknown, has_history = self._history(engine, user_id, history)
+        known = user_id if self._is_known(engine, user_id) else None
+        ranked = engine.rank(known, rows, k, exclude_seen)
         answer = {
             "user_id": user_id,
             "items": self._items(engine, ranked),
@@ -126,7 +134,7 @@ class Service:
         }
         if unknown:
             answer["unknown_items"] = unknown
-        if user_id is not None and not known_user:
+        if user_id is not None and not has_history:
             answer["unknown_user"] = True
         return answer
 
@@ -153,8 +161,9 @@ class Service:
         known = self._is_known(engine, user_id)
         if not known and not self.store.events(user_id):
             raise NotFound(f"user {user_id!r} has no known history and no stored events")
-        deleted = self.store.erase_user(user_id)
-        self._erased = self._erased | {user_id}
+        with self._lock:  # not overwritten by a sync that read the store before this erasure
+            deleted = self.store.erase_user(user_id)
+            self._erased = self._erased | {user_id}
         return {"user_id": user_id, "events_deleted": deleted, "known_history_hidden": known}
 
     # ---------------------------------------------------------------------------------------- feedback
@@ -174,28 +183,27 @@ class Service:
 
     def post_item(self, item_id: str, fields: dict[str, str]) -> dict:
         """Encode a new item's text and make it recommendable at once."""
-        self._fresh()
+        engine = self._fresh()
+        if item_id in engine.row_of:
+            raise Conflict(f"item {item_id!r} is already in the catalogue")
+        if not engine.can_post_items:
+            raise Conflict(
+                f"{type(engine.model).__name__} cannot place new items: that needs a sequence model with "
+                "item vectors and its teacher folder's text encoder (start the server with --teacher)"
+            )
+        text = engine.knowledge.render(fields)
+        if not text:
+            raise ValueError(
+                f"item {item_id!r}: its fields render to an empty text with the template "
+                f"{engine.knowledge.template.template!r}"
+            )
+        item = PostedItem(item_id, dict(fields), engine.knowledge.encode(text))  # the slow part: no lock held
         with self._lock:
-            engine = self.engine
-            if item_id in engine.row_of:
-                raise Conflict(f"item {item_id!r} is already in the catalogue")
-            if not engine.can_post_items:
-                raise Conflict(
-                    f"{type(engine.model).__name__} cannot place new items: that needs a sequence model with "
-                    "item vectors and its teacher folder's text encoder (start the server with --teacher)"
-                )
-            text = engine.knowledge.render(fields)
-            if not text:
-                raise ValueError(
-                    f"item {item_id!r}: its fields render to an empty text with the template "
-                    f"{engine.knowledge.template.template!r}"
-                )
-            item = PostedItem(item_id, dict(fields), engine.knowledge.encode(text))
             try:
                 self.store.add_item(item)
-            except DuplicateItem as exc:  # posted by another server process since the last sync
+            except DuplicateItem as exc:  # posted meanwhile, here or by another server process
                 raise Conflict(str(exc)) from None
-            engine.add_item(item, text)
+            self._place_posted(self.engine)  # the serving engine (a reload may have swapped it)
         return {"item_id": item_id, "title": text}
 
     def item(self, item_id: str) -> dict:
@@ -211,15 +219,9 @@ class Service:
     def search(self, query: str, limit: int = 20) -> list[dict]:
         """Items whose title (or id) holds every word of `query`, case-insensitively, most popular first."""
         engine = self._fresh()
-        words = query.casefold().split()
-        found = [
-            row
-            for row, title in enumerate(engine.titles)
-            if all(w in f"{title} {engine.item_ids[row]}".casefold() for w in words)
+        return [
+            {"item_id": engine.item_ids[r], "title": engine.titles[r]} for r in engine.search(query, limit)
         ]
-        counts = np.array([engine.item_counts[r] if r < engine.n_known else 0.0 for r in found])
-        order = np.argsort(-counts, kind="stable")[:limit]
-        return [{"item_id": engine.item_ids[found[i]], "title": engine.titles[found[i]]} for i in order]
 
     def similar(self, item_id: str, k: int = 10) -> dict:
         engine = self._fresh()
@@ -239,7 +241,7 @@ class Service:
         row = self._row(engine, item_id)
         if not self._is_known(engine, user_id) and not self.store.events(user_id):
             raise NotFound(f"user {user_id!r} has no known history and no stored events")
-        rows, _ = self._history(engine, user_id)
+        rows, _, _ = self._history(engine, user_id)
         answer: dict = {
             "user_id": user_id,
             "item_id": item_id,
@@ -259,7 +261,7 @@ class Service:
             scores = engine.scores(rows)
             scores[rows] = -np.inf
             return int(1 + np.sum(scores > scores[row]))
-        ranked = engine.rank(user_id, rows, len(engine.item_ids))
+        ranked = engine.rank(user_id if self._is_known(engine, user_id) else None, rows, len(engine.item_ids))
         places = np.flatnonzero(ranked.rows == row)
         return int(places[0]) + 1 if len(places) else None
 
@@ -273,9 +275,7 @@ class Service:
             ("text_similarity", engine.text_vectors),
         ):
             if table is not None:
-                unit = table[[*seen, row]] / np.maximum(
-                    np.linalg.norm(table[[*seen, row]], axis=1, keepdims=True), 1e-12
-                )
+                unit = unit_rows(table[[*seen, row]])
                 sims[name] = unit[:-1] @ unit[-1]
         if not sims:
             return []
@@ -294,14 +294,12 @@ class Service:
         teacher = engine.knowledge.teacher if engine.knowledge else None
         if teacher is None or len(rows) == 0 or row >= engine.n_known or row in rows:
             return None
-        read = engine.reads_as[rows]
         with bf16_autocast(teacher.bf16):
-            scores = np.array(
-                teacher.model.score(np.arange(1), as_interactions([read], engine.n_known))[0],
-                dtype=np.float32,
-            )
-        scores[read] = -np.inf
-        scores[rows[rows < engine.n_known]] = -np.inf
+            history = as_interactions(
+                [engine.reads_as[rows]], engine.n_known
+            )  # posted items read as known ones
+            scores = np.array(teacher.model.score(np.arange(1), history)[0], dtype=np.float32)
+        scores[rows[rows < engine.n_known]] = -np.inf  # the items the user has, as the student excludes them
         rank = int(1 + np.sum(scores > scores[row]))
         return {"rank": rank, "in_top_10": rank <= 10}
 
@@ -309,11 +307,11 @@ class Service:
 
     def reload(self, model_dir: str | Path | None = None, **engine_options) -> dict:
         """Load `model_dir` (default: the folder serving now) beside the serving engine and swap it in."""
+        old = self.engine
+        folder = Path(model_dir) if model_dir is not None else old.path
+        engine = build_engine(folder, knowledge=old.knowledge, **engine_options)  # slow: no lock held
         with self._lock:
-            old = self.engine
-            folder = Path(model_dir) if model_dir is not None else old.path
-            engine = build_engine(folder, knowledge=old.knowledge, **engine_options)
-            self._seen = self._place_posted(engine, 0)
+            self._place_posted(engine)
             self.engine = engine
         return {"model_dir": str(folder), "model": type(engine.model).__name__, "items": len(engine.item_ids)}
 

@@ -11,13 +11,14 @@ processes sharing one store. Tables:
 
 A user's history, as a sequence model reads it, is the items of their events ordered by timestamp (then arrival)
 whose kind is not in `NOT_HISTORY` (an impression or a skip says the user saw an item, not that they chose it).
-Connections are per thread (the server answers from a thread pool); each write is one transaction.
+Connections are pooled (the server answers from a thread pool and its event loop); each write is one transaction.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import queue
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -39,6 +40,9 @@ __all__ = [
 ]
 
 NOT_HISTORY = frozenset({"impression", "read", "skip", "dislike"})  # stored, but not read as history
+HISTORY_LIMIT = (
+    1000  # a user's latest events read as history (a sequence model reads its last max_len anyway)
+)
 
 
 @dataclass(frozen=True)
@@ -64,8 +68,9 @@ class EventStore(Protocol):
     def events(self, user_id: str) -> list[Event]:
         """The user's stored events, oldest first."""
 
-    def history(self, user_id: str) -> list[str]:
-        """The item ids of the user's events that count as history (see `NOT_HISTORY`), oldest first."""
+    def history(self, user_id: str, limit: int = HISTORY_LIMIT) -> list[str]:
+        """The item ids of the user's latest `limit` events that count as history (see `NOT_HISTORY`), oldest
+        first."""
 
     def ping(self) -> None:
         """Raise unless the store answers."""
@@ -80,8 +85,11 @@ class EventStore(Protocol):
     def add_item(self, item: PostedItem) -> None:
         """Store a posted item; `DuplicateItem` when its id was posted already (by any process)."""
 
-    def items(self, skip: int = 0) -> list[PostedItem]:
-        """The posted items in the order they were posted, the first `skip` left out."""
+    def item_ids(self) -> list[str]:
+        """The ids of the posted items, in the order they were posted."""
+
+    def items(self, item_ids: Sequence[str] | None = None) -> list[PostedItem]:
+        """The posted items (those of `item_ids` only, when given), in the order they were posted."""
 
     def close(self) -> None: ...
 
@@ -102,9 +110,8 @@ class SQLStore:
     serial_writes = False
 
     def __init__(self) -> None:
-        self._local = threading.local()
+        self._pool: queue.LifoQueue = queue.LifoQueue()  # idle connections
         self._write = threading.Lock() if self.serial_writes else contextlib.nullcontext()
-        self._connections: list = []
         with self._transaction() as db:
             self._create(db)
 
@@ -115,30 +122,40 @@ class SQLStore:
         for statement in self.schema:
             db.execute(statement)
 
-    def _db(self):
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = self._connect()
-            self._connections.append(db)
-        return db
+    @contextlib.contextmanager
+    def _connection(self):
+        """An idle connection (a new one when none is idle), returned to the pool after use; one that saw an
+        error is closed instead, so a broken connection (a restarted database) is replaced by the next use."""
+        try:
+            db = self._pool.get_nowait()
+        except queue.Empty:
+            db = self._connect()
+        try:
+            yield db
+        except BaseException:
+            with contextlib.suppress(Exception):
+                db.close()
+            raise
+        self._pool.put(db)
 
     def _sql(self, text: str) -> str:
         return text.replace("?", self.marker)
 
     @contextlib.contextmanager
     def _transaction(self):
-        with self._write:
-            db = self._db()
+        with self._write, self._connection() as db:
             db.execute(self.begin)
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                with contextlib.suppress(Exception):
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")  # on disk when it returns
 
     def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
-        return list(self._db().execute(self._sql(sql), params).fetchall())
+        with self._connection() as db:
+            return list(db.execute(self._sql(sql), params).fetchall())
 
     def add_events(self, events: Sequence[Event]) -> None:
         rows = [(e.user_id, e.item_id, e.event, e.value, e.timestamp) for e in events]
@@ -157,13 +174,14 @@ class SQLStore:
         )
         return [Event(*row) for row in rows]
 
-    def history(self, user_id: str) -> list[str]:
+    def history(self, user_id: str, limit: int = HISTORY_LIMIT) -> list[str]:
         marks = ",".join("?" * len(NOT_HISTORY))
         rows = self._rows(
-            f"SELECT item_id FROM events WHERE user_id = ? AND event NOT IN ({marks}) ORDER BY timestamp, id",
-            (user_id, *sorted(NOT_HISTORY)),
+            f"SELECT item_id FROM events WHERE user_id = ? AND event NOT IN ({marks}) "
+            "ORDER BY timestamp DESC, id DESC LIMIT ?",
+            (user_id, *sorted(NOT_HISTORY), limit),
         )
-        return [row[0] for row in rows]
+        return [row[0] for row in reversed(rows)]
 
     def ping(self) -> None:
         self._rows("SELECT 1")
@@ -190,20 +208,24 @@ class SQLStore:
         except self.integrity_errors:
             raise DuplicateItem(f"item {item.item_id!r} was posted already") from None
 
-    def items(self, skip: int = 0) -> list[PostedItem]:
-        rows = self._rows(
-            "SELECT item_id, fields, text_vector FROM items ORDER BY n LIMIT 1000000000 OFFSET ?", (skip,)
-        )
+    def item_ids(self) -> list[str]:
+        return [row[0] for row in self._rows("SELECT item_id FROM items ORDER BY n")]
+
+    def items(self, item_ids: Sequence[str] | None = None) -> list[PostedItem]:
+        rows = self._rows("SELECT item_id, fields, text_vector FROM items ORDER BY n")
+        wanted = None if item_ids is None else set(item_ids)
         return [
             PostedItem(item_id, json.loads(fields), np.frombuffer(bytes(vector), dtype=np.float32).copy())
             for item_id, fields, vector in rows
+            if wanted is None or item_id in wanted
         ]
 
     def close(self) -> None:
-        for db in self._connections:
-            db.close()
-        self._connections.clear()
-        self._local = threading.local()
+        while True:
+            try:
+                self._pool.get_nowait().close()
+            except queue.Empty:
+                return
 
 
 class SQLiteStore(SQLStore):
