@@ -397,6 +397,26 @@ def new_items_table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def cold_served_table(path: Path) -> str:
+    """A served student's cold items posted by their text (`benchmarks/cold_items_served.py`)."""
+    result = json.loads(path.read_text())
+    lines = [
+        f"`{result['command']}` ({result['dataset']}: {result['cold_items']:,} cold items, {result['cold_users']:,} "
+        f"of {result['users']:,} test users with a cold target; student {result['student']['name']} of width "
+        f"{result['student'].get('dim')}, best epoch {result['best_epoch']})",
+        "",
+        "| model | cold HR@10 | cold NDCG@10 | cold median rank | all users NDCG@10 |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, row in result["cold"].items():
+        every = result["all_users"].get(name, {}).get("NDCG@10")
+        lines.append(
+            f"| {name} | {row['HR@10']:.4f} | {row['NDCG@10']:.4f} | {row['median_rank']:.0f} | "
+            f"{'' if every is None else f'{every:.4f}'} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -414,6 +434,7 @@ def main() -> None:
             "compress",
             "serve",
             "new-items",
+            "cold-served",
         ],
     )
     parser.add_argument(
@@ -441,6 +462,9 @@ def main() -> None:
     if args.what == "new-items":
         for path in sorted((RESULTS / "new_items").glob("*.json")):
             print(f"### {path.stem}\n\n{new_items_table(path)}\n")
+    if args.what == "cold-served":
+        for path in sorted((RESULTS / "cold_served").glob("*.json")):
+            print(f"### {path.stem}\n\n{cold_served_table(path)}\n")
     if args.what == "summary":
         print(f"### KD gains: test NDCG@10 of the student with KD vs without\n\n{gains_table()}\n")
         print(f"### Size and quality\n\n{size_quality_table()}")

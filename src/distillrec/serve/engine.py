@@ -8,9 +8,9 @@ A *vector model* (the sequence models: SASRec, the teacher, the `sasrec`/`gru4re
 export) scores a user as `item_table @ encode(history)`. For these the engine keeps the item table in an index
 (`serve/index.py`: exact or faiss HNSW), and a posted item joins it at once: its text goes through the teacher's
 text encoder and `serve/placement.py` (a linear map from text vectors to the model's item vectors, fitted on the
-known items when the engine is built). A history that holds a posted item is read with the posted item replaced by the known item
-nearest to it in the text space (the model has no input vector for it); its own row is still excluded from the
-answer. Other models (EASE, ItemKNN, MostPop; iALS/BPR/MF, which cannot read new feedback) are served through
+known items when the engine is built). A history that holds a posted item is read with the posted item replaced
+by the known item nearest to it in the text space (the model has no input vector for it); its own row is still
+excluded from the answer. Other models (EASE, ItemKNN, MostPop; iALS/BPR/MF, which cannot read new feedback) are served through
 `SavedModel.rank` and cannot place posted items.
 """
 

@@ -294,10 +294,8 @@ class Service:
         teacher = engine.knowledge.teacher if engine.knowledge else None
         if teacher is None or len(rows) == 0 or row >= engine.n_known or row in rows:
             return None
+        history = as_interactions([engine.reads_as[rows]], engine.n_known)  # posted items read as known ones
         with bf16_autocast(teacher.bf16):
-            history = as_interactions(
-                [engine.reads_as[rows]], engine.n_known
-            )  # posted items read as known ones
             scores = np.array(teacher.model.score(np.arange(1), history)[0], dtype=np.float32)
         scores[rows[rows < engine.n_known]] = -np.inf  # the items the user has, as the student excludes them
         rank = int(1 + np.sum(scores > scores[row]))
