@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -77,29 +78,37 @@ def make_generic(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
-@pytest.fixture(scope="session")
-def serve_run(data_dir, tmp_path_factory):
-    """A run on the first 60 users of ml-100k: tiny teacher (MiniLM text) and a KD SASRec student."""
-    import numpy as np
-
-    from distillrec.config import parse_config
+def write_ml100k_slice(data_dir: Path, folder: Path, n_users: int, used_items_only: bool = False) -> Path:
+    """The first `n_users` users of ml-100k as a generic-format folder (interactions.tsv; items.tsv with title
+    and genres, of every item or only of the items those users have)."""
     from distillrec.data.dataset import load_dataset
-    from distillrec.pipeline import run_pipeline
 
     ds = load_dataset(data_dir / "ml-100k")
     inter = ds.interactions
-    keep = inter.users < 60
-    source = tmp_path_factory.mktemp("ml100k-60")
+    keep = inter.users < n_users
     pd.DataFrame(
         {
             "user_id": ds.user_ids[inter.users[keep]],
             "item_id": ds.item_ids[inter.items[keep]],
             "timestamp": inter.timestamps[keep],
         }
-    ).to_csv(source / "interactions.tsv", sep="\t", index=False)
-    used = np.unique(inter.items[keep])
+    ).to_csv(folder / "interactions.tsv", sep="\t", index=False)
     items = ds.item_text[["title", "genres"]].assign(item_id=ds.item_ids)[["item_id", "title", "genres"]]
-    items.iloc[used].to_csv(source / "items.tsv", sep="\t", index=False)
+    if used_items_only:
+        items = items.iloc[np.unique(inter.items[keep])]
+    items.to_csv(folder / "items.tsv", sep="\t", index=False)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def serve_run(data_dir, tmp_path_factory):
+    """A run on the first 60 users of ml-100k: tiny teacher (MiniLM text) and a KD SASRec student."""
+    from distillrec.config import parse_config
+    from distillrec.pipeline import run_pipeline
+
+    source = write_ml100k_slice(
+        data_dir, tmp_path_factory.mktemp("ml100k-60"), n_users=60, used_items_only=True
+    )
     config = parse_config(
         {
             "name": "serve",

@@ -7,8 +7,8 @@ import json
 import re
 from collections import Counter
 
-import pandas as pd
 import pytest
+from conftest import write_ml100k_slice
 
 from distillrec.config import parse_config
 from distillrec.pipeline import run_pipeline
@@ -17,22 +17,7 @@ from distillrec.pipeline import run_pipeline
 @pytest.fixture(scope="module")
 def small_dataset(data_dir, tmp_path_factory):
     """The first 80 users of ml-100k, as a generic-format folder (items.tsv with title and genres)."""
-    from distillrec.data.dataset import load_dataset
-
-    ds = load_dataset(data_dir / "ml-100k")
-    inter = ds.interactions
-    keep = inter.users < 80
-    folder = tmp_path_factory.mktemp("ml100k-slice")
-    pd.DataFrame(
-        {
-            "user_id": ds.user_ids[inter.users[keep]],
-            "item_id": ds.item_ids[inter.items[keep]],
-            "timestamp": inter.timestamps[keep],
-        }
-    ).to_csv(folder / "interactions.tsv", sep="\t", index=False)
-    items = ds.item_text[["title", "genres"]].assign(item_id=ds.item_ids)[["item_id", "title", "genres"]]
-    items.to_csv(folder / "items.tsv", sep="\t", index=False)
-    return folder
+    return write_ml100k_slice(data_dir, tmp_path_factory.mktemp("ml100k-slice"), n_users=80)
 
 
 def config(source, student_dim=8):
