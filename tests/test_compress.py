@@ -185,3 +185,49 @@ def test_array_names_with_the_part_separator_are_refused(folders, tmp_path):
     ease.__dict__["odd#name_"] = np.zeros((2, 2), dtype=np.float32)
     with pytest.raises(ValueError, match="array names may not hold '#'"):
         save_model(ease, tmp_path / "odd", distillrec.load(folders["ease"]).catalog, folders["split"].train)
+
+
+def test_pq_rows_are_their_nearest_centroids_and_shrink_a_table():
+    pytest.importorskip("faiss")
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(16, 32)).astype(np.float32)
+    table = centres[rng.integers(16, size=4000)] + rng.normal(scale=0.01, size=(4000, 32)).astype(np.float32)
+    parts, spec = encode(table, ["pq"])
+    assert spec["steps"] == [{"step": "pq", "subvectors": 8}]
+    assert parts["codes"].shape == (4000, 8) and parts["codes"].dtype == np.uint8
+    assert parts["codebooks"].shape == (8, 256, 4)
+    decoded = decode(parts, spec)
+    # every piece is its nearest centroid: no other centroid is closer than the chosen one
+    pieces, chosen = table.reshape(4000, 8, 4), decoded.reshape(4000, 8, 4)
+    best = ((pieces[:, :, None, :] - parts["codebooks"][None]) ** 2).sum(-1).min(axis=2)
+    np.testing.assert_allclose(((pieces - chosen) ** 2).sum(-1), best, rtol=1e-4, atol=1e-6)
+    assert np.abs(decoded - table).max() < 0.1  # 16 clusters: 256 centroids fit them closely
+    # 4000 x 32 floats (512,000 bytes) -> 8 bytes a row (32,000) + codebooks 8 x 256 x 4 floats (32,768)
+    assert sum(p.nbytes for p in parts.values()) == 64_768
+    small, small_spec = encode(X, ["pq"])  # 301 rows: too few, kept whole
+    assert small_spec["steps"] == [] and np.array_equal(decode(small, small_spec), X)
+    with pytest.raises(ValueError, match="pq replaces every row"):
+        encode(table, ["pq", "int8"])
+
+
+def test_pq_compresses_a_students_item_table_in_its_folder(tmp_path):
+    pytest.importorskip("faiss")
+    n_users, n_items = 60, 1100
+    rng = np.random.default_rng(4)
+    items = rng.integers(n_items, size=(n_users, 10))
+    data = Interactions.from_arrays(
+        np.repeat(np.arange(n_users), 10), items.ravel(), np.tile(np.arange(10), n_users), n_users, n_items
+    )
+    split = leave_one_out(data)
+    catalog = Catalog(
+        np.array([f"u{u}" for u in range(n_users)]),
+        np.array([f"i{i}" for i in range(n_items)]),
+        split.test_history(),
+    )
+    student = make_student("sasrec", dim=32, max_len=10, max_epochs=1, progress=False).fit(split.train)
+    folder = save_model(student, tmp_path / "student", catalog, split.train)
+    result = compress_model(folder, tmp_path / "pq", ["pq"])
+    (table,) = [a for a in result.arrays if a.name == "item_embedding.embedding.weight"]
+    assert table.steps == [{"step": "pq", "subvectors": 8}]
+    assert table.bytes_after == 1101 * 8 + 8 * 256 * 4 * 4  # one byte a piece, and the codebooks
+    assert len(distillrec.load(tmp_path / "pq").recommend(user="u3", k=10)) == 10

@@ -839,7 +839,8 @@ def compress(
     method: Annotated[
         str,
         typer.Option(
-            help="int8 | int4 | prune | lowrank, or prune / lowrank followed by int8 / int4 (e.g. prune,int8)."
+            help="int8 | int4 | prune | lowrank, or prune / lowrank followed by int8 / int4 (e.g. prune,int8); "
+            "or pq (product quantisation of tables of 1,024 rows or more, needs faiss)."
         ),
     ] = "int8",
     sparsity: Annotated[
@@ -849,13 +850,20 @@ def compress(
     energy: Annotated[
         float, typer.Option(min=0.01, max=1.0, help="lowrank: the share of squared singular values to keep.")
     ] = 0.95,
+    subvectors: Annotated[
+        int | None,
+        typer.Option(min=1, help="pq: pieces a row is cut into, one byte each (default: width / 4)."),
+    ] = None,
 ) -> None:
-    """Store a saved model's large arrays smaller (quantised, pruned or low-rank); it loads and recommends as before."""
+    """Store a saved model's large arrays smaller (quantised, pruned, low-rank or product-quantised); it loads and
+    recommends as before."""
     from distillrec.compress import compress_model
 
     methods = [m.strip() for m in method.split(",") if m.strip()]
     try:
-        result = compress_model(model_dir, out, methods, sparsity=sparsity, rank=rank, energy=energy)
+        result = compress_model(
+            model_dir, out, methods, sparsity=sparsity, rank=rank, energy=energy, subvectors=subvectors
+        )
     except ValueError as exc:
         if "compression method" in str(exc) or "give one" in str(exc):
             raise typer.BadParameter(str(exc), param_hint="--method") from None

@@ -8,7 +8,12 @@ A codec is a list of steps applied in order; decoding undoes them in reverse:
   smallest rank keeping `energy` of the squared singular values; used only when r (n + m) < n m;
 - "int8": symmetric per-row quantisation, q = round(x / s), s = max|row| / 127, q in [-127, 127]; a vector is
   quantised in blocks of `BLOCK` values, each with its scale;
-- "int4": the same with s = max|row| / 7, two values packed per byte.
+- "int4": the same with s = max|row| / 7, two values packed per byte;
+- "pq": product quantisation (Jegou et al., TPAMI 2011; for item tables RecJPQ, Petrov & Macdonald, WSDM 2024):
+  each row is cut into `subvectors` pieces, each piece replaced by the nearest of 256 centroids learned by k-means
+  over that piece across the rows (faiss), so a row is `subvectors` bytes plus the shared codebooks
+  (`codebooks` (subvectors, 256, width / subvectors) float32, `codes` (rows, subvectors) uint8); used only on
+  tables with at least 1,024 rows whose width the number of pieces divides, and alone.
 int8 / int4 apply to every float part the earlier steps made (the pruned values, the low-rank factors).
 Scales are stored as float16 when every row's fits (else float32); codes are computed with the stored scale. `encode` returns the parts and a JSON spec; `decode(parts, spec)` the float32 array.
 """
@@ -21,7 +26,8 @@ import numpy as np
 
 __all__ = ["STEPS", "encode", "decode", "check_steps"]
 
-STEPS = ("prune", "lowrank", "int8", "int4")
+STEPS = ("prune", "lowrank", "int8", "int4", "pq")
+PQ_MIN_ROWS = 1024  # fewer rows than this: 256 centroids a piece would cost more than they save
 BLOCK = 64  # values per scale when a vector is quantised
 
 
@@ -36,11 +42,18 @@ def check_steps(steps: list[str]) -> list[str]:
         raise ValueError("int8 and int4 are two widths of one quantisation: give one")
     if "prune" in steps and "lowrank" in steps:
         raise ValueError("prune and lowrank both restructure the matrix: give one")
+    if "pq" in steps and len(steps) > 1:
+        raise ValueError("pq replaces every row by one-byte codes: give it alone")
     return sorted(steps, key=STEPS.index)
 
 
 def encode(
-    array: np.ndarray, steps: list[str], sparsity: float = 0.5, rank: int | None = None, energy: float = 0.95
+    array: np.ndarray,
+    steps: list[str],
+    sparsity: float = 0.5,
+    rank: int | None = None,
+    energy: float = 0.95,
+    subvectors: int | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """(parts, spec) of a 2-D float array; see the module docstring."""
     steps = check_steps(list(steps))
@@ -73,6 +86,14 @@ def encode(
             spec["steps"].append(
                 {"step": "lowrank", "rank": r, "energy": float(np.sum(s[:r] ** 2) / np.sum(s**2))}
             )
+        elif step == "pq":
+            m = (
+                subvectors if subvectors is not None else max(1, x.shape[1] // 4)
+            )  # 4 values a byte by default
+            if x.shape[0] < PQ_MIN_ROWS or x.shape[1] % m:
+                continue  # a small matrix, or a width the pieces do not divide: kept whole
+            parts = _product_quantise(x, m)
+            spec["steps"].append({"step": "pq", "subvectors": m})
         else:  # int8 / int4 on every float part
             bits = 8 if step == "int8" else 4
             quantised, shapes = {}, {}
@@ -100,6 +121,10 @@ def decode(parts: dict[str, np.ndarray], spec: dict[str, Any]) -> np.ndarray:
                 parts[base] = _dequantise(codes, scale, bits, tuple(part_shape))
         elif name == "lowrank":
             parts = {"matrix": parts["a"] @ parts["b"]}
+        elif name == "pq":
+            codebooks, codes = parts["codebooks"], parts["codes"].astype(np.int64)  # (m, 256, w), (n, m)
+            pieces = codebooks[np.arange(codebooks.shape[0])[None, :], codes]  # (n, m, w)
+            parts = {"matrix": pieces.reshape(codes.shape[0], -1)}
         elif name == "prune":
             matrix = np.zeros(shape, dtype=np.float32)
             indptr = parts["indptr"]
@@ -110,6 +135,19 @@ def decode(parts: dict[str, np.ndarray], spec: dict[str, Any]) -> np.ndarray:
     if matrix.shape != shape:
         raise ValueError(f"decoded shape {matrix.shape}, expected {shape}")
     return matrix.astype(np.float32)
+
+
+def _product_quantise(x: np.ndarray, m: int) -> dict[str, np.ndarray]:
+    """{"codebooks": (m, 256, d / m) float32, "codes": (n, m) uint8} of x (n, d), by faiss' k-means."""
+    try:
+        import faiss
+    except ImportError as exc:
+        raise ImportError("pq needs faiss: pip install -e '.[serve]' (or faiss-cpu)") from exc
+    quantiser = faiss.ProductQuantizer(x.shape[1], m, 8)
+    quantiser.train(np.ascontiguousarray(x))
+    codes = quantiser.compute_codes(np.ascontiguousarray(x))  # (n, m) uint8
+    codebooks = faiss.vector_to_array(quantiser.centroids).reshape(m, 256, x.shape[1] // m)
+    return {"codebooks": codebooks.astype(np.float32), "codes": codes.astype(np.uint8)}
 
 
 def _quantise(x: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """Compress a saved model folder: its large arrays stored smaller, the model unchanged for `load` and `recommend`.
 
 Input: a model folder (`artifact.py`), the methods (`codecs.py`: int8, int4, prune, lowrank, or prune / lowrank
-followed by int8 / int4) and their settings. Output: a new model folder whose weights and array parameters keep
+followed by int8 / int4; or pq, product quantisation of tables) and their settings. Output: a new model folder whose weights and array parameters keep
 every 2-D float array of at least `min_size` values (embedding tables, linear layers, EASE's item-item matrix,
 factor tables, a teacher's frozen text table) as its encoded parts, when that is smaller; the rest is copied. Loading decodes the arrays to float32, so the
 compressed model scores with the same code as the original: what shrinks is the size on disk (and what a
@@ -53,6 +53,7 @@ def compress_model(
     rank: int | None = None,
     energy: float = 0.95,
     min_size: int = 1024,
+    subvectors: int | None = None,
 ) -> CompressionResult:
     """Write the compressed copy of the model folder `source` to `out` (see the module docstring)."""
     source, out = Path(source), Path(out)
@@ -69,7 +70,7 @@ def compress_model(
         raise ValueError(
             f"{source}: an ONNX export; compress the model folder it was exported from, then export that"
         )
-    settings = {"sparsity": sparsity, "rank": rank, "energy": energy}
+    settings = {"sparsity": sparsity, "rank": rank, "energy": energy, "subvectors": subvectors}
     arrays: list[CompressedArray] = []
 
     def compressed(values: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
