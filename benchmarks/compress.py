@@ -23,45 +23,31 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import distillrec  # noqa: E402
 from distillrec.compress import compress_model  # noqa: E402
 from distillrec.evaluate.ranking import evaluate  # noqa: E402
 from distillrec.export import export_onnx  # noqa: E402
+from distillrec.recommend import serving_cost  # noqa: E402
 from distillrec.stages.data import read_prepared  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def weights_bytes(folder: Path) -> int:
-    manifest = json.loads((folder / "manifest.json").read_text())
-    keep = ("weights.safetensors", "state/", "params/")
-    return sum(f["bytes"] for name, f in manifest["files"].items() if name.startswith(keep))
 
 
 def measure(folder: Path, data, users: list[str], n_latency: int) -> dict:
     model = distillrec.load(folder)
     split = data.split
     test = evaluate(model.model, split.test_history(), split.test, ks=(10,)).summary
-    for user in users[:5]:  # warm-up
-        model.recommend(user=user, k=10)
-    times = []
-    for user in users[:n_latency]:
-        start = time.perf_counter()
-        model.recommend(user=user, k=10)
-        times.append(time.perf_counter() - start)
+    cost = serving_cost(model, users[:n_latency])
     start = time.perf_counter()
     model.recommend_batch(users=users, k=10)
     batch_seconds = time.perf_counter() - start
     return {
         "NDCG@10": test["NDCG@10"],
         "HR@10": test["HR@10"],
-        "weights_bytes": weights_bytes(folder),
         "params": model.model.n_params(),
-        "latency_ms_p50": 1000 * float(np.percentile(times, 50)),
-        "latency_ms_p99": 1000 * float(np.percentile(times, 99)),
+        **cost,
         "users_per_second": len(users) / batch_seconds,
     }
 

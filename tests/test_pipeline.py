@@ -71,6 +71,19 @@ def test_run_writes_every_artifact_and_reuses_unchanged_stages(small_dataset, tm
         == json.loads((first / "baselines/metrics.json").read_text())["models"]["ease"]["test"]
     )
     assert 0.0 <= merged["agreement"]["sasrec-soft (KD)"]["top10_overlap_with_teacher"] <= 1.0
+    # serving cost of every model with a folder: the folder's weights on disk, one user's top-10 latency
+    costs = {
+        n: (r["weights_bytes"], r["latency_ms_p50"], r["latency_ms_p99"]) for n, r in merged["models"].items()
+    }
+    assert set(costs) == set(kinds)
+    assert costs["sasrec-soft (KD)"][0] < costs["teacher"][0]  # the student is smaller on disk
+    manifest = json.loads((first / "teacher" / "model" / "manifest.json").read_text())
+    stored = sum(
+        f["bytes"] for n, f in manifest["files"].items() if n.startswith(("weights", "state/", "params/"))
+    )
+    assert costs["teacher"][0] == stored
+    assert all(0 < p50 <= p99 for _, p50, p99 in costs.values())
+    assert "top-10 latency" in (first / "report.html").read_text()
     check_saved_models(first)
 
     # A second run with only the student changed: baselines and teacher are reused, the student is recomputed.

@@ -21,7 +21,9 @@ scored in batches of `batch_size` requests, each one `score` call over the whole
 
 from __future__ import annotations
 
+import json
 import numbers
+import time
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +38,7 @@ from distillrec.evaluate.ranking import top_k
 from distillrec.models.base import Recommender
 from distillrec.train.loop import bf16_autocast
 
-__all__ = ["load", "SavedModel", "Request", "Recommendation", "model_classes"]
+__all__ = ["load", "SavedModel", "Request", "Recommendation", "model_classes", "serving_cost"]
 
 
 def model_classes() -> dict[str, type[Recommender]]:
@@ -260,3 +262,27 @@ def _ids(values: Sequence | None) -> tuple[str, ...]:
     if isinstance(values, str | bytes):
         raise TypeError(f"a history is a list of item ids, got the string {values!r}")
     return tuple(str(v) for v in values)
+
+
+def serving_cost(saved: SavedModel, users: Sequence[str], k: int = 10, warmup: int = 5) -> dict:
+    """What serving `saved` costs: `weights_bytes`, what its folder stores of the model (weights, state and array
+    parameters such as a text table; not the ids and histories every folder carries), and the latency of one
+    user's full-catalogue top-`k` through `recommend` (`latency_ms_p50` / `latency_ms_p99` over `users`, one at a
+    time, after `warmup` requests), on the threads the process has."""
+    manifest = json.loads((Path(saved.path) / "manifest.json").read_text(encoding="utf-8"))
+    stored = ("weights.safetensors", "state/", "params/")
+    size = sum(f["bytes"] for name, f in manifest["files"].items() if name.startswith(stored))
+    requests = [Request(str(u), (), k) for u in users]
+    for request in requests[:warmup]:
+        saved.rank([request])
+    times = []
+    for request in requests:
+        start = time.perf_counter()
+        saved.rank([request])
+        times.append(time.perf_counter() - start)
+    ms = 1000 * np.asarray(times) if times else np.zeros(1)
+    return {
+        "weights_bytes": int(size),
+        "latency_ms_p50": float(np.percentile(ms, 50)),
+        "latency_ms_p99": float(np.percentile(ms, 99)),
+    }

@@ -22,6 +22,7 @@ user's known history masked):
           "slices": {"head": {"users": n, "NDCG@10": ..}, "tail": {...}, "cold": {...}},       optional
           "history": [{"epoch": 1, "loss": .., "valid_ndcg10": .. or null, "seconds": ..}, ...],  optional
           "kd": ["soft", "rd"]                                               optional (students)
+          "weights_bytes": 268123, "latency_ms_p50": 0.6, "latency_ms_p99": 0.9    optional (serving cost)
         }, ...
       },
       "agreement": {"<student name>": {"top10_overlap_with_teacher": 0.41}, ...},           optional
@@ -124,6 +125,9 @@ def _check_model(name: str, model: dict) -> None:
         _number(_key(row, "loss", at), f'{at}["loss"]')
         if _key(row, "valid_ndcg10", at) is not None:
             _number(row["valid_ndcg10"], f'{at}["valid_ndcg10"]')
+    for key in ("weights_bytes", "latency_ms_p50", "latency_ms_p99"):
+        if key in model:
+            _number(model[key], f'{where}["{key}"]')
     if "kd" in model and not all(isinstance(k, str) for k in _list(model["kd"], f'{where}["kd"]')):
         raise MetricsError(f'{where}["kd"] must be a list of loss names, got {model["kd"]!r}')
 
@@ -169,6 +173,18 @@ def _share(part: float, whole: float) -> str:
     if pct >= 1:
         return f"{pct:.1f}%"
     return f"{pct:.2g}%"
+
+
+def _bytes(n: float) -> str:
+    if n < 1024**2:
+        return f"{n / 1024:,.0f} KiB"
+    return f"{n / 1024**2:,.1f} MiB"
+
+
+def _latency(model: dict) -> str:
+    if "latency_ms_p50" not in model:
+        return "–"
+    return f"{model['latency_ms_p50']:.2f} / {model['latency_ms_p99']:.2f} ms"
 
 
 def _duration(seconds: float) -> str:
@@ -236,6 +252,7 @@ def _table(models: dict, order: list[str]) -> str:
         "<th>model</th><th>kind</th>"
         + "".join(f'<th class="num">{escape(m)}</th>' for m in TABLE_METRICS)
         + f'<th class="num">params</th><th class="num">{share_head}</th><th class="num">train time</th>'
+        + '<th class="num">on disk</th><th class="num">top-10 latency<span class="detail">p50 / p99</span></th>'
     )
     body = []
     for name in order:
@@ -267,11 +284,16 @@ def _table(models: dict, order: list[str]) -> str:
             f'<td class="num">{_params(model["params"])}</td>',
             f'<td class="num">{share}</td>',
             f'<td class="num">{_duration(model["train_seconds"])}</td>',
+            f'<td class="num">{_bytes(model["weights_bytes"]) if "weights_bytes" in model else "–"}</td>',
+            f'<td class="num">{_latency(model)}</td>',
         ]
         body.append(f'<tr class="kind-{escape(model["kind"])}">{"".join(cells)}</tr>')
     caption = (
         "Test split, full ranking. ± is half the width of the 95% interval (over seeds or bootstrap) "
-        "where the run recorded one (hover for the interval). Bold: best value of each metric column."
+        "where the run recorded one (hover for the interval). Bold: best value of each metric column. "
+        "On disk: the weights a model folder stores (state and array parameters). Latency: one user's "
+        "full-catalogue top-10 through distillrec.load(...).recommend, one request at a time, on this run's "
+        "machine and threads."
     )
     return (
         f'<table id="models">\n<caption>{escape(caption)}</caption>\n<thead><tr>{head}</tr></thead>\n'

@@ -2,15 +2,20 @@
 
 Input: the prepared data and the folders of the baselines, teacher and student stages. Output: the run's
 `metrics.json` (the shape `report/html.py` documents and checks, with a schema version) and `report.html`.
+Every model with a model folder also gets its serving cost (`recommend.serving_cost`: weights on disk, top-10
+latency over `COST_USERS` test users), measured here so that the report shows quality, size and speed together.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from distillrec.artifact import ModelFolderError
+from distillrec.recommend import load, serving_cost
 from distillrec.report.html import build_report
 from distillrec.results import read_results
 from distillrec.stages.data import PreparedData
@@ -18,6 +23,7 @@ from distillrec.stages.data import PreparedData
 __all__ = ["write_report", "merge_metrics", "student_names", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
+COST_USERS = 100  # test users timed one request at a time for each model's latency
 
 
 def write_report(
@@ -25,8 +31,36 @@ def write_report(
 ) -> Path:
     """Write `run_dir/metrics.json` and `run_dir/report.html`; return the report's path."""
     merged = merge_metrics(data, baselines_dir, teacher_dir, student_dirs)
+    users = data.dataset.user_ids[np.unique(data.split.test.users)[:COST_USERS]]
+    for name, folder in model_folders(merged["models"], baselines_dir, teacher_dir, student_dirs).items():
+        try:
+            merged["models"][name].update(serving_cost(load(folder), users))
+        except (ModelFolderError, ImportError) as exc:  # e.g. a folder an optional extra serves
+            warnings.warn(f"{folder}: no serving cost measured ({exc})", stacklevel=2)
     (Path(run_dir) / "metrics.json").write_text(json.dumps(merged, indent=2, default=str))
     return build_report(run_dir)
+
+
+def model_folders(
+    models: dict, baselines_dir: Path, teacher_dir: Path, student_dirs: dict[str, Path]
+) -> dict[str, Path]:
+    """The model folder of each model of the merged `models` that has one: a baseline's, the teacher's, the
+    text-only model's, the ID-only twin's, and each student's with KD and without (its first seed's)."""
+    folders = {name: Path(baselines_dir) / "models" / name for name in models}
+    folders.update(
+        {
+            "teacher": teacher_dir / "model",
+            "text_only": teacher_dir / "text_only_model",
+            "id_only": teacher_dir / "id_only_model",
+        }
+    )
+    for label, folder in student_dirs.items():
+        kd_name, plain_name = student_names(label)
+        folders[kd_name] = folder / "model"
+        if plain_name in models:
+            seed = models[plain_name]["seeds"][0]["seed"]
+            folders[plain_name] = folder / "models" / f"student_plain-seed{seed}"
+    return {n: f for n, f in folders.items() if n in models and (f / "manifest.json").is_file()}
 
 
 def student_names(label: str) -> tuple[str, str]:
