@@ -7,10 +7,11 @@ The data and split of the config (the same as its teacher's); a student of the c
 trained without KD (validation early stopping, checkpointed under `benchmarks/results/cold_served/<tag>_work`, so
 an interrupted run resumes); the items' texts encoded with the config's teacher encoder (the content-addressed
 cache). Cold items are the items without a training interaction. As a server would, every cold item is placed by
-its text (`serve/placement.py`: a map fitted on the trained items) in place of the vector training left it, and
+its text (`serve/placement.py`: at the vector of the trained item whose text is nearest) in place of the vector
+training left it, and
 the users whose test item is cold are ranked over the full catalogue (their history excluded, ties against the
-target). Reported beside: the student as trained (cold items keep their trained vectors, which full-softmax
-training only ever pushed down), the text-only model, and all test users under both tables (does posting the cold
+target). Reported beside: a ridge map from text to item vectors, the student as trained (cold items keep their trained vectors, which full-softmax
+training only ever pushed down), the text-only model, and all test users under each table (does posting the cold
 items cost the others?). Output: `benchmarks/results/cold_served/<tag>.json`.
 """
 
@@ -26,7 +27,7 @@ import numpy as np
 from distillrec.config import load_config
 from distillrec.evaluate.ranking import evaluate
 from distillrec.models.text_similarity import TextSimilarity
-from distillrec.serve.placement import TextPlacement
+from distillrec.serve.placement import NearestPlacement, RidgePlacement
 from distillrec.stages.data import prepare_data
 from distillrec.stages.teacher import item_texts
 from distillrec.students.registry import make_student
@@ -82,9 +83,9 @@ def main() -> None:
 
     counts = split.train.item_counts()
     cold = counts == 0
-    placement = TextPlacement().fit(text[~cold], table[~cold])
-    served = table.copy()
-    served[cold] = placement.place(text[cold])
+    served, ridge = table.copy(), table.copy()
+    served[cold] = NearestPlacement().fit(text[~cold], table[~cold]).place(text[cold])  # as the server does
+    ridge[cold] = RidgePlacement().fit(text[~cold], table[~cold]).place(text[cold])
 
     history = split.test_history()
     users = np.unique(split.test.users)
@@ -101,17 +102,20 @@ def main() -> None:
         scores[target] = -np.inf
         return int(1 + np.sum(scores >= target_score))
 
-    ranks = {"student as trained": [], "student, cold items posted by text": [], "text only": []}
+    tables = {
+        "student as trained": table,
+        "student, cold items posted by text (served)": served,
+        "student, cold items placed by a ridge map": ridge,
+    }
+    ranks: dict[str, list[int]] = {name: [] for name in tables} | {"text only": []}
     for i, (user, target) in enumerate(zip(cold_users, cold_targets, strict=True)):
         seen = history.sequence(user)
-        ranks["student as trained"].append(rank(table @ vectors[i], seen, target))
-        ranks["student, cold items posted by text"].append(rank(served @ vectors[i], seen, target))
+        for name, items in tables.items():
+            ranks[name].append(rank(items @ vectors[i], seen, target))
         ranks["text only"].append(rank(text_scores[i], seen, target))
     every = {
-        "student as trained": evaluate(_Table(student, table), history, split.test, ks=(10,)).summary,
-        "student, cold items posted by text": evaluate(
-            _Table(student, served), history, split.test, ks=(10,)
-        ).summary,
+        name: evaluate(_Table(student, items), history, split.test, ks=(10,)).summary
+        for name, items in tables.items()
     }
     result = {
         "command": "benchmarks/cold_items_served.py " + " ".join(sys.argv[1:]),

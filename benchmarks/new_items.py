@@ -3,15 +3,14 @@
     .venv/bin/python benchmarks/new_items.py runs/quickstart-<time> --tag ml-100k-quickstart
     .venv/bin/python benchmarks/render.py new-items      # the table of BENCHMARKS.md
 
-`distillrec serve` places a new item by a ridge map from the teacher's text vectors to the student's item vectors,
-fitted on the known items. This measures that placement on a run's KD student and test users: the items are cut
-into 5 folds; each fold's vectors are predicted by a map fitted on the other 4 (as if those items had been posted
-by text; `serve/placement.py`), and every test user's target is ranked (full catalogue, the user's history excluded, ties against the
-target) with its own vector replaced by the predicted one while every other item keeps its learned vector.
-Compared: the learned vector (the model as trained), the text-placed vector as the server places it (the ridge
-map's direction at the median item length) and at the map's own length, the mean item vector (a placement that
-knows nothing of the item), and the text-only model's rank of the target (cosine of its text to the user's
-history, `TextSimilarity`). Caveat: the user vectors were trained with every item in the catalogue, so this
+`distillrec serve` places a new item at the vector of the known item whose text is nearest (`serve/placement.py`).
+This measures that placement on a run's KD student and test users: the items are cut into 5 folds; each fold is
+placed from the other 4 (as if its items had been posted by text), and every test user's target is ranked (full
+catalogue, the user's history excluded, ties against the target) with its own vector replaced by the placed one
+while every other item keeps its learned vector. Compared: the learned vector (the model as trained), the served
+placement, a ridge map from text vectors to item vectors (at the median item length, and at the map's own
+length), the mean item vector (a placement that knows nothing of the item), and the text-only model's rank of the
+target (cosine of its text to the user's history, `TextSimilarity`). Caveat: the user vectors were trained with every item in the catalogue, so this
 isolates the placement of one item; a retrained model without the items is not measured here.
 """
 
@@ -26,7 +25,7 @@ import numpy as np
 
 import distillrec
 from distillrec.models.text_similarity import TextSimilarity
-from distillrec.serve.placement import TextPlacement
+from distillrec.serve.placement import NearestPlacement, RidgePlacement
 from distillrec.stages.data import read_prepared
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,15 +59,17 @@ def main() -> None:
     counts = split.train.item_counts()
     trained = np.flatnonzero(counts > 0)
 
-    placed, shrunk = np.empty_like(table), np.empty_like(table)
+    nearest, ridge, shrunk = (np.empty_like(table) for _ in range(3))
     fold_of = np.full(len(table), -1)  # -1: no training interaction, no learned vector to compare with
     fold_of[np.random.default_rng(args.seed).permutation(trained)] = np.arange(len(trained)) % args.folds
     for fold in range(args.folds):
         inside = fold_of == fold
         fit_rows = (fold_of >= 0) & ~inside
-        placement = TextPlacement().fit(text[fit_rows], table[fit_rows])
-        placed[inside] = placement.place(text[inside])  # as the server places a posted item
-        shrunk[inside] = np.hstack([text[inside], np.ones((inside.sum(), 1), np.float32)]) @ placement.map_
+        nearest[inside] = (
+            NearestPlacement().fit(text[fit_rows], table[fit_rows]).place(text[inside])
+        )  # served
+        placement = RidgePlacement().fit(text[fit_rows], table[fit_rows])
+        ridge[inside], shrunk[inside] = placement.place(text[inside]), placement.mapped(text[inside])
     mean_vector = table[trained].mean(axis=0)
 
     history = split.test_history()
@@ -85,24 +86,19 @@ def main() -> None:
         scores[target] = -np.inf
         return int(1 + np.sum(scores >= target_score))
 
-    ranks: dict[str, list[int]] = {
-        "learned vector": [],
-        "placed by text (served)": [],
-        "ridge map, its own length": [],
-        "mean vector": [],
-        "text only": [],
+    placements = {
+        "nearest known item by text (served)": nearest,
+        "ridge map, median length": ridge,
+        "ridge map, its own length": shrunk,
+        "mean vector": np.broadcast_to(mean_vector, table.shape),
     }
+    ranks: dict[str, list[int]] = {"learned vector": [], **{name: [] for name in placements}, "text only": []}
     for u, user, target in zip(range(len(users)), users, targets, strict=True):
         seen = history.sequence(user)
         scores = table @ user_vectors[u]
         ranks["learned vector"].append(rank(scores, seen, target, scores[target]))
-        ranks["placed by text (served)"].append(
-            rank(scores, seen, target, float(placed[target] @ user_vectors[u]))
-        )
-        ranks["ridge map, its own length"].append(
-            rank(scores, seen, target, float(shrunk[target] @ user_vectors[u]))
-        )
-        ranks["mean vector"].append(rank(scores, seen, target, float(mean_vector @ user_vectors[u])))
+        for name, placed in placements.items():
+            ranks[name].append(rank(scores, seen, target, float(placed[target] @ user_vectors[u])))
         ranks["text only"].append(rank(text_scores[u], seen, target, text_scores[u, target]))
     popular = np.argsort(-counts, kind="stable")[: int(0.2 * len(trained))]
     tail = ~np.isin(targets, popular)

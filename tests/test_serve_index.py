@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from distillrec.serve.index import ExactIndex, make_index, recall_at_k
-from distillrec.serve.placement import TextPlacement, fit_text_map
+from distillrec.serve.placement import NearestPlacement, RidgePlacement, fit_text_map
 
 
 def test_exact_search_by_hand():
@@ -48,17 +48,26 @@ def test_the_text_map_recovers_a_linear_relation():
     np.testing.assert_allclose(predicted, items, atol=0.05)
 
 
-def test_a_placed_item_has_the_median_length_and_the_mapped_direction():
+def test_a_new_item_takes_the_vector_of_the_known_item_with_the_nearest_text():
+    text = np.array([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]], dtype=np.float32)
+    table = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]], dtype=np.float32)
+    placement = NearestPlacement().fit(text, table)
+    new = np.array([[0.1, 0.9], [3.0, 0.2], [2.0, 2.1]], dtype=np.float32)  # cosine: length does not matter
+    assert placement.nearest(new).tolist() == [1, 0, 2]
+    np.testing.assert_array_equal(placement.place(new), table[[1, 0, 2]])
+
+
+def test_a_ridge_placed_item_has_the_median_length_and_the_mapped_direction():
     rng = np.random.default_rng(2)
     text = rng.normal(size=(300, 8)).astype(np.float32)
     table = (text @ rng.normal(size=(8, 4))).astype(np.float32) * rng.uniform(0.5, 3, size=(300, 1)).astype(
         np.float32
     )
-    placement = TextPlacement().fit(text, table)
+    placement = RidgePlacement().fit(text, table)
     placed = placement.place(text[:5])
     np.testing.assert_allclose(
         np.linalg.norm(placed, axis=1), np.median(np.linalg.norm(table, axis=1)), rtol=1e-5
     )
-    raw = np.hstack([text[:5], np.ones((5, 1), np.float32)]) @ placement.map_
+    raw = placement.mapped(text[:5])
     cosine = (placed * raw).sum(axis=1) / np.linalg.norm(placed, axis=1) / np.linalg.norm(raw, axis=1)
     np.testing.assert_allclose(cosine, 1.0, rtol=1e-5)

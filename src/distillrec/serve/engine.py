@@ -7,10 +7,9 @@ text, in the order they were posted.
 A *vector model* (the sequence models: SASRec, the teacher, the `sasrec`/`gru4rec`/`two_tower` students, an ONNX
 export) scores a user as `item_table @ encode(history)`. For these the engine keeps the item table in an index
 (`serve/index.py`: exact or faiss HNSW), and a posted item joins it at once: its text goes through the teacher's
-text encoder and `serve/placement.py` (a linear map from text vectors to the model's item vectors, fitted on the
-known items when the engine is built). A history that holds a posted item is read with the posted item replaced
-by the known item nearest to it in the text space (the model has no input vector for it); its own row is still
-excluded from the answer. Other models (EASE, ItemKNN, MostPop; iALS/BPR/MF, which cannot read new feedback) are served through
+text encoder and takes the vector of the known item nearest to it in the text space (`serve/placement.py`); a
+history that holds a posted item is read as holding that known item (the model has no input vector for the new
+one), while the posted item's own row is what the answer excludes. Other models (EASE, ItemKNN, MostPop; iALS/BPR/MF, which cannot read new feedback) are served through
 `SavedModel.rank` and cannot place posted items.
 """
 
@@ -24,11 +23,11 @@ import numpy as np
 from distillrec.recommend import Request, SavedModel, as_interactions
 from distillrec.serve.index import ExactIndex, make_index, recall_at_k
 from distillrec.serve.knowledge import TextKnowledge
-from distillrec.serve.placement import TextPlacement
+from distillrec.serve.placement import NearestPlacement, unit_rows
 from distillrec.serve.store import PostedItem
 from distillrec.train.loop import bf16_autocast
 
-__all__ = ["Engine", "Ranked", "unit_rows"]
+__all__ = ["Engine", "Ranked"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ class Engine:
             and hasattr(self.model, "item_embeddings")
         )
         self.index: ExactIndex | None = None
-        self.placement: TextPlacement | None = None
+        self.placement: NearestPlacement | None = None
         self.reads_as = np.arange(self.n_known, dtype=np.int64)  # row -> the known row a history reads it as
         self.text_vectors = (
             knowledge.text_vectors.copy() if knowledge else None
@@ -76,7 +75,8 @@ class Engine:
             self.index = make_index(table, index_kind, exact_below)
             if knowledge is not None:
                 trained = self.item_counts > 0
-                self.placement = TextPlacement().fit(knowledge.text_vectors[trained], table[trained])
+                self.trained_rows = np.flatnonzero(trained)  # the items a posted one may be placed at
+                self.placement = NearestPlacement().fit(knowledge.text_vectors[trained], table[trained])
         self.recall_at_10 = (
             self._measure_recall() if self.index is not None and self.index.kind != "exact" else 1.0
         )
@@ -96,9 +96,8 @@ class Engine:
         if not items:
             return
         text = np.stack([item.text_vector for item in items]).astype(np.float32)  # (n, d_text)
-        vectors = self.placement.place(text)  # (n, dim)
-        trained = np.flatnonzero(self.item_counts > 0)
-        nearest = trained[np.argmax(text @ self.text_vectors[trained].T, axis=1)]
+        nearest = self.trained_rows[self.placement.nearest(text)]  # (n,) known rows
+        vectors = self.placement.place(text)  # (n, dim): the nearest known item's vector
         # Requests read while items are added: every list grows before anything that hands out its rows (the
         # index returns rows, `row_of` maps ids to rows), so a row a reader gets is a row of every list.
         self.item_ids.extend(item.item_id for item in items)
@@ -192,8 +191,3 @@ class Engine:
 
 def _fold(title: str, item_id: str) -> str:
     return f"{title} {item_id}".casefold()
-
-
-def unit_rows(table: np.ndarray) -> np.ndarray:
-    """Each row divided by its length (zero rows stay zero)."""
-    return table / np.maximum(np.linalg.norm(table, axis=1, keepdims=True), 1e-12)

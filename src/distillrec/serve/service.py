@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from distillrec.recommend import as_interactions, load
-from distillrec.serve.engine import Engine, Ranked, unit_rows
+from distillrec.serve.engine import Engine, Ranked
 from distillrec.serve.knowledge import TextKnowledge, find_teacher
+from distillrec.serve.placement import unit_rows
 from distillrec.serve.store import DuplicateItem, Event, EventStore, PostedItem
 from distillrec.train.loop import bf16_autocast
 
