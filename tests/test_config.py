@@ -120,3 +120,13 @@ def test_the_teacher_config_defaults_are_the_teacher_models():
         if TeacherConfig.model_fields[key].default != TeacherParams.model_fields[key].default
     }
     assert differ == {}
+
+
+def test_compress_methods_are_checked_at_load():
+    base = {"name": "t", "dataset": {"source": "ml-100k"}}
+    assert (
+        parse_config({**base, "compress": {"methods": ["int8", "prune,int4", "pq"]}}).compress.sparsity == 0.5
+    )
+    for methods, message in ((["int9"], "unknown compression method"), (["pq,int8"], "give it alone")):
+        with pytest.raises(ValueError, match=message):
+            parse_config({**base, "compress": {"methods": methods}})

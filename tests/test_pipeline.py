@@ -35,6 +35,7 @@ def config(source, student_dim=8):
                 }
             ],
             "seeds": [0],
+            "compress": {"methods": ["int8"]},
             "progress": False,
         }
     )
@@ -65,6 +66,7 @@ def test_run_writes_every_artifact_and_reuses_unchanged_stages(small_dataset, tm
         "teacher": "teacher",
         "sasrec-soft (KD)": "student_kd",
         "sasrec-soft (no KD)": "student_plain",
+        "sasrec-soft (KD) int8": "compressed",
     }
     assert (
         merged["models"]["ease"]["test"]
@@ -77,6 +79,11 @@ def test_run_writes_every_artifact_and_reuses_unchanged_stages(small_dataset, tm
     }
     assert set(costs) == set(kinds)
     assert costs["sasrec-soft (KD)"][0] < costs["teacher"][0]  # the student is smaller on disk
+    assert (
+        costs["sasrec-soft (KD) int8"][0] * 2 < costs["sasrec-soft (KD)"][0]
+    )  # and its int8 copy smaller still
+    int8 = merged["models"]["sasrec-soft (KD) int8"]["test"]["NDCG@10"]
+    assert int8 == pytest.approx(merged["models"]["sasrec-soft (KD)"]["test"]["NDCG@10"], abs=0.02)
     manifest = json.loads((first / "teacher" / "model" / "manifest.json").read_text())
     stored = sum(
         f["bytes"] for n, f in manifest["files"].items() if n.startswith(("weights", "state/", "params/"))
@@ -181,8 +188,10 @@ def check_saved_models(run_dir):
         "students/sasrec-soft/model",
         "students/sasrec-soft/models/student_kd-seed0",
         "students/sasrec-soft/models/student_plain-seed0",
+        "compressed/sasrec-soft-int8",
     }
     assert {f.relative_to(run_dir).as_posix() for f in folders} == expected
+    compressed = json.loads((run_dir / "compressed" / "metrics.json").read_text())["models"]
     for folder in folders:
         model = distillrec.load(folder)
         results = model.recommend_batch(users=users, k=10)
@@ -191,6 +200,9 @@ def check_saved_models(run_dir):
             # popularity counts tie a lot; the evaluation breaks a tie against the target, `recommend` (which
             # knows no target) by item index: only at least as many hits
             assert np.mean(hits) >= model.info["test"]["HR@10"]
+        elif "compression" in model.info:  # its own evaluation, in the compression stage's metrics.json
+            row = next(r for r in compressed.values() if r["folder"] == folder.name)
+            assert np.mean(hits) == pytest.approx(row["test"]["HR@10"]), folder
         else:
             assert np.mean(hits) == pytest.approx(model.info["test"]["HR@10"]), folder
 

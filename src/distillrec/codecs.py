@@ -144,6 +144,7 @@ def _product_quantise(x: np.ndarray, m: int) -> dict[str, np.ndarray]:
     except ImportError as exc:
         raise ImportError("pq needs faiss: pip install -e '.[serve]' (or faiss-cpu)") from exc
     quantiser = faiss.ProductQuantizer(x.shape[1], m, 8)
+    quantiser.cp.min_points_per_centroid = 1  # small tables are fine to cluster; no warning for them
     quantiser.train(np.ascontiguousarray(x))
     codes = quantiser.compute_codes(np.ascontiguousarray(x))  # (n, m) uint8
     codebooks = faiss.vector_to_array(quantiser.centroids).reshape(m, 256, x.shape[1] // m)

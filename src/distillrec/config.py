@@ -246,6 +246,30 @@ class TuneConfig(_Strict):
         return self
 
 
+class CompressConfig(_Strict):
+    """Compressed copies of every student's KD model (`distillrec compress`), evaluated and reported beside them;
+    `methods` empty: no compression stage."""
+
+    methods: list[str] = Field(
+        default_factory=list
+    )  # each "int8", "int4", "pq", "prune,int8", "lowrank,int4", ...
+    sparsity: float = Field(0.5, ge=0.0, lt=1.0)  # prune
+    rank: int | None = Field(None, ge=1)  # lowrank (default: by energy)
+    energy: float = Field(0.95, gt=0.0, le=1.0)  # lowrank
+    subvectors: int | None = Field(None, ge=1)  # pq
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, value: list[str]) -> list[str]:
+        from distillrec.codecs import check_steps
+
+        for method in value:
+            check_steps([step.strip() for step in method.split(",")])
+        if len(set(value)) < len(value):
+            raise ValueError(f"a method is listed twice: {value}")
+        return value
+
+
 class TrackingConfig(_Strict):
     """Where per-epoch metrics go besides `metrics.jsonl` (always written); see `tracking.py`."""
 
@@ -285,6 +309,7 @@ class RunConfig(_Strict):
     students: list[StudentConfig] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     progress: bool = True
+    compress: CompressConfig = Field(default_factory=CompressConfig)
     tune: TuneConfig | None = None
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 

@@ -190,7 +190,7 @@ def run_pipeline(
 ) -> Path:
     """Run every stage of `config` into a run folder (see the module docstring); return the folder. `log`
     prints a console line; `level` ("debug", "info" or "stage") is the least important level it gets."""
-    from distillrec.stages import baselines, distill, report, teacher
+    from distillrec.stages import baselines, compress, distill, report, teacher
     from distillrec.stages.data import SCHEMA_VERSION as DATA_SCHEMA
     from distillrec.stages.data import prepare_data, raw_files_key, read_prepared
 
@@ -257,7 +257,7 @@ def run_pipeline(
         teacher_key = _key(data_key, config.teacher.model_dump(), seed, teacher.SCHEMA_VERSION)
         teacher_dir = run.stage("teacher", teacher_key, run_teacher)
 
-        student_dirs = {}
+        student_dirs, student_keys = {}, []
         for student in config.students:
 
             def run_students(folder: Path, student=student) -> str:
@@ -278,9 +278,20 @@ def run_pipeline(
 
             key = _key(teacher_key, student.model_dump(), config.seeds, distill.SCHEMA_VERSION)
             student_dirs[student.label] = run.stage(f"students/{student.label}", key, run_students)
+            student_keys.append(key)
+
+        compressed_dir = None
+        if config.compress.methods and student_dirs:
+
+            def run_compress(folder: Path) -> str:
+                rows = compress.compress_students(data, student_dirs, config.compress, folder, log=run.log)
+                return f"{len(rows)} compressed model(s)"
+
+            key = _key(student_keys, config.compress.model_dump(), compress.SCHEMA_VERSION)
+            compressed_dir = run.stage("compressed", key, run_compress)
 
         start = time.perf_counter()
-        path = report.write_report(run_dir, data, baselines_dir, teacher_dir, student_dirs)
+        path = report.write_report(run_dir, data, baselines_dir, teacher_dir, student_dirs, compressed_dir)
         run.log(f"[report] {path} ({_duration(time.perf_counter() - start)})", "stage")
         failed = False
     except BaseException as exc:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 __all__ = ["SCHEMA_VERSION", "ModelResult", "StageResults", "read_results", "write_results"]
 
 SCHEMA_VERSION = 1
-Kind = Literal["baseline", "text_only", "teacher", "student_kd", "student_plain"]
+Kind = Literal["baseline", "text_only", "teacher", "student_kd", "student_plain", "compressed"]
 
 
 class ModelResult(BaseModel):

@@ -12,7 +12,7 @@ user's known history masked):
                   "split": "leave_one_out"},
       "models": {
         "<model name>": {
-          "kind": "baseline" | "text_only" | "teacher" | "student_kd" | "student_plain",
+          "kind": "baseline" | "text_only" | "teacher" | "student_kd" | "student_plain" | "compressed",
           "test": {"NDCG@10": .., "HR@10": .., "MRR": .., "Recall@20": .., "NDCG@20": .., "Coverage@10": ..},
           "valid": {...same keys...},
           "params": 12345,
@@ -54,7 +54,7 @@ from distillrec.report import plots
 
 __all__ = ["KINDS", "TABLE_METRICS", "MetricsError", "validate_metrics", "render_report", "build_report"]
 
-KINDS = ("baseline", "text_only", "teacher", "student_kd", "student_plain")
+KINDS = ("baseline", "text_only", "teacher", "student_kd", "student_plain", "compressed")
 TABLE_METRICS = ("NDCG@10", "HR@10", "MRR", "Recall@20")
 _DATASET_KEYS = ("name", "users", "items", "interactions", "split")
 _SLICE_ORDER = ("head", "tail", "cold")

@@ -39,7 +39,14 @@ __all__ = [
 ]
 
 _DPI = 110
-_KIND_MARKERS = {"baseline": "s", "text_only": "D", "teacher": "*", "student_kd": "o", "student_plain": "^"}
+_KIND_MARKERS = {
+    "baseline": "s",
+    "text_only": "D",
+    "teacher": "*",
+    "student_kd": "o",
+    "student_plain": "^",
+    "compressed": "v",
+}
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,18 @@ COST_USERS = 100  # test users timed one request at a time for each model's late
 
 
 def write_report(
-    run_dir: Path, data: PreparedData, baselines_dir: Path, teacher_dir: Path, student_dirs: dict[str, Path]
+    run_dir: Path,
+    data: PreparedData,
+    baselines_dir: Path,
+    teacher_dir: Path,
+    student_dirs: dict[str, Path],
+    compressed_dir: Path | None = None,
 ) -> Path:
     """Write `run_dir/metrics.json` and `run_dir/report.html`; return the report's path."""
-    merged = merge_metrics(data, baselines_dir, teacher_dir, student_dirs)
+    merged = merge_metrics(data, baselines_dir, teacher_dir, student_dirs, compressed_dir)
     users = data.dataset.user_ids[np.unique(data.split.test.users)[:COST_USERS]]
-    for name, folder in model_folders(merged["models"], baselines_dir, teacher_dir, student_dirs).items():
+    folders = model_folders(merged["models"], baselines_dir, teacher_dir, student_dirs, compressed_dir)
+    for name, folder in folders.items():
         try:
             merged["models"][name].update(serving_cost(load(folder), users))
         except (ModelFolderError, ImportError) as exc:  # e.g. a folder an optional extra serves
@@ -42,10 +48,15 @@ def write_report(
 
 
 def model_folders(
-    models: dict, baselines_dir: Path, teacher_dir: Path, student_dirs: dict[str, Path]
+    models: dict,
+    baselines_dir: Path,
+    teacher_dir: Path,
+    student_dirs: dict[str, Path],
+    compressed_dir: Path | None = None,
 ) -> dict[str, Path]:
     """The model folder of each model of the merged `models` that has one: a baseline's, the teacher's, the
-    text-only model's, the ID-only twin's, and each student's with KD and without (its first seed's)."""
+    text-only model's, the ID-only twin's, each student's with KD and without (its first seed's), and each
+    compressed copy."""
     folders = {name: Path(baselines_dir) / "models" / name for name in models}
     folders.update(
         {
@@ -60,6 +71,9 @@ def model_folders(
         if plain_name in models:
             seed = models[plain_name]["seeds"][0]["seed"]
             folders[plain_name] = folder / "models" / f"student_plain-seed{seed}"
+    if compressed_dir is not None:
+        for name, row in read_results(compressed_dir / "metrics.json").items():
+            folders[name] = compressed_dir / row.model_extra["folder"]
     return {n: f for n, f in folders.items() if n in models and (f / "manifest.json").is_file()}
 
 
@@ -70,13 +84,19 @@ def student_names(label: str) -> tuple[str, str]:
 
 
 def merge_metrics(
-    data: PreparedData, baselines_dir: Path, teacher_dir: Path, student_dirs: dict[str, Path]
+    data: PreparedData,
+    baselines_dir: Path,
+    teacher_dir: Path,
+    student_dirs: dict[str, Path],
+    compressed_dir: Path | None = None,
 ) -> dict:
     """Every model of the run in the report's shape (see `report/html.py`). Each row's kind is the one its
     stage wrote (`kind` in the teacher folder's rows), each student's KD methods the ones in its metrics.json."""
     dataset, split = data.dataset, data.split
     models: dict[str, dict] = {}
-    for folder in (baselines_dir, teacher_dir):
+    for folder in (baselines_dir, teacher_dir, compressed_dir):
+        if folder is None:
+            continue
         for name, row in read_results(folder / "metrics.json").items():
             models[name] = {"kind": row.kind, **_core(row.model_dump(exclude_unset=True))}
     agreement, comparison = {}, {}
