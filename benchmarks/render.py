@@ -417,6 +417,27 @@ def cold_served_table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def finetune_table(path: Path) -> str:
+    """Compressed copies of a run's KD student with and without KD fine-tuning (`compress:` of a run config)."""
+    result = json.loads(path.read_text())
+    rows = result["models"]
+    (source,) = [n for n, r in rows.items() if r["kind"] == "student_kd"]
+    base = rows[source]["test"]["NDCG@10"]
+    lines = [
+        f"`{result['command']}` ({result['dataset']}, run {result['run']}, one seed)",
+        "",
+        "| model | NDCG@10 | vs float | HR@10 | weights on disk | smaller than float |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, row in rows.items():
+        ndcg = row["test"]["NDCG@10"]
+        lines.append(
+            f"| {name} | {ndcg:.4f} | {100 * (ndcg / base - 1):+.1f}% | {row['test']['HR@10']:.4f} | "
+            f"{row['weights_bytes'] / 1024:,.0f} KiB | {rows[source]['weights_bytes'] / row['weights_bytes']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -435,6 +456,7 @@ def main() -> None:
             "serve",
             "new-items",
             "cold-served",
+            "finetune",
         ],
     )
     parser.add_argument(
@@ -465,6 +487,9 @@ def main() -> None:
     if args.what == "cold-served":
         for path in sorted((RESULTS / "cold_served").glob("*.json")):
             print(f"### {path.stem}\n\n{cold_served_table(path)}\n")
+    if args.what == "finetune":
+        for path in sorted((RESULTS / "compress_finetune").glob("*.json")):
+            print(f"### {path.stem}\n\n{finetune_table(path)}\n")
     if args.what == "summary":
         print(f"### KD gains: test NDCG@10 of the student with KD vs without\n\n{gains_table()}\n")
         print(f"### Size and quality\n\n{size_quality_table()}")

@@ -941,3 +941,29 @@ def check_recommend_command(model_dir: Path, hr10: float, dataset_folder: Path) 
     missing = CliRunner().invoke(app, ["recommend", str(model_dir.parent), "--user", "1"])
     assert missing.exit_code == 2 and "not a distillrec model manifest" in missing.output
     assert f"did you mean {model_dir}" in missing.output.replace("\n", "")
+
+
+def test_a_warm_started_student_fine_tunes_its_own_weights_and_binding_leaves_them(tmp_path):
+    """`fit(warm_start=True)` continues from the weights the student holds; an objective made with
+    `change_student=False` neither copies the teacher's table in (param_init) nor wraps the embedding (ced)."""
+    folder = write_artifacts(
+        tmp_path / "teacher", TINY, np.zeros((len(TINY), 2)), np.zeros((len(TINY), 2)), dim=6
+    )
+    student = make_student("sasrec", dim=4, max_len=4, max_epochs=2, lr=0.05, progress=False).fit(TINY)
+    trained = {k: v.clone() for k, v in student.module_.state_dict().items()}
+    module = student.module_
+    KDObjective(folder, *parse_kd("ced,param_init"), change_student=False).bind(TINY, module)
+    assert type(module.item_embedding).__name__ == "ItemEmbedding"  # not wrapped
+    for key, value in module.state_dict().items():
+        torch.testing.assert_close(value, trained[key])  # nothing copied in
+    student.lr = 1e-12  # epochs that cannot move the weights: what it starts from is what it ends with
+    student.fit(
+        TINY, objective=KDObjective(folder, *parse_kd("param_init"), change_student=False), warm_start=True
+    )
+    for key, value in student.module_.state_dict().items():
+        torch.testing.assert_close(value, trained[key])
+    student.lr = 0.05
+    student.fit(TINY, warm_start=True)
+    assert not torch.allclose(student.module_.position_embedding.weight, trained["position_embedding.weight"])
+    with pytest.raises(ValueError, match="holds no weights yet"):
+        make_student("sasrec", dim=4, progress=False).fit(TINY, warm_start=True)

@@ -35,7 +35,7 @@ def config(source, student_dim=8):
                 }
             ],
             "seeds": [0],
-            "compress": {"methods": ["int8"]},
+            "compress": {"methods": ["int8"], "kd_finetune_epochs": 1},
             "progress": False,
         }
     )
@@ -67,6 +67,7 @@ def test_run_writes_every_artifact_and_reuses_unchanged_stages(small_dataset, tm
         "sasrec-soft (KD)": "student_kd",
         "sasrec-soft (no KD)": "student_plain",
         "sasrec-soft (KD) int8": "compressed",
+        "sasrec-soft (KD) int8 + KD fine-tune": "compressed",
     }
     assert (
         merged["models"]["ease"]["test"]
@@ -189,6 +190,7 @@ def check_saved_models(run_dir):
         "students/sasrec-soft/models/student_kd-seed0",
         "students/sasrec-soft/models/student_plain-seed0",
         "compressed/sasrec-soft-int8",
+        "compressed/sasrec-soft-int8-ft",
     }
     assert {f.relative_to(run_dir).as_posix() for f in folders} == expected
     compressed = json.loads((run_dir / "compressed" / "metrics.json").read_text())["models"]

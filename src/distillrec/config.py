@@ -257,6 +257,19 @@ class CompressConfig(_Strict):
     rank: int | None = Field(None, ge=1)  # lowrank (default: by energy)
     energy: float = Field(0.95, gt=0.0, le=1.0)  # lowrank
     subvectors: int | None = Field(None, ge=1)  # pq
+    # > 0: each compressed copy is fine-tuned this many epochs with KD (from its decoded weights, best epoch on
+    # validation) and compressed again with its method; reported beside the copy without fine-tuning
+    kd_finetune_epochs: int = Field(0, ge=0)
+    kd_finetune_methods: list[str] | None = None  # the fine-tuning's KD methods (default: the student's own)
+
+    @field_validator("kd_finetune_methods")
+    @classmethod
+    def _known_kd(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            from distillrec.losses.spec import parse_kd
+
+            parse_kd(",".join(value))
+        return value
 
     @field_validator("methods")
     @classmethod

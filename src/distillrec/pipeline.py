@@ -284,7 +284,10 @@ def run_pipeline(
         if config.compress.methods and student_dirs:
 
             def run_compress(folder: Path) -> str:
-                rows = compress.compress_students(data, student_dirs, config.compress, folder, log=run.log)
+                students = {s.label: (s, student_dirs[s.label]) for s in config.students}
+                rows = compress.compress_students(
+                    data, teacher_dir, students, config.compress, folder, log=run.log
+                )
                 return f"{len(rows)} compressed model(s)"
 
             key = _key(student_keys, config.compress.model_dump(), compress.SCHEMA_VERSION)

@@ -89,12 +89,16 @@ class KDObjective:
         terms: list[TermSpec],
         ce_weight: float = 1.0,
         last_position: bool = True,
+        change_student: bool = True,
     ) -> None:
         if not terms:
             raise ValueError(f"KDObjective needs at least one KD term; methods: {method_names()}")
         self.artifacts = teacher if isinstance(teacher, TeacherArtifacts) else TeacherArtifacts(teacher)
         self.terms = list(terms)
         self.ce_weight = ce_weight
+        # False: the methods that change the student when bound (param_init's table, ced's embedding) leave it as it
+        # is (a student fine-tuned from trained weights); their per-batch terms still count
+        self.change_student = change_student
         # a KD-only slot needs a term that reads positions (see the module docstring)
         self.last_position = last_position and any(
             KD_METHODS[t.method].reads in _READS_POSITIONS for t in self.terms
@@ -111,7 +115,12 @@ class KDObjective:
 
     def bind(self, train: Interactions, module: nn.Module) -> BoundKD:
         return BoundKD(
-            TeacherLabels(self.artifacts, train), self.terms, self.ce_weight, module, self.last_position
+            TeacherLabels(self.artifacts, train),
+            self.terms,
+            self.ce_weight,
+            module,
+            self.last_position,
+            self.change_student,
         )
 
 
@@ -128,6 +137,7 @@ class BoundKD(nn.Module):
         ce_weight: float,
         module: nn.Module,
         last_position: bool,
+        change_student: bool = True,
     ) -> None:
         super().__init__()
         self.labels = labels
@@ -177,7 +187,7 @@ class BoundKD(nn.Module):
             self.register_buffer("teacher_item_table", compressed)
         context = BindContext(teacher_table, compressed)
         # changes to the student's own table first, then to its embedding layer (ced after param_init)
-        for reads in ("table", "embedding"):
+        for reads in ("table", "embedding") if change_student else ():
             for name, method in self.methods.items():
                 if method.reads == reads and method.on_bind is not None:
                     method.on_bind(module, context, self.specs[name])

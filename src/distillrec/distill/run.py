@@ -167,15 +167,20 @@ def _teacher_params(teacher_dir: Path) -> int | None:
     return None if teacher is None else teacher.params
 
 
-def make_objective(teacher_dir: Path, kd_methods, last_position: bool = True) -> KDObjective:
-    """The KD objective of `kd_methods` ("soft,rd", a list of such strings, or `TermSpec`s) over a teacher folder."""
+def make_objective(
+    teacher_dir: Path, kd_methods, last_position: bool = True, change_student: bool = True
+) -> KDObjective:
+    """The KD objective of `kd_methods` ("soft,rd", a list of such strings, or `TermSpec`s) over a teacher folder
+    (`change_student=False`: for a student fine-tuned from trained weights, see `KDObjective`)."""
     if isinstance(kd_methods, str):
         terms, ce_weight = parse_kd(kd_methods)
     elif all(isinstance(t, TermSpec) for t in kd_methods):
         terms, ce_weight = list(kd_methods), 1.0
     else:
         terms, ce_weight = parse_kd(",".join(kd_methods))
-    return KDObjective(teacher_dir, terms, ce_weight=ce_weight, last_position=last_position)
+    return KDObjective(
+        teacher_dir, terms, ce_weight=ce_weight, last_position=last_position, change_student=change_student
+    )
 
 
 def resolve_student_params(teacher_dir: str | Path, student_name: str, params: dict) -> dict:

@@ -1,18 +1,27 @@
 """Stage 5, compress: every student's KD model compressed by each of the config's methods, then evaluated.
 
-Input: the prepared data, the student stages' folders and a `CompressConfig`. Output, in `out/`: one model folder
-per student and method (`<label>-<method>/`, written by `compress.compress_model`, loadable with
-`distillrec.load`) and `metrics.json` (a results file, `results.py`: one row of kind "compressed" per folder, named
-"<label> (KD) <method>", with the same full-ranking evaluation as every other model, its source model and how
-much smaller its weights are). The report stage adds each folder's size on disk and latency.
+Input: the prepared data, the teacher folder, the student stages' folders and a `CompressConfig`. Output, in
+`out/`: one model folder per student and method (`<label>-<method>/`, written by `compress.compress_model`,
+loadable with `distillrec.load`) and `metrics.json` (a results file, `results.py`: one row of kind "compressed"
+per folder, named "<label> (KD) <method>", with the same full-ranking evaluation as every other model, its source
+model and how much smaller its weights are). The report stage adds each folder's size on disk and latency.
+
+With `kd_finetune_epochs`, mixed distillation: each compressed copy, decoded, is trained on with KD from the
+teacher folder for that many epochs (the student's own KD methods, or `kd_finetune_methods`; the methods that
+change a student when bound, param_init's table and ced's embedding, leave the trained weights as they are; the
+epoch of best validation NDCG@10 is kept), then compressed again with its method: folder
+`<label>-<method>-ft/`, row "<label> (KD) <method> + KD fine-tune", beside the copy without it.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+from distillrec.artifact import save_model
 from distillrec.compress import compress_model
-from distillrec.config import CompressConfig
+from distillrec.config import CompressConfig, StudentConfig
+from distillrec.distill.run import make_objective
 from distillrec.evaluate.ranking import evaluate
 from distillrec.recommend import load
 from distillrec.results import write_results
@@ -22,6 +31,7 @@ from distillrec.stages.report import student_names
 __all__ = ["compress_students", "SCHEMA_VERSION", "compressed_name"]
 
 SCHEMA_VERSION = 1
+FINETUNED = " + KD fine-tune"  # suffix of a fine-tuned copy's name
 
 
 def compressed_name(label: str, method: str) -> str:
@@ -30,36 +40,86 @@ def compressed_name(label: str, method: str) -> str:
 
 
 def compress_students(
-    data: PreparedData, student_dirs: dict[str, Path], settings: CompressConfig, out: str | Path, log=print
+    data: PreparedData,
+    teacher_dir: Path,
+    students: dict[str, tuple[StudentConfig, Path]],
+    settings: CompressConfig,
+    out: str | Path,
+    log=print,
 ) -> dict[str, dict]:
-    """See the module docstring; returns the rows written to `metrics.json`."""
+    """See the module docstring; `students` maps each label to its config and stage folder. Returns the rows
+    written to `metrics.json`."""
     out = Path(out)
-    split = data.split
     rows = {}
-    for label, folder in student_dirs.items():
+    for label, (student, folder) in students.items():
         for method in settings.methods:
-            steps = [step.strip() for step in method.split(",")]
-            result = compress_model(
-                folder / "model",
-                out / f"{label}-{method.replace(',', '+')}",
-                steps,
-                sparsity=settings.sparsity,
-                rank=settings.rank,
-                energy=settings.energy,
-                subvectors=settings.subvectors,
-            )
-            model = load(result.folder).model
             name = compressed_name(label, method)
-            rows[name] = {
-                "kind": "compressed",
-                "folder": result.folder.name,
-                "valid": evaluate(model, split.train, split.valid).summary,
-                "test": evaluate(model, split.test_history(), split.test).summary,
-                "params": model.n_params(),
-                "source": student_names(label)[0],
-                "methods": result.methods,
-                "smaller_than_source": round(result.ratio, 3),
-            }
-            log(f"  {name}: {result.ratio:.2f}x smaller, test NDCG@10 {rows[name]['test']['NDCG@10']:.4f}")
+            target = out / f"{label}-{method.replace(',', '+')}"
+            rows[name] = _compressed(
+                data, folder / "model", target, method, settings, student_names(label)[0]
+            )
+            log(f"  {name}: {rows[name]['smaller_than_source']:.2f}x smaller, {_ndcg(rows[name])}")
+            if settings.kd_finetune_epochs:
+                tuned = _finetuned(data, teacher_dir, student, target, settings, out)
+                row = _compressed(data, tuned, target.with_name(target.name + "-ft"), method, settings, name)
+                shutil.rmtree(tuned)
+                rows[name + FINETUNED] = row
+                log(f"  {name}{FINETUNED}: {row['smaller_than_source']:.2f}x smaller, {_ndcg(row)}")
     write_results(out / "metrics.json", rows)
     return rows
+
+
+def _compressed(
+    data: PreparedData, source: Path, target: Path, method: str, settings: CompressConfig, source_name: str
+) -> dict:
+    """Compress `source` into `target` with `method`; its results row."""
+    result = compress_model(
+        source,
+        target,
+        [step.strip() for step in method.split(",")],
+        sparsity=settings.sparsity,
+        rank=settings.rank,
+        energy=settings.energy,
+        subvectors=settings.subvectors,
+    )
+    model = load(result.folder).model
+    split = data.split
+    return {
+        "kind": "compressed",
+        "folder": result.folder.name,
+        "valid": evaluate(model, split.train, split.valid).summary,
+        "test": evaluate(model, split.test_history(), split.test).summary,
+        "params": model.n_params(),
+        "source": source_name,
+        "methods": result.methods,
+        "smaller_than_source": round(result.ratio, 3),
+    }
+
+
+def _finetuned(
+    data: PreparedData,
+    teacher_dir: Path,
+    student: StudentConfig,
+    compressed: Path,
+    settings: CompressConfig,
+    out: Path,
+) -> Path:
+    """The compressed copy in `compressed`, decoded, trained `kd_finetune_epochs` more epochs with KD; saved as a
+    float model folder (a temporary one, compressed again by the caller)."""
+    saved = load(compressed)
+    model = saved.model
+    methods = settings.kd_finetune_methods or student.kd
+    objective = make_objective(teacher_dir, methods, change_student=False)
+    model.max_epochs, model.patience, model.progress = (
+        settings.kd_finetune_epochs,
+        settings.kd_finetune_epochs,
+        False,
+    )
+    model.fit(data.split.train, data.split.valid, objective=objective, warm_start=True)
+    info = {**saved.info, "kd_finetune": {"epochs": settings.kd_finetune_epochs, "kd": list(methods)}}
+    info.pop("compression", None)
+    return save_model(model, out / f"{compressed.name}.finetuned", data.catalog(), data.split.train, info)
+
+
+def _ndcg(row: dict) -> str:
+    return f"test NDCG@10 {row['test']['NDCG@10']:.4f}"

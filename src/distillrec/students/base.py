@@ -206,16 +206,24 @@ class Student(TorchRecommender):
         objective: Objective | None = None,
         callbacks: Sequence[Callable[[EpochEnd], None]] = (),
         checkpoint_dir: str | Path | None = None,
+        warm_start: bool = False,
     ) -> Self:
         """Train on `train` with `objective` (default `CrossEntropy()`); with `valid`, keep the epoch of best
         validation NDCG@10 and stop after `patience` evaluations without improvement. `callbacks` go to
         `fit_loop` (e.g. the tuner's pruning callback). With `checkpoint_dir`, every epoch is checkpointed and
         a later call with the same directory resumes where an interrupted one stopped (same result as an
-        uninterrupted run); the student's hyperparameters, the objective and the data sizes must be the same."""
+        uninterrupted run); the student's hyperparameters, the objective and the data sizes must be the same.
+        With `warm_start`, training continues from the weights the student holds (a fitted or loaded one: a
+        compressed copy fine-tuned) instead of new ones."""
         config = replace(self._train_config(), checkpoint_dir=checkpoint_dir)
         objective = CrossEntropy() if objective is None else objective
         torch.manual_seed(self.seed)
-        self.module_ = self._build_module(train)
+        if not warm_start:
+            self.module_ = self._build_module(train)
+        elif getattr(self, "module_", None) is None:
+            raise ValueError(
+                f"warm_start: this {type(self).__name__} holds no weights yet (fit or load it first)"
+            )
         trainable = _Trainable(self.module_, objective.bind(train, self.module_))
         windows = make_windows(train, self.max_len, last_position=objective.last_position)
         if len(windows.users) == 0:
