@@ -368,6 +368,19 @@ def teacher(
             "the text alone must score it (cold items; DropoutNet)."
         ),
     ] = _TEACHER["id_dropout"].default,
+    fusion: Annotated[
+        str,
+        typer.Option(
+            help="How text and ID vectors make the item table: adapter (id + MLP(text)), pca_init (IDs started "
+            "at the text's principal coordinates), nullspace (frozen text directions beside learned ID ones)."
+        ),
+    ] = _TEACHER["fusion"].default,
+    semantic_dims: Annotated[
+        int, typer.Option(min=0, help="nullspace: text directions kept (0: half of --dim).")
+    ] = _TEACHER["semantic_dims"].default,
+    train_text: Annotated[
+        bool, typer.Option(help="nullspace: train the text directions too (default: frozen).")
+    ] = _TEACHER["train_text"].default,
     exclude_seen: Annotated[
         bool,
         typer.Option(
@@ -413,6 +426,9 @@ def teacher(
             length_buckets=length_buckets,
             softmax_over_trained=softmax_over_trained,
             id_dropout=id_dropout,
+            fusion=fusion,
+            semantic_dims=semantic_dims,
+            train_text=train_text,
             exclude_seen=exclude_seen,
             compare_id_only=compare_id_only,
             cold_fallback=cold_fallback,

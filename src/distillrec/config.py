@@ -117,6 +117,10 @@ class TeacherConfig(_Strict):
     softmax_over_trained: bool = False
     # drop items' ID vectors in training, DropoutNet-style (cold items)
     id_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    # how text and ID vectors make the item table (teachers/fusion.py)
+    fusion: Literal["adapter", "pca_init", "nullspace"] = "adapter"
+    semantic_dims: int = Field(0, ge=0)  # nullspace: text directions kept (0: half of dim)
+    train_text: bool = False  # nullspace: train the text directions too
     max_epochs: int = Field(200, ge=1)
     batch_size: int = Field(128, ge=1)
     lr: float = Field(1e-3, gt=0)

@@ -192,6 +192,9 @@ def make_teacher_model(
         id_init=settings.id_init,
         softmax_over_trained=settings.softmax_over_trained,
         id_dropout=settings.id_dropout,
+        fusion=settings.fusion,
+        semantic_dims=settings.semantic_dims,
+        train_text=settings.train_text,
         checkpoint_dir=None if out is None else Path(out) / "checkpoints" / "teacher",
         **_model_params(settings, seed, progress),
     )

@@ -22,7 +22,8 @@ computed in training each item's ID vector is dropped (the item is represented b
 probability p, as DropoutNet (Volkovs et al., NeurIPS 2017) drops the preference input, so the adapter must score
 items from text alone, which is all a cold item has; no rescaling: at evaluation every trained item has its ID
 vector. Both options target cold items; on amazon-beauty neither put a cold target in the top 10 (BENCHMARKS,
-section 2), and both are off by default.
+section 2), and both are off by default. `fusion` swaps this item table for another way of joining text and IDs
+(`teachers/fusion.py`: "pca_init", "nullspace").
 """
 
 from __future__ import annotations
@@ -39,10 +40,17 @@ from distillrec.layers.pca import pca_compress
 from distillrec.layers.sasrec import PAD, next_item_loss
 from distillrec.models.params import SASRecParams
 from distillrec.models.sasrec import SASRec
+from distillrec.teachers.fusion import NullSpaceItemEmbedding, PCAInitItemEmbedding
 
 # options added after checkpoints and exports existed, with the value those were made with: recorded (in a
 # checkpoint's meta, an export's manifest) only when set otherwise, so the older ones still count as the same
-LATER_OPTIONS = {"softmax_over_trained": False, "id_dropout": 0.0}
+LATER_OPTIONS = {
+    "softmax_over_trained": False,
+    "id_dropout": 0.0,
+    "fusion": "adapter",
+    "semantic_dims": 0,
+    "train_text": False,
+}
 
 
 class TextItemEmbedding(nn.Module):
@@ -112,6 +120,10 @@ class TeacherParams(SASRecParams):
     id_init: Literal["pca", "random", "none"] = "pca"
     softmax_over_trained: bool = False  # the training softmax over items with training interactions only
     id_dropout: float = Field(0.0, ge=0, lt=1)  # drop items' ID vectors in training (DropoutNet-style)
+    # how text and ID vectors make the item table (`teachers/fusion.py`): adapter, pca_init or nullspace
+    fusion: Literal["adapter", "pca_init", "nullspace"] = "adapter"
+    semantic_dims: int = Field(0, ge=0)  # nullspace: text directions kept (0: half of dim)
+    train_text: bool = False  # nullspace: train the text directions too (else frozen)
 
 
 class LLMEnhancedSASRec(SASRec):
@@ -138,6 +150,16 @@ class LLMEnhancedSASRec(SASRec):
         if len(self.text_embeddings) != train.n_items:
             raise ValueError(
                 f"text_embeddings has {len(self.text_embeddings)} rows but the data has {train.n_items} items"
+            )
+        if self.fusion == "pca_init":
+            return PCAInitItemEmbedding(self.text_embeddings, self.dim)
+        if self.fusion == "nullspace":
+            return NullSpaceItemEmbedding(
+                self.text_embeddings,
+                self.dim,
+                self.semantic_dims or self.dim // 2,
+                train_text=self.train_text,
+                has_ids=train.item_counts() > 0,
             )
         return TextItemEmbedding(
             self.text_embeddings,
