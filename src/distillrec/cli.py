@@ -368,6 +368,14 @@ def teacher(
             "the text alone must score it (cold items; DropoutNet)."
         ),
     ] = _TEACHER["id_dropout"].default,
+    encoder_tuning_pairs: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Fine-tune the text encoder first on this many co-occurring item pairs of the training "
+            "histories (0: the encoder as it is).",
+        ),
+    ] = _TEACHER["encoder_tuning_pairs"].default,
     fusion: Annotated[
         str,
         typer.Option(
@@ -426,6 +434,7 @@ def teacher(
             length_buckets=length_buckets,
             softmax_over_trained=softmax_over_trained,
             id_dropout=id_dropout,
+            encoder_tuning_pairs=encoder_tuning_pairs,
             fusion=fusion,
             semantic_dims=semantic_dims,
             train_text=train_text,

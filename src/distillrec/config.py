@@ -106,6 +106,9 @@ class TeacherConfig(_Strict):
     encoder: str = "all-MiniLM-L6-v2"
     template: str | None = None
     encoder_bf16: bool = True
+    # > 0: first fine-tune the encoder on this many co-occurring item pairs of the training histories
+    # (teachers/tuned_encoder.py), and read the items' text with the tuned encoder
+    encoder_tuning_pairs: int = Field(0, ge=0)
     dim: int = Field(128, ge=1)
     n_layers: int = Field(2, ge=1)
     n_heads: int = Field(2, ge=1)

@@ -45,6 +45,10 @@ class TextKnowledge:
             config = json.loads(manifest_path.read_text())["config"]
             self.template = ItemTextTemplate.from_key(config["template"])
             self.encoder_name = config["teacher"]["encoder"]
+            if (
+                self.folder / "tuned_encoder" / "tuning.json"
+            ).is_file():  # tuned for recommendation: that one
+                self.encoder_name = str(self.folder / "tuned_encoder")
             self.encoder_bf16 = bool(config["teacher"].get("encoder_bf16", False))
         except (OSError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(

@@ -4,7 +4,9 @@ Input: `PreparedData` and a `TeacherConfig` (see `config.py`). Output, in `out/`
 `metrics.json` (a results file, `results.py`: models `"teacher"`, `"text_only"` and, when asked,
 `"teacher_cold_fallback"` and `"id_only"`, an ID-only SASRec with the teacher's exact architecture and budget;
 each with head/tail/cold slices),
-`item_texts.txt` (the rendered text of each item), `text_embeddings.npy`, `teacher.pt` (the teacher's weights),
+`item_texts.txt` (the rendered text of each item), `text_embeddings.npy`, `tuned_encoder/` (with
+`encoder_tuning_pairs`: the encoder tuned on the training histories, `teachers/tuned_encoder.py`, which read the
+texts), `teacher.pt` (the teacher's weights),
 the exported outputs of `teachers/export.py`, `manifest.json`, and the saved models (`artifact.py`, each loadable
 with `distillrec.load`): `model/` (the teacher), `text_only_model/` and, when trained, `id_only_model/`.
 
@@ -48,16 +50,23 @@ from distillrec.teachers.llm_enhanced_seq import LATER_OPTIONS as MODEL_LATER_OP
 from distillrec.teachers.llm_enhanced_seq import LLMEnhancedSASRec
 from distillrec.teachers.text import ItemTextTemplate, default_template
 from distillrec.teachers.text_encoder import TextEncoder
+from distillrec.teachers.tuned_encoder import TuningSettings, tune_encoder
 from distillrec.train.loop import EpochEnd, bf16_autocast
 from distillrec.train.loop import fit_seconds as fit_seconds_of
 
 SCHEMA_VERSION = 1  # of the folder this stage writes (bumped when its files change)
+TUNED_ENCODER = "tuned_encoder"  # the encoder tuned for recommendation, when the settings ask for one
 
 # teacher options added after exports existed, with the value the older exports were made with: recorded in the
 # manifest only when set otherwise, so re-running an older teacher's command finds its export finished (the
 # student runs of `benchmarks/distill.py` are keyed by the manifest's bytes); the model's own later options
 # (checked the same way when a checkpoint resumes) plus a training option
-LATER_OPTIONS = {**MODEL_LATER_OPTIONS, "length_buckets": False, "cold_fallback": False}
+LATER_OPTIONS = {
+    **MODEL_LATER_OPTIONS,
+    "length_buckets": False,
+    "cold_fallback": False,
+    "encoder_tuning_pairs": 0,
+}
 
 
 def manifest_config(settings: TeacherConfig) -> dict:
@@ -220,7 +229,16 @@ def build_teacher(
     out.mkdir(parents=True, exist_ok=True)
     texts, tmpl = item_texts(dataset, settings.template)
     (out / "item_texts.txt").write_text("\n".join(t.replace("\n", " ") for t in texts) + "\n")
-    encoder = TextEncoder(settings.encoder, bf16=settings.encoder_bf16, progress=progress)
+    encoder_model = settings.encoder
+    # with encoder_tuning_pairs, the text encoder is tuned on the training histories first (kept in the folder)
+    if settings.encoder_tuning_pairs:
+        pairs = settings.encoder_tuning_pairs  # and a tenth as many word-dropout views of one item's text
+        tuning = TuningSettings(pairs=pairs, text_views=pairs // 10, seed=seed)
+        encoder_model = tune_encoder(
+            settings.encoder, texts, split.train, out / TUNED_ENCODER, tuning, progress
+        )
+        log(f"tuned {settings.encoder} on {settings.encoder_tuning_pairs:,} co-occurring item pairs")
+    encoder = TextEncoder(encoder_model, bf16=settings.encoder_bf16, progress=progress)
     cache = EmbeddingCache()
     start = time.perf_counter()
     text_emb = cache.encode(encoder, texts, template=tmpl.key)

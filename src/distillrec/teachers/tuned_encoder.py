@@ -1,0 +1,126 @@
+"""A text encoder tuned for recommendation: a sentence encoder fine-tuned so that items users take one after the
+other have nearby texts (the idea of LLMEmb, AAAI 2025, and of Recformer's item-item contrastive stage).
+
+Input: the training `Interactions`, each item's text, and a sentence-transformers model (a packaged name, a local
+folder or a Hugging Face id, as `TextEncoder` takes). Pairs: every two items that follow each other in a user's
+training history (items that co-occur), `pairs` of them sampled (seeded), plus for `text_views` of them two
+attribute-dropout views of one item's text (random words left out), so the encoder keeps reading an item's own
+text. Loss: in-batch contrastive (InfoNCE; MultipleNegativesRankingLoss in sentence-transformers' terms): a pair's
+second text must be the nearest, by cosine / `temperature`, among every second text of the batch. Trained with AdamW
+for `epochs` on the CPU (a few minutes for ~10k items); saved as a sentence-transformers folder that `TextEncoder`
+loads like any other model, under `out` (the stage folder keys it by the data and settings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from distillrec.data.interactions import Interactions
+from distillrec.teachers.text_encoder import resolve_model
+
+__all__ = ["TuningSettings", "cooccurrence_pairs", "tune_encoder"]
+
+
+@dataclass(frozen=True)
+class TuningSettings:
+    pairs: int = 20_000  # co-occurring item pairs sampled from the training histories
+    text_views: int = 2_000  # pairs of two word-dropout views of one item's text
+    word_dropout: float = 0.2
+    epochs: int = 1
+    batch_size: int = 64
+    lr: float = 2e-5
+    temperature: float = 0.05
+    seed: int = 0
+
+
+def cooccurrence_pairs(train: Interactions, n: int, seed: int = 0) -> np.ndarray:
+    """(<= n, 2) item index pairs that follow each other in a user's training history (repeats of one item
+    left out), sampled without replacement (seeded)."""
+    indptr, items = train.sequences()
+    first, second = items[:-1], items[1:]
+    same_user = np.ones(len(first), dtype=bool)
+    ends = indptr[1:-1] - 1  # a user's last item is not followed by the next user's first
+    same_user[ends[ends >= 0]] = False
+    keep = same_user & (first != second)
+    pairs = np.stack([first[keep], second[keep]], axis=1).astype(np.int64)
+    rng = np.random.default_rng(seed)
+    return pairs[rng.choice(len(pairs), size=min(n, len(pairs)), replace=False)] if len(pairs) else pairs
+
+
+def _dropout_view(text: str, rate: float, rng: np.random.Generator) -> str:
+    words = text.split()
+    kept = [w for w in words if rng.random() >= rate]
+    return " ".join(kept or words)
+
+
+def tune_encoder(
+    model: str | Path,
+    texts: Sequence[str],
+    train: Interactions,
+    out: str | Path,
+    settings: TuningSettings = TuningSettings(),
+    progress: bool = True,
+) -> Path:
+    """Fine-tune `model` on `train`'s co-occurring items (see the module docstring); save it to `out` and return
+    `out`. A finished `out` (holding `tuning.json` with the same settings) is returned as it is."""
+    import json
+
+    from sentence_transformers import SentenceTransformer
+
+    out = Path(out)
+    record = {"model": str(model), "items": len(texts), "settings": settings.__dict__}
+    done = out / "tuning.json"
+    if done.exists() and json.loads(done.read_text()).get("record") == record:
+        return out
+    if len(texts) != train.n_items:
+        raise ValueError(f"{len(texts)} texts for {train.n_items} items")
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    encoder = SentenceTransformer(str(resolve_model(model)), device="cpu", local_files_only=True)
+    pairs = [(texts[a], texts[b]) for a, b in cooccurrence_pairs(train, settings.pairs, settings.seed)]
+    for i in rng.choice(len(texts), size=min(settings.text_views, len(texts)), replace=False):
+        pairs.append(
+            (
+                _dropout_view(texts[i], settings.word_dropout, rng),
+                _dropout_view(texts[i], settings.word_dropout, rng),
+            )
+        )
+    if len(pairs) < 2:
+        raise ValueError("fewer than 2 training pairs: nothing to tune the encoder on")
+    optimizer = torch.optim.AdamW(encoder.parameters(), lr=settings.lr)
+    losses = []
+    encoder.train()
+    for _ in range(settings.epochs):
+        order = rng.permutation(len(pairs))
+        batches = [order[i : i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
+        for batch in tqdm(
+            batches, desc="tuning the encoder", unit="batch", disable=not progress, leave=False
+        ):
+            if len(batch) < 2:
+                continue
+            anchors = _embed(encoder, [pairs[i][0] for i in batch])  # (b, d)
+            positives = _embed(encoder, [pairs[i][1] for i in batch])  # (b, d)
+            logits = anchors @ positives.T / settings.temperature  # (b, b): the diagonal holds the pairs
+            loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss))
+    encoder.eval()
+    out.mkdir(parents=True, exist_ok=True)
+    encoder.save(str(out))
+    done.write_text(json.dumps({"record": record, "pairs": len(pairs), "losses": losses}))
+    return out
+
+
+def _embed(encoder, texts: list[str]) -> torch.Tensor:
+    """(len(texts), d) unit sentence vectors, with gradients."""
+    features = encoder.tokenize(texts)
+    vectors = encoder(features)["sentence_embedding"]
+    return torch.nn.functional.normalize(vectors, dim=1)
