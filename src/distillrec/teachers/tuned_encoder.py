@@ -111,7 +111,7 @@ def tune_encoder(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
     encoder.eval()
     out.mkdir(parents=True, exist_ok=True)
     encoder.save(str(out))
