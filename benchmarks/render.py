@@ -438,6 +438,25 @@ def finetune_table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def teacher_variants_table(path: Path) -> str:
+    """Teacher variants of one config, each a run (`benchmarks/teacher_variants.py`)."""
+    result = json.loads(path.read_text())
+    lines = [
+        f"`{result['command']}`",
+        "",
+        "| teacher | test NDCG@10 | valid NDCG@10 | tail NDCG@10 (text-only) | student + KD | student alone | KD gain |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, row in result["variants"].items():
+        kd, plain = row["student_kd"]["test"], row["student_plain"]["test"]
+        lines.append(
+            f"| {label} | {row['teacher']['test']:.4f} | {row['teacher']['valid']:.4f} | "
+            f"{row['teacher_tail']:.4f} ({row['text_only_tail']:.4f}) | {kd:.4f} | {plain:.4f} | "
+            f"{100 * (kd / plain - 1):+.1f}% |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -457,6 +476,7 @@ def main() -> None:
             "new-items",
             "cold-served",
             "finetune",
+            "teacher-variants",
         ],
     )
     parser.add_argument(
@@ -490,6 +510,9 @@ def main() -> None:
     if args.what == "finetune":
         for path in sorted((RESULTS / "compress_finetune").glob("*.json")):
             print(f"### {path.stem}\n\n{finetune_table(path)}\n")
+    if args.what == "teacher-variants":
+        for path in sorted((RESULTS / "teacher_variants").glob("*.json")):
+            print(f"### {path.stem}\n\n{teacher_variants_table(path)}\n")
     if args.what == "summary":
         print(f"### KD gains: test NDCG@10 of the student with KD vs without\n\n{gains_table()}\n")
         print(f"### Size and quality\n\n{size_quality_table()}")

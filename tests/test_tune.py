@@ -234,6 +234,9 @@ def test_the_real_teacher_target_gets_every_teacher_option(tmp_path, monkeypatch
         "patience": 2,
         "bf16": True,
         "length_buckets": True,
+        "fusion": "nullspace",
+        "semantic_dims": 8,
+        "train_text": True,
     }
     options = set(TeacherConfig.model_fields) & set(LLMEnhancedSASRec.params_model.model_fields)
     assert options == set(changed), "a teacher option that is a model argument is missing from this test"

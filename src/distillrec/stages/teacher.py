@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pydantic
@@ -82,6 +83,41 @@ def item_texts(dataset: Dataset, template: str | None) -> tuple[list[str], ItemT
     tmpl = ItemTextTemplate(template) if template else default_template(dataset.item_text.columns)
     tmpl.check_columns(dataset.item_text.columns)
     return tmpl.render_items(dataset.item_text), tmpl
+
+
+class EncodedItems(NamedTuple):
+    texts: list[str]  # each item's rendered text
+    vectors: np.ndarray  # (n_items, d_text) its text vector
+    template_key: str  # the template that rendered them (`ItemTextTemplate.key`)
+    encoder_identity: str  # the encoder that read them (`TextEncoder.identity`)
+    seconds: float  # encoding time
+
+
+def encode_items(
+    data: PreparedData, settings: TeacherConfig, out: Path, seed: int = 0, progress: bool = True, log=print
+) -> EncodedItems:
+    """Steps (1) and (2) of the module docstring, with the encoder first tuned on `data`'s training histories
+    into `out/tuned_encoder` when the settings ask (`encoder_tuning_pairs`). The teacher stage and the tuner both
+    encode here."""
+    texts, tmpl = item_texts(data.dataset, settings.template)
+    encoder_model = settings.encoder
+    if settings.encoder_tuning_pairs:
+        pairs = settings.encoder_tuning_pairs  # and a tenth as many word-dropout views of one item's text
+        tuning = TuningSettings(pairs=pairs, text_views=pairs // 10, seed=seed)
+        encoder_model = tune_encoder(
+            settings.encoder, texts, data.split.train, out / TUNED_ENCODER, tuning, progress
+        )
+        log(f"tuned {settings.encoder} on {pairs:,} co-occurring item pairs")
+    encoder = TextEncoder(encoder_model, bf16=settings.encoder_bf16, progress=progress)
+    cache = EmbeddingCache()
+    start = time.perf_counter()
+    text_emb = cache.encode(encoder, texts, template=tmpl.key)
+    seconds = time.perf_counter() - start
+    log(
+        f"encoded {len(texts):,} item texts with {settings.encoder} in {seconds:.1f} s "
+        f"({cache.misses:,} computed, {cache.hits:,} from the cache)"
+    )
+    return EncodedItems(texts, text_emb, tmpl.key, encoder.identity, seconds)
 
 
 def _result(
@@ -224,30 +260,13 @@ def build_teacher(
     def callbacks(model: str) -> list:
         return [partial(on_epoch, {"model": model})] if on_epoch else []
 
-    dataset, split, catalog = data.dataset, data.split, data.catalog()
+    split, catalog = data.split, data.catalog()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    texts, tmpl = item_texts(dataset, settings.template)
-    (out / "item_texts.txt").write_text("\n".join(t.replace("\n", " ") for t in texts) + "\n")
-    encoder_model = settings.encoder
-    # with encoder_tuning_pairs, the text encoder is tuned on the training histories first (kept in the folder)
-    if settings.encoder_tuning_pairs:
-        pairs = settings.encoder_tuning_pairs  # and a tenth as many word-dropout views of one item's text
-        tuning = TuningSettings(pairs=pairs, text_views=pairs // 10, seed=seed)
-        encoder_model = tune_encoder(
-            settings.encoder, texts, split.train, out / TUNED_ENCODER, tuning, progress
-        )
-        log(f"tuned {settings.encoder} on {settings.encoder_tuning_pairs:,} co-occurring item pairs")
-    encoder = TextEncoder(encoder_model, bf16=settings.encoder_bf16, progress=progress)
-    cache = EmbeddingCache()
-    start = time.perf_counter()
-    text_emb = cache.encode(encoder, texts, template=tmpl.key)
-    encoder_seconds = time.perf_counter() - start
+    encoded = encode_items(data, settings, out, seed, progress, log)
+    text_emb = encoded.vectors
+    (out / "item_texts.txt").write_text("\n".join(t.replace("\n", " ") for t in encoded.texts) + "\n")
     np.save(out / "text_embeddings.npy", text_emb)
-    log(
-        f"encoded {len(texts):,} item texts with {settings.encoder} in {encoder_seconds:.1f} s "
-        f"({cache.misses:,} computed, {cache.hits:,} from the cache)"
-    )
 
     metrics: dict = {}
     text_only = TextSimilarity(text_emb).fit(split.train)
@@ -277,8 +296,8 @@ def build_teacher(
         bf16=settings.bf16,
         extra={
             "best_hparams": hp,
-            "encoder_seconds": round(encoder_seconds, 3),
-            "encoder": encoder.identity,
+            "encoder_seconds": round(encoded.seconds, 3),
+            "encoder": encoded.encoder_identity,
             "best_epoch": teacher.fit_result_.best_epoch,
             "history": teacher.history_,
         },
@@ -322,11 +341,11 @@ def build_teacher(
         {
             "teacher": manifest_config(settings),
             "seed": seed,
-            "template": tmpl.key,
-            "encoder": encoder.identity,
+            "template": encoded.template_key,
+            "encoder": encoded.encoder_identity,
             "split": {"protocol": split.protocol, **split.params},
         },
-        dataset,
+        data.dataset,
     )
     export_teacher(
         teacher,

@@ -64,17 +64,20 @@ class _Data:
         return self.cache["data"]
 
     def text_embeddings(self, config: RunConfig):
-        key = ("text", config.teacher.encoder, config.teacher.template, config.teacher.encoder_bf16)
+        teacher = config.teacher
+        key = ("text", teacher.encoder, teacher.template, teacher.encoder_bf16, teacher.encoder_tuning_pairs)
         if key not in self.cache:
-            from distillrec.stages.teacher import item_texts
-            from distillrec.teachers.cache import EmbeddingCache
-            from distillrec.teachers.text_encoder import TextEncoder
+            from distillrec.stages.teacher import encode_items
 
-            texts, tmpl = item_texts(self.prepared().dataset, config.teacher.template)
-            encoder = TextEncoder(
-                config.teacher.encoder, bf16=config.teacher.encoder_bf16, progress=config.progress
+            encoded = encode_items(
+                self.prepared(),
+                teacher,
+                self.run_dir,
+                self.config.seeds[0],
+                config.progress,
+                log=lambda m: None,
             )
-            self.cache[key] = EmbeddingCache().encode(encoder, texts, template=tmpl.key)
+            self.cache[key] = encoded.vectors
         return self.cache[key]
 
     def teacher_dir(self) -> Path:
