@@ -67,7 +67,7 @@ def test_run_writes_every_artifact_and_reuses_unchanged_stages(small_dataset, tm
         "sasrec-soft (KD)": "student_kd",
         "sasrec-soft (no KD)": "student_plain",
         "sasrec-soft (KD) int8": "compressed",
-        "sasrec-soft (KD) int8 + KD fine-tune": "compressed",
+        "sasrec-soft (KD) int8 + fine-tune": "compressed",
     }
     assert (
         merged["models"]["ease"]["test"]
@@ -83,6 +83,9 @@ def test_run_writes_every_artifact_and_reuses_unchanged_stages(small_dataset, tm
     assert (
         costs["sasrec-soft (KD) int8"][0] * 2 < costs["sasrec-soft (KD)"][0]
     )  # and its int8 copy smaller still
+    tuned = json.loads((first / "compressed" / "sasrec-soft-int8-ft" / "manifest.json").read_text())
+    assert tuned["params"]["max_epochs"] == 2  # the student's own settings, not the fine-tuning's (1 epoch)
+    assert tuned["info"]["fine_tuned"]["epochs"] == 1 and "test" not in tuned["info"]
     int8 = merged["models"]["sasrec-soft (KD) int8"]["test"]["NDCG@10"]
     assert int8 == pytest.approx(merged["models"]["sasrec-soft (KD)"]["test"]["NDCG@10"], abs=0.02)
     manifest = json.loads((first / "teacher" / "model" / "manifest.json").read_text())

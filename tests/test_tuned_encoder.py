@@ -86,5 +86,7 @@ def test_a_teacher_with_a_tuned_encoder_keeps_it_and_serving_reads_texts_with_it
     assert json.loads((tuned / "tuning.json").read_text())["record"]["settings"]["pairs"] == 40
     knowledge = TextKnowledge(run / "teacher")
     assert knowledge.encoder_name == str(tuned)
-    # the stored text vectors are the tuned encoder's: encoding an item's text again gives its row
+    # the stored text vectors were read by the tuned encoder (the manifest names it), and serving encodes with it
+    manifest = json.loads((run / "teacher" / "manifest.json").read_text())
+    assert manifest["config"]["encoder"].startswith(str(tuned.resolve()) + "|sha256:")
     np.testing.assert_allclose(knowledge.encode(knowledge.texts[3]), knowledge.text_vectors[3], atol=2e-2)

@@ -124,6 +124,13 @@ class TeacherConfig(_Strict):
     fusion: Literal["adapter", "pca_init", "nullspace"] = "adapter"
     semantic_dims: int = Field(0, ge=0)  # nullspace: text directions kept (0: half of dim)
     train_text: bool = False  # nullspace: train the text directions too
+
+    @model_validator(mode="after")
+    def _semantic_dims_below_dim(self) -> TeacherConfig:
+        if self.fusion == "nullspace" and self.semantic_dims >= self.dim:
+            raise ValueError(f"semantic_dims must be below dim ({self.dim}) for fusion nullspace")
+        return self
+
     max_epochs: int = Field(200, ge=1)
     batch_size: int = Field(128, ge=1)
     lr: float = Field(1e-3, gt=0)

@@ -105,8 +105,8 @@ class Engine:
         self.folded_titles.extend(_fold(t, item.item_id) for t, item in zip(titles, items, strict=True))
         self.text_vectors = np.vstack([self.text_vectors, text])
         self.reads_as = np.concatenate([self.reads_as, nearest])
-        self._unit = None
         self.index.add(vectors)
+        self._unit = None  # after the add: a `similar` that rebuilds it sees the new rows
         first = len(self.item_ids) - len(items)
         self.row_of.update((item.item_id, first + i) for i, item in enumerate(items))
 
@@ -156,7 +156,7 @@ class Engine:
         """The `k` items nearest to `row` by cosine in the model's item space (vector models) or else in the
         text space, itself excluded."""
         unit = self._unit
-        if unit is None:  # computed once, again after items are added
+        if unit is None or len(unit) <= row:  # computed once, again after items are added
             table = self.item_vectors()
             if table is None:
                 if self.text_vectors is None:

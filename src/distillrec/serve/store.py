@@ -212,12 +212,19 @@ class SQLStore:
         return [row[0] for row in self._rows("SELECT item_id FROM items ORDER BY n")]
 
     def items(self, item_ids: Sequence[str] | None = None) -> list[PostedItem]:
-        rows = self._rows("SELECT item_id, fields, text_vector FROM items ORDER BY n")
-        wanted = None if item_ids is None else set(item_ids)
+        if item_ids is None:
+            rows = self._rows("SELECT item_id, fields, text_vector, n FROM items")
+        else:
+            rows = []
+            for start in range(0, len(item_ids), 500):  # a bounded number of parameters a query
+                chunk = tuple(item_ids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                rows += self._rows(
+                    f"SELECT item_id, fields, text_vector, n FROM items WHERE item_id IN ({marks})", chunk
+                )
         return [
             PostedItem(item_id, json.loads(fields), np.frombuffer(bytes(vector), dtype=np.float32).copy())
-            for item_id, fields, vector in rows
-            if wanted is None or item_id in wanted
+            for item_id, fields, vector, _ in sorted(rows, key=lambda row: row[3])
         ]
 
     def close(self) -> None:

@@ -6,11 +6,13 @@ loadable with `distillrec.load`) and `metrics.json` (a results file, `results.py
 per folder, named "<label> (KD) <method>", with the same full-ranking evaluation as every other model, its source
 model and how much smaller its weights are). The report stage adds each folder's size on disk and latency.
 
-With `kd_finetune_epochs`, mixed distillation: each compressed copy, decoded, is trained on with KD from the
-teacher folder for that many epochs (the student's own KD methods, or `kd_finetune_methods`; the methods that
-change a student when bound, param_init's table and ced's embedding, leave the trained weights as they are; the
-epoch of best validation NDCG@10 is kept), then compressed again with its method: folder
-`<label>-<method>-ft/`, row "<label> (KD) <method> + KD fine-tune", beside the copy without it.
+With `kd_finetune_epochs`, mixed distillation: each compressed copy, decoded, is trained on with its KD objective
+from the teacher folder for that many epochs (the student's own KD methods, or `kd_finetune_methods`), then
+compressed again with its method: folder `<label>-<method>-ft/`, row "<label> (KD) <method> + fine-tune", beside
+the copy without it. The methods that act when a student is built (param_init's table, ced's embedding) leave
+the trained weights alone, so a param_init student is fine-tuned with cross-entropy alone (its row records the
+methods); the epoch of best validation NDCG@10 is kept, which may be worse than the copy it started from (the
+starting weights are not a candidate).
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from distillrec.stages.report import student_names
 
 __all__ = ["compress_students", "SCHEMA_VERSION", "compressed_name"]
 
-SCHEMA_VERSION = 1
-FINETUNED = " + KD fine-tune"  # suffix of a fine-tuned copy's name
+SCHEMA_VERSION = 2  # 2: fine-tuned rows named "+ fine-tune", their folders keep the model's own settings
+FINETUNED = " + fine-tune"  # suffix of a fine-tuned copy's name
 
 
 def compressed_name(label: str, method: str) -> str:
@@ -63,6 +65,7 @@ def compress_students(
                 tuned = _finetuned(data, teacher_dir, student, target, settings, out)
                 row = _compressed(data, tuned, target.with_name(target.name + "-ft"), method, settings, name)
                 shutil.rmtree(tuned)
+                row["fine_tuned_with"] = list(settings.kd_finetune_methods or student.kd)
                 rows[name + FINETUNED] = row
                 log(f"  {name}{FINETUNED}: {row['smaller_than_source']:.2f}x smaller, {_ndcg(row)}")
     write_results(out / "metrics.json", rows)
@@ -110,14 +113,16 @@ def _finetuned(
     model = saved.model
     methods = settings.kd_finetune_methods or student.kd
     objective = make_objective(teacher_dir, methods, change_student=False)
-    model.max_epochs, model.patience, model.progress = (
-        settings.kd_finetune_epochs,
-        settings.kd_finetune_epochs,
-        False,
-    )
+    kept = {"max_epochs": model.max_epochs, "patience": model.patience, "progress": model.progress}
+    model.max_epochs = model.patience = settings.kd_finetune_epochs
+    model.progress = False
     model.fit(data.split.train, data.split.valid, objective=objective, warm_start=True)
-    info = {**saved.info, "kd_finetune": {"epochs": settings.kd_finetune_epochs, "kd": list(methods)}}
-    info.pop("compression", None)
+    for name, value in kept.items():  # the folder keeps the model's own settings, not the fine-tuning's
+        setattr(model, name, value)
+    info = {
+        k: v for k, v in saved.info.items() if k not in ("compression", "test", "valid")
+    }  # not its results
+    info["fine_tuned"] = {"epochs": settings.kd_finetune_epochs, "objective": objective.describe()}
     return save_model(model, out / f"{compressed.name}.finetuned", data.catalog(), data.split.train, info)
 
 

@@ -214,7 +214,14 @@ class Student(TorchRecommender):
         a later call with the same directory resumes where an interrupted one stopped (same result as an
         uninterrupted run); the student's hyperparameters, the objective and the data sizes must be the same.
         With `warm_start`, training continues from the weights the student holds (a fitted or loaded one: a
-        compressed copy fine-tuned) instead of new ones."""
+        compressed copy fine-tuned) instead of new ones; give it an objective made with `change_student=False`
+        (`KDObjective`), or param_init / ced change those weights when they are bound."""
+        if (
+            warm_start and checkpoint_dir is not None
+        ):  # a checkpoint does not record the weights it started from
+            raise ValueError(
+                "warm_start and checkpoint_dir do not go together: a fine-tuning is not resumable"
+            )
         config = replace(self._train_config(), checkpoint_dir=checkpoint_dir)
         objective = CrossEntropy() if objective is None else objective
         torch.manual_seed(self.seed)

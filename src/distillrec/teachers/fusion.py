@@ -14,8 +14,10 @@ i's frozen text vector (d_text), s_i its top-`dim` whitened principal-component 
   learned scale a), the other dim - k the ID vector n_i, learned from zero, so the collaborative signal lives in the
   directions the text leaves free and never overwrites the text's. An item without training interactions keeps
   n_i = 0: it is scored by its text directions alone.
-For "pca_init" and "nullspace" an item with no training interaction keeps its text-derived part (its init, its
-semantic coordinates); "adapter" computes A(z_i) for every item.
+An item with no training interaction keeps its text directions under "nullspace" and its A(z_i) under "adapter";
+under "pca_init" it starts at its text coordinates, which training then moves (it is only ever a negative), so
+the text's hold on such items is weaker (`tests/test_teacher.py` measures it). `id_init`, `id_dropout` and
+`adapter_hidden` belong to "adapter" and are not read by the other two.
 """
 
 from __future__ import annotations

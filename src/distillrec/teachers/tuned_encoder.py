@@ -8,7 +8,8 @@ attribute-dropout views of one item's text (random words left out), so the encod
 text. Loss: in-batch contrastive (InfoNCE; MultipleNegativesRankingLoss in sentence-transformers' terms): a pair's
 second text must be the nearest, by cosine / `temperature`, among every second text of the batch. Trained with AdamW
 for `epochs` on the CPU (a few minutes for ~10k items); saved as a sentence-transformers folder that `TextEncoder`
-loads like any other model, under `out` (the stage folder keys it by the data and settings).
+loads like any other model, under `out` (a finished `out` is reused when the model, the pairs, the texts and the
+settings are the same).
 """
 
 from __future__ import annotations
@@ -69,21 +70,26 @@ def tune_encoder(
 ) -> Path:
     """Fine-tune `model` on `train`'s co-occurring items (see the module docstring); save it to `out` and return
     `out`. A finished `out` (holding `tuning.json` with the same settings) is returned as it is."""
+    import hashlib
     import json
 
     from sentence_transformers import SentenceTransformer
 
     out = Path(out)
-    record = {"model": str(model), "items": len(texts), "settings": settings.__dict__}
+    if len(texts) != train.n_items:
+        raise ValueError(f"{len(texts)} texts for {train.n_items} items")
+    sampled = cooccurrence_pairs(train, settings.pairs, settings.seed)
+    data = hashlib.sha256(sampled.tobytes() + "\n".join(texts).encode()).hexdigest()[
+        :16
+    ]  # what it learns from
+    record = {"model": str(model), "data": data, "settings": settings.__dict__}
     done = out / "tuning.json"
     if done.exists() and json.loads(done.read_text()).get("record") == record:
         return out
-    if len(texts) != train.n_items:
-        raise ValueError(f"{len(texts)} texts for {train.n_items} items")
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     encoder = SentenceTransformer(str(resolve_model(model)), device="cpu", local_files_only=True)
-    pairs = [(texts[a], texts[b]) for a, b in cooccurrence_pairs(train, settings.pairs, settings.seed)]
+    pairs = [(texts[a], texts[b]) for a, b in sampled]
     for i in rng.choice(len(texts), size=min(settings.text_views, len(texts)), replace=False):
         pairs.append(
             (
