@@ -130,3 +130,20 @@ def test_compress_methods_are_checked_at_load():
     for methods, message in ((["int9"], "unknown compression method"), (["pq,int8"], "give it alone")):
         with pytest.raises(ValueError, match=message):
             parse_config({**base, "compress": {"methods": methods}})
+
+
+def test_a_new_teacher_option_keeps_the_stage_key_of_older_runs():
+    """`distillrec run` keys the teacher stage by its settings: an option added later must be left out of the key at
+    its default (`stages/teacher.KEY_LATER_OPTIONS`), or every finished teacher is trained again. The digest is the
+    default settings' key since before fusion and encoder tuning existed."""
+    import hashlib
+    import json
+
+    from distillrec.config import TeacherConfig
+    from distillrec.stages.teacher import key_config
+
+    digest = hashlib.sha256(json.dumps(key_config(TeacherConfig()), sort_keys=True).encode()).hexdigest()[:16]
+    assert digest == "a28c8a33db408113"
+    assert (
+        key_config(TeacherConfig(fusion="nullspace"))["fusion"] == "nullspace"
+    )  # a set option keys the stage

@@ -254,7 +254,7 @@ def run_pipeline(
                 f"text-only {metrics['text_only']['test']['NDCG@10']:.4f}"
             )
 
-        teacher_key = _key(data_key, config.teacher.model_dump(), seed, teacher.SCHEMA_VERSION)
+        teacher_key = _key(data_key, teacher.key_config(config.teacher), seed, teacher.SCHEMA_VERSION)
         teacher_dir = run.stage("teacher", teacher_key, run_teacher)
 
         student_dirs, student_keys = {}, []

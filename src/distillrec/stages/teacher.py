@@ -70,6 +70,20 @@ LATER_OPTIONS = {
 }
 
 
+# options added after `distillrec run` keyed its teacher stage by the whole config: left out of that key at their
+# defaults, so a run of an older config still finds its teacher finished
+KEY_LATER_OPTIONS = {"fusion": "adapter", "semantic_dims": 0, "train_text": False, "encoder_tuning_pairs": 0}
+
+
+def key_config(settings: TeacherConfig) -> dict:
+    """The teacher config as the pipeline keys the stage by (see `KEY_LATER_OPTIONS`)."""
+    config = settings.model_dump()
+    for key, default in KEY_LATER_OPTIONS.items():
+        if config[key] == default:
+            del config[key]
+    return config
+
+
 def manifest_config(settings: TeacherConfig) -> dict:
     """The teacher config as the export manifest records it (see `LATER_OPTIONS`)."""
     config = settings.model_dump()
