@@ -77,20 +77,17 @@ KEY_LATER_OPTIONS = {"fusion": "adapter", "semantic_dims": 0, "train_text": Fals
 
 def key_config(settings: TeacherConfig) -> dict:
     """The teacher config as the pipeline keys the stage by (see `KEY_LATER_OPTIONS`)."""
-    config = settings.model_dump()
-    for key, default in KEY_LATER_OPTIONS.items():
-        if config[key] == default:
-            del config[key]
-    return config
+    return _without_defaults(settings, KEY_LATER_OPTIONS)
 
 
 def manifest_config(settings: TeacherConfig) -> dict:
     """The teacher config as the export manifest records it (see `LATER_OPTIONS`)."""
-    config = settings.model_dump()
-    for key, default in LATER_OPTIONS.items():
-        if config[key] == default:
-            del config[key]
-    return config
+    return _without_defaults(settings, LATER_OPTIONS)
+
+
+def _without_defaults(settings: TeacherConfig, later: dict) -> dict:
+    """`settings` as a dict without the `later` options that hold the value they had before they existed."""
+    return {k: v for k, v in settings.model_dump().items() if not (k in later and v == later[k])}
 
 
 def item_texts(dataset: Dataset, template: str | None) -> tuple[list[str], ItemTextTemplate]:
