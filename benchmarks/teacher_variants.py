@@ -4,6 +4,7 @@
     distillrec run configs/quickstart.yaml --set teacher.fusion=pca_init
     distillrec run configs/quickstart.yaml --set teacher.fusion=nullspace
     distillrec run configs/quickstart.yaml --set teacher.encoder_tuning_pairs=20000
+    distillrec run configs/quickstart.yaml --set teacher.encoder_tuning_pairs=20000 --set teacher.fusion=pca_init
     .venv/bin/python benchmarks/teacher_variants.py --tag ml-100k-quickstart \
         adapter=runs/quickstart-A "pca_init=runs/quickstart-B" ...
     .venv/bin/python benchmarks/render.py teacher-variants
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -61,7 +63,7 @@ def main() -> None:
         }
     out = ROOT / "benchmarks" / "results" / "teacher_variants" / f"{args.tag}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    command = "benchmarks/teacher_variants.py " + " ".join(sys.argv[1:])
+    command = "benchmarks/teacher_variants.py " + shlex.join(sys.argv[1:])
     out.write_text(json.dumps({"command": command, "variants": rows}, indent=1) + "\n")
     print(f"wrote {out}")
 
