@@ -83,6 +83,33 @@ def test_run_writes_every_artifact_and_reuses_unchanged_stages(small_dataset, tm
     assert (
         costs["sasrec-soft (KD) int8"][0] * 2 < costs["sasrec-soft (KD)"][0]
     )  # and its int8 copy smaller still
+    # the same from the command line, for a folder of a run: its teacher and data found from the folder
+    from typer.testing import CliRunner
+
+    from distillrec.cli import app
+
+    student = first / "students" / "sasrec-soft" / "model"
+    result = CliRunner().invoke(
+        app,
+        [
+            "compress",
+            str(student),
+            "--method",
+            "int4",
+            "--out",
+            str(tmp_path / "int4-ft"),
+            "--kd-finetune",
+            "1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "+ 1 epochs of KD fine-tuning" in result.output
+    assert (
+        json.loads((tmp_path / "int4-ft" / "manifest.json").read_text())["info"]["fine_tuned"]["objective"][
+            "terms"
+        ][0]["method"]
+        == "soft"
+    )
     tuned = json.loads((first / "compressed" / "sasrec-soft-int8-ft" / "manifest.json").read_text())
     assert tuned["params"]["max_epochs"] == 2  # the student's own settings, not the fine-tuning's (1 epoch)
     assert tuned["info"]["fine_tuned"]["epochs"] == 1 and "test" not in tuned["info"]

@@ -879,11 +879,38 @@ def compress(
         int | None,
         typer.Option(min=1, help="pq: pieces a row is cut into, one byte each (default: width / 4)."),
     ] = None,
+    kd_finetune: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Then fine-tune the compressed student this many epochs with its KD objective and compress it "
+            "again; prints test NDCG@10 before and after (needs the run's data/ and teacher folders).",
+        ),
+    ] = 0,
+    teacher: Annotated[
+        Path | None,
+        typer.Option(help="--kd-finetune: the teacher folder (default: the one the model names)."),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="--kd-finetune: the prepared data folder (default: data/ of the run holding the model)."
+        ),
+    ] = None,
+    kd: Annotated[
+        str | None,
+        typer.Option(help="--kd-finetune: the KD methods (default: the ones the model was trained with)."),
+    ] = None,
 ) -> None:
     """Store a saved model's large arrays smaller (quantised, pruned, low-rank or product-quantised); it loads and
     recommends as before."""
     from distillrec.compress import compress_model
 
+    if kd_finetune:
+        _compress_and_finetune(
+            model_dir, out, method, sparsity, rank, energy, subvectors, kd_finetune, teacher, data, kd
+        )
+        return
     methods = [m.strip() for m in method.split(",") if m.strip()]
     try:
         result = compress_model(
@@ -913,6 +940,61 @@ def compress(
     console.print(
         f"weights {result.weights_bytes_before:,} -> {result.weights_bytes_after:,} bytes ({result.ratio:.2f}x smaller)"
     )
+
+
+def _compress_and_finetune(
+    model_dir, out, method, sparsity, rank, energy, subvectors, epochs, teacher, data, kd
+):
+    """`distillrec compress --kd-finetune`: compress, evaluate, fine-tune with KD, compress again, evaluate."""
+    import shutil
+
+    from distillrec.artifact import read_model
+    from distillrec.config import CompressConfig
+    from distillrec.losses.spec import TermSpec
+    from distillrec.stages.compress import compress_and_evaluate, finetune
+    from distillrec.stages.data import read_prepared
+
+    info = read_model(model_dir).info
+    objective = info.get("objective") or {}
+    teacher = teacher or (Path(objective["teacher"]) if objective.get("teacher") else None)
+    if teacher is None or not (teacher / "manifest.json").is_file():
+        raise typer.BadParameter(
+            f"no teacher folder for {model_dir} (found {teacher}); give --teacher", param_hint="--teacher"
+        )
+    if data is None:
+        data = next(
+            (p / "data" for p in model_dir.resolve().parents if (p / "data" / "manifest.json").is_file()),
+            None,
+        )
+        if data is None:
+            raise typer.BadParameter(
+                f"no run data/ folder above {model_dir}; give --data", param_hint="--data"
+            )
+    if kd is not None:
+        methods = [kd]
+    elif objective.get("terms"):
+        methods = [
+            TermSpec.make(t["method"], **{k: v for k, v in t.items() if k != "method"})
+            for t in objective["terms"]
+        ]
+    else:
+        raise typer.BadParameter(f"{model_dir} records no KD objective; give --kd", param_hint="--kd")
+    settings = CompressConfig(
+        methods=[method], sparsity=sparsity, rank=rank, energy=energy, subvectors=subvectors
+    )
+    prepared = read_prepared(data)
+    first = out.with_name(out.name + ".before-finetune")
+    before = compress_and_evaluate(prepared, model_dir, first, method, settings, str(model_dir))
+    tuned = finetune(prepared, teacher, methods, first, epochs, out.parent)
+    after = compress_and_evaluate(prepared, tuned, out, method, settings, str(model_dir))
+    shutil.rmtree(tuned)
+    shutil.rmtree(first)
+    for label, row in (("compressed", before), (f"+ {epochs} epochs of KD fine-tuning", after)):
+        console.print(
+            f"{label}: {row['smaller_than_source']:.2f}x smaller, test NDCG@10 {row['test']['NDCG@10']:.4f} "
+            f"(valid {row['valid']['NDCG@10']:.4f})"
+        )
+    console.print(f"[bold green]done:[/] {out}")
 
 
 @app.command()

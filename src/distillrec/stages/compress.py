@@ -30,7 +30,7 @@ from distillrec.results import write_results
 from distillrec.stages.data import PreparedData
 from distillrec.stages.report import student_names
 
-__all__ = ["compress_students", "SCHEMA_VERSION", "compressed_name"]
+__all__ = ["compress_students", "compress_and_evaluate", "finetune", "SCHEMA_VERSION", "compressed_name"]
 
 SCHEMA_VERSION = 2  # 2: fine-tuned rows named "+ fine-tune", their folders keep the model's own settings
 FINETUNED = " + fine-tune"  # suffix of a fine-tuned copy's name
@@ -57,25 +57,27 @@ def compress_students(
         for method in settings.methods:
             name = compressed_name(label, method)
             target = out / f"{label}-{method.replace(',', '+')}"
-            rows[name] = _compressed(
+            rows[name] = compress_and_evaluate(
                 data, folder / "model", target, method, settings, student_names(label)[0]
             )
             log(f"  {name}: {rows[name]['smaller_than_source']:.2f}x smaller, {_ndcg(rows[name])}")
             if settings.kd_finetune_epochs:
-                tuned = _finetuned(data, teacher_dir, student, target, settings, out)
-                row = _compressed(data, tuned, target.with_name(target.name + "-ft"), method, settings, name)
+                kd = list(settings.kd_finetune_methods or student.kd)
+                tuned = finetune(data, teacher_dir, kd, target, settings.kd_finetune_epochs, out)
+                final = target.with_name(target.name + "-ft")
+                row = compress_and_evaluate(data, tuned, final, method, settings, name)
                 shutil.rmtree(tuned)
-                row["fine_tuned_with"] = list(settings.kd_finetune_methods or student.kd)
+                row["fine_tuned_with"] = kd
                 rows[name + FINETUNED] = row
                 log(f"  {name}{FINETUNED}: {row['smaller_than_source']:.2f}x smaller, {_ndcg(row)}")
     write_results(out / "metrics.json", rows)
     return rows
 
 
-def _compressed(
+def compress_and_evaluate(
     data: PreparedData, source: Path, target: Path, method: str, settings: CompressConfig, source_name: str
 ) -> dict:
-    """Compress `source` into `target` with `method`; its results row."""
+    """Compress `source` into `target` with `method` (its options from `settings`); its results row."""
     result = compress_model(
         source,
         target,
@@ -99,22 +101,17 @@ def _compressed(
     }
 
 
-def _finetuned(
-    data: PreparedData,
-    teacher_dir: Path,
-    student: StudentConfig,
-    compressed: Path,
-    settings: CompressConfig,
-    out: Path,
+def finetune(
+    data: PreparedData, teacher_dir: Path, kd_methods, compressed: Path, epochs: int, out: Path
 ) -> Path:
-    """The compressed copy in `compressed`, decoded, trained `kd_finetune_epochs` more epochs with KD; saved as a
-    float model folder (a temporary one, compressed again by the caller)."""
+    """The compressed model in `compressed`, decoded, trained `epochs` more epochs with the KD objective of
+    `kd_methods` (strings as `--kd` takes them, or `TermSpec`s) from `teacher_dir`; saved as a float model folder
+    in `out` (a temporary one, compressed again by the caller)."""
     saved = load(compressed)
     model = saved.model
-    methods = settings.kd_finetune_methods or student.kd
-    objective = make_objective(teacher_dir, methods, change_student=False)
+    objective = make_objective(teacher_dir, kd_methods, change_student=False)
     kept = {"max_epochs": model.max_epochs, "patience": model.patience, "progress": model.progress}
-    model.max_epochs = model.patience = settings.kd_finetune_epochs
+    model.max_epochs = model.patience = epochs
     model.progress = False
     model.fit(data.split.train, data.split.valid, objective=objective, warm_start=True)
     for name, value in kept.items():  # the folder keeps the model's own settings, not the fine-tuning's
@@ -122,8 +119,10 @@ def _finetuned(
     info = {
         k: v for k, v in saved.info.items() if k not in ("compression", "test", "valid")
     }  # not its results
-    info["fine_tuned"] = {"epochs": settings.kd_finetune_epochs, "objective": objective.describe()}
-    return save_model(model, out / f"{compressed.name}.finetuned", data.catalog(), data.split.train, info)
+    info["fine_tuned"] = {"epochs": epochs, "objective": objective.describe()}
+    return save_model(
+        model, Path(out) / f"{compressed.name}.finetuned", data.catalog(), data.split.train, info
+    )
 
 
 def _ndcg(row: dict) -> str:
