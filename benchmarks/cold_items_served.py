@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from new_items import metrics, target_rank  # the same measures as for held-out items
 
 from distillrec.config import load_config
 from distillrec.evaluate.ranking import evaluate
@@ -36,14 +37,6 @@ from distillrec.teachers.text_encoder import TextEncoder
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "cold_served"
-
-
-def metrics(ranks: np.ndarray) -> dict:
-    return {
-        "HR@10": float(np.mean(ranks <= 10)),
-        "NDCG@10": float(np.mean(np.where(ranks <= 10, 1 / np.log2(ranks + 1), 0.0))),
-        "median_rank": float(np.median(ranks)),
-    }
 
 
 class _Table:
@@ -95,13 +88,6 @@ def main() -> None:
     vectors = student.encode(cold_users, history)  # (n_cold_users, dim)
     text_scores = TextSimilarity(text).fit(split.train).score(cold_users, history)
 
-    def rank(scores: np.ndarray, seen: np.ndarray, target: int) -> int:
-        scores = scores.copy()
-        target_score = scores[target]
-        scores[seen] = -np.inf
-        scores[target] = -np.inf
-        return int(1 + np.sum(scores >= target_score))
-
     tables = {
         "student as trained": table,
         "student, cold items posted by text (served)": served,
@@ -111,8 +97,8 @@ def main() -> None:
     for i, (user, target) in enumerate(zip(cold_users, cold_targets, strict=True)):
         seen = history.sequence(user)
         for name, items in tables.items():
-            ranks[name].append(rank(items @ vectors[i], seen, target))
-        ranks["text only"].append(rank(text_scores[i], seen, target))
+            ranks[name].append(target_rank(items @ vectors[i], seen, target))
+        ranks["text only"].append(target_rank(text_scores[i], seen, target))
     every = {
         name: evaluate(_Table(student, items), history, split.test, ks=(10,)).summary
         for name, items in tables.items()

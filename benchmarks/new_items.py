@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import distillrec
+from distillrec.evaluate.metrics import hit_rate, ndcg
 from distillrec.models.text_similarity import TextSimilarity
 from distillrec.serve.placement import NearestPlacement, RidgePlacement
 from distillrec.stages.data import read_prepared
@@ -33,11 +34,23 @@ RESULTS = ROOT / "benchmarks" / "results" / "new_items"
 
 
 def metrics(ranks: np.ndarray) -> dict:
+    """HR@10, NDCG@10 (the evaluation's definitions) and the median of 1-based ranks, one target a user."""
+    ranks = np.asarray(ranks, dtype=np.float64)[:, None]  # (n_users, 1)
     return {
-        "HR@10": float(np.mean(ranks <= 10)),
-        "NDCG@10": float(np.mean(np.where(ranks <= 10, 1 / np.log2(ranks + 1), 0.0))),
+        "HR@10": float(hit_rate(ranks, 10).mean()),
+        "NDCG@10": float(ndcg(ranks, np.ones(len(ranks), dtype=np.int64), 10).mean()),
         "median_rank": float(np.median(ranks)),
     }
+
+
+def target_rank(scores: np.ndarray, seen: np.ndarray, target: int, target_score: float | None = None) -> int:
+    """1-based rank the target takes with `target_score` (default: its own score) among `scores`, the `seen`
+    items left out, ties counted against it (as the evaluation counts them)."""
+    scores = scores.copy()
+    target_score = scores[target] if target_score is None else target_score
+    scores[seen] = -np.inf
+    scores[target] = -np.inf
+    return int(1 + np.sum(scores >= target_score))
 
 
 def main() -> None:
@@ -80,12 +93,6 @@ def main() -> None:
     user_vectors = saved.model.encode(users, history)  # (n_users, dim)
     text_scores = TextSimilarity(text).fit(split.train).score(users, history)  # (n_users, n_items)
 
-    def rank(scores: np.ndarray, seen: np.ndarray, target: int, target_score: float) -> int:
-        scores = scores.copy()
-        scores[seen] = -np.inf
-        scores[target] = -np.inf
-        return int(1 + np.sum(scores >= target_score))
-
     placements = {
         "nearest known item by text (served)": nearest,
         "ridge map, median length": ridge,
@@ -96,10 +103,10 @@ def main() -> None:
     for u, user, target in zip(range(len(users)), users, targets, strict=True):
         seen = history.sequence(user)
         scores = table @ user_vectors[u]
-        ranks["learned vector"].append(rank(scores, seen, target, scores[target]))
+        ranks["learned vector"].append(target_rank(scores, seen, target))
         for name, placed in placements.items():
-            ranks[name].append(rank(scores, seen, target, float(placed[target] @ user_vectors[u])))
-        ranks["text only"].append(rank(text_scores[u], seen, target, text_scores[u, target]))
+            ranks[name].append(target_rank(scores, seen, target, float(placed[target] @ user_vectors[u])))
+        ranks["text only"].append(target_rank(text_scores[u], seen, target))
     popular = np.argsort(-counts, kind="stable")[: int(0.2 * len(trained))]
     tail = ~np.isin(targets, popular)
     result = {

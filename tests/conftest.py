@@ -78,9 +78,15 @@ def make_generic(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
-def write_ml100k_slice(data_dir: Path, folder: Path, n_users: int, used_items_only: bool = False) -> Path:
-    """The first `n_users` users of ml-100k as a generic-format folder (interactions.tsv; items.tsv with title
-    and genres, of every item or only of the items those users have)."""
+def write_ml100k_slice(
+    data_dir: Path,
+    folder: Path,
+    n_users: int,
+    used_items_only: bool = False,
+    item_columns: tuple[str, ...] = ("title", "genres"),
+) -> Path:
+    """The first `n_users` users of ml-100k as a generic-format folder (interactions.tsv; items.tsv with
+    `item_columns`, of every item or only of the items those users have)."""
     from distillrec.data.dataset import load_dataset
 
     ds = load_dataset(data_dir / "ml-100k")
@@ -93,7 +99,7 @@ def write_ml100k_slice(data_dir: Path, folder: Path, n_users: int, used_items_on
             "timestamp": inter.timestamps[keep],
         }
     ).to_csv(folder / "interactions.tsv", sep="\t", index=False)
-    items = ds.item_text[["title", "genres"]].assign(item_id=ds.item_ids)[["item_id", "title", "genres"]]
+    items = ds.item_text[list(item_columns)].assign(item_id=ds.item_ids)[["item_id", *item_columns]]
     if used_items_only:
         items = items.iloc[np.unique(inter.items[keep])]
     items.to_csv(folder / "items.tsv", sep="\t", index=False)

@@ -61,22 +61,28 @@ def test_bad_methods_are_named():
             encode(X, steps)
 
 
+def split_and_catalog(items: np.ndarray, n_items: int):
+    """(leave-one-out split, catalog "u<user>" / "i<item>") of histories `items` (n_users, length), in order."""
+    n_users, length = items.shape
+    data = Interactions.from_arrays(
+        np.repeat(np.arange(n_users), length),
+        items.ravel(),
+        np.tile(np.arange(length), n_users),
+        n_users,
+        n_items,
+    )
+    split = leave_one_out(data)
+    ids = (np.array([f"u{u}" for u in range(n_users)]), np.array([f"i{i}" for i in range(n_items)]))
+    return split, Catalog(*ids, split.test_history())
+
+
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     """A SASRec student and EASE saved from a small split, and the split."""
     n_users, n_items = 80, 120
     rng = np.random.default_rng(1)
     starts = rng.integers(n_items, size=n_users)
-    items = (starts[:, None] + np.arange(12)[None, :] * 7) % n_items
-    data = Interactions.from_arrays(
-        np.repeat(np.arange(n_users), 12), items.ravel(), np.tile(np.arange(12), n_users), n_users, n_items
-    )
-    split = leave_one_out(data)
-    catalog = Catalog(
-        np.array([f"u{u}" for u in range(n_users)]),
-        np.array([f"i{i}" for i in range(n_items)]),
-        split.test_history(),
-    )
+    split, catalog = split_and_catalog((starts[:, None] + np.arange(12)[None, :] * 7) % n_items, n_items)
     root = tmp_path_factory.mktemp("compress")
     student = make_student("sasrec", dim=64, max_len=12, max_epochs=3, progress=False).fit(
         split.train, split.valid
@@ -212,18 +218,7 @@ def test_pq_rows_are_their_nearest_centroids_and_shrink_a_table():
 
 def test_pq_compresses_a_students_item_table_in_its_folder(tmp_path):
     pytest.importorskip("faiss")
-    n_users, n_items = 60, 1100
-    rng = np.random.default_rng(4)
-    items = rng.integers(n_items, size=(n_users, 10))
-    data = Interactions.from_arrays(
-        np.repeat(np.arange(n_users), 10), items.ravel(), np.tile(np.arange(10), n_users), n_users, n_items
-    )
-    split = leave_one_out(data)
-    catalog = Catalog(
-        np.array([f"u{u}" for u in range(n_users)]),
-        np.array([f"i{i}" for i in range(n_items)]),
-        split.test_history(),
-    )
+    split, catalog = split_and_catalog(np.random.default_rng(4).integers(1100, size=(60, 10)), 1100)
     student = make_student("sasrec", dim=32, max_len=10, max_epochs=1, progress=False).fit(split.train)
     folder = save_model(student, tmp_path / "student", catalog, split.train)
     result = compress_model(folder, tmp_path / "pq", ["pq"])

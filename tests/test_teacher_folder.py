@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
+from conftest import write_ml100k_slice
 
 from distillrec.config import TeacherConfig
 from distillrec.data.dataset import load_dataset
@@ -17,27 +17,12 @@ from distillrec.stages.data import PreparedData
 from distillrec.stages.teacher import build_teacher, make_teacher_model, read_teacher_folder
 
 
-def _write_slice(source, folder, n_users: int) -> None:
-    inter = source.interactions
-    keep = inter.users < n_users
-    pd.DataFrame(
-        {
-            "user_id": source.user_ids[inter.users[keep]],
-            "item_id": source.item_ids[inter.items[keep]],
-            "timestamp": inter.timestamps[keep],
-        }
-    ).to_csv(folder / "interactions.tsv", sep="\t", index=False)
-    items = source.item_text[["title"]].assign(item_id=source.item_ids)[["item_id", "title"]]
-    items.to_csv(folder / "items.tsv", sep="\t", index=False)
-
-
 @pytest.fixture(scope="module")
 def built(data_dir, tmp_path_factory):
     """A teacher built on the first 40 users of ml-100k (2 epochs), and a second slice of other data."""
-    source = load_dataset(data_dir / "ml-100k")
     first, other = tmp_path_factory.mktemp("first40"), tmp_path_factory.mktemp("first30")
-    _write_slice(source, first, 40)
-    _write_slice(source, other, 30)
+    write_ml100k_slice(data_dir, first, 40, item_columns=("title",))
+    write_ml100k_slice(data_dir, other, 30, item_columns=("title",))
     dataset = load_dataset(first)
     split = make_split(dataset.interactions, "leave_one_out")
     settings = TeacherConfig(

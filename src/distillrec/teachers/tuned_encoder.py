@@ -14,6 +14,7 @@ settings are the same).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,7 @@ def tune_encoder(
     if len(pairs) < 2:
         raise ValueError("fewer than 2 training pairs: nothing to tune the encoder on")
     optimizer = torch.optim.AdamW(encoder.parameters(), lr=settings.lr)
+    start = time.perf_counter()
     losses = []
     encoder.train()
     for _ in range(settings.epochs):
@@ -121,7 +123,8 @@ def tune_encoder(
     encoder.eval()
     out.mkdir(parents=True, exist_ok=True)
     encoder.save(str(out))
-    done.write_text(json.dumps({"record": record, "pairs": len(pairs), "losses": losses}))
+    seconds = round(time.perf_counter() - start, 1)
+    done.write_text(json.dumps({"record": record, "pairs": len(pairs), "seconds": seconds, "losses": losses}))
     return out
 
 
