@@ -11,7 +11,7 @@ import distillrec
 # lowest first; a module may import from its own package and any earlier layer, never from a sibling package
 # of its own layer
 LAYERS = [
-    {"manifest", "precision", "threads", "tracking", "results", "report", "codecs", "__init__"},
+    {"manifest", "precision", "devices", "threads", "tracking", "results", "report", "codecs", "__init__"},
     {"data"},
     {"evaluate", "layers", "artifact"},
     {"train", "compress"},

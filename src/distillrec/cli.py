@@ -98,6 +98,13 @@ Columns = Annotated[
     ),
 ]
 ItemColumns = Annotated[str | None, typer.Option(help="The items file's own id column: item_id=productId.")]
+Device = Annotated[
+    str,
+    typer.Option(
+        help="Where the torch models train: auto (a CUDA GPU when torch sees one, else the CPU) | cpu | cuda | "
+        "cuda:N | mps."
+    ),
+]
 UserColumns = Annotated[str | None, typer.Option(help="The users file's own id column: user_id=customer.")]
 TimestampFormat = Annotated[
     str,
@@ -263,6 +270,7 @@ def baselines(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for models and splits.")] = 0,
+    device: Device = "auto",
 ) -> None:
     """Tune every baseline on the validation item (small grid), then touch the test once; write metrics.json
     and each tested model to OUT/models/<name> (`distillrec recommend OUT/models/ease --user 1`)."""
@@ -305,7 +313,7 @@ def baselines(
         split,
         {},
     )
-    run_baselines(data, settings, out, seed=seed, log=console.print)
+    run_baselines(data, settings, out, seed=seed, log=console.print, device=_device(device))
     results = {n: r.model_dump() for n, r in read_results(out / "metrics.json").items()}
     Console().print(metrics_table(results, title=f"{data.dataset.name} ({split}, full ranking, test)"))
 
@@ -414,6 +422,7 @@ def teacher(
     user_columns: UserColumns = None,
     timestamp_format: TimestampFormat = "auto",
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    device: Device = "auto",
 ) -> None:
     """Encode item text with a language model, train the LLM-enhanced teacher and export its outputs; the
     trained teacher is saved to OUT/model (`distillrec recommend OUT/model --user 1`)."""
@@ -459,7 +468,7 @@ def teacher(
         split,
         {},
     )
-    metrics = build_teacher(data, out, settings, seed=seed, log=console.print)
+    metrics = build_teacher(data, out, settings, seed=seed, log=console.print, device=_device(device))
     Console().print(
         metrics_table(metrics, title=f"{data.dataset.name} teacher ({split}, full ranking, test)")
     )
@@ -523,6 +532,7 @@ def distill(
     item_columns: ItemColumns = None,
     user_columns: UserColumns = None,
     timestamp_format: TimestampFormat = "auto",
+    device: Device = "auto",
 ) -> None:
     """Train a small student with and without KD from the teacher's exported outputs; compare with a paired test.
     Every trained student is saved under OUT/models/, the KD student of the first seed to OUT/model."""
@@ -601,7 +611,14 @@ def distill(
     console.print(data.summary())
     console.print(f"student {student} {params}, KD {kd}, seeds {seed_list}")
     run_students(
-        data, teacher, settings, seed_list, out, last_position=last_position, baselines_dir=baselines
+        data,
+        teacher,
+        settings,
+        seed_list,
+        out,
+        last_position=last_position,
+        baselines_dir=baselines,
+        device=_device(device),
     )
     metrics = json.loads((out / "metrics.json").read_text())
     Console().print(
@@ -666,32 +683,49 @@ def run(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also one line per training epoch.")
     ] = False,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="Where the torch models train (overrides the config's `device`): auto | cpu | cuda[:N] | mps."
+        ),
+    ] = None,
 ) -> None:
     """The whole pipeline: data, baselines, teacher, students with and without KD, evaluation, report.
 
     Stages whose inputs did not change since an earlier run of the same config name are reused.
 
-    The run folder's run.log gets every line (per-epoch lines included), whatever --quiet or --verbose say."""
+    The run folder's run.log gets every line (per-epoch lines included), whatever --quiet or --verbose say.
+
+    On several processes: `torchrun --nproc-per-node N -m distillrec run CONFIG` trains every model with
+    DistributedDataParallel (gloo on the CPU, nccl on GPUs); rank 0 writes the run folder."""
     from distillrec.config import ConfigError, load_config
     from distillrec.pipeline import run_pipeline
     from distillrec.tracking import MissingExtraError
 
     if quiet and verbose:
         raise typer.BadParameter("use --quiet or --verbose, not both", param_hint="--quiet")
+    from distillrec.train import distributed
+
     try:
-        cfg = load_config(config, set_ or [])
+        cfg = load_config(config, [*(set_ or []), *([f"device={device}"] if device else [])])
     except ConfigError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
     if quiet:
         cfg = cfg.model_copy(update={"progress": False})
     level = "stage" if quiet else "debug" if verbose else "info"
+    main = True
     try:
+        distributed.init_from_env(cfg.device)  # under torchrun: join the other processes
+        main = distributed.is_main()
         folder = run_pipeline(cfg, runs_root=runs_root, run_dir=run_dir, log=_log_line, level=level)
     except MissingExtraError as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}")  # escaped: "[mlflow]" is not markup
         raise typer.Exit(2) from None
-    console.print(f"[bold green]done:[/] {folder}/report.html")
+    finally:
+        distributed.close()
+    if main:
+        console.print(f"[bold green]done:[/] {folder}/report.html")
 
 
 def _log_line(message: str) -> None:
@@ -722,6 +756,12 @@ def tune(
         typer.Option(help="Study folder (default RUNS_ROOT/<name>-tune); an existing one is resumed."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="Where the torch models train (overrides the config's `device`): auto | cpu | cuda[:N] | mps."
+        ),
+    ] = None,
 ) -> None:
     """Search the config's `tune.space` with Optuna on validation NDCG@10; write best_config.yaml and trials.csv."""
     from distillrec.config import ConfigError, load_config
@@ -732,7 +772,7 @@ def tune(
             f"unknown sampler {sampler!r}; choose one of ['grid', 'random', 'tpe']", param_hint="--sampler"
         )
     try:
-        cfg = load_config(config, set_ or [])
+        cfg = load_config(config, [*(set_ or []), *([f"device={device}"] if device else [])])
         if cfg.tune is None:
             raise ConfigError(f"{config}: no `tune` section; add tune: {{target, space, trials, sampler}}")
         if quiet:
@@ -1188,6 +1228,7 @@ def metrics_table(results: dict, title: str) -> Table:
 
 @app.callback()
 def _options(
+    ctx: typer.Context,
     verbose: Annotated[
         bool,
         typer.Option("--verbose", "-v", help="On an error, show its full traceback, not only its message."),
@@ -1195,6 +1236,19 @@ def _options(
 ) -> None:
     """Distil pretrained language models' knowledge into small, fast recommenders."""
     _SHOW_TRACEBACK["on"] = verbose
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and ctx.invoked_subcommand != "run":
+        raise ValueError(
+            f"`distillrec {ctx.invoked_subcommand}` runs in one process; under torchrun only `distillrec run` "
+            "trains on several (its config says what to train)"
+        )
+
+
+def _device(device: str) -> str:
+    """`--device` checked: the name of a device this machine has (auto always is one)."""
+    from distillrec.devices import resolve_device
+
+    resolve_device(device)  # a ValueError that says what is wrong
+    return device
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from distillrec.data.formats import ReadOptions
 from distillrec.data.split import SPLITS
+from distillrec.devices import DEVICE_PATTERN
 from distillrec.models.params import BASELINE_PARAMS, problems
 from distillrec.students.params import STUDENT_PARAMS
 
@@ -336,6 +337,9 @@ class RunConfig(_Strict):
     students: list[StudentConfig] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     progress: bool = True
+    # where the torch models train: auto (a CUDA GPU when torch sees one), cpu, cuda, cuda:N or mps; not part
+    # of any stage's key (results agree across devices up to float rounding)
+    device: str = Field("auto", pattern=DEVICE_PATTERN)
     compress: CompressConfig = Field(default_factory=CompressConfig)
     tune: TuneConfig | None = None
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)

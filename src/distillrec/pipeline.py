@@ -23,6 +23,14 @@ fingerprint, split, their config section, their schema version and the keys of t
 config name is copied from there (hard links) instead of recomputed, so re-running after a crash or after
 changing only a student costs only what changed. A stage is finished when its `stage.json` exists. A reused
 stage's epoch lines are copied from the earlier run's `metrics.jsonl` (and sent to this run's other trackers).
+
+Under torchrun (`torchrun --nproc-per-node N -m distillrec run CONFIG`, `train/distributed.py`) every process
+runs every stage, so that all of them are inside the same training loops together; rank 0 decides whether a
+stage is reused or computed and broadcasts it. Rank 0 writes the run folder as one process would. The other
+ranks compute into a scratch copy of it (a temporary folder, removed at the end): before a stage they copy
+what rank 0's folder holds of it (an interrupted stage's checkpoints, finished baselines), so every rank
+resumes the same way, and a reused stage they read from rank 0's folder. They print nothing and write no
+report.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -41,6 +50,7 @@ from typing import TYPE_CHECKING
 from distillrec.config import RunConfig, dump_config
 from distillrec.manifest import dataset_fingerprint
 from distillrec.tracking import Trackers, open_trackers, require_backends
+from distillrec.train import distributed
 
 if TYPE_CHECKING:
     from distillrec.train.loop import EpochEnd
@@ -57,9 +67,17 @@ def _key(*parts) -> str:
 
 class _Run:
     def __init__(
-        self, run_dir: Path, runs_root: Path, name: str, log, level: str, trackers: Trackers
+        self,
+        run_dir: Path,
+        runs_root: Path,
+        name: str,
+        log,
+        level: str,
+        trackers: Trackers,
+        main_dir: Path | None = None,
     ) -> None:
         self.dir, self.root, self.name, self._log = run_dir, runs_root, name, log
+        self.main_dir = main_dir or run_dir  # rank 0's run folder (under torchrun, `dir` is a scratch copy)
         self.level, self.trackers = LEVELS[level], trackers
         self.log_file = open(run_dir / "run.log", "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
 
@@ -71,34 +89,55 @@ class _Run:
 
     def stage(self, rel: str, key: str, compute: Callable[[Path], str | None]) -> Path:
         """Run `compute(folder)` unless this or an earlier run of the same name finished it with `key`.
-        `compute` may return a headline result for the stage's summary line."""
+        `compute` may return a headline result for the stage's summary line. Under torchrun, see the module
+        docstring."""
+        main = distributed.is_main()
         folder = self.dir / rel
-        if _finished(folder, key):
-            self.log(f"[{rel}] already done in this run{_summary(folder)}", "stage")
-            return folder
-        for previous in sorted(self.root.glob(f"{self.name}-*"), reverse=True):
-            if previous != self.dir and _finished(previous / rel, key):
-                if folder.exists():
-                    shutil.rmtree(folder)
-                shutil.copytree(previous / rel, folder, copy_function=_link_or_copy)
-                for line in _stage_lines(previous, rel):
-                    model, epoch = line.pop("model"), line.pop("epoch")
-                    labels = {k: v for k, v in line.items() if k in _LINE_LABELS or not _is_metric(v)}
-                    metrics = {k: v for k, v in line.items() if k not in labels}
-                    self.trackers.log_epoch(model, epoch, metrics, labels)
-                self.log(f"[{rel}] reused from {previous.name} (inputs unchanged){_summary(folder)}", "stage")
-                return folder
-        if (
-            folder / STAGE_FILE
-        ).exists():  # finished with other inputs: its files (checkpoints too) are stale
+        source = distributed.broadcast(self._finished_in(rel, key) if main else None)
+        if source is not None:
+            if main:
+                self._reuse(rel, folder, key, source)
+            distributed.barrier()  # rank 0 has copied it
+            return self.main_dir / rel
+        if main and (folder / STAGE_FILE).exists():  # finished with other inputs: stale, checkpoints too
             shutil.rmtree(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        if main:
+            folder.mkdir(parents=True, exist_ok=True)
+        distributed.barrier()  # rank 0's folder holds what an interrupted attempt left: the others copy it
+        if not main:
+            shutil.rmtree(folder, ignore_errors=True)
+            shutil.copytree(self.main_dir / rel, folder)
+        distributed.barrier()  # nobody writes before every copy is taken
         start = time.perf_counter()
         summary = compute(folder)
         seconds = time.perf_counter() - start
         (folder / STAGE_FILE).write_text(json.dumps({"key": key, "seconds": seconds, "summary": summary}))
         self.log(f"[{rel}] done in {_duration(seconds)}{': ' + summary if summary else ''}", "stage")
         return folder
+
+    def _finished_in(self, rel: str, key: str) -> str | None:
+        """Where stage `rel` is finished with `key`: "" for this run, an earlier run's folder name, or None."""
+        if _finished(self.dir / rel, key):
+            return ""
+        for previous in sorted(self.root.glob(f"{self.name}-*"), reverse=True):
+            if previous != self.dir and _finished(previous / rel, key):
+                return previous.name
+        return None
+
+    def _reuse(self, rel: str, folder: Path, key: str, source: str) -> None:
+        if not source:
+            self.log(f"[{rel}] already done in this run{_summary(folder)}", "stage")
+            return
+        previous = self.root / source
+        if folder.exists():
+            shutil.rmtree(folder)
+        shutil.copytree(previous / rel, folder, copy_function=_link_or_copy)
+        for line in _stage_lines(previous, rel):
+            model, epoch = line.pop("model"), line.pop("epoch")
+            labels = {k: v for k, v in line.items() if k in _LINE_LABELS or not _is_metric(v)}
+            metrics = {k: v for k, v in line.items() if k not in labels}
+            self.trackers.log_epoch(model, epoch, metrics, labels)
+        self.log(f"[{rel}] reused from {previous.name} (inputs unchanged){_summary(folder)}", "stage")
 
     def on_epoch(self, stage: str, names: dict[str, str] | None = None) -> Callable:
         """An `on_epoch(labels, end)` for `tune_and_test`, `build_teacher` and `compare`: each training epoch
@@ -199,6 +238,12 @@ def run_pipeline(
     require_backends(config.tracking.backends)  # a missing optional package fails before any folder is made
     runs_root = Path(runs_root)
     run_dir = Path(run_dir) if run_dir else runs_root / f"{config.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    run_dir = main_dir = Path(distributed.broadcast(str(run_dir)))  # under torchrun: rank 0's folder
+    scratch = None
+    if not distributed.is_main():  # see the module docstring: a scratch copy, no console, no report
+        scratch = Path(tempfile.mkdtemp(prefix=f"distillrec-rank{distributed.world()[0]}-"))
+        run_dir, log = scratch / main_dir.name, _silent
+        config = config.model_copy(update={"progress": False, "tracking": type(config.tracking)()})
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(dump_config(config))
     trackers = open_trackers(
@@ -208,7 +253,7 @@ def run_pipeline(
         experiment=config.tracking.experiment or config.name,
         params=config.model_dump(mode="json"),
     )
-    run = _Run(run_dir, runs_root, config.name, log, level, trackers)
+    run = _Run(run_dir, runs_root, config.name, log, level, trackers, main_dir)
     failed = True
     try:
         raw_key = _key(config.dataset.model_dump(), config.split.model_dump(), raw_files_key(config.dataset))
@@ -232,6 +277,7 @@ def run_pipeline(
                 progress=config.progress,
                 on_epoch=run.on_epoch("baselines"),
                 log=run.log,
+                device=config.device,
             )
             best = max(results, key=lambda n: results[n].valid["NDCG@10"])
             return f"best on validation {best}, test NDCG@10 {results[best].test['NDCG@10']:.4f}"
@@ -248,6 +294,7 @@ def run_pipeline(
                 progress=config.progress,
                 log=run.log,
                 on_epoch=run.on_epoch("teacher"),
+                device=config.device,
             )
             return (
                 f"test NDCG@10 teacher {metrics['teacher']['test']['NDCG@10']:.4f}, "
@@ -270,6 +317,7 @@ def run_pipeline(
                     folder,
                     progress=config.progress,
                     on_epoch=run.on_epoch(f"students/{student.label}", names),
+                    device=config.device,
                 )
                 return (
                     f"test NDCG@10 KD {comparison.summary('student_kd')['test']['NDCG@10']:.4f} vs plain "
@@ -286,16 +334,19 @@ def run_pipeline(
             def run_compress(folder: Path) -> str:
                 students = {s.label: (s, student_dirs[s.label]) for s in config.students}
                 rows = compress.compress_students(
-                    data, teacher_dir, students, config.compress, folder, log=run.log
+                    data, teacher_dir, students, config.compress, folder, log=run.log, device=config.device
                 )
                 return f"{len(rows)} compressed model(s)"
 
             key = _key(student_keys, config.compress.model_dump(), compress.SCHEMA_VERSION)
             compressed_dir = run.stage("compressed", key, run_compress)
 
-        start = time.perf_counter()
-        path = report.write_report(run_dir, data, baselines_dir, teacher_dir, student_dirs, compressed_dir)
-        run.log(f"[report] {path} ({_duration(time.perf_counter() - start)})", "stage")
+        if scratch is None:
+            start = time.perf_counter()
+            path = report.write_report(
+                run_dir, data, baselines_dir, teacher_dir, student_dirs, compressed_dir
+            )
+            run.log(f"[report] {path} ({_duration(time.perf_counter() - start)})", "stage")
         failed = False
     except BaseException as exc:
         run.log_file.write(
@@ -305,4 +356,11 @@ def run_pipeline(
         raise
     finally:
         run.close(failed)
-    return run_dir
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    distributed.barrier()  # the run is over for every rank at once
+    return main_dir
+
+
+def _silent(message: str) -> None:
+    """The console of ranks other than 0 under torchrun: rank 0 prints for the run."""

@@ -64,12 +64,12 @@ class TeacherLabels:
 
     def mask(self, rows: torch.Tensor) -> torch.Tensor:
         """rows (batch, seq_len) int64, -1 = padding -> (batch, seq_len) bool: position has teacher labels."""
-        safe = rows.clamp(min=0).numpy()
-        return (rows >= 0) & torch.from_numpy(self.covered[safe])
+        safe = rows.clamp(min=0).cpu().numpy()
+        return (rows >= 0) & torch.from_numpy(self.covered[safe]).to(rows.device)
 
     def hidden_mask(self, rows: torch.Tensor) -> torch.Tensor:
         """rows (n,) covered rows -> (n,) bool: a teacher hidden state exists for the row."""
-        return torch.from_numpy(self.has_hidden[rows.numpy()])
+        return torch.from_numpy(self.has_hidden[rows.cpu().numpy()]).to(rows.device)
 
     def topk(self, rows: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """rows (n,) covered training rows -> items (n, k) int64, scores (n, k) float32, best first."""
@@ -77,7 +77,7 @@ class TeacherLabels:
             raise ValueError(
                 f"asked for the teacher's top-{k}, but the artifacts hold top-{self.top_k} per row"
             )
-        index = rows.numpy()
+        index = rows.cpu().numpy()
         items = torch.from_numpy(np.asarray(self.artifacts.positions_topk_items[index, :k], dtype=np.int64))
         scores = torch.from_numpy(
             np.asarray(self.artifacts.positions_topk_scores[index, :k], dtype=np.float32)
@@ -86,17 +86,17 @@ class TeacherLabels:
             raise ValueError(
                 "topk() was given a row the teacher did not cover; filter rows with mask() first"
             )
-        return items, scores
+        return items.to(rows.device), scores.to(rows.device)
 
     def hidden(self, rows: torch.Tensor) -> torch.Tensor:
         """rows (n,) with `hidden_mask` True -> (n, teacher_dim) float32 teacher hidden states."""
-        index = rows.numpy()
+        index = rows.cpu().numpy()
         if not self.has_hidden[index].all():
             raise ValueError(
                 "hidden() was given rows without a teacher hidden state; filter with hidden_mask()"
             )
         if self.artifacts.positions_hidden is not None:
-            return torch.from_numpy(np.asarray(self.artifacts.positions_hidden[index], dtype=np.float32))
-        return torch.from_numpy(
-            np.asarray(self.artifacts.user_hidden[self.row_user[index]], dtype=np.float32)
-        )
+            states = np.asarray(self.artifacts.positions_hidden[index], dtype=np.float32)
+        else:
+            states = np.asarray(self.artifacts.user_hidden[self.row_user[index]], dtype=np.float32)
+        return torch.from_numpy(states).to(rows.device)

@@ -73,7 +73,8 @@ def sample_negatives(exclude: torch.Tensor, n_items: int, m: int) -> torch.Tenso
     n, k = exclude.shape
     if n_items - k < 1:
         raise ValueError(f"cannot sample negatives outside a top-{k} of only {n_items} items")
-    drawn = torch.randint(0, n_items - k, (n, m))  # (n, m)
+    # drawn on the CPU's generator wherever the model trains: the same negatives on every device
+    drawn = torch.randint(0, n_items - k, (n, m)).to(exclude.device)  # (n, m)
     ascending = exclude.sort(dim=1).values  # (n, k)
     for j in range(k):
         drawn = drawn + (drawn >= ascending[:, j : j + 1]).long()
@@ -246,7 +247,7 @@ class BoundKD(nn.Module):
         columns = top_items  # (m, c)
         if spec.negatives:
             columns = torch.cat([top_items, sample_negatives(top_items, self.n_items, spec.negatives)], 1)
-        slots = torch.arange(columns.shape[1]).expand(columns.shape)  # (m, c) column indices
+        slots = torch.arange(columns.shape[1], device=columns.device).expand(columns.shape)  # (m, c)
         return TopKBatch(
             hidden=hidden,
             table=table,

@@ -43,11 +43,13 @@ def logsumexp_scores(
         )
     inverse_t = None
     if temperature is not None:
-        t = torch.as_tensor(temperature, dtype=_accumulate(hidden)).detach()
+        t = torch.as_tensor(temperature, dtype=_accumulate(hidden), device=hidden.device).detach()
         t = t.expand(hidden.shape[0]) if t.dim() == 0 else t  # (n,)
         if t.shape != hidden.shape[:1] or bool((t <= 0).any()):
             raise ValueError(f"temperature must be > 0, a float or of shape ({hidden.shape[0]},)")
         inverse_t = 1.0 / t  # (n,)
+    if candidates is not None:
+        candidates = candidates.to(hidden.device)  # a CPU mask also serves a model on a GPU
     return _ChunkedLogSumExp.apply(hidden, table, candidates, inverse_t)
 
 
@@ -75,7 +77,7 @@ def softmax_ce(
     lse = logsumexp_scores(h, table, candidates) if lse is None else lse[valid]  # (n',)
     picked = _rounded_dot(h, table[t]).to(lse.dtype)  # (n',) the target's score
     if candidates is not None:  # a target outside the candidates has probability 0: an infinite loss
-        picked = picked.masked_fill(~candidates[t], -torch.inf)
+        picked = picked.masked_fill(~candidates.to(t.device)[t], -torch.inf)
     return (lse - picked).mean()
 
 
@@ -121,8 +123,9 @@ class _ChunkedLogSumExp(torch.autograd.Function):
         if inverse_t is not None:
             grad = grad * inverse_t  # d(s / T) = ds / T
         want_hidden, want_table = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        grad_hidden = torch.zeros(hidden.shape, dtype=lse.dtype) if want_hidden else None
-        grad_table = torch.zeros(table.shape, dtype=lse.dtype) if want_table else None
+        on = {"dtype": lse.dtype, "device": lse.device}
+        grad_hidden = torch.zeros(hidden.shape, **on) if want_hidden else None
+        grad_table = torch.zeros(table.shape, **on) if want_table else None
         for rows in row_chunks(hidden.shape[0], table.shape[0]):
             h = hidden[rows]  # (c, d)
             g = _chunk_logits(h, table, candidates, inverse_t, rows).sub_(lse[rows, None]).exp_()  # softmax

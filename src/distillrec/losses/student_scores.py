@@ -43,7 +43,7 @@ def scores_at(hidden: torch.Tensor, table: torch.Tensor, items: torch.Tensor) ->
 @torch.no_grad()
 def own_topk(hidden: torch.Tensor, table: torch.Tensor, k: int) -> torch.Tensor:
     """hidden (m, d), table (n_items, d) -> (m, k) int64: each row's k best-scored items, best first."""
-    top = torch.empty(hidden.shape[0], min(k, table.shape[0]), dtype=torch.int64)  # (m, k)
+    top = torch.empty(hidden.shape[0], min(k, table.shape[0]), dtype=torch.int64, device=hidden.device)
     hidden, table = autocast_operands(hidden, table)
     for rows in row_chunks(hidden.shape[0], table.shape[0]):
         top[rows] = (hidden[rows] @ table.T).float().topk(top.shape[1], dim=1).indices
@@ -54,7 +54,7 @@ def own_topk(hidden: torch.Tensor, table: torch.Tensor, k: int) -> torch.Tensor:
 def catalogue_ranks(hidden: torch.Tensor, table: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
     """hidden (m, d), table (n_items, d), items (m, k) int64 -> (m, k) float32 1-based rank of each item among
     the row's scores over the whole catalogue (1 + the number of items scored higher)."""
-    ranks = torch.empty(items.shape, dtype=torch.float32)  # (m, k)
+    ranks = torch.empty(items.shape, dtype=torch.float32, device=hidden.device)  # (m, k)
     hidden, table = autocast_operands(hidden, table)
     for rows in row_chunks(hidden.shape[0], table.shape[0]):
         ranks[rows] = student_rank_of((hidden[rows] @ table.T).float(), items[rows])

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from distillrec.devices import DEVICE_PATTERN
+
 __all__ = [
     "problems",
     "Params",
@@ -54,6 +56,8 @@ class TrainParams(Params):
     patience: int = Field(10, ge=1)  # evaluations without improvement before stopping
     seed: int = 0
     num_threads: int | None = Field(None, ge=1)
+    # where it trains (`train/distributed.py`); scoring runs where the weights are, a loaded model on the CPU
+    device: str = Field("cpu", pattern=DEVICE_PATTERN)
     progress: bool = True
     eval_every: int = Field(1, ge=1)
 

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from distillrec.data.interactions import Interactions
+from distillrec.devices import module_device
 from distillrec.evaluate.ranking import evaluate
 from distillrec.layers.sasrec import (
     PAD,
@@ -42,6 +43,7 @@ from distillrec.layers.sasrec import (
 from distillrec.models.params import SASRecParams
 from distillrec.models.torch_model import TorchRecommender
 from distillrec.train.batches import batch_rows
+from distillrec.train.distributed import shard
 from distillrec.train.loop import FitResult, TrainConfig, fit_loop
 
 _TRAIN_CONFIG_PARAMS = frozenset(
@@ -53,6 +55,7 @@ _TRAIN_CONFIG_PARAMS = frozenset(
         "patience",
         "seed",
         "bf16",
+        "device",
         "num_threads",
         "checkpoint_dir",
         "progress",
@@ -96,6 +99,7 @@ class SASRec(TorchRecommender):
             eval_every=self.eval_every,
             seed=self.seed,
             bf16=self.bf16,
+            device=self.device,
             checkpoint_dir=self.checkpoint_dir,
             num_threads=self.num_threads,
             progress=self.progress,
@@ -121,6 +125,7 @@ class SASRec(TorchRecommender):
             order = rng.permutation(len(inputs))
             batches = []
             for group in batch_rows(order, config.batch_size, lengths if self.length_buckets else None, rng):
+                group = shard(group)  # under torchrun, this rank's rows of the global batch
                 rows = torch.from_numpy(group)
                 width = int(lengths[group].max())  # pad only to the batch's longest sequence
                 batches.append((inputs_t[rows, -width:], targets_t[rows, -width:]))
@@ -147,24 +152,25 @@ class SASRec(TorchRecommender):
 
     def encode(self, users: np.ndarray, history: Interactions) -> np.ndarray:
         """(len(users), dim) float32 final hidden state after each user's last `max_len` history items."""
-        return self._encode(users, history).float().numpy()  # float32 also when run under bf16 autocast
+        return self._encode(users, history).float().cpu().numpy()  # float32 also under bf16 autocast
 
     def _encode(self, users: np.ndarray, history: Interactions) -> torch.Tensor:
         self.module_.eval()
+        ids = history_windows(users, history, self.max_len).to(module_device(self.module_))
         with torch.inference_mode():
-            return self.module_(history_windows(users, history, self.max_len))[:, -1]  # (batch, dim)
+            return self.module_(ids)[:, -1]  # (batch, dim)
 
     def score(self, users: np.ndarray, history: Interactions) -> np.ndarray:
         hidden = self._encode(users, history)  # (batch, dim)
         # The scoring head runs in float32 even under bf16 autocast: in bfloat16 (8 bits of mantissa) the
         # scores of a full catalogue tie and reorder (measured: benchmarks/bf16_inference.py).
-        with torch.inference_mode(), torch.autocast("cpu", enabled=False):
-            return self.module_.logits(hidden.float()).numpy()  # (batch, n_items)
+        with torch.inference_mode(), torch.autocast(hidden.device.type, enabled=False):
+            return self.module_.logits(hidden.float()).cpu().numpy()  # (batch, n_items)
 
     def item_embeddings(self) -> np.ndarray:
         """(n_items, dim) float32 item table (input and output layer; padding row removed)."""
         with torch.no_grad():
-            return self.module_.item_table().float().numpy().copy()
+            return self.module_.item_table().float().cpu().numpy().copy()
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.module_.parameters())

@@ -33,7 +33,9 @@ __all__ = ["run_baselines", "baseline_grid", "SCHEMA_VERSION"]
 SCHEMA_VERSION = 1
 
 
-def baseline_grid(name: str, config: BaselinesConfig, seed: int, progress: bool) -> list[dict]:
+def baseline_grid(
+    name: str, config: BaselinesConfig, seed: int, progress: bool, device: str = "cpu"
+) -> list[dict]:
     """The points `name` is tuned over (see the module docstring)."""
     default = grid_for(name, quick=config.quick, seed=seed)
     init = BASELINE_PARAMS[name].model_fields
@@ -42,6 +44,8 @@ def baseline_grid(name: str, config: BaselinesConfig, seed: int, progress: bool)
         points = [{"seed": seed, **p} for p in points]
     if "progress" in init:
         points = [{"progress": progress, **p} for p in points]
+    if "device" in init:
+        points = [{"device": device, **p} for p in points]
     return points
 
 
@@ -53,6 +57,7 @@ def run_baselines(
     progress: bool = True,
     on_epoch: Callable[[dict, EpochEnd], None] | None = None,
     log: Callable[[str], None] = print,
+    device: str = "cpu",
 ) -> dict[str, BaselineResult]:
     """Tune, test and save every model of `config.models` (see the module docstring)."""
     out = Path(out)
@@ -61,7 +66,7 @@ def run_baselines(
     catalog = data.catalog()
     results = {}
     for name in config.models:
-        grid = baseline_grid(name, config, seed, progress)
+        grid = baseline_grid(name, config, seed, progress, device)
         result = tune_and_test(name, data.split, grid=grid, progress=progress, on_epoch=on_epoch)
         trained_on = data.split.test_history() if type(result.model).refit_for_test else data.split.train
         info = {"stage": "baselines", "name": name, "hparams": result.best_hparams, "test": result.test}

@@ -48,6 +48,7 @@ def compress_students(
     settings: CompressConfig,
     out: str | Path,
     log=print,
+    device: str = "cpu",
 ) -> dict[str, dict]:
     """See the module docstring; `students` maps each label to its config and stage folder. Returns the rows
     written to `metrics.json`."""
@@ -63,7 +64,7 @@ def compress_students(
             log(f"  {name}: {rows[name]['smaller_than_source']:.2f}x smaller, {_ndcg(rows[name])}")
             if settings.kd_finetune_epochs:
                 kd = list(settings.kd_finetune_methods or student.kd)
-                tuned = finetune(data, teacher_dir, kd, target, settings.kd_finetune_epochs, out)
+                tuned = finetune(data, teacher_dir, kd, target, settings.kd_finetune_epochs, out, device)
                 final = target.with_name(target.name + "-ft")
                 row = compress_and_evaluate(data, tuned, final, method, settings, name)
                 shutil.rmtree(tuned)
@@ -102,7 +103,13 @@ def compress_and_evaluate(
 
 
 def finetune(
-    data: PreparedData, teacher_dir: Path, kd_methods, compressed: Path, epochs: int, out: Path
+    data: PreparedData,
+    teacher_dir: Path,
+    kd_methods,
+    compressed: Path,
+    epochs: int,
+    out: Path,
+    device: str = "cpu",
 ) -> Path:
     """The compressed model in `compressed`, decoded, trained `epochs` more epochs with the KD objective of
     `kd_methods` (strings as `--kd` takes them, or `TermSpec`s) from `teacher_dir`; saved as a float model folder
@@ -110,9 +117,9 @@ def finetune(
     saved = load(compressed)
     model = saved.model
     objective = make_objective(teacher_dir, kd_methods, change_student=False)
-    kept = {"max_epochs": model.max_epochs, "patience": model.patience, "progress": model.progress}
+    kept = {k: getattr(model, k) for k in ("max_epochs", "patience", "progress", "device")}
     model.max_epochs = model.patience = epochs
-    model.progress = False
+    model.progress, model.device = False, device
     model.fit(data.split.train, data.split.valid, objective=objective, warm_start=True)
     for name, value in kept.items():  # the folder keeps the model's own settings, not the fine-tuning's
         setattr(model, name, value)

@@ -45,6 +45,7 @@ def run_students(
     on_epoch: Callable[[dict, EpochEnd], None] | None = None,
     last_position: bool = True,
     baselines_dir: str | Path | None = None,
+    device: str = "cpu",
 ) -> Comparison:
     """Train, compare and save `student` with and without KD (see the module docstring)."""
     out, teacher_dir = Path(out), Path(teacher_dir)
@@ -53,7 +54,7 @@ def run_students(
         data.split,
         teacher_dir,
         student.name,
-        {"progress": progress, **student.params},
+        {"progress": progress, "device": device, **student.params},
         student.kd,
         seeds=seeds,
         last_position=last_position,

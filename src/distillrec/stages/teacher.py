@@ -37,6 +37,7 @@ from distillrec.artifact import save_model
 from distillrec.config import DatasetConfig, SplitConfig, TeacherConfig
 from distillrec.data.dataset import Dataset
 from distillrec.data.split import Split, make_split
+from distillrec.devices import resolve_device
 from distillrec.evaluate.ranking import evaluate
 from distillrec.evaluate.slices import slice_summaries
 from distillrec.manifest import build_manifest, dataset_fingerprint
@@ -105,7 +106,13 @@ class EncodedItems(NamedTuple):
 
 
 def encode_items(
-    data: PreparedData, settings: TeacherConfig, out: Path, seed: int = 0, progress: bool = True, log=print
+    data: PreparedData,
+    settings: TeacherConfig,
+    out: Path,
+    seed: int = 0,
+    progress: bool = True,
+    log=print,
+    device: str = "cpu",
 ) -> EncodedItems:
     """Steps (1) and (2) of the module docstring, with the encoder first tuned on `data`'s training histories
     into `out/tuned_encoder` when the settings ask (`encoder_tuning_pairs`). The teacher stage and the tuner both
@@ -119,7 +126,9 @@ def encode_items(
             settings.encoder, texts, data.split.train, out / TUNED_ENCODER, tuning, progress
         )
         log(f"tuned {settings.encoder} on {pairs:,} co-occurring item pairs")
-    encoder = TextEncoder(encoder_model, bf16=settings.encoder_bf16, progress=progress)
+    encoder = TextEncoder(
+        encoder_model, bf16=settings.encoder_bf16, progress=progress, device=str(resolve_device(device))
+    )
     cache = EmbeddingCache()
     start = time.perf_counter()
     text_emb = cache.encode(encoder, texts, template=tmpl.key)
@@ -157,7 +166,7 @@ def _result(
     return row
 
 
-def _model_params(settings: TeacherConfig, seed: int, progress: bool) -> dict:
+def _model_params(settings: TeacherConfig, seed: int, progress: bool, device: str) -> dict:
     keys = (
         "dim",
         "n_layers",
@@ -171,7 +180,8 @@ def _model_params(settings: TeacherConfig, seed: int, progress: bool) -> dict:
         "bf16",
         "length_buckets",
     )
-    return {**{k: getattr(settings, k) for k in keys}, "seed": seed, "progress": progress}
+    settings_params = {k: getattr(settings, k) for k in keys}
+    return {**settings_params, "seed": seed, "progress": progress, "device": device}
 
 
 def _teacher_manifest(folder: str | Path) -> tuple[Path, dict]:
@@ -238,6 +248,7 @@ def make_teacher_model(
     out: str | Path | None,
     seed: int = 0,
     progress: bool = True,
+    device: str = "cpu",
 ) -> LLMEnhancedSASRec:
     """The unfitted teacher of `settings`, the one place a `TeacherConfig` becomes a model (the stage, the tuner
     and the scripts all build it here). With `out`, it checkpoints into `out/checkpoints/teacher`: fitting it on a
@@ -252,7 +263,7 @@ def make_teacher_model(
         semantic_dims=settings.semantic_dims,
         train_text=settings.train_text,
         checkpoint_dir=None if out is None else Path(out) / "checkpoints" / "teacher",
-        **_model_params(settings, seed, progress),
+        **_model_params(settings, seed, progress, device),
     )
 
 
@@ -264,6 +275,7 @@ def build_teacher(
     progress: bool = True,
     log=print,
     on_epoch: Callable[[dict, EpochEnd], None] | None = None,
+    device: str = "cpu",
 ) -> dict:
     """See the module docstring; `on_epoch(labels, end)` is called after every training epoch, with labels
     `{"model": "teacher"}` (or `"id_only"`)."""
@@ -274,7 +286,7 @@ def build_teacher(
     split, catalog = data.split, data.catalog()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    encoded = encode_items(data, settings, out, seed, progress, log)
+    encoded = encode_items(data, settings, out, seed, progress, log, device)
     text_emb = encoded.vectors
     (out / "item_texts.txt").write_text("\n".join(t.replace("\n", " ") for t in encoded.texts) + "\n")
     np.save(out / "text_embeddings.npy", text_emb)
@@ -292,7 +304,7 @@ def build_teacher(
     info = {"stage": "teacher", "name": "text_only", "test": metrics["text_only"]["test"]}
     save_model(text_only, out / "text_only_model", catalog, split.train, info)
 
-    teacher = make_teacher_model(text_emb, settings, out, seed, progress)
+    teacher = make_teacher_model(text_emb, settings, out, seed, progress, device)
     start = time.perf_counter()
     teacher.fit(split.train, split.valid, callbacks=callbacks("teacher"))
     fit_seconds = fit_seconds_of(teacher, time.perf_counter() - start)
@@ -372,7 +384,7 @@ def build_teacher(
     write_results(out / "metrics.json", metrics)
 
     if settings.compare_id_only:
-        metrics["id_only"] = build_id_only_twin(data, out, settings, seed, progress, log, on_epoch)
+        metrics["id_only"] = build_id_only_twin(data, out, settings, seed, progress, log, on_epoch, device)
         write_results(out / "metrics.json", metrics)
     return metrics
 
@@ -385,13 +397,15 @@ def build_id_only_twin(
     progress: bool = True,
     log=print,
     on_epoch: Callable[[dict, EpochEnd], None] | None = None,
+    device: str = "cpu",
 ) -> dict:
     """Train and evaluate the teacher's ID-only twin: a `SASRec` with the teacher's architecture and training
     settings (`settings`), without the text. Returns its `metrics.json` row (checkpoints in
     `out/checkpoints/id_only`, so an interrupted twin resumes) and saves it to `out/id_only_model`."""
     split = data.split
     plain = SASRec(
-        checkpoint_dir=Path(out) / "checkpoints" / "id_only", **_model_params(settings, seed, progress)
+        checkpoint_dir=Path(out) / "checkpoints" / "id_only",
+        **_model_params(settings, seed, progress, device),
     )
     start = time.perf_counter()
     plain.fit(

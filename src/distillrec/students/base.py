@@ -35,12 +35,14 @@ import torch
 from torch import nn
 
 from distillrec.data.interactions import Interactions
+from distillrec.devices import module_device
 from distillrec.evaluate.ranking import evaluate
 from distillrec.layers.sasrec import history_windows
 from distillrec.layers.softmax_ce import softmax_ce
 from distillrec.models.torch_model import TorchRecommender
 from distillrec.students.params import StudentTrainParams
 from distillrec.train.batches import batch_rows
+from distillrec.train.distributed import shard
 from distillrec.train.loop import RESUMABLE_CHANGES, EpochEnd, FitResult, TrainConfig, fit_loop
 
 __all__ = ["Student", "StudentModule", "Windows", "make_windows", "CrossEntropy", "Objective"]
@@ -175,6 +177,7 @@ class Student(TorchRecommender):
     patience: int
     seed: int
     num_threads: int | None
+    device: str
     progress: bool
     eval_every: int
     length_buckets: bool = False  # batch windows of similar length (`train/batches.py`); students opt in
@@ -195,6 +198,7 @@ class Student(TorchRecommender):
             eval_every=self.eval_every,
             seed=self.seed,
             bf16=self.bf16,
+            device=self.device,
             num_threads=self.num_threads,
             progress=self.progress,
         )
@@ -249,6 +253,7 @@ class Student(TorchRecommender):
             groups = batch_rows(order, config.batch_size, lengths if self.length_buckets else None, rng)
             batches = []
             for step, picked in enumerate(groups):
+                picked = shard(picked)  # under torchrun, this rank's rows of the global batch
                 width = int(lengths[picked].max())  # pad only to the batch's longest window
                 index = torch.from_numpy(picked)
                 batch = {name: t[index, -width:] for name, t in tensors.items() if name != "users"}
@@ -288,24 +293,25 @@ class Student(TorchRecommender):
 
     def _hidden(self, users: np.ndarray, history: Interactions) -> torch.Tensor:
         self.module_.eval()
+        device = module_device(self.module_)  # where it trained (a loaded model: the CPU)
         with torch.inference_mode():
-            ids = history_windows(users, history, self.max_len)  # (batch, width)
-            return self.module_(ids, torch.as_tensor(users, dtype=torch.int64))[:, -1]  # (batch, dim)
+            ids = history_windows(users, history, self.max_len).to(device)  # (batch, width)
+            return self.module_(ids, torch.as_tensor(users, dtype=torch.int64, device=device))[:, -1]
 
     def encode(self, users: np.ndarray, history: Interactions) -> np.ndarray:
         """(len(users), dim) float32 state after each user's last `max_len` history items."""
-        return self._hidden(users, history).float().numpy()
+        return self._hidden(users, history).float().cpu().numpy()
 
     def score(self, users: np.ndarray, history: Interactions) -> np.ndarray:
         hidden = self._hidden(users, history)  # (batch, dim)
         # The scoring head in float32, also under bf16 autocast (bfloat16 scores tie and reorder a catalogue)
-        with torch.inference_mode(), torch.autocast("cpu", enabled=False):
-            return self.module_.logits(hidden.float()).numpy()  # (batch, n_items)
+        with torch.inference_mode(), torch.autocast(hidden.device.type, enabled=False):
+            return self.module_.logits(hidden.float()).cpu().numpy()  # (batch, n_items)
 
     def item_embeddings(self) -> np.ndarray:
         """(n_items, dim) float32 output item vectors."""
         with torch.inference_mode():
-            return self.module_.item_table().float().numpy().copy()
+            return self.module_.item_table().float().cpu().numpy().copy()
 
     def n_params(self) -> int:
         """Learned parameters of the student module (a KD term's own parameters, e.g. a hint projection,

@@ -45,6 +45,7 @@ import torch
 from tqdm.auto import tqdm
 
 from distillrec.data.interactions import Interactions
+from distillrec.devices import module_device
 from distillrec.layers.sasrec import history_windows
 from distillrec.train.loop import bf16_autocast
 
@@ -114,6 +115,7 @@ def export_teacher(
         _write_json(progress_path, {"done_users": 0})
     module = teacher.module_
     module.eval()
+    device = module_device(module)  # where the teacher trained: its scores are computed there
     with torch.inference_mode():  # the item table, once: a text teacher computes it through its adapter
         table_t = module.item_table().T  # (dim, n_items), what `module.logits` multiplies by
     bar = tqdm(total=train.n_users, initial=done, desc="export teacher", unit="user", disable=not progress)
@@ -122,8 +124,8 @@ def export_teacher(
         lengths = np.diff(indptr)[users]
         active = users[lengths > 0]
         if len(active):
-            ids = history_windows(active, train, teacher.max_len)  # (batch, width) left-padded
-            with torch.inference_mode(), bf16_autocast(bf16):
+            ids = history_windows(active, train, teacher.max_len).to(device)  # (batch, width) left-padded
+            with torch.inference_mode(), bf16_autocast(bf16, device):
                 hidden = module(ids).float()  # (batch, width, dim)
             with torch.inference_mode():  # the scores in float32, as `teacher.score` computes them
                 for row, user in enumerate(active):
@@ -132,9 +134,10 @@ def export_teacher(
                     logits = h @ table_t  # (n, n_items) = module.logits(h)
                     if exclude_seen:
                         logits = logits.masked_fill(
-                            _seen_mask(train.sequence(int(user)), n, train.n_items), -torch.inf
+                            _seen_mask(train.sequence(int(user)), n, train.n_items).to(device), -torch.inf
                         )
-                    scores, items = torch.topk(logits, top_k, dim=1)  # (n, K)
+                    scores, items = (t.cpu() for t in torch.topk(logits, top_k, dim=1))  # (n, K)
+                    h = h.cpu()
                     rows = slice(int(indptr[user + 1]) - n, int(indptr[user + 1]))
                     arrays["positions_topk_items"][rows] = items.numpy().astype(np.int32)
                     arrays["positions_topk_scores"][rows] = scores.numpy()

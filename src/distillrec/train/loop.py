@@ -11,6 +11,12 @@ to `clip_grad_norm`; a non-finite loss or gradient norm stops training with `Non
 `eval_every` epochs the model is validated; the best state is kept, and training stops after `patience`
 evaluations without improvement. With `bf16`, both the steps and the validation run under bfloat16 autocast.
 
+Device and processes (`train/distributed.py`): the module and each batch move to `config.device` (and the
+module stays there: `score` reads where its weights are). Under torchrun the module is wrapped in
+`DistributedDataParallel` (`make_batches` gives each rank its shard of every global batch, through
+`distributed.shard`), the epoch loss is the mean over ranks, rank 0 validates and broadcasts the score, and
+only rank 0 writes the checkpoint, which is read by rank 0 and broadcast when a run resumes.
+
 Reproducibility and resume: epoch `e` draws all of its randomness (batch order through `rng`, dropout through
 torch's global generator) from generators seeded by `(seed, e)` only. With `checkpoint_dir`, the file
 `last.pt` is rewritten atomically after every epoch (model, optimizer, RNG states, epoch, best state and
@@ -27,6 +33,7 @@ import copy
 import math
 import os
 import random
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -38,9 +45,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from distillrec.precision import NO_NATIVE_BF16, cpu_bf16_supported
+from distillrec.devices import DEVICE_PATTERN, resolve_device, to_device
+from distillrec.precision import NO_NATIVE_BF16, bf16_unsupported_reason, cpu_bf16_supported
+from distillrec.train import distributed
 
 __all__ = [
     "TrainConfig",
@@ -56,7 +66,7 @@ __all__ = [
 CHECKPOINT_NAME = "last.pt"
 # Fields that may change between an interrupted run and its resumption; any other difference is an error.
 RESUMABLE_CHANGES = frozenset(
-    {"max_epochs", "patience", "checkpoint_dir", "num_threads", "progress", "resume"}
+    {"max_epochs", "patience", "checkpoint_dir", "num_threads", "progress", "resume", "device"}
 )
 
 
@@ -69,8 +79,9 @@ class TrainConfig:
     patience: int = 10  # evaluations without improvement before stopping
     eval_every: int = 1  # validate after every `eval_every`-th epoch
     seed: int = 0
-    # bfloat16 autocast on CPU (training and validation); float32 with a warning if unsupported
+    # bfloat16 autocast (training and validation); float32 with a warning where it is not native
     bf16: bool = False
+    device: str = "cpu"  # auto | cpu | cuda | cuda:N | mps (`train/distributed.py`)
     clip_grad_norm: float | None = 1.0
     checkpoint_dir: str | Path | None = None
     resume: bool = True  # continue from `checkpoint_dir/last.pt` when it exists
@@ -88,6 +99,10 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
             raise ValueError(f"TrainConfig.clip_grad_norm must be > 0 or None, got {self.clip_grad_norm!r}")
+        if not isinstance(self.device, str) or not re.match(DEVICE_PATTERN, self.device):
+            raise ValueError(
+                f"TrainConfig.device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}"
+            )
         if self.num_threads is not None and self.num_threads < 1:
             raise ValueError(f"TrainConfig.num_threads must be >= 1 or None, got {self.num_threads!r}")
 
@@ -130,11 +145,14 @@ class NonFiniteLossError(FloatingPointError):
     """The loss or the gradient norm became NaN or infinite; the checkpoint of the last good epoch is kept."""
 
 
-def bf16_autocast(enabled: bool = True) -> AbstractContextManager:
-    """Context manager for bfloat16 autocast on the CPU, in training or inference (e.g.
-    `with bf16_autocast(): evaluate(model, ...)`): `torch.autocast` when `enabled` and the CPU computes
+def bf16_autocast(enabled: bool = True, device: str | torch.device = "cpu") -> AbstractContextManager:
+    """Context manager for bfloat16 autocast on `device` (the CPU by default), in training or inference (e.g.
+    `with bf16_autocast(): evaluate(model, ...)`): `torch.autocast` when `enabled` and the device computes
     bfloat16 natively; float32 otherwise (with a warning when it was asked for)."""
-    return torch.autocast("cpu", dtype=torch.bfloat16) if _resolve_bf16(enabled) else nullcontext()
+    device_type = torch.device(device).type
+    if _resolve_bf16(enabled, device):
+        return torch.autocast(device_type, dtype=torch.bfloat16)
+    return nullcontext()
 
 
 def fit_loop(
@@ -148,7 +166,10 @@ def fit_loop(
 ) -> FitResult:
     """Train `module` in place; see the module docstring. `meta` (plain values, e.g. the model's
     hyperparameters) is stored in the checkpoint and must be equal when resuming."""
-    use_bf16 = _resolve_bf16(config.bf16)
+    device = resolve_device(config.device)
+    rank, n_ranks = distributed.world()
+    use_bf16 = _resolve_bf16(config.bf16, device)
+    module.to(device)
     optimizer = torch.optim.AdamW(
         module.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay
     )
@@ -163,8 +184,11 @@ def fit_loop(
         else None
     )
 
-    if path is not None and config.resume and path.exists():
+    ckpt = None
+    if rank == 0 and path is not None and config.resume and path.exists():
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = distributed.broadcast(ckpt)  # every rank resumes from rank 0's checkpoint
+    if ckpt is not None:
         _check_resumable(ckpt, config_dict, meta, path)
         module.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -177,6 +201,12 @@ def fit_loop(
         result.stopped_early = validate is not None and bad_evals >= config.patience
         result.resumed_from = ckpt["epoch"]
 
+    step = _Step(module, loss_fn)
+    if n_ranks > 1:  # gradients all-reduced over the ranks; rank 0's initial weights broadcast to all
+        step = DistributedDataParallel(
+            step, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+        )
+    writes = path if rank == 0 else None  # only rank 0 writes the checkpoint
     previous_threads = torch.get_num_threads()
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
@@ -185,13 +215,15 @@ def fit_loop(
         while epoch < config.max_epochs and not result.stopped_early:
             epoch += 1
             started = time.perf_counter()
-            loss = _train_epoch(module, optimizer, make_batches, loss_fn, config, epoch, use_bf16, path)
+            loss = _train_epoch(step, optimizer, make_batches, config, epoch, use_bf16, device, path)
             train_seconds = time.perf_counter() - started
             score = None
             if validate is not None and epoch % config.eval_every == 0:
                 module.eval()
-                with torch.no_grad(), bf16_autocast(use_bf16):  # a bf16 run also validates in bf16
-                    score = float(validate(module))
+                if rank == 0:
+                    with torch.no_grad(), bf16_autocast(use_bf16, device):  # a bf16 run validates in bf16
+                        score = float(validate(module))
+                score = distributed.broadcast(score)  # every rank keeps the same best epoch
                 if score > result.best_score:
                     result.best_epoch, result.best_score, bad_evals = epoch, score, 0
                     best_state = copy.deepcopy(module.state_dict())
@@ -206,7 +238,7 @@ def fit_loop(
                 "train_seconds": train_seconds,
             }
             result.history.append(record)
-            if path is not None:
+            if writes is not None:
                 _save_checkpoint(
                     path, module, optimizer, epoch, best_state, bad_evals, result, config_dict, meta
                 )
@@ -222,30 +254,43 @@ def fit_loop(
     return result
 
 
-def _train_epoch(module, optimizer, make_batches, loss_fn, config, epoch, use_bf16, path) -> float:
-    """One pass over the batches; returns the mean batch loss."""
+class _Step(nn.Module):
+    """The module and its loss as one module whose forward is the loss of a batch: what DDP wraps, so that
+    its forward (which prepares the gradient all-reduce) is the one that computes the loss."""
+
+    def __init__(self, module: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor]) -> None:
+        super().__init__()
+        self.module = module
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        return self.loss_fn(self.module, batch)
+
+
+def _train_epoch(step, optimizer, make_batches, config, epoch, use_bf16, device, path) -> float:
+    """One pass over the batches; returns the mean batch loss (averaged over the ranks too)."""
     torch.manual_seed(_epoch_seed(config.seed, epoch))
     rng = np.random.default_rng([config.seed, epoch])
-    module.train()
+    step.train()
     batches = make_batches(rng)
     total = len(batches) if hasattr(batches, "__len__") else None
-    bar = tqdm(
-        batches, total=total, desc=f"epoch {epoch}", unit="batch", disable=not config.progress, leave=False
-    )
+    show = config.progress and distributed.is_main()
+    bar = tqdm(batches, total=total, desc=f"epoch {epoch}", unit="batch", disable=not show, leave=False)
     losses = []
-    for step, batch in enumerate(bar):
-        with bf16_autocast(use_bf16):
-            loss = loss_fn(module, batch)
-        if not torch.isfinite(loss):
-            _raise_non_finite("loss", loss.item(), epoch, step, path)
+    for index, batch in enumerate(bar):
+        with bf16_autocast(use_bf16, device):
+            loss = step(to_device(batch, device))
+        value = _mean_over_ranks(loss.detach())
+        if not torch.isfinite(value):  # the same answer on every rank: all stop together
+            _raise_non_finite("loss", value.item(), epoch, index, path)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if config.clip_grad_norm is not None:
-            norm = torch.nn.utils.clip_grad_norm_(module.parameters(), config.clip_grad_norm)
+        if config.clip_grad_norm is not None:  # gradients are all-reduced: the same norm on every rank
+            norm = torch.nn.utils.clip_grad_norm_(step.parameters(), config.clip_grad_norm)
             if not torch.isfinite(norm):
-                _raise_non_finite("gradient norm", norm.item(), epoch, step, path)
+                _raise_non_finite("gradient norm", norm.item(), epoch, index, path)
         optimizer.step()
-        losses.append(loss.item())
+        losses.append(value.item())
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
     bar.close()
     if not losses:
@@ -267,19 +312,31 @@ def _raise_non_finite(what: str, value: float, epoch: int, step: int, path: Path
     )
 
 
+def _mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
+    rank, n_ranks = distributed.world()
+    if n_ranks == 1:
+        return value
+    value = value.float().clone()
+    torch.distributed.all_reduce(value)
+    return value / n_ranks
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-def _resolve_bf16(requested: bool) -> bool:
-    if requested and not cpu_bf16_supported():
-        warnings.warn(
-            f"bf16=True, but {NO_NATIVE_BF16}; running in float32",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+def _resolve_bf16(requested: bool, device: str | torch.device = "cpu") -> bool:
+    if not requested:
         return False
-    return requested
+    device = torch.device(device)
+    if device.type == "cpu":
+        reason = None if cpu_bf16_supported() else NO_NATIVE_BF16
+    else:
+        reason = bf16_unsupported_reason(str(device))
+    if reason is not None:
+        warnings.warn(f"bf16=True, but {reason}; running in float32", RuntimeWarning, stacklevel=3)
+        return False
+    return True
 
 
 def _config_dict(config: TrainConfig) -> dict[str, Any]:

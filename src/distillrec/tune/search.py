@@ -76,6 +76,7 @@ class _Data:
                 self.config.seeds[0],
                 config.progress,
                 log=lambda m: None,
+                device=config.device,
             )
             self.cache[key] = encoded.vectors
         return self.cache[key]
@@ -92,6 +93,7 @@ class _Data:
                 self.config.teacher,
                 seed=self.config.seeds[0],
                 progress=self.config.progress,
+                device=self.config.device,
             )
         return folder
 
@@ -104,7 +106,9 @@ def train_target(config: RunConfig, target: str, data: _Data, callbacks: list[Ca
     if target == "teacher":
         from distillrec.stages.teacher import make_teacher_model
 
-        model = make_teacher_model(data.text_embeddings(config), config.teacher, None, seed, config.progress)
+        model = make_teacher_model(
+            data.text_embeddings(config), config.teacher, None, seed, config.progress, config.device
+        )
         model.fit(split.train, split.valid, callbacks=callbacks)
         return float(model.fit_result_.best_score)
 
@@ -113,7 +117,7 @@ def train_target(config: RunConfig, target: str, data: _Data, callbacks: list[Ca
     student = config.students[int(target.split(":")[1])]
     teacher_dir = data.teacher_dir()
     params = resolve_student_params(
-        teacher_dir, student.name, {"progress": config.progress, **student.params}
+        teacher_dir, student.name, {"progress": config.progress, "device": config.device, **student.params}
     )
     objective = make_objective(teacher_dir, student.kd, last_position=True)
     model = fit_student(split, student.name, params, seed, objective, callbacks)
