@@ -200,6 +200,25 @@ def _bad_parameter(exc: ValidationError) -> typer.BadParameter:
     return typer.BadParameter(f"{error['msg']}, got {error['input']!r}", param_hint=option)
 
 
+@data_app.command("synth")
+def data_synth(
+    out: Annotated[Path, typer.Option(help="Folder to write (interactions.parquet, items.parquet).")],
+    users: Annotated[int, typer.Option(help="Users.", min=1)] = 10_000,
+    items: Annotated[int, typer.Option(help="Items.", min=1)] = 10_000,
+    interactions: Annotated[int, typer.Option(help="Interactions in total.", min=1)] = 200_000,
+    topics: Annotated[int, typer.Option(help="Topics the items (and their text) fall into.", min=1)] = 50,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+) -> None:
+    """Write a synthetic dataset: power-law item popularity, users whose interests drift between topics, item
+    text that names the topic (see `data/synth.py`). Read it like your own data: `distillrec data stats OUT`."""
+    from distillrec.data.synth import SynthSettings, synthesize
+
+    folder = synthesize(users, items, interactions, out, SynthSettings(n_topics=topics, seed=seed))
+    console.print(
+        f"[bold green]wrote[/] {folder}: {users:,} users, {items:,} items, {interactions:,} interactions"
+    )
+
+
 @data_app.command("stats")
 def data_stats(
     dataset: DatasetArg,
