@@ -380,6 +380,14 @@ def teacher(
             help="Batch histories of similar length (less padding: faster when lengths vary, e.g. ml-1m)."
         ),
     ] = _TEACHER["length_buckets"].default,
+    negatives: Annotated[
+        int,
+        typer.Option(
+            help="0: full softmax; N: sampled softmax against N popularity-drawn negatives per batch "
+            "(logQ-corrected; for large catalogues).",
+            min=0,
+        ),
+    ] = _TEACHER["negatives"].default,
     softmax_over_trained: Annotated[
         bool,
         typer.Option(
@@ -460,6 +468,7 @@ def teacher(
             top_k=top_k,
             bf16=bf16,
             length_buckets=length_buckets,
+            negatives=negatives,
             softmax_over_trained=softmax_over_trained,
             id_dropout=id_dropout,
             encoder_tuning_pairs=encoder_tuning_pairs,

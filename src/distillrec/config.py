@@ -138,6 +138,7 @@ class TeacherConfig(_Strict):
     patience: int = Field(10, ge=1)
     bf16: bool = False
     length_buckets: bool = False  # batch sequences of similar length (less padding; faster on long histories)
+    negatives: int = Field(0, ge=0)  # > 0: sampled softmax (logQ-corrected) against this many negatives
     top_k: int = Field(100, ge=1)
     exclude_seen: bool = True  # soft labels over items the user has not seen yet (off: repeat consumption)
     position_hidden: bool = False

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from distillrec.data.interactions import Interactions
+from distillrec.layers.sampled_softmax import SampledSoftmax
 from distillrec.layers.softmax_ce import softmax_ce
 
 PAD = 0
@@ -131,6 +132,15 @@ def next_item_loss(
     hidden = module(ids)  # (batch, seq_len, dim)
     keep = targets >= 0  # (batch, seq_len)
     return softmax_ce(hidden[keep], module.item_table(), targets[keep], candidates)
+
+
+def sampled_next_item_loss(
+    module: SASRecModule, batch: tuple[torch.Tensor, torch.Tensor], sampled: SampledSoftmax
+) -> torch.Tensor:
+    """`next_item_loss` with the sampled softmax `sampled` in place of the full one."""
+    ids, targets = batch
+    hidden = module(ids)  # (batch, seq_len, dim)
+    return sampled(hidden.reshape(-1, hidden.shape[-1]), module.item_table(), targets.reshape(-1))
 
 
 def training_windows(train: Interactions, max_len: int) -> tuple[np.ndarray, np.ndarray]:

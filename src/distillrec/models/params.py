@@ -58,6 +58,9 @@ class TrainParams(Params):
     num_threads: int | None = Field(None, ge=1)
     # where it trains (`train/distributed.py`); scoring runs where the weights are, a loaded model on the CPU
     device: str = Field("cpu", pattern=DEVICE_PATTERN)
+    # 0: full-softmax cross-entropy; N > 0: sampled softmax against N popularity-drawn negatives per batch,
+    # logQ-corrected (`layers/sampled_softmax.py`), for catalogues where the full softmax costs too much
+    negatives: int = Field(0, ge=0)
     progress: bool = True
     eval_every: int = Field(1, ge=1)
 

@@ -23,6 +23,7 @@ are not used (no random sub-windows: one fixed window per user, as in the origin
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Self
 
 import numpy as np
@@ -32,12 +33,14 @@ from torch import nn
 from distillrec.data.interactions import Interactions
 from distillrec.devices import module_device
 from distillrec.evaluate.ranking import evaluate
+from distillrec.layers.sampled_softmax import SampledSoftmax
 from distillrec.layers.sasrec import (
     PAD,
     ItemEmbedding,
     SASRecModule,
     history_windows,
     next_item_loss,
+    sampled_next_item_loss,
     training_windows,
 )
 from distillrec.models.params import SASRecParams
@@ -86,7 +89,12 @@ class SASRec(TorchRecommender):
         )
 
     def _loss(self, train: Interactions):
-        """The training loss `(module, batch) -> scalar`; a subclass may restrict its softmax."""
+        """The training loss `(module, batch) -> scalar`: the full softmax, or the sampled one with `negatives`;
+        a subclass may restrict the full softmax."""
+        if self.negatives:
+            return partial(
+                sampled_next_item_loss, sampled=SampledSoftmax(train.item_counts(), self.negatives)
+            )
         return next_item_loss
 
     def _train_config(self) -> TrainConfig:
@@ -107,7 +115,12 @@ class SASRec(TorchRecommender):
 
     def _checkpoint_meta(self) -> dict:
         """What must not change when a checkpoint is resumed (the training config is checked separately)."""
-        return {k: v for k, v in self.get_params().items() if k not in _TRAIN_CONFIG_PARAMS}
+        meta = {k: v for k, v in self.get_params().items() if k not in _TRAIN_CONFIG_PARAMS}
+        if (
+            meta.get("negatives") == 0
+        ):  # the full softmax, as before the option existed: old checkpoints resume
+            meta.pop("negatives")
+        return meta
 
     def fit(self, train: Interactions, valid: Interactions | None = None, callbacks=()) -> Self:
         """Train on `train`; with `valid`, keep the epoch of best validation NDCG@10 (full ranking,

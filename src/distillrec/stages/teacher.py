@@ -66,6 +66,7 @@ TUNED_ENCODER = "tuned_encoder"  # the encoder tuned for recommendation, when th
 LATER_OPTIONS = {
     **MODEL_LATER_OPTIONS,
     "length_buckets": False,
+    "negatives": 0,
     "cold_fallback": False,
     "encoder_tuning_pairs": 0,
 }
@@ -73,7 +74,13 @@ LATER_OPTIONS = {
 
 # options added after `distillrec run` keyed its teacher stage by the whole config: left out of that key at their
 # defaults, so a run of an older config still finds its teacher finished
-KEY_LATER_OPTIONS = {"fusion": "adapter", "semantic_dims": 0, "train_text": False, "encoder_tuning_pairs": 0}
+KEY_LATER_OPTIONS = {
+    "fusion": "adapter",
+    "semantic_dims": 0,
+    "train_text": False,
+    "encoder_tuning_pairs": 0,
+    "negatives": 0,
+}
 
 
 def key_config(settings: TeacherConfig) -> dict:
@@ -179,6 +186,7 @@ def _model_params(settings: TeacherConfig, seed: int, progress: bool, device: st
         "patience",
         "bf16",
         "length_buckets",
+        "negatives",
     )
     settings_params = {k: getattr(settings, k) for k in keys}
     return {**settings_params, "seed": seed, "progress": progress, "device": device}

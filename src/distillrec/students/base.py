@@ -37,6 +37,7 @@ from torch import nn
 from distillrec.data.interactions import Interactions
 from distillrec.devices import module_device
 from distillrec.evaluate.ranking import evaluate
+from distillrec.layers.sampled_softmax import SampledSoftmax
 from distillrec.layers.sasrec import history_windows
 from distillrec.layers.softmax_ce import softmax_ce
 from distillrec.models.torch_model import TorchRecommender
@@ -111,21 +112,33 @@ class Objective(Protocol):
 
 
 class CrossEntropy:
-    """Plain training: full-softmax cross-entropy at every position that has a next-item target."""
+    """Plain training: full-softmax cross-entropy at every position that has a next-item target; with
+    `negatives`, the sampled softmax against that many negatives per batch (`layers/sampled_softmax.py`)."""
 
     last_position = False
 
+    def __init__(self, negatives: int = 0) -> None:
+        self.negatives = negatives
+
     def bind(self, train: Interactions, module: StudentModule) -> nn.Module:
-        return _BoundCrossEntropy()
+        return _BoundCrossEntropy(
+            SampledSoftmax(train.item_counts(), self.negatives) if self.negatives else None
+        )
 
     def describe(self) -> dict:
-        return {"objective": "ce"}
+        return {"objective": "ce", **({"negatives": self.negatives} if self.negatives else {})}
 
 
 class _BoundCrossEntropy(nn.Module):
+    def __init__(self, sampled: SampledSoftmax | None = None) -> None:
+        super().__init__()
+        self.sampled = sampled
+
     def forward(self, module: StudentModule, batch: dict[str, Any]) -> torch.Tensor:
         hidden = module(batch["inputs"], batch["users"])  # (batch, seq_len, dim)
         keep = batch["targets"] >= 0  # (batch, seq_len)
+        if self.sampled is not None:
+            return self.sampled(hidden[keep], module.item_table(), batch["targets"][keep])
         return softmax_ce(hidden[keep], module.item_table(), batch["targets"][keep])
 
 
@@ -134,7 +147,7 @@ def _plain_params(params: dict) -> dict:
     arrays (e.g. `text_embeddings`) by shape and checksum."""
     out = {}
     for key, value in params.items():
-        if key in RESUMABLE_CHANGES:
+        if key in RESUMABLE_CHANGES or (key == "negatives" and value == 0):  # 0: as before the option existed
             continue
         if isinstance(value, np.ndarray):
             value = {
@@ -178,6 +191,7 @@ class Student(TorchRecommender):
     seed: int
     num_threads: int | None
     device: str
+    negatives: int
     progress: bool
     eval_every: int
     length_buckets: bool = False  # batch windows of similar length (`train/batches.py`); students opt in
@@ -227,7 +241,13 @@ class Student(TorchRecommender):
                 "warm_start and checkpoint_dir do not go together: a fine-tuning is not resumable"
             )
         config = replace(self._train_config(), checkpoint_dir=checkpoint_dir)
-        objective = CrossEntropy() if objective is None else objective
+        if objective is None:
+            objective = CrossEntropy(self.negatives)
+        elif self.negatives and not isinstance(objective, CrossEntropy):
+            raise ValueError(
+                f"negatives={self.negatives} (sampled softmax) trains students without KD only: the KD objectives "
+                "compute the full softmax (set negatives to 0 for a KD student)"
+            )
         torch.manual_seed(self.seed)
         if not warm_start:
             self.module_ = self._build_module(train)

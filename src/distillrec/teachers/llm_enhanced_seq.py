@@ -50,6 +50,7 @@ LATER_OPTIONS = {
     "fusion": "adapter",
     "semantic_dims": 0,
     "train_text": False,
+    "negatives": 0,
 }
 
 
@@ -172,8 +173,8 @@ class LLMEnhancedSASRec(SASRec):
         )
 
     def _loss(self, train):
-        if not self.softmax_over_trained:
-            return next_item_loss
+        if self.negatives or not self.softmax_over_trained:  # sampled: only trained items are ever drawn
+            return super()._loss(train)
         return partial(next_item_loss, candidates=torch.from_numpy(train.item_counts() > 0))
 
     def n_params(self) -> int:
