@@ -7,6 +7,9 @@
     .venv/bin/python benchmarks/render.py softmax-ce   # the training loss, plain vs chunked (softmax_ce.py)
     .venv/bin/python benchmarks/render.py kd-step      # a KD step, terms on full scores vs on columns (kd_step.py)
     .venv/bin/python benchmarks/render.py compress     # quality, size and speed of compressed models (compress.py)
+    .venv/bin/python benchmarks/render.py sampled-softmax  # sampled vs full softmax (sampled_softmax.py)
+    .venv/bin/python benchmarks/render.py ddp-epochs   # s/epoch, 1 process vs 2 under torchrun (ddp_epochs.py)
+    .venv/bin/python benchmarks/render.py scale        # time and memory against data size (scale.py)
     .venv/bin/python benchmarks/render.py curves --out FILE.png LABEL=RESULTS_FILE:KEY ...
                                                        # validation NDCG@10 and loss per epoch of those runs
                                                        # (KEY: a dotted path, e.g. teacher, or
@@ -457,6 +460,68 @@ def teacher_variants_table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def sampled_softmax_table(path: Path) -> str:
+    """The SASRec baseline with the full softmax and with sampled ones (`benchmarks/sampled_softmax.py`)."""
+    result = json.loads(path.read_text())
+    lines = [
+        f"`{result['command']}` ({result['n_items']:,} items; {result['cpu']}, {result['threads']} threads)",
+        "",
+        "| softmax | test NDCG@10 (mean, 95% CI over seeds) | vs full (per-user diff, paired t p) | "
+        "s/epoch | best epoch |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for negatives, row in result["rows"].items():
+        summary, versus = row["test_ndcg10"], row["vs_full"]
+        ci = "" if summary["ci_low"] is None else f" ({summary['ci_low']:.4f} .. {summary['ci_high']:.4f})"
+        diff = "-" if versus is None else f"{versus['mean_diff']:+.4f} (p={versus['t_pvalue']:.2g})"
+        label = "full" if negatives == "0" else f"sampled, {negatives} negatives"
+        lines.append(
+            f"| {label} | {summary['mean']:.4f}{ci} | {diff} | {row['epoch_seconds']:.2f} | "
+            f"{row['best_epoch']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def ddp_epochs_table(path: Path) -> str:
+    """Seconds per epoch: 1 process x 2 threads against 2 processes x 1 thread (`benchmarks/ddp_epochs.py`)."""
+    result = json.loads(path.read_text())
+    lines = [
+        f"`{result['command']}` ({result['cpu']}, {result['cores']} cores)",
+        "",
+        "| model | 1 process x 2 threads: s/epoch (train) | 2 processes x 1 thread (torchrun): s/epoch (train) | "
+        "train speed-up |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, row in result["rows"].items():
+        one, two = row["1 process x 2 threads"], row["2 processes x 1 thread"]
+        lines.append(
+            f"| {name} | {one['seconds']:.1f} ({one['train_seconds']:.1f}) | "
+            f"{two['seconds']:.1f} ({two['train_seconds']:.1f}) | {row['speedup']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def scale_table(path: Path) -> str:
+    """Seconds and peak RSS of each step against data size (`benchmarks/scale.py`)."""
+    result = json.loads(path.read_text())
+    steps = result["steps"]
+    sizes = list(dict.fromkeys(key.split("/")[0] for key in steps))
+    names = list(dict.fromkeys(key.split("/")[1] for key in steps))
+    lines = [
+        f"`{result['command']}` ({result['cores']} cores; seconds / peak RSS in MB)",
+        "",
+        "| step | " + " | ".join(sizes) + " |",
+        "|---|" + "---:|" * len(sizes),
+    ]
+    for name in names:
+        cells = []
+        for size in sizes:
+            row = steps.get(f"{size}/{name}")
+            cells.append("-" if row is None else f"{row['seconds']:.1f} s / {row['peak_rss_mb']:,.0f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -477,6 +542,9 @@ def main() -> None:
             "cold-served",
             "finetune",
             "teacher-variants",
+            "sampled-softmax",
+            "ddp-epochs",
+            "scale",
         ],
     )
     parser.add_argument(
@@ -513,6 +581,15 @@ def main() -> None:
     if args.what == "teacher-variants":
         for path in sorted((RESULTS / "teacher_variants").glob("*.json")):
             print(f"### {path.stem}\n\n{teacher_variants_table(path)}\n")
+    for what, folder, table in (
+        ("sampled-softmax", "sampled_softmax", sampled_softmax_table),
+        ("ddp-epochs", "ddp_epochs", ddp_epochs_table),
+        ("scale", "scale", scale_table),
+    ):
+        if args.what == what:
+            for path in sorted((RESULTS / folder).glob("*.json")):
+                if not path.name.endswith(".partial.json"):
+                    print(f"### {path.stem}\n\n{table(path)}\n")
     if args.what == "summary":
         print(f"### KD gains: test NDCG@10 of the student with KD vs without\n\n{gains_table()}\n")
         print(f"### Size and quality\n\n{size_quality_table()}")

@@ -10,7 +10,7 @@ import pytest
 from distillrec.data.interactions import Interactions
 from distillrec.data.split import random_ratio
 from distillrec.evaluate.metrics import all_metrics
-from distillrec.evaluate.ranking import evaluate
+from distillrec.evaluate.ranking import BYTES_PER_SCORE, evaluate, users_per_batch
 
 
 def _inter(pairs: list[tuple[int, int]], n_users: int, n_items: int) -> Interactions:
@@ -184,6 +184,29 @@ def test_batch_size_does_not_change_results():
         np.testing.assert_array_equal(small.per_user[name], large.per_user[name], err_msg=name)
     np.testing.assert_array_equal(small.top_items, large.top_items)
     assert small.summary == large.summary
+
+
+def test_memory_budget_sizes_the_user_batches_and_keeps_results():
+    assert users_per_batch(256, 100_000, 512.0) == 256  # 268 fit in 512 MB at 20 B x 100K items: capped
+    assert users_per_batch(256, 200_000, 512.0) == 134
+    assert users_per_batch(256, 1_000_000, 512.0) == 26
+    assert users_per_batch(256, 10**9, 1.0) == 1  # always at least one user
+    split, scores = _random_case(5)
+    batches = []
+
+    class Counting(FixedScores):
+        def score(self, users, history):
+            batches.append(len(users))
+            return super().score(users, history)
+
+    budget = 3 * BYTES_PER_SCORE * split.train.n_items / 2**20  # room for 3 users' scores
+    tight = evaluate(Counting(scores), split.train, split.test, memory_mb=budget)
+    assert max(batches) == 3
+    free = evaluate(FixedScores(scores), split.train, split.test)
+    for name in free.per_user:
+        np.testing.assert_array_equal(tight.per_user[name], free.per_user[name], err_msg=name)
+    with pytest.raises(ValueError, match="memory_mb"):
+        evaluate(FixedScores(scores), split.train, split.test, memory_mb=0)
 
 
 def test_sampled_protocol_is_labelled_and_bounded():

@@ -8,7 +8,9 @@ Protocol (Krichene & Rendle 2020: sampled metrics mislead): every item of the ca
 user's history items, which are masked (a history item that is also a target stays rankable). Ties are broken
 against the target: a target ranks below every other item with an equal score, and below targets of equal
 score with a smaller index, so a model that gives all items one score earns no credit. Users are scored in
-batches, so memory stays bounded by `batch_size * n_items`. Sampled-negative evaluation exists as an option
+batches of at most `batch_size` users, fewer when `batch_size * n_items` would pass the memory budget
+(`memory_mb`, counting `BYTES_PER_SCORE` per score: the model's scores, their copy, the partial sort's indices),
+so evaluating over a catalogue of 100K or 1M items stays within it. Sampled-negative evaluation exists as an option
 (`n_negatives`), never the default, and is labelled in `Evaluation.protocol`.
 
 Cost: ranks are counted, not sorted: each (user, target) pair is compared once with the user's score row,
@@ -30,6 +32,7 @@ from distillrec.data.interactions import Interactions
 from distillrec.evaluate.metrics import all_metrics
 
 DEFAULT_KS = (10, 20)
+BYTES_PER_SCORE = 20  # float32 scores from the model and their copy, int64 indices of the partial sort, slack
 
 
 @dataclass(eq=False)
@@ -58,8 +61,10 @@ def evaluate(
     n_negatives: int | None = None,
     seed: int = 0,
     progress: bool = False,
+    memory_mb: float = 512.0,
 ) -> Evaluation:
     _check_arguments(history, targets, ks, batch_size, n_negatives)
+    batch_size = users_per_batch(batch_size, history.n_items, memory_mb)
     users = targets.active_users()
     max_k = max(ks)
     if len(users) == 0:
@@ -106,6 +111,14 @@ def evaluate(
     return Evaluation(
         users, all_metrics(ranks, n_targets, ks), np.concatenate(top_parts), history.n_items, protocol
     )
+
+
+def users_per_batch(batch_size: int, n_items: int, memory_mb: float) -> int:
+    """At most `batch_size` users, and no more than a (users, n_items) batch of scores fits in `memory_mb`
+    (at least one user)."""
+    if not memory_mb > 0:
+        raise ValueError(f"memory_mb must be > 0, got {memory_mb}")
+    return max(1, min(batch_size, int(memory_mb * 2**20 // (BYTES_PER_SCORE * max(1, n_items)))))
 
 
 def _check_arguments(history: Interactions, targets: Interactions, ks, batch_size: int, n_negatives) -> None:
