@@ -561,9 +561,18 @@ def distill(
     user_columns: UserColumns = None,
     timestamp_format: TimestampFormat = "auto",
     device: Device = "auto",
+    transfer: Annotated[
+        bool,
+        typer.Option(
+            help="The teacher was trained on another dataset: carry it to DATASET through item text (OUT/teacher: "
+            "the target's items encoded with its encoder, read by its adapter; no shared ids needed)."
+        ),
+    ] = False,
 ) -> None:
     """Train a small student with and without KD from the teacher's exported outputs; compare with a paired test.
-    Every trained student is saved under OUT/models/, the KD student of the first seed to OUT/model."""
+    Every trained student is saved under OUT/models/, the KD student of the first seed to OUT/model.
+
+    With --transfer, the teacher folder may come from another dataset (`stages/transfer.py`)."""
     from distillrec.config import StudentConfig
     from distillrec.stages.distill import run_students
     from distillrec.stages.teacher import teacher_data
@@ -613,23 +622,24 @@ def distill(
         )
     except ValidationError as exc:
         raise typer.BadParameter(exc.errors()[0]["msg"], param_hint="--kd") from None
+    dataset_config = _dataset_config(
+        dataset,
+        min_rating,
+        duplicates,
+        min_user,
+        min_item,
+        columns,
+        item_columns,
+        user_columns,
+        timestamp_format,
+    )
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            data = teacher_data(
-                teacher,
-                _dataset_config(
-                    dataset,
-                    min_rating,
-                    duplicates,
-                    min_user,
-                    min_item,
-                    columns,
-                    item_columns,
-                    user_columns,
-                    timestamp_format,
-                ),
-            )
+            if transfer:
+                teacher, data = _transferred_teacher(teacher, dataset_config, out)
+            else:
+                data = teacher_data(teacher, dataset_config)
     except DataError:
         raise  # the dataset's own problem, named by file and line
     except ValueError as exc:
@@ -661,6 +671,33 @@ def distill(
         f"{pooled['diff_ci_high']:+.4f}); paired t-test p={pooled['t_pvalue']:.3g}, Wilcoxon p={pooled['wilcoxon_pvalue']:.3g}; "
         f"{pooled['n']:,} test users, per-user NDCG averaged over {len(seed_list)} seed(s)"
     )
+
+
+def _transferred_teacher(source: Path, dataset_config, out: Path):
+    """(OUT/teacher, the target's data): the source teacher carried to the target (reused when OUT/teacher holds
+    a finished transfer of the same source), on the split its manifest records."""
+    import json
+
+    from distillrec.config import SplitConfig
+    from distillrec.manifest import dataset_fingerprint
+    from distillrec.stages.data import prepare_data
+    from distillrec.stages.teacher import teacher_manifest
+    from distillrec.stages.transfer import transfer_teacher
+
+    _, manifest = teacher_manifest(source)
+    split = dict(manifest.get("config", {}).get("split", {"protocol": "leave_one_out"}))
+    protocol = split.pop("protocol")
+    data = prepare_data(dataset_config, SplitConfig(protocol=protocol, params=split))
+    folder = out / "teacher"
+    done, record = folder / "transfer.json", folder / "manifest.json"
+    finished = (
+        done.exists()
+        and json.loads(done.read_text()).get("source") == str(source)
+        and json.loads(record.read_text())["dataset"].get("fingerprint") == dataset_fingerprint(data.dataset)
+    )
+    if not finished:
+        transfer_teacher(source, data, folder, log=console.print)
+    return folder, data
 
 
 def distill_table(metrics: dict, title: str) -> Table:

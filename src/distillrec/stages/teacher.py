@@ -147,7 +147,7 @@ def encode_items(
     return EncodedItems(texts, text_emb, tmpl.key, encoder.identity, seconds)
 
 
-def _result(
+def result_row(
     kind: str,
     model,
     split: Split,
@@ -192,7 +192,7 @@ def _model_params(settings: TeacherConfig, seed: int, progress: bool, device: st
     return {**settings_params, "seed": seed, "progress": progress, "device": device}
 
 
-def _teacher_manifest(folder: str | Path) -> tuple[Path, dict]:
+def teacher_manifest(folder: str | Path) -> tuple[Path, dict]:
     """(path, content) of a teacher folder's manifest; errors name the file."""
     path = Path(folder) / "manifest.json"
     if not path.exists():
@@ -207,7 +207,7 @@ def teacher_data(folder: str | Path, dataset: DatasetConfig) -> PreparedData:
     """The data a teacher folder was built on: `dataset` prepared and split as the folder's manifest records
     (leave-one-out when it records none); an error naming the manifest when `dataset` is other data (another
     fingerprint), a warning when the manifest has no fingerprint to compare."""
-    path, manifest = _teacher_manifest(folder)
+    path, manifest = teacher_manifest(folder)
     split = dict(manifest.get("config", {}).get("split", {"protocol": "leave_one_out"}))
     protocol = split.pop("protocol")
     data = prepare_data(dataset, SplitConfig(protocol=protocol, params=split))
@@ -225,7 +225,7 @@ def teacher_data(folder: str | Path, dataset: DatasetConfig) -> PreparedData:
 def read_teacher_folder(folder: str | Path, dataset: Dataset) -> tuple[TeacherConfig, Split, int]:
     """The settings, split and seed that the `manifest.json` of a teacher folder records, the split made
     again from `dataset`, which must be the data the teacher was built on (same fingerprint)."""
-    path, manifest = _teacher_manifest(folder)
+    path, manifest = teacher_manifest(folder)
     try:
         config, built_on = manifest["config"], manifest["dataset"]["fingerprint"]
         teacher_config, split_config, seed = config["teacher"], dict(config["split"]), int(config["seed"])
@@ -301,7 +301,7 @@ def build_teacher(
 
     metrics: dict = {}
     text_only = TextSimilarity(text_emb).fit(split.train)
-    metrics["text_only"] = _result(
+    metrics["text_only"] = result_row(
         "text_only",
         text_only,
         split,
@@ -318,7 +318,7 @@ def build_teacher(
     fit_seconds = fit_seconds_of(teacher, time.perf_counter() - start)
     hp = teacher.get_params()
     hp.pop("checkpoint_dir", None)
-    metrics["teacher"] = _result(
+    metrics["teacher"] = result_row(
         "teacher",
         teacher,
         split,
@@ -350,7 +350,7 @@ def build_teacher(
         start = time.perf_counter()
         with bf16_autocast(settings.bf16):
             fallback = ColdStartFallback(teacher, text_emb).fit(split.train, split.valid)
-        metrics["teacher_cold_fallback"] = _result(
+        metrics["teacher_cold_fallback"] = result_row(
             "teacher",
             fallback,
             split,
@@ -419,7 +419,7 @@ def build_id_only_twin(
     plain.fit(
         split.train, split.valid, callbacks=[partial(on_epoch, {"model": "id_only"})] if on_epoch else []
     )
-    row = _result(
+    row = result_row(
         "baseline",
         plain,
         split,

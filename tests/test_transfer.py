@@ -1,0 +1,111 @@
+"""Cross-domain transfer through item text: a teacher of one slice of ml-100k carried to other users and items
+(`stages/transfer.py`), its mapping quality by hand, the saved copy equal to the carried-over model, and KD from
+it through the usual student stage."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import write_ml100k_slice
+from typer.testing import CliRunner
+
+from distillrec.cli import app
+from distillrec.config import DatasetConfig, SplitConfig, StudentConfig
+from distillrec.recommend import load
+from distillrec.stages.data import prepare_data
+from distillrec.stages.distill import run_students
+from distillrec.stages.transfer import mapping_quality, transfer_teacher
+
+
+@pytest.fixture(scope="module")
+def target_folder(data_dir, tmp_path_factory):
+    """Users 60..139 of ml-100k (the source teacher of `serve_run` saw users 0..59) with their items."""
+    folder = write_ml100k_slice(data_dir, tmp_path_factory.mktemp("target"), n_users=140)
+    inter = pd.read_csv(folder / "interactions.tsv", sep="\t")
+    first = inter["user_id"].drop_duplicates().iloc[:60]
+    inter[~inter["user_id"].isin(first)].to_csv(folder / "interactions.tsv", sep="\t", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def target(target_folder):
+    return prepare_data(DatasetConfig(source=str(target_folder), min_item_interactions=3), SplitConfig())
+
+
+@pytest.fixture(scope="module")
+def transferred(serve_run, target, tmp_path_factory):
+    out = tmp_path_factory.mktemp("transferred")
+    return out, transfer_teacher(serve_run / "teacher", target, out, progress=False, log=lambda m: None)
+
+
+def test_mapping_quality_by_hand():
+    source = np.array([[1.0, 0.0], [0.0, 2.0]])
+    target = np.array([[3.0, 0.0], [1.0, 1.0], [-1.0, 0.0]])  # cosines to the nearest: 1, 0.7071, 0
+    quality = mapping_quality(target, source)
+    assert quality["median_cosine"] == pytest.approx(2**-0.5, rel=1e-6)
+    assert quality["share_at_least_0.9"] == pytest.approx(1 / 3)
+    assert quality["share_at_least_0.7"] == pytest.approx(2 / 3)
+
+
+def test_transferred_teacher_folder(serve_run, target, transferred):
+    out, metrics = transferred
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["transfer"]["source"] == str(serve_run / "teacher")
+    assert manifest["dataset"]["items"] == target.dataset.n_items  # the target's item space
+    items = np.load(out / "positions_topk_items.npy")
+    assert items.shape[0] == len(target.split.train) and items.max() < target.dataset.n_items
+    assert np.load(out / "item_embeddings.npy").shape[0] == target.dataset.n_items
+    # the slices share movies: those items find themselves in the source catalogue
+    assert manifest["config"]["transfer"]["share_at_least_0.9"] > 0.5
+    assert 0.0 < metrics["teacher"]["test"]["NDCG@10"] <= 1.0
+
+
+def test_saved_transferred_teacher_scores_as_the_carried_over_model(target, transferred):
+    out, _ = transferred
+    saved = load(out / "model")
+    users = np.arange(10)
+    again = saved.model.score(users, target.split.train)
+    top = np.load(out / "positions_topk_items.npy")
+    # the export's top-1 at each user's last training position is the loaded model's best unseen item
+    indptr, _ = target.split.train.sequences()
+    for user in users:
+        row = indptr[user + 1] - 1
+        seen = target.split.train.sequence(int(user))
+        scores = again[user].copy()
+        scores[seen] = -np.inf
+        assert int(np.argmax(scores)) == int(top[row, 0])
+
+
+def test_students_distil_from_the_transferred_teacher(target, transferred, tmp_path):
+    out, _ = transferred
+    student = StudentConfig(
+        name="sasrec", params={"dim": 8, "max_epochs": 2, "max_len": 50}, kd=["param_init", "soft"]
+    )
+    comparison = run_students(target, out, student, [0], tmp_path, progress=False)
+    assert comparison.summary("student_kd")["test"]["NDCG@10"] >= 0.0
+    assert (tmp_path / "model").exists()
+
+
+def test_transfer_needs_the_adapter_fusion(serve_run, target, tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    manifest = json.loads((serve_run / "teacher" / "manifest.json").read_text())
+    manifest["config"]["teacher"]["fusion"] = "pca_init"
+    (source / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="fusion 'adapter'"):
+        transfer_teacher(source, target, tmp_path / "out", progress=False)
+
+
+def test_distill_command_with_transfer(serve_run, target_folder, tmp_path):
+    """Without --transfer a teacher of other data is refused; with it, OUT/teacher is the carried-over teacher."""
+    args = ["distill", str(target_folder), "--teacher", str(serve_run / "teacher"), "--student", "sasrec"]
+    args += ["--kd", "param_init", "--out", str(tmp_path / "kd"), "--dim", "8", "--max-epochs", "1"]
+    args += ["--min-item", "3"]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and "other data" in refused.output.replace("\n", " ")
+    done = CliRunner().invoke(app, [*args, "--transfer"])
+    assert done.exit_code == 0, done.output
+    assert (tmp_path / "kd" / "teacher" / "transfer.json").exists() and (tmp_path / "kd" / "model").exists()
