@@ -234,6 +234,7 @@ def test_the_real_teacher_target_gets_every_teacher_option(tmp_path, monkeypatch
         "patience": 2,
         "bf16": True,
         "length_buckets": True,
+        "negatives": 8,
         "fusion": "nullspace",
         "semantic_dims": 8,
         "train_text": True,

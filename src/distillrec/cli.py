@@ -779,16 +779,17 @@ def run(
     if quiet:
         cfg = cfg.model_copy(update={"progress": False})
     level = "stage" if quiet else "debug" if verbose else "info"
-    main = True
+    main, finished = True, False
     try:
         distributed.init_from_env(cfg.device)  # under torchrun: join the other processes
         main = distributed.is_main()
         folder = run_pipeline(cfg, runs_root=runs_root, run_dir=run_dir, log=_log_line, level=level)
+        finished = True
     except MissingExtraError as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}")  # escaped: "[mlflow]" is not markup
         raise typer.Exit(2) from None
     finally:
-        distributed.close()
+        distributed.close(finished)
     if main:
         console.print(f"[bold green]done:[/] {folder}/report.html")
 

@@ -86,7 +86,11 @@ def init_from_env(device: str = "auto") -> bool:
     return True
 
 
-def close() -> None:
-    """Leave the process group (at the end of a torchrun program)."""
+def close(finished: bool = True) -> None:
+    """Leave the process group at the end of a torchrun program. `finished`: every rank has come here, so wait
+    for all of them first (a rank that tears its connections down while another still uses them can abort it);
+    after an error, leave at once (torchrun stops the other ranks)."""
     if dist.is_available() and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
