@@ -96,7 +96,7 @@ class _Run:
         source = distributed.broadcast(self._finished_in(rel, key) if main else None)
         if source is not None:
             if main:
-                self._reuse(rel, folder, key, source)
+                self._reuse(rel, folder, source)
             distributed.barrier()  # rank 0 has copied it
             return self.main_dir / rel
         if main and (folder / STAGE_FILE).exists():  # finished with other inputs: stale, checkpoints too
@@ -124,7 +124,8 @@ class _Run:
                 return previous.name
         return None
 
-    def _reuse(self, rel: str, folder: Path, key: str, source: str) -> None:
+    def _reuse(self, rel: str, folder: Path, source: str) -> None:
+        """Log stage `rel` as done in this run (`source` ""), or copy it from the earlier run `source`."""
         if not source:
             self.log(f"[{rel}] already done in this run{_summary(folder)}", "stage")
             return

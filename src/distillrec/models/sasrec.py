@@ -116,9 +116,8 @@ class SASRec(TorchRecommender):
     def _checkpoint_meta(self) -> dict:
         """What must not change when a checkpoint is resumed (the training config is checked separately)."""
         meta = {k: v for k, v in self.get_params().items() if k not in _TRAIN_CONFIG_PARAMS}
-        if (
-            meta.get("negatives") == 0
-        ):  # the full softmax, as before the option existed: old checkpoints resume
+        # the full softmax, as before the option existed: checkpoints written before it still resume
+        if meta.get("negatives") == 0:
             meta.pop("negatives")
         return meta
 

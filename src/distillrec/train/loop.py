@@ -30,6 +30,7 @@ overwrites `last.pt`, so it still holds the last good epoch.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 import random
@@ -81,7 +82,7 @@ class TrainConfig:
     seed: int = 0
     # bfloat16 autocast (training and validation); float32 with a warning where it is not native
     bf16: bool = False
-    device: str = "cpu"  # auto | cpu | cuda | cuda:N | mps (`train/distributed.py`)
+    device: str = "cpu"  # auto | cpu | cuda | cuda:N | mps (`devices.py`)
     clip_grad_norm: float | None = 1.0
     checkpoint_dir: str | Path | None = None
     resume: bool = True  # continue from `checkpoint_dir/last.pt` when it exists
@@ -313,7 +314,7 @@ def _raise_non_finite(what: str, value: float, epoch: int, step: int, path: Path
 
 
 def _mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
-    rank, n_ranks = distributed.world()
+    _, n_ranks = distributed.world()
     if n_ranks == 1:
         return value
     value = value.float().clone()
@@ -332,11 +333,17 @@ def _resolve_bf16(requested: bool, device: str | torch.device = "cpu") -> bool:
     if device.type == "cpu":
         reason = None if cpu_bf16_supported() else NO_NATIVE_BF16
     else:
-        reason = bf16_unsupported_reason(str(device))
+        reason = _bf16_reason(str(device))
     if reason is not None:
         warnings.warn(f"bf16=True, but {reason}; running in float32", RuntimeWarning, stacklevel=3)
         return False
     return True
+
+
+@functools.cache
+def _bf16_reason(device: str) -> str | None:
+    """`bf16_unsupported_reason` once per device (it runs a small product; autocast is entered every batch)."""
+    return bf16_unsupported_reason(device)
 
 
 def _config_dict(config: TrainConfig) -> dict[str, Any]:
