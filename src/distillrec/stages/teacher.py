@@ -378,9 +378,22 @@ def build_teacher(
         },
         data.dataset,
     )
-    export_teacher(
+    export_as_configured(teacher, split.train, out, manifest, settings, progress)
+    write_results(out / "metrics.json", metrics)
+
+    if settings.compare_id_only:
+        metrics["id_only"] = build_id_only_twin(data, out, settings, seed, progress, log, on_epoch, device)
+        write_results(out / "metrics.json", metrics)
+    return metrics
+
+
+def export_as_configured(
+    teacher, train, out: Path, manifest: dict, settings: TeacherConfig, progress: bool = True
+) -> Path:
+    """`export_teacher` with the export settings of `settings` (top-K, hidden states, seen items, bf16)."""
+    return export_teacher(
         teacher,
-        split.train,
+        train,
         out,
         manifest,
         top_k=settings.top_k,
@@ -389,12 +402,6 @@ def build_teacher(
         exclude_seen=settings.exclude_seen,
         bf16=settings.bf16,
     )
-    write_results(out / "metrics.json", metrics)
-
-    if settings.compare_id_only:
-        metrics["id_only"] = build_id_only_twin(data, out, settings, seed, progress, log, on_epoch, device)
-        write_results(out / "metrics.json", metrics)
-    return metrics
 
 
 def build_id_only_twin(

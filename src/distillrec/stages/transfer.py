@@ -34,9 +34,15 @@ from distillrec.manifest import build_manifest
 from distillrec.recommend import load
 from distillrec.results import write_results
 from distillrec.stages.data import PreparedData
-from distillrec.stages.teacher import TUNED_ENCODER, item_texts, manifest_config, result_row, teacher_manifest
+from distillrec.stages.teacher import (
+    TUNED_ENCODER,
+    export_as_configured,
+    item_texts,
+    manifest_config,
+    result_row,
+    teacher_manifest,
+)
 from distillrec.teachers.cache import EmbeddingCache
-from distillrec.teachers.export import export_teacher
 from distillrec.teachers.llm_enhanced_seq import LLMEnhancedSASRec
 from distillrec.teachers.text_encoder import TextEncoder
 
@@ -113,17 +119,7 @@ def transfer_teacher(
         },
         data.dataset,
     )
-    export_teacher(
-        teacher,
-        split.train,
-        out,
-        record,
-        top_k=settings.top_k,
-        position_hidden=settings.position_hidden,
-        progress=progress,
-        exclude_seen=settings.exclude_seen,
-        bf16=settings.bf16,
-    )
+    export_as_configured(teacher, split.train, out, record, settings, progress)
     write_results(out / "metrics.json", metrics)
     (out / "transfer.json").write_text(json.dumps({"source": str(source), **mapping}, indent=2))
     return metrics
