@@ -267,3 +267,32 @@ def test_download_checks_sha256(isolated, monkeypatch):
     assert folder == cache / "datasets" / "ml-100k"
     assert (folder / "u.data").read_text() == "1\t1\t5\t100\n"
     assert resolve_dataset("ml-100k") == folder  # now found in the cache
+
+
+def test_user_fraction_keeps_a_seeded_share_of_the_users(data_dir):
+    whole = load_dataset(data_dir / "ml-100k")
+    tenth = load_dataset(data_dir / "ml-100k", user_fraction=0.1, user_seed=0)
+    again = load_dataset(data_dir / "ml-100k", user_fraction=0.1, user_seed=0)
+    other = load_dataset(data_dir / "ml-100k", user_fraction=0.1, user_seed=1)
+    assert tenth.n_users == round(0.1 * whole.n_users) == 94
+    assert list(tenth.user_ids) == list(again.user_ids) and list(tenth.user_ids) != list(other.user_ids)
+    assert set(tenth.user_ids) <= set(whole.user_ids) and set(tenth.item_ids) <= set(whole.item_ids)
+    # a kept user keeps every interaction; a left-out user has none
+    kept = str(tenth.user_ids[0])
+    assert len(tenth.interactions.sequence(0)) == len(
+        whole.interactions.sequence(list(whole.user_ids).index(kept))
+    )
+    assert any(n.startswith("user_fraction=0.1 (seed 0): kept 94 of 943 users") for n in tenth.notices)
+    with pytest.raises(ValueError, match="user_fraction"):
+        load_dataset(data_dir / "ml-100k", user_fraction=0.0)
+
+
+def test_the_data_stage_key_leaves_out_user_fraction_at_its_default():
+    from distillrec.config import DatasetConfig
+    from distillrec.stages.data import key_config
+
+    plain = DatasetConfig(source="ml-100k")
+    assert key_config(plain) == {
+        k: v for k, v in plain.model_dump().items() if k not in ("user_fraction", "user_seed")
+    }
+    assert key_config(DatasetConfig(source="ml-100k", user_fraction=0.5))["user_fraction"] == 0.5

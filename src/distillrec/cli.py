@@ -98,6 +98,16 @@ Columns = Annotated[
     ),
 ]
 ItemColumns = Annotated[str | None, typer.Option(help="The items file's own id column: item_id=productId.")]
+UserFraction = Annotated[
+    float,
+    typer.Option(
+        help="Keep this share of the users (a seeded draw after the filters; the others are not seen at all): "
+        "low-data runs, e.g. 0.1.",
+        min=0.0,
+        max=1.0,
+    ),
+]
+UserSeed = Annotated[int, typer.Option(help="Seed of the --user-fraction draw.")]
 Device = Annotated[
     str,
     typer.Option(
@@ -140,11 +150,15 @@ def _dataset_config(
     item_columns=None,
     user_columns=None,
     timestamp_format="auto",
+    user_fraction: float = 1.0,
+    user_seed: int = 0,
 ):
     from distillrec.config import DatasetConfig
 
     try:
         return DatasetConfig(
+            user_fraction=user_fraction,
+            user_seed=user_seed,
             source=dataset,
             min_rating=min_rating,
             duplicates=duplicates,
@@ -230,6 +244,8 @@ def data_stats(
     item_columns: ItemColumns = None,
     user_columns: UserColumns = None,
     timestamp_format: TimestampFormat = "auto",
+    user_fraction: UserFraction = 1.0,
+    user_seed: UserSeed = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Print users, items, interactions, density, sequence-length quantiles and item-text coverage."""
@@ -244,6 +260,8 @@ def data_stats(
             item_columns,
             user_columns,
             timestamp_format,
+            user_fraction,
+            user_seed,
         )
     )
     stats = ds.stats()
@@ -281,6 +299,8 @@ def baselines(
     item_columns: ItemColumns = None,
     user_columns: UserColumns = None,
     timestamp_format: TimestampFormat = "auto",
+    user_fraction: UserFraction = 1.0,
+    user_seed: UserSeed = 0,
     quick: Annotated[bool, typer.Option(help="Smaller grids and epoch budgets (for smoke runs).")] = False,
     grid_file: Annotated[
         Path | None,
@@ -328,6 +348,8 @@ def baselines(
             item_columns,
             user_columns,
             timestamp_format,
+            user_fraction,
+            user_seed,
         ),
         split,
         {},
@@ -448,6 +470,8 @@ def teacher(
     item_columns: ItemColumns = None,
     user_columns: UserColumns = None,
     timestamp_format: TimestampFormat = "auto",
+    user_fraction: UserFraction = 1.0,
+    user_seed: UserSeed = 0,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     device: Device = "auto",
 ) -> None:
@@ -492,6 +516,8 @@ def teacher(
             item_columns,
             user_columns,
             timestamp_format,
+            user_fraction,
+            user_seed,
         ),
         split,
         {},
@@ -560,6 +586,8 @@ def distill(
     item_columns: ItemColumns = None,
     user_columns: UserColumns = None,
     timestamp_format: TimestampFormat = "auto",
+    user_fraction: UserFraction = 1.0,
+    user_seed: UserSeed = 0,
     device: Device = "auto",
     transfer: Annotated[
         bool,
@@ -632,6 +660,8 @@ def distill(
         item_columns,
         user_columns,
         timestamp_format,
+        user_fraction,
+        user_seed,
     )
     try:
         with warnings.catch_warnings(record=True) as caught:

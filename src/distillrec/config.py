@@ -51,6 +51,9 @@ class DatasetConfig(_Strict):
     item_columns: dict[str, str] = Field(default_factory=dict)
     user_columns: dict[str, str] = Field(default_factory=dict)
     timestamp_format: str = "auto"
+    # keep this share of the users (a seeded draw, after the filters): low-data experiments
+    user_fraction: float = Field(1.0, gt=0, le=1)
+    user_seed: int = 0
 
     @model_validator(mode="after")
     def _readable(self) -> DatasetConfig:

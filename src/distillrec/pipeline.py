@@ -232,7 +232,7 @@ def run_pipeline(
     prints a console line; `level` ("debug", "info" or "stage") is the least important level it gets."""
     from distillrec.stages import baselines, compress, distill, report, teacher
     from distillrec.stages.data import SCHEMA_VERSION as DATA_SCHEMA
-    from distillrec.stages.data import prepare_data, raw_files_key, read_prepared
+    from distillrec.stages.data import key_config, prepare_data, raw_files_key, read_prepared
 
     if level not in LEVELS:
         raise ValueError(f"unknown log level {level!r}; choose one of {list(LEVELS)}")
@@ -257,7 +257,7 @@ def run_pipeline(
     run = _Run(run_dir, runs_root, config.name, log, level, trackers, main_dir)
     failed = True
     try:
-        raw_key = _key(config.dataset.model_dump(), config.split.model_dump(), raw_files_key(config.dataset))
+        raw_key = _key(key_config(config.dataset), config.split.model_dump(), raw_files_key(config.dataset))
         data_dir = run.stage(
             "data",
             _key(raw_key, DATA_SCHEMA),

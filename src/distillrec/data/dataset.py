@@ -84,8 +84,12 @@ def load_dataset(
     keep_cold_items: bool = False,
     download: bool = True,
     read_options: ReadOptions | None = None,
+    user_fraction: float = 1.0,
+    user_seed: int = 0,
 ) -> Dataset:
-    """`read_options`: the column names and time format of a generic-format folder (`ReadOptions`)."""
+    """`read_options`: the column names and time format of a generic-format folder (`ReadOptions`).
+    `user_fraction` < 1 keeps that share of the users (a seeded draw, after the filters); the others are not
+    seen at all (low-data experiments)."""
     _check_options(duplicates, min_user_interactions, min_item_interactions)
     folder = resolve_dataset(source, download=download)
     raw = read_raw(folder, read_options)
@@ -98,6 +102,8 @@ def load_dataset(
         min_user_interactions=min_user_interactions,
         min_item_interactions=min_item_interactions,
         keep_cold_items=keep_cold_items,
+        user_fraction=user_fraction,
+        user_seed=user_seed,
     )
 
 
@@ -110,8 +116,12 @@ def prepare(
     min_user_interactions: int = 0,
     min_item_interactions: int = 0,
     keep_cold_items: bool = False,
+    user_fraction: float = 1.0,
+    user_seed: int = 0,
 ) -> Dataset:
     _check_options(duplicates, min_user_interactions, min_item_interactions)
+    if not 0 < user_fraction <= 1:
+        raise ValueError(f"user_fraction must be in (0, 1], got {user_fraction!r}")
     inter = raw.interactions
     # Time order first (stable: equal timestamps keep file order); everything after keeps this order.
     # np.lexsort is documented as stable (pandas' multi-column sort_values ignores `kind`).
@@ -145,6 +155,17 @@ def prepare(
     if inter.empty:
         raise DataError(
             raw.files[0], "no interactions left after filtering (min_rating / k-core too strict?)"
+        )
+    if user_fraction < 1:
+        users = _sorted_ids(inter["user_id"].unique())
+        kept = np.random.default_rng(user_seed).permutation(len(users))[
+            : max(1, round(user_fraction * len(users)))
+        ]
+        before = len(inter)
+        inter = inter[inter["user_id"].isin(users[np.sort(kept)])]
+        notices.append(
+            f"user_fraction={user_fraction} (seed {user_seed}): kept {len(kept):,} of {len(users):,} users and "
+            f"{len(inter):,} of {before:,} interactions"
         )
 
     user_ids = _sorted_ids(inter["user_id"].unique())

@@ -75,7 +75,19 @@ def read_dataset(dataset: DatasetConfig) -> Dataset:
         min_user_interactions=dataset.min_user_interactions,
         min_item_interactions=dataset.min_item_interactions,
         read_options=dataset.read_options(),
+        user_fraction=dataset.user_fraction,
+        user_seed=dataset.user_seed,
     )
+
+
+# options added after `distillrec run` keyed its data stage by the whole dataset config: left out of the key at
+# their defaults, so a run of an older config still finds its prepared data
+KEY_LATER_OPTIONS = {"user_fraction": 1.0, "user_seed": 0}
+
+
+def key_config(dataset: DatasetConfig) -> dict:
+    """The dataset config as the pipeline keys the data stage by (see `KEY_LATER_OPTIONS`)."""
+    return {k: v for k, v in dataset.model_dump().items() if KEY_LATER_OPTIONS.get(k, object()) != v}
 
 
 def prepare_data(dataset: DatasetConfig, split: SplitConfig, out: str | Path | None = None) -> PreparedData:
