@@ -10,6 +10,7 @@
     .venv/bin/python benchmarks/render.py sampled-softmax  # sampled vs full softmax (sampled_softmax.py)
     .venv/bin/python benchmarks/render.py ddp-epochs   # s/epoch, 1 process vs 2 under torchrun (ddp_epochs.py)
     .venv/bin/python benchmarks/render.py scale        # time and memory against data size (scale.py)
+    .venv/bin/python benchmarks/render.py transfer     # a teacher carried to another dataset (transfer.py)
     .venv/bin/python benchmarks/render.py curves --out FILE.png LABEL=RESULTS_FILE:KEY ...
                                                        # validation NDCG@10 and loss per epoch of those runs
                                                        # (KEY: a dotted path, e.g. teacher, or
@@ -522,6 +523,30 @@ def scale_table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def transfer_table(path: Path) -> str:
+    """A source teacher carried to a target by text, per target data fraction (`benchmarks/transfer.py`)."""
+    result = json.loads(path.read_text())
+    source = result["source_teacher"]
+    lines = [
+        f"`{result['command']}` (source: the teacher of {source['dataset']['name']}, test NDCG@10 "
+        f"{source['test_ndcg10']:.4f} there; KD {result['kd']})",
+        "",
+        "| target users | text match (median cosine; >= 0.9) | teacher, zero-shot | student alone | "
+        "student + transfer KD | KD - alone (95% CI, p) | tail: alone / KD |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for fraction, row in result["fractions"].items():
+        kd, plain, diff = row["student_kd"], row["student_plain"], row["kd_vs_plain"]
+        tail = "-" if row["tail_kd"] is None else f"{row['tail_plain']:.4f} / {row['tail_kd']:.4f}"
+        lines.append(
+            f"| {float(fraction):.0%} ({row['users']:,}) | {row['mapping']['median_cosine']:.3f}; "
+            f"{row['mapping']['share_at_least_0.9']:.0%} | {row['teacher_zero_shot']:.4f} | {plain['mean']:.4f} | "
+            f"{kd['mean']:.4f} ({100 * (kd['mean'] / plain['mean'] - 1):+.1f}%) | {diff['mean_diff']:+.4f} "
+            f"({diff['diff_ci_low']:+.4f} .. {diff['diff_ci_high']:+.4f}, p={diff['t_pvalue']:.2g}) | {tail} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -545,6 +570,7 @@ def main() -> None:
             "sampled-softmax",
             "ddp-epochs",
             "scale",
+            "transfer",
         ],
     )
     parser.add_argument(
@@ -585,6 +611,7 @@ def main() -> None:
         ("sampled-softmax", "sampled_softmax", sampled_softmax_table),
         ("ddp-epochs", "ddp_epochs", ddp_epochs_table),
         ("scale", "scale", scale_table),
+        ("transfer", "transfer", transfer_table),
     ):
         if args.what == what:
             for path in sorted((RESULTS / folder).glob("*.json")):
