@@ -484,21 +484,21 @@ def sampled_softmax_table(path: Path) -> str:
 
 
 def ddp_epochs_table(path: Path) -> str:
-    """Seconds per epoch: 1 process x 2 threads against 2 processes x 1 thread (`benchmarks/ddp_epochs.py`)."""
+    """Seconds per epoch in each setting (`benchmarks/ddp_epochs.py`): 1 process against 2, or the CPU against a
+    GPU."""
     result = json.loads(path.read_text())
+    labels = [k for k in next(iter(result["rows"].values())) if k != "speedup"]
     lines = [
-        f"`{result['command']}` ({result['cpu']}, {result['cores']} cores)",
+        f"`{result['command']}` ({result['cpu']}, {result['cores']} cores; seconds per epoch with validation, "
+        "training steps alone in brackets)",
         "",
-        "| model | 1 process x 2 threads: s/epoch (train) | 2 processes x 1 thread (torchrun): s/epoch (train) | "
-        "train speed-up |",
-        "|---|---:|---:|---:|",
+        "| model | " + " | ".join(labels) + " | training speed-up |",
+        "|---|" + "---:|" * (len(labels) + 1),
     ]
     for name, row in result["rows"].items():
-        one, two = row["1 process x 2 threads"], row["2 processes x 1 thread"]
-        lines.append(
-            f"| {name} | {one['seconds']:.1f} ({one['train_seconds']:.1f}) | "
-            f"{two['seconds']:.1f} ({two['train_seconds']:.1f}) | {row['speedup']:.2f}x |"
-        )
+        cells = [f"{row[k]['seconds']:.1f} ({row[k]['train_seconds']:.1f})" for k in labels]
+        speedups = ", ".join(f"{k}: {v:.2f}x" for k, v in row["speedup"].items())
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {speedups} |")
     return "\n".join(lines)
 
 
