@@ -36,6 +36,8 @@ def test_value_by_hand_with_logq_correction_and_accidental_hits():
         logits = [positive] + [h @ table[j].numpy() - math.log(3 * q[j]) for j in negatives if j != t]
         expected.append(np.log(np.exp(logits).sum()) - positive)
     assert got == pytest.approx(float(np.mean(expected)), rel=1e-6)
+    torch.manual_seed(7)  # the vectors may come from a function of the items (a model computing its rows)
+    assert loss(hidden, lambda items: table[items], targets).item() == pytest.approx(got, rel=1e-7)
 
 
 def test_draws_by_popularity_and_never_an_untrained_item():

@@ -97,6 +97,23 @@ def test_id_dropout_drops_whole_id_vectors_in_training_only():
         TextItemEmbedding(text, dim=8, id_dropout=1.0)
 
 
+def test_rows_of_a_batch_equal_the_table_and_cost_only_their_items():
+    """forward(ids) reads each distinct id through the adapter once, with the values of the whole table's rows."""
+    text = twin_text()
+    layer = TextItemEmbedding(text, dim=8, adapter_hidden=16, dropout=0.0, has_ids=np.arange(N_ITEMS) % 3 > 0)
+    layer.eval()
+    ids = torch.tensor([[0, 3, 3, 5], [0, 0, 7, 3]])
+    rows_seen = []
+    hook = layer.adapter.register_forward_hook(lambda module, args, out: rows_seen.append(out.shape[0]))
+    with torch.no_grad():
+        got = layer(ids)
+        table = layer.table()
+    hook.remove()
+    torch.testing.assert_close(got, table[ids])
+    assert rows_seen == [4, N_ITEMS + 1]  # the batch: ids 0, 3, 5, 7; then the whole table
+    assert torch.all(got[0, 0] == 0)  # padding
+
+
 def test_teacher_checkpoint_meta_names_new_options_only_when_set():
     """Checkpoints written before `softmax_over_trained` / `id_dropout` existed still resume at their defaults."""
     default = LLMEnhancedSASRec(twin_text(), **FAST)._checkpoint_meta()

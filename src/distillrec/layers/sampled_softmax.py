@@ -17,6 +17,7 @@ so the same run draws the same negatives on any device and on every rank of a to
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -26,7 +27,9 @@ __all__ = ["SampledSoftmax"]
 
 class SampledSoftmax:
     """Built from the training item counts (n_items,) and the number of negatives per batch; called as
-    `loss(hidden (n, d), table (n_items, d), targets (n,) int64, -1 = no target) -> scalar`."""
+    `loss(hidden (n, d), items, targets (n,) int64, -1 = no target) -> scalar`, where `items` is the item table
+    (n_items, d) or a function from item indices to their vectors (so a model whose item vectors cost compute,
+    like the teacher's text adapter, computes only the targets' and the negatives')."""
 
     def __init__(self, item_counts: np.ndarray, n_negatives: int) -> None:
         counts = np.asarray(item_counts, dtype=np.float64)
@@ -41,15 +44,21 @@ class SampledSoftmax:
         with np.errstate(divide="ignore"):  # an item never trained: never drawn, correction unused
             self.correction = torch.from_numpy(np.log(n_negatives * counts / counts.sum()).astype(np.float32))
 
-    def __call__(self, hidden: torch.Tensor, table: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self,
+        hidden: torch.Tensor,
+        items: torch.Tensor | Callable[[torch.Tensor], torch.Tensor],
+        targets: torch.Tensor,
+    ) -> torch.Tensor:
+        vectors = items.__getitem__ if isinstance(items, torch.Tensor) else items
         keep = targets >= 0
-        if not bool(keep.any()):
-            return hidden.sum() * 0.0 + table.sum() * 0.0  # both stay in the graph, with zero gradients
         h, t = hidden[keep], targets[keep]  # (n', d), (n',)
         negatives = torch.multinomial(self.q, self.n_negatives, replacement=True).to(h.device)  # (m,)
+        if len(t) == 0:  # nothing to predict: zero, with every input still in the graph
+            return hidden.sum() * 0.0 + vectors(negatives).sum() * 0.0
         correction = self.correction.to(h.device)
-        positive = (h * table[t]).sum(dim=1).float() - correction[t]  # (n',)
-        scores = (h @ table[negatives].T).float() - correction[negatives]  # (n', m)
+        positive = (h * vectors(t)).sum(dim=1).float() - correction[t]  # (n',)
+        scores = (h @ vectors(negatives).T).float() - correction[negatives]  # (n', m)
         scores = scores.masked_fill(negatives[None, :] == t[:, None], -math.inf)  # accidental hits
         logits = torch.cat([positive[:, None], scores], dim=1)  # (n', 1 + m)
         return (torch.logsumexp(logits, dim=1) - positive).mean()

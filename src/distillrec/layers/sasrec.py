@@ -118,6 +118,10 @@ class SASRecModule(nn.Module):
     def item_table(self) -> torch.Tensor:
         return self.item_embedding.table()[1:]  # (n_items, dim), the padding row left out
 
+    def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
+        """(...) 0-based items -> (..., dim): rows of `item_table()`, computed for those items only."""
+        return self.item_embedding(items + 1)
+
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return hidden @ self.item_table().T  # (..., n_items)
 
@@ -140,7 +144,7 @@ def sampled_next_item_loss(
     """`next_item_loss` with the sampled softmax `sampled` in place of the full one."""
     ids, targets = batch
     hidden = module(ids)  # (batch, seq_len, dim)
-    return sampled(hidden.reshape(-1, hidden.shape[-1]), module.item_table(), targets.reshape(-1))
+    return sampled(hidden.reshape(-1, hidden.shape[-1]), module.item_vectors, targets.reshape(-1))
 
 
 def training_windows(train: Interactions, max_len: int) -> tuple[np.ndarray, np.ndarray]:

@@ -100,17 +100,25 @@ class TextItemEmbedding(nn.Module):
             self.ids.weight[PAD].zero_()
 
     def table(self) -> torch.Tensor:
-        table = self.adapter(self.text)  # (n_items + 1, dim)
-        if self.use_ids:
-            id_mask = self.id_mask  # (n_items + 1, 1)
-            if self.training and self.id_dropout > 0:
-                id_mask = id_mask * (torch.rand_like(id_mask) >= self.id_dropout)
-            table = table + self.ids.weight * id_mask
-        table = torch.cat([torch.zeros_like(table[:1]), table[1:]])  # padding row forced to zero
-        return table
+        return self._rows(torch.arange(len(self.text), device=self.text.device))  # (n_items + 1, dim)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.table()[ids]  # (..., dim)
+        """The rows of `ids` (..., dim), each distinct id read through the adapter once: a batch costs what its
+        own items cost, not the whole catalogue (which the sampled softmax never reads)."""
+        if torch.onnx.is_in_onnx_export():  # a traced graph keeps the example's number of distinct ids
+            return self.table()[ids]
+        unique, inverse = torch.unique(ids, return_inverse=True)
+        return self._rows(unique)[inverse]  # (..., dim)
+
+    def _rows(self, ids: torch.Tensor) -> torch.Tensor:
+        """(m,) distinct ids -> (m, dim): adapted text plus the ID vector where the item has one; padding zero."""
+        rows = self.adapter(self.text[ids])  # (m, dim)
+        if self.use_ids:
+            id_mask = self.id_mask[ids]  # (m, 1)
+            if self.training and self.id_dropout > 0:
+                id_mask = id_mask * (torch.rand_like(id_mask) >= self.id_dropout)
+            rows = rows + self.ids(ids) * id_mask
+        return rows * (ids != PAD).unsqueeze(-1).to(rows.dtype)  # padding row forced to zero
 
 
 class TeacherParams(SASRecParams):
