@@ -112,9 +112,10 @@ def main() -> None:
     out = ROOT / "benchmarks" / "results" / "scale" / f"{cpu}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     result = json.loads(out.read_text()) if out.exists() else {"steps": {}}
-    result.update(
-        command="benchmarks/scale.py --sizes " + " ".join(args.sizes), cores=os.cpu_count(), teacher=TEACHER
-    )
+    command = f"benchmarks/scale.py --sizes {' '.join(args.sizes)} --steps {' '.join(args.steps)}"
+    commands = [c for c in result.get("commands", []) if c != command] + [command]  # every run that filled it
+    result.update(commands=commands, cores=os.cpu_count(), teacher=TEACHER)
+    result.pop("command", None)
     limit = list(SIZES).index(args.export_up_to)
     for size in args.sizes:
         for name in args.steps:
