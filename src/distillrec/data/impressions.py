@@ -1,0 +1,172 @@
+"""Impressions with several behaviours (a click, a conversion): the data of multi-task (CTR/CVR) models.
+
+Public data with real impressions and conversions is rare at a size two cores train, so `from_ratings` builds
+them from a rating log, a stated proxy (as in ESMM's setting, Ma et al., SIGIR 2018):
+
+- impressions: every rated item, plus `negatives_per_click` more per rated one, shown at the time of one of
+  the user's own ratings drawn at random (so they fall in the user's own period), each an item drawn by
+  popularity (the whole log's: which items a platform shows) that the user has not rated by that time;
+- click = the item is rated at that impression; conversion = its rating >= `conversion_rating` (4 by default),
+  defined on clicks only: an impression not clicked never converts.
+
+No label looks ahead: an unclicked impression may be of an item the user rates later (shown, ignored, found
+again), as happens on a real platform; only the ratings up to its time decide what it can be.
+
+A user's own logs bring their behaviours as they are: `Impressions` holds any number of 0/1 behaviour columns
+(`click`, `purchase`, ...), each a condition on the one before it in `behaviours` (a purchase needs a click),
+which `check_funnel` enforces.
+
+`split_by_time` holds out each user's latest impressions (the last `test_share` as test, the `valid_share`
+before them as validation): no training impression is later than a held-out one of the same user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Impressions", "from_ratings", "split_by_time", "check_funnel"]
+
+_DRAWS = 20  # rounds of drawing again the unclicked impressions whose item the user had already rated
+
+
+@dataclass(frozen=True, eq=False)
+class Impressions:
+    """Rows sorted by (user, time); `labels[name]` is a (n,) float32 0/1 array per behaviour, in funnel order."""
+
+    users: np.ndarray  # (n,) int64
+    items: np.ndarray  # (n,) int64
+    timestamps: np.ndarray  # (n,) int64
+    labels: dict[str, np.ndarray]
+    n_users: int
+    n_items: int
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    @property
+    def behaviours(self) -> list[str]:
+        return list(self.labels)
+
+    def take(self, rows: np.ndarray) -> Impressions:
+        """The impressions at `rows` (in their order)."""
+        labels = {name: values[rows] for name, values in self.labels.items()}
+        return Impressions(
+            self.users[rows], self.items[rows], self.timestamps[rows], labels, self.n_users, self.n_items
+        )
+
+
+def check_funnel(impressions: Impressions) -> None:
+    """An error naming the behaviour and a row where a later behaviour happens without the one before it, or a
+    label is not 0/1."""
+    names = impressions.behaviours
+    for name in names:
+        values = impressions.labels[name]
+        bad = np.flatnonzero((values != 0) & (values != 1))
+        if len(bad):
+            raise ValueError(f"behaviour {name!r}: row {int(bad[0])} is {float(values[bad[0]])}, expected 0 or 1")
+    for before, after in zip(names, names[1:], strict=False):
+        bad = np.flatnonzero((impressions.labels[after] == 1) & (impressions.labels[before] == 0))
+        if len(bad):
+            raise ValueError(
+                f"behaviour {after!r} is 1 without {before!r} at row {int(bad[0])}: each behaviour is a step "
+                f"of the funnel {names}"
+            )
+
+
+def from_ratings(
+    users: np.ndarray,
+    items: np.ndarray,
+    timestamps: np.ndarray,
+    ratings: np.ndarray,
+    n_users: int,
+    n_items: int,
+    negatives_per_click: float = 3.0,
+    conversion_rating: float = 4.0,
+    seed: int = 0,
+) -> Impressions:
+    """Impressions from a rating log (see the module docstring); the arrays are the log's rows, any order."""
+    users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
+    timestamps, ratings = np.asarray(timestamps, dtype=np.int64), np.asarray(ratings, dtype=np.float64)
+    if not len(users) == len(items) == len(timestamps) == len(ratings):
+        raise ValueError("users, items, timestamps and ratings must have one length")
+    if negatives_per_click < 0:
+        raise ValueError(f"negatives_per_click must be >= 0, got {negatives_per_click}")
+    rng = np.random.default_rng(seed)
+    popularity = np.bincount(items, minlength=n_items).astype(np.float64) + 1.0  # every item can be shown
+    order = np.lexsort((timestamps, users))
+    users, items, timestamps, ratings = users[order], items[order], timestamps[order], ratings[order]
+    counts = np.bincount(users, minlength=n_users)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    wanted = np.round(negatives_per_click * counts).astype(np.int64)
+    negative_users = np.repeat(np.arange(n_users), wanted)
+    # each unclicked impression at the time of one of its user's ratings, drawn at random
+    shown_at = starts[negative_users] + (rng.random(len(negative_users)) * counts[negative_users]).astype(
+        np.int64
+    )
+    negative_times = timestamps[shown_at]
+    # the first time each (user, item) was rated: an item counts as seen from then on
+    keys = users * n_items + items
+    first_keys, first_rows = np.unique(keys, return_index=True)
+    first_times = timestamps[first_rows]
+    negative_items = np.empty(len(negative_users), dtype=np.int64)
+    pending = np.arange(len(negative_users))
+    for _ in range(_DRAWS):
+        negative_items[pending] = rng.choice(n_items, size=len(pending), p=popularity / popularity.sum())
+        pending = pending[
+            _seen_by(
+                negative_users[pending],
+                negative_items[pending],
+                negative_times[pending],
+                first_keys,
+                first_times,
+                n_items,
+            )
+        ]
+        if len(pending) == 0:
+            break
+    keep = np.ones(len(negative_users), dtype=bool)
+    keep[pending] = False  # a user who has rated nearly everything: fewer unclicked impressions
+    negative_users, negative_items, negative_times = (
+        negative_users[keep],
+        negative_items[keep],
+        negative_times[keep],
+    )
+    all_users = np.concatenate([users, negative_users])
+    all_items = np.concatenate([items, negative_items])
+    all_times = np.concatenate([timestamps, negative_times])
+    click = np.concatenate([np.ones(len(users)), np.zeros(len(negative_users))]).astype(np.float32)
+    conversion = np.concatenate([ratings >= conversion_rating, np.zeros(len(negative_users), bool)])
+    order = np.lexsort((all_times, all_users))  # stable: at equal times real clicks come first
+    labels = {"click": click[order], "conversion": conversion.astype(np.float32)[order]}
+    return Impressions(all_users[order], all_items[order], all_times[order], labels, n_users, n_items)
+
+
+def _seen_by(users, items, times, first_keys, first_times, n_items) -> np.ndarray:
+    """Positions of the (user, item, time) rows whose item the user had rated at or before that time."""
+    keys = users * n_items + items
+    at = np.minimum(np.searchsorted(first_keys, keys), len(first_keys) - 1)
+    return np.flatnonzero((first_keys[at] == keys) & (first_times[at] <= times))
+
+
+def split_by_time(
+    impressions: Impressions, valid_share: float = 0.1, test_share: float = 0.1
+) -> tuple[Impressions, Impressions, Impressions]:
+    """(train, valid, test): each user's impressions in time order, the last `test_share` held out as test and
+    the `valid_share` before them as validation (rounded per user; a user with fewer than 3 impressions is
+    all train)."""
+    if not (0 < valid_share < 1 and 0 < test_share < 1 and valid_share + test_share < 1):
+        raise ValueError(
+            f"valid_share and test_share in (0, 1) with a sum below 1, got {valid_share}, {test_share}"
+        )
+    counts = np.bincount(impressions.users, minlength=impressions.n_users)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    position = np.arange(len(impressions)) - starts[impressions.users]  # 0 .. count - 1 within the user
+    count = counts[impressions.users]
+    n_test = np.where(count >= 3, np.maximum(1, np.round(test_share * count)), 0)
+    n_valid = np.where(count >= 3, np.maximum(1, np.round(valid_share * count)), 0)
+    test = position >= count - n_test
+    valid = ~test & (position >= count - n_test - n_valid)
+    train = ~test & ~valid
+    return tuple(impressions.take(np.flatnonzero(part)) for part in (train, valid, test))
