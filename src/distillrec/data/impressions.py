@@ -65,7 +65,9 @@ def check_funnel(impressions: Impressions) -> None:
         values = impressions.labels[name]
         bad = np.flatnonzero((values != 0) & (values != 1))
         if len(bad):
-            raise ValueError(f"behaviour {name!r}: row {int(bad[0])} is {float(values[bad[0]])}, expected 0 or 1")
+            raise ValueError(
+                f"behaviour {name!r}: row {int(bad[0])} is {float(values[bad[0]])}, expected 0 or 1"
+            )
     for before, after in zip(names, names[1:], strict=False):
         bad = np.flatnonzero((impressions.labels[after] == 1) & (impressions.labels[before] == 0))
         if len(bad):
