@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import write_ml100k_slice
 from typer.testing import CliRunner
 
@@ -17,7 +18,7 @@ from distillrec.config import DatasetConfig, SplitConfig, StudentConfig
 from distillrec.recommend import load
 from distillrec.stages.data import prepare_data
 from distillrec.stages.distill import run_students
-from distillrec.stages.transfer import mapping_quality, transfer_teacher
+from distillrec.stages.transfer import ID_MATCH, mapping_quality, nearest_items, transfer_teacher
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +42,14 @@ def transferred(serve_run, target, tmp_path_factory):
     return out, transfer_teacher(serve_run / "teacher", target, out, progress=False, log=lambda m: None)
 
 
-def test_mapping_quality_by_hand():
+def test_nearest_items_and_mapping_quality_by_hand():
     source = np.array([[1.0, 0.0], [0.0, 2.0]])
-    target = np.array([[3.0, 0.0], [1.0, 1.0], [-1.0, 0.0]])  # cosines to the nearest: 1, 0.7071, 0
-    quality = mapping_quality(target, source)
-    assert quality["median_cosine"] == pytest.approx(2**-0.5, rel=1e-6)
+    target = np.array([[3.0, 0.0], [1.0, 1.1], [-1.0, 0.0]])  # nearest: 0 (cos 1), 1 (cos 0.74), 1 (cos 0)
+    nearest, cosine = nearest_items(target, source)
+    assert nearest.tolist() == [0, 1, 1]
+    np.testing.assert_allclose(cosine, [1.0, 1.1 / np.hypot(1.0, 1.1), 0.0], atol=1e-6)
+    quality = mapping_quality(cosine)
+    assert quality["median_cosine"] == pytest.approx(1.1 / np.hypot(1.0, 1.1), rel=1e-6)
     assert quality["share_at_least_0.9"] == pytest.approx(1 / 3)
     assert quality["share_at_least_0.7"] == pytest.approx(2 / 3)
 
@@ -61,6 +65,18 @@ def test_transferred_teacher_folder(serve_run, target, transferred):
     # the slices share movies: those items find themselves in the source catalogue
     assert manifest["config"]["transfer"]["share_at_least_0.9"] > 0.5
     assert 0.0 < metrics["teacher"]["test"]["NDCG@10"] <= 1.0
+    # an item of both slices (the same movie, text cosine 1) takes the source teacher's ID vector for it
+    source_ids = load(serve_run / "teacher" / "model").model.module_.item_embedding.ids.weight
+    target_ids = load(out / "model").model.module_.item_embedding.ids.weight
+    nearest, cosine = nearest_items(
+        np.load(out / "text_embeddings.npy"), np.load(serve_run / "teacher" / "text_embeddings.npy")
+    )
+    same = int(np.flatnonzero(cosine >= ID_MATCH)[0])
+    torch.testing.assert_close(target_ids[same + 1], source_ids[nearest[same] + 1])
+    assert not target_ids[int(np.flatnonzero(cosine < ID_MATCH)[0]) + 1].any()  # no match: text alone
+    assert manifest["config"]["transfer"]["share_with_source_id"] == pytest.approx(
+        float((cosine >= ID_MATCH).mean())
+    )
 
 
 def test_saved_transferred_teacher_scores_as_the_carried_over_model(target, transferred):
