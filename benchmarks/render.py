@@ -509,7 +509,8 @@ def scale_table(path: Path) -> str:
     sizes = list(dict.fromkeys(key.split("/")[0] for key in steps))
     names = list(dict.fromkeys(key.split("/")[1] for key in steps))
     lines = [
-        f"`{result['command']}` ({result['cores']} cores; seconds / peak RSS in MB)",
+        "; ".join(f"`{c}`" for c in result["commands"])
+        + f" ({result['cores']} cores; seconds / peak RSS in MB)",
         "",
         "| step | " + " | ".join(sizes) + " |",
         "|---|" + "---:|" * len(sizes),
