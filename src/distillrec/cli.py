@@ -593,7 +593,7 @@ def distill(
         bool,
         typer.Option(
             help="The teacher was trained on another dataset: carry it to DATASET through item text (OUT/teacher: "
-            "the target's items encoded with its encoder, read by its adapter; no shared ids needed)."
+            "each item encoded with its encoder and placed at its nearest source item by text; no shared ids)."
         ),
     ] = False,
 ) -> None:
