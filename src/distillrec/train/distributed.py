@@ -22,6 +22,7 @@ its input.
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -91,6 +92,7 @@ def close(finished: bool = True) -> None:
     for all of them first (a rank that tears its connections down while another still uses them can abort it);
     after an error, leave at once (torchrun stops the other ranks)."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()  # DDP wrappers left in reference cycles: their reducers must go before the process group
         if finished:
             dist.barrier()
         dist.destroy_process_group()
