@@ -84,21 +84,25 @@ def write_ml100k_slice(
     n_users: int,
     used_items_only: bool = False,
     item_columns: tuple[str, ...] = ("title", "genres"),
+    ratings: bool = False,
 ) -> Path:
-    """The first `n_users` users of ml-100k as a generic-format folder (interactions.tsv; items.tsv with
-    `item_columns`, of every item or only of the items those users have)."""
+    """The first `n_users` users of ml-100k as a generic-format folder (interactions.tsv, with the rating column
+    when `ratings`; items.tsv with `item_columns`, of every item or only of the items those users have)."""
     from distillrec.data.dataset import load_dataset
 
     ds = load_dataset(data_dir / "ml-100k")
     inter = ds.interactions
     keep = inter.users < n_users
-    pd.DataFrame(
+    table = pd.DataFrame(
         {
             "user_id": ds.user_ids[inter.users[keep]],
             "item_id": ds.item_ids[inter.items[keep]],
             "timestamp": inter.timestamps[keep],
         }
-    ).to_csv(folder / "interactions.tsv", sep="\t", index=False)
+    )
+    if ratings:
+        table["rating"] = ds.ratings[keep]
+    table.to_csv(folder / "interactions.tsv", sep="\t", index=False)
     items = ds.item_text[list(item_columns)].assign(item_id=ds.item_ids)[["item_id", *item_columns]]
     if used_items_only:
         items = items.iloc[np.unique(inter.items[keep])]

@@ -81,3 +81,20 @@ def test_split_by_time_holds_out_each_users_latest_impressions():
     assert [len(p) for p in split_by_time(few)] == [2, 0, 0]
     with pytest.raises(ValueError, match="valid_share and test_share"):
         split_by_time(imp, 0.5, 0.5)
+
+
+def test_unclicked_impressions_follow_the_popularity_of_their_time():
+    # items 0-9 are rated only early (t < 1000), items 10-19 only late (t >= 100000): an impression shown early
+    # is of an early item, except the one draw in ten from the whole catalogue (half of which is early too)
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(40), 5)
+    items = np.concatenate([rng.choice(10, 5, replace=False) + (10 if u >= 20 else 0) for u in range(40)])
+    times = np.where(users < 20, rng.integers(0, 1000, 200), rng.integers(100000, 101000, 200))
+    imp = from_ratings(users, items, times, np.full(200, 5.0), 40, 30, negatives_per_click=4.0, seed=3)
+    shown = imp.labels["click"] == 0
+    early = shown & (imp.timestamps < 1000)
+    late = shown & (imp.timestamps >= 100000)
+    assert np.mean(imp.items[early] < 10) > 0.85 and np.mean(imp.items[late] >= 10) > 0.85
+    assert np.mean(imp.items[shown] >= 20) > 0.02  # items nobody rated can be shown too
+    with pytest.raises(ValueError, match="popularity_window"):
+        from_ratings(users, items, times, np.full(200, 5.0), 40, 30, popularity_window=0.0)

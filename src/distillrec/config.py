@@ -265,6 +265,46 @@ class TuneConfig(_Strict):
         return self
 
 
+class MultiTaskConfig(_Strict):
+    """The multi-task (CTR/CVR) comparison (`stages/multitask.py`, `distillrec multitask`): impressions built from
+    the ratings (`data/impressions.py`), a text-aware ESMM teacher, ESMM students trained alone and with each KD
+    variant (`multitask/params.KD_VARIANTS`), for every seed."""
+
+    negatives_per_click: float = Field(3.0, ge=0)  # unclicked impressions per rated item
+    conversion_rating: float = 4.0  # a click converts when its rating is at least this
+    impression_seed: int = 0  # the draw of the unclicked impressions (the same for every model seed)
+    valid_share: float = Field(0.1, gt=0, lt=1)  # each user's latest impressions held out, by time
+    test_share: float = Field(0.1, gt=0, lt=1)
+    encoder: str = "all-MiniLM-L6-v2"  # the teacher's language model (item text)
+    template: str | None = None
+    teacher: dict[str, Any] = Field(default_factory=dict)  # `multitask/params.MultiTaskParams` overrides
+    student: dict[str, Any] = Field(default_factory=dict)
+    variants: list[str] = Field(
+        default_factory=lambda: ["alone", "kd-ctr", "kd-ctcvr", "kd-soft", "kd-multi"]
+    )
+
+    @field_validator("variants")
+    @classmethod
+    def _known_variants(cls, value: list[str]) -> list[str]:
+        from distillrec.multitask.params import KD_VARIANTS
+
+        unknown = [v for v in value if v not in KD_VARIANTS]
+        if unknown or not value or value[0] != "alone":
+            raise ValueError(
+                f"variants start with 'alone' (what the others are compared with) and name some of "
+                f"{', '.join(KD_VARIANTS)}; got {value}"
+            )
+        return value
+
+    @field_validator("teacher", "student")
+    @classmethod
+    def _known_params(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from distillrec.multitask.params import params_from
+
+        params_from(value)
+        return value
+
+
 class CompressConfig(_Strict):
     """Compressed copies of every student's KD model (`distillrec compress`), evaluated and reported beside them;
     `methods` empty: no compression stage."""

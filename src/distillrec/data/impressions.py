@@ -4,8 +4,12 @@ Public data with real impressions and conversions is rare at a size two cores tr
 them from a rating log, a stated proxy (as in ESMM's setting, Ma et al., SIGIR 2018):
 
 - impressions: every rated item, plus `negatives_per_click` more per rated one, shown at the time of one of
-  the user's own ratings drawn at random (so they fall in the user's own period), each an item drawn by
-  popularity (the whole log's: which items a platform shows) that the user has not rated by that time;
+  the user's own ratings drawn at random (so they fall in the user's own period), each an item the user has
+  not rated by that time, drawn by its popularity at that time (which items a platform shows then): the item
+  of a rating drawn from the latest `popularity_window` share of the log at or before that time (the first
+  share of the log for the earliest times), or, one draw in ten, any item of the catalogue. Popularity over
+  the whole log would show items before their time: an item rated mostly late would be shown early and
+  unclicked, and a model would learn that clicks on it are rare just when they become common;
 - click = the item is rated at that impression; conversion = its rating >= `conversion_rating` (4 by default),
   defined on clicks only: an impression not clicked never converts.
 
@@ -26,9 +30,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Impressions", "from_ratings", "split_by_time", "check_funnel"]
+__all__ = ["Impressions", "from_ratings", "split_by_time", "check_funnel", "concat"]
 
 _DRAWS = 20  # rounds of drawing again the unclicked impressions whose item the user had already rated
+_ANY_ITEM = 0.1  # share of unclicked impressions drawn from the whole catalogue rather than by popularity
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,6 +60,22 @@ class Impressions:
         return Impressions(
             self.users[rows], self.items[rows], self.timestamps[rows], labels, self.n_users, self.n_items
         )
+
+
+def concat(parts: list[Impressions]) -> Impressions:
+    """The impressions of `parts` (of one dataset and one set of behaviours) together, sorted by (user, time)."""
+    first = parts[0]
+    if any(
+        p.behaviours != first.behaviours or (p.n_users, p.n_items) != (first.n_users, first.n_items)
+        for p in parts
+    ):
+        raise ValueError("impressions to join must share their behaviours, users and items")
+    users = np.concatenate([p.users for p in parts])
+    times = np.concatenate([p.timestamps for p in parts])
+    order = np.lexsort((times, users))
+    labels = {name: np.concatenate([p.labels[name] for p in parts])[order] for name in first.behaviours}
+    items = np.concatenate([p.items for p in parts])[order]
+    return Impressions(users[order], items, times[order], labels, first.n_users, first.n_items)
 
 
 def check_funnel(impressions: Impressions) -> None:
@@ -87,6 +108,7 @@ def from_ratings(
     negatives_per_click: float = 3.0,
     conversion_rating: float = 4.0,
     seed: int = 0,
+    popularity_window: float = 0.05,
 ) -> Impressions:
     """Impressions from a rating log (see the module docstring); the arrays are the log's rows, any order."""
     users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
@@ -95,8 +117,12 @@ def from_ratings(
         raise ValueError("users, items, timestamps and ratings must have one length")
     if negatives_per_click < 0:
         raise ValueError(f"negatives_per_click must be >= 0, got {negatives_per_click}")
+    if not 0 < popularity_window <= 1:
+        raise ValueError(f"popularity_window is a share of the log in (0, 1], got {popularity_window}")
     rng = np.random.default_rng(seed)
-    popularity = np.bincount(items, minlength=n_items).astype(np.float64) + 1.0  # every item can be shown
+    by_time = np.argsort(timestamps, kind="stable")
+    log_times, log_items = timestamps[by_time], items[by_time]
+    window = max(1, round(popularity_window * len(log_times)))
     order = np.lexsort((timestamps, users))
     users, items, timestamps, ratings = users[order], items[order], timestamps[order], ratings[order]
     counts = np.bincount(users, minlength=n_users)
@@ -114,8 +140,14 @@ def from_ratings(
     first_times = timestamps[first_rows]
     negative_items = np.empty(len(negative_users), dtype=np.int64)
     pending = np.arange(len(negative_users))
-    for _ in range(_DRAWS):
-        negative_items[pending] = rng.choice(n_items, size=len(pending), p=popularity / popularity.sum())
+    for round_ in range(_DRAWS):
+        # the last rounds draw from the whole catalogue: the user may have rated every popular item of the time
+        any_item = rng.random(len(pending)) < (_ANY_ITEM if round_ < _DRAWS // 2 else 1.0)
+        negative_items[pending] = np.where(
+            any_item,
+            rng.integers(0, n_items, len(pending)),
+            _popular_at(negative_times[pending], log_times, log_items, window, rng),
+        )
         pending = pending[
             _seen_by(
                 negative_users[pending],
@@ -143,6 +175,14 @@ def from_ratings(
     order = np.lexsort((all_times, all_users))  # stable: at equal times real clicks come first
     labels = {"click": click[order], "conversion": conversion.astype(np.float32)[order]}
     return Impressions(all_users[order], all_items[order], all_times[order], labels, n_users, n_items)
+
+
+def _popular_at(times, log_times, log_items, window: int, rng: np.random.Generator) -> np.ndarray:
+    """One item per time: that of a rating drawn uniformly among the `window` latest ratings of the log at or
+    before it (the first `window` ratings for a time before the log's `window`-th)."""
+    end = np.maximum(np.searchsorted(log_times, times, side="right"), min(window, len(log_times)))
+    start = np.maximum(end - window, 0)
+    return log_items[start + (rng.random(len(times)) * (end - start)).astype(np.int64)]
 
 
 def _seen_by(users, items, times, first_keys, first_times, n_items) -> np.ndarray:

@@ -1,0 +1,137 @@
+"""The training objective of a multi-task (ESMM) model: its two supervised tasks, how they are weighted, and
+the knowledge-distillation terms a student adds when a teacher's outputs come with each batch.
+
+Supervised tasks, over every impression of the batch (ESMM's entire space):
+- `ctr`: binary cross-entropy of pCTR against the click;
+- `ctcvr`: binary cross-entropy of pCTCVR = pCTR x pCVR against click-and-conversion.
+
+Task weights (`weighting`): `fixed` (`task_weights`, 1 and 1 by default), or `uncertainty` (Kendall, Gal and
+Cipolla, CVPR 2018): a learned log-variance s_t per task, the loss sum_t exp(-s_t) L_t + s_t / 2.
+
+Distillation terms (`kd`), each weighted by `kd_weight`, from the teacher's two logits for every impression:
+- `soft-ctr`, `soft-ctcvr`: the task's soft label: binary cross-entropy of the student's probability against
+  the teacher's probability (its calibrated pCTR, pCTCVR) on each impression;
+- `rank-ctr`, `rank-ctcvr`: the teacher's ordering of one user's impressions by that task (CrossDistil: Yang
+  et al., AAAI 2022, distils each task's within-user ranking): KL(teacher || student) of the softmax over the
+  impressions of one user in the batch, of the task's logit (pCTR's logit; log pCTCVR for ctcvr) over
+  `temperature`, averaged over the users of the batch that have two impressions or more in it.
+
+A batch is a dict of tensors: `users`, `items`, `click`, `ctcvr` (labels), `groups` (each row's user as an
+index 0..G-1 within the batch) and, with KD, `teacher_ctr` and `teacher_cvr` (logits).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from distillrec.multitask.esmm import log_ctcvr
+
+__all__ = ["MultiTaskObjective", "KD_TERMS", "WEIGHTINGS", "soft_label_loss", "group_listwise_kl"]
+
+KD_TERMS = ("soft-ctr", "soft-ctcvr", "rank-ctr", "rank-ctcvr")
+WEIGHTINGS = ("fixed", "uncertainty")
+
+
+def _log1mexp(log_p: torch.Tensor) -> torch.Tensor:
+    """log(1 - p) from log p (p < 1), stable at both ends."""
+    log_p = log_p.clamp(max=-1e-7)
+    return torch.where(log_p > -math.log(2), torch.log(-torch.expm1(log_p)), torch.log1p(-torch.exp(log_p)))
+
+
+def soft_label_loss(student_log_p: torch.Tensor, target_p: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy -[t log p + (1 - t) log(1 - p)] of student probabilities (given as log p)
+    against targets t in [0, 1] (0/1 labels or a teacher's probabilities)."""
+    return -(target_p * student_log_p + (1 - target_p) * _log1mexp(student_log_p)).mean()
+
+
+def group_listwise_kl(
+    student: torch.Tensor, teacher: torch.Tensor, groups: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """Mean over groups of two rows or more of KL(softmax(teacher / T) || softmax(student / T)), each softmax
+    over the rows of one group (`groups`: each row's group index 0..G-1)."""
+    n_groups = int(groups.max()) + 1
+    sizes = torch.bincount(groups, minlength=n_groups)
+    log_q = _group_log_softmax(student / temperature, groups, n_groups)
+    log_p = _group_log_softmax(teacher / temperature, groups, n_groups)
+    per_row = log_p.exp() * (log_p - log_q)
+    per_group = torch.zeros(n_groups, dtype=per_row.dtype, device=per_row.device).index_add(
+        0, groups, per_row
+    )
+    ranked = sizes >= 2
+    if not ranked.any():
+        return per_row.sum() * 0.0
+    return per_group[ranked].mean()
+
+
+def _group_log_softmax(x: torch.Tensor, groups: torch.Tensor, n_groups: int) -> torch.Tensor:
+    maxes = torch.full((n_groups,), -torch.inf, dtype=x.dtype, device=x.device)
+    maxes = maxes.scatter_reduce(0, groups, x.detach(), reduce="amax")
+    shifted = x - maxes[groups]
+    sums = torch.zeros(n_groups, dtype=x.dtype, device=x.device).index_add(0, groups, shifted.exp())
+    return shifted - sums.log()[groups]
+
+
+class MultiTaskObjective(nn.Module):
+    """loss(model, batch); a module because `uncertainty` weighting learns its log-variances beside the model."""
+
+    def __init__(
+        self,
+        weighting: str = "fixed",
+        task_weights: tuple[float, float] = (1.0, 1.0),
+        kd: tuple[str, ...] = (),
+        kd_weight: float = 1.0,
+        temperature: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
+        unknown = [term for term in kd if term not in KD_TERMS]
+        if unknown:
+            raise ValueError(
+                f"unknown multi-task KD term {unknown[0]!r}; expected some of {', '.join(KD_TERMS)}"
+            )
+        if len(task_weights) != 2 or min(task_weights) < 0:
+            raise ValueError(f"task_weights must be two weights >= 0 (ctr, ctcvr), got {task_weights!r}")
+        if kd_weight < 0 or temperature <= 0:
+            raise ValueError(f"kd_weight must be >= 0 and temperature > 0, got {kd_weight}, {temperature}")
+        self.weighting, self.task_weights, self.kd = weighting, tuple(task_weights), tuple(kd)
+        self.kd_weight, self.temperature = kd_weight, temperature
+        self.log_vars = nn.Parameter(torch.zeros(2)) if weighting == "uncertainty" else None
+
+    def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        ctr_logit, cvr_logit = model(batch["users"], batch["items"])
+        student_ctcvr = log_ctcvr(ctr_logit, cvr_logit)
+        losses = torch.stack(
+            [
+                F.binary_cross_entropy_with_logits(ctr_logit, batch["click"]),
+                soft_label_loss(student_ctcvr, batch["ctcvr"]),
+            ]
+        )
+        if self.log_vars is None:
+            loss = (torch.tensor(self.task_weights, device=losses.device) * losses).sum()
+        else:
+            loss = (torch.exp(-self.log_vars) * losses + self.log_vars / 2).sum()
+        if self.kd:
+            loss = loss + self.kd_weight * self.kd_loss(ctr_logit, student_ctcvr, batch)
+        return loss
+
+    def kd_loss(self, ctr_logit: torch.Tensor, student_ctcvr: torch.Tensor, batch: dict) -> torch.Tensor:
+        teacher_ctr = batch["teacher_ctr"]
+        teacher_ctcvr = log_ctcvr(teacher_ctr, batch["teacher_cvr"])
+        terms = []
+        for term in self.kd:
+            if term == "soft-ctr":
+                terms.append(F.binary_cross_entropy_with_logits(ctr_logit, torch.sigmoid(teacher_ctr)))
+            elif term == "soft-ctcvr":
+                terms.append(soft_label_loss(student_ctcvr, teacher_ctcvr.exp()))
+            elif term == "rank-ctr":
+                terms.append(group_listwise_kl(ctr_logit, teacher_ctr, batch["groups"], self.temperature))
+            else:  # rank-ctcvr
+                terms.append(
+                    group_listwise_kl(student_ctcvr, teacher_ctcvr, batch["groups"], self.temperature)
+                )
+        return torch.stack(terms).sum()

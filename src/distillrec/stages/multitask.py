@@ -1,0 +1,286 @@
+"""The multi-task (CTR/CVR) comparison: does a text-aware teacher that predicts clicks and conversions make a
+small student better at both?
+
+Input: a dataset with ratings (`DatasetConfig`) and a `MultiTaskConfig`. Steps:
+
+1. the ratings become impressions with a click and a conversion (`data/impressions.from_ratings`: a stated
+   proxy; see its docstring), split by time per user (`split_by_time`);
+2. the items' text is encoded with the teacher's language model (through the embedding cache); each user's text
+   profile is the mean vector of the items they clicked in training;
+3. the teacher (ESMM with text, `TEACHER_DEFAULTS`) trains once, with the first seed; its two logits of every
+   training impression are kept (`teacher/logits.npz`): the soft labels and rankings the students read;
+4. for each seed and each variant (`KD_VARIANTS`: alone, single-task KD per task, both tasks' soft labels, and
+   both tasks' soft labels and within-user rankings) a student ESMM (ids only, `STUDENT_DEFAULTS`) trains;
+5. every model is tested on the held-out impressions: each task's AUC, GAUC and logloss, and the conversion
+   ranking (NDCG@10 over the whole catalogue by pCTCVR); each variant is compared with `alone`, and the
+   multi-task variants with the single-task ones, by paired tests over test users (each user's metric averaged
+   over the seeds): conversion NDCG@10 and each task's per-user AUC.
+
+Output folder: `settings.json` (the dataset and settings the models were trained with: another run in
+the same folder must match), `impressions.json` (what the proxy built), `teacher/` and `students/<variant>-seed<s>/` (each
+`state.pt`, `result.json`, `per_user.npz`; a model in training checkpoints in its `checkpoint/`), and
+`multitask.json`, the summary. An interrupted run resumes: finished models are read back, the model in
+training continues from its last epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from distillrec.config import DatasetConfig, MultiTaskConfig
+from distillrec.data.impressions import Impressions, concat, from_ratings, split_by_time
+from distillrec.evaluate.significance import paired_test, seed_summary
+from distillrec.manifest import build_manifest
+from distillrec.multitask.params import KD_VARIANTS, STUDENT_DEFAULTS, TEACHER_DEFAULTS, params_from
+from distillrec.multitask.train import (
+    conversion_ranking,
+    evaluate_tasks,
+    fit_multitask,
+    labels_of,
+    make_model,
+    predict_logits,
+)
+from distillrec.stages.data import read_dataset
+from distillrec.stages.teacher import item_texts
+from distillrec.teachers.cache import EmbeddingCache
+from distillrec.teachers.text_encoder import TextEncoder
+
+__all__ = ["run_multitask", "build_impressions", "user_text_profiles", "SUMMARY", "COMPARED"]
+
+SUMMARY = "multitask.json"
+# per-user metrics every comparison tests: conversion NDCG@10 and each task's AUC within a user
+COMPARED = ("conversion_NDCG@10", "ctr_AUC", "cvr_AUC", "ctcvr_AUC")
+# the summary's metrics, each a mean over seeds with its interval
+HEADLINE = (
+    ("ctr", "AUC"),
+    ("ctr", "GAUC"),
+    ("ctr", "logloss"),
+    ("cvr", "AUC"),
+    ("cvr", "GAUC"),
+    ("cvr", "logloss"),
+    ("ctcvr", "AUC"),
+    ("ctcvr", "GAUC"),
+    ("ctcvr", "logloss"),
+)
+
+
+def build_impressions(dataset_config: DatasetConfig, settings: MultiTaskConfig):
+    """(dataset, (train, valid, test) impressions) of a dataset with ratings; an error says what is missing."""
+    dataset = read_dataset(dataset_config)
+    if dataset.ratings is None:
+        raise ValueError(
+            f"{dataset_config.source}: multi-task data is built from ratings (click = rated, conversion = "
+            f"rating >= {settings.conversion_rating}), and this dataset has no rating column"
+        )
+    inter = dataset.interactions
+    impressions = from_ratings(
+        inter.users,
+        inter.items,
+        inter.timestamps,
+        dataset.ratings,
+        inter.n_users,
+        inter.n_items,
+        negatives_per_click=settings.negatives_per_click,
+        conversion_rating=settings.conversion_rating,
+        seed=settings.impression_seed,
+    )
+    return dataset, split_by_time(impressions, settings.valid_share, settings.test_share)
+
+
+def user_text_profiles(train: Impressions, item_vectors: np.ndarray) -> np.ndarray:
+    """(n_users, d): the mean text vector of the items each user clicked in `train` (zeros for a user with none)."""
+    click, _ = labels_of(train)
+    rows = np.flatnonzero(click == 1)
+    sums = np.zeros((train.n_users, item_vectors.shape[1]), dtype=np.float64)
+    np.add.at(sums, train.users[rows], item_vectors[train.items[rows]])
+    counts = np.bincount(train.users[rows], minlength=train.n_users)[:, None]
+    return (sums / np.maximum(counts, 1)).astype(np.float32)
+
+
+def _describe(parts: dict[str, Impressions]) -> dict:
+    out = {}
+    for name, part in parts.items():
+        click, ctcvr = labels_of(part)
+        out[name] = {
+            "impressions": len(part),
+            "clicks": int(click.sum()),
+            "conversions": int(ctcvr.sum()),
+            "users": int(len(np.unique(part.users))),
+        }
+    return out
+
+
+def _train_and_test(
+    folder: Path, model, params, train, valid, test, teacher_logits=None, log=print
+) -> dict[str, Any]:
+    """Train (or read back) one model in `folder`; its result (also in `folder/result.json`)."""
+    result_path = folder / "result.json"
+    if result_path.exists():
+        model.load_state_dict(torch.load(folder / "state.pt", weights_only=True))
+        return json.loads(result_path.read_text(encoding="utf-8"))
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    fit = fit_multitask(model, train, valid, params, teacher_logits, checkpoint_dir=folder / "checkpoint")
+    seconds = fit.total_seconds if fit.history else time.perf_counter() - started
+    tasks, per_user = evaluate_tasks(model, test)
+    ranking = conversion_ranking(model, concat([train, valid]), test)
+    arrays = {"conversion_users": ranking.users, "conversion_NDCG@10": ranking.per_user["NDCG@10"]}
+    for task, (users, values) in per_user.items():
+        arrays[f"{task}_users"], arrays[f"{task}_AUC"] = users, values
+    np.savez(folder / "per_user.npz", **arrays)
+    torch.save(model.state_dict(), folder / "state.pt")
+    result = {
+        "tasks": tasks,
+        "conversion_ranking": ranking.summary,
+        "params": model.n_params(),
+        "train_seconds": round(seconds, 3),
+        "best_epoch": fit.best_epoch,
+        "epochs": len(fit.history),
+        "valid_score": fit.best_score,  # mean of the click AUC and the click-and-conversion AUC on validation
+        "hparams": params.model_dump(mode="json"),
+    }
+    tmp = result_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    tmp.replace(result_path)
+    log(
+        f"{folder.name}: ctr AUC {tasks['ctr']['AUC']:.4f}, cvr AUC {tasks['cvr']['AUC']:.4f}, "
+        f"ctcvr AUC {tasks['ctcvr']['AUC']:.4f}, conversion NDCG@10 {ranking.summary['NDCG@10']:.4f} "
+        f"({len(fit.history)} epochs, {seconds:.0f} s)"
+    )
+    return result
+
+
+def _per_user(folder: Path) -> dict[str, dict[int, float]]:
+    with np.load(folder / "per_user.npz") as data:
+        out = {
+            "conversion_NDCG@10": dict(zip(data["conversion_users"], data["conversion_NDCG@10"], strict=True))
+        }
+        for task in ("ctr", "cvr", "ctcvr"):
+            out[f"{task}_AUC"] = dict(zip(data[f"{task}_users"], data[f"{task}_AUC"], strict=True))
+    return out
+
+
+def _seed_averaged(folders: list[Path], metric: str) -> dict[int, float]:
+    """Each user's metric averaged over the seeds' models (users present in every seed)."""
+    tables = [_per_user(folder)[metric] for folder in folders]
+    users = set(tables[0]).intersection(*tables[1:])
+    return {u: float(np.mean([t[u] for t in tables])) for u in users}
+
+
+def _compare(a: list[Path], b: list[Path]) -> dict[str, dict]:
+    out = {}
+    for metric in COMPARED:
+        left, right = _seed_averaged(a, metric), _seed_averaged(b, metric)
+        users = sorted(set(left) & set(right))
+        out[metric] = paired_test([left[u] for u in users], [right[u] for u in users]).to_json()
+    return out
+
+
+def _summary(results: list[dict]) -> dict:
+    out = {
+        f"{task}_{metric}": seed_summary([r["tasks"][task][metric] for r in results])
+        for task, metric in HEADLINE
+    }
+    for metric in ("NDCG@10", "HR@10", "Recall@10"):
+        out[f"conversion_{metric}"] = seed_summary([r["conversion_ranking"][metric] for r in results])
+    out["params"] = results[0]["params"]
+    out["train_seconds"] = float(np.mean([r["train_seconds"] for r in results]))
+    out["epochs"] = [r["epochs"] for r in results]
+    return out
+
+
+def _check_settings(path: Path, dataset_config: DatasetConfig, settings: MultiTaskConfig) -> None:
+    """A folder holds the models of one set of settings: an error when `path` records others (the variants and
+    seeds may grow: they add models beside the finished ones)."""
+    wanted = {"dataset": dataset_config.model_dump(), "multitask": settings.model_dump(exclude={"variants"})}
+    wanted = json.loads(json.dumps(wanted))  # tuples as lists, as read back
+    if path.exists():
+        found = json.loads(path.read_text(encoding="utf-8"))
+        if found != wanted:
+            raise ValueError(
+                f"{path.parent} holds a multi-task run with other settings ({path.name}); give another folder"
+            )
+        return
+    path.write_text(json.dumps(wanted, indent=2), encoding="utf-8")
+
+
+def run_multitask(
+    dataset_config: DatasetConfig,
+    settings: MultiTaskConfig,
+    out: str | Path,
+    seeds: list[int],
+    device: str = "cpu",
+    progress: bool = True,
+    log=print,
+) -> dict:
+    """The comparison of the module docstring in `out`; returns the summary (also `out/multitask.json`)."""
+    if not seeds:
+        raise ValueError("run_multitask needs at least one seed")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_settings(out / "settings.json", dataset_config, settings)
+    dataset, (train, valid, test) = build_impressions(dataset_config, settings)
+    described = _describe({"train": train, "valid": valid, "test": test})
+    (out / "impressions.json").write_text(json.dumps(described, indent=2), encoding="utf-8")
+    log(
+        f"{dataset.name}: {len(train):,} training impressions ({described['train']['clicks']:,} clicks, "
+        f"{described['train']['conversions']:,} conversions), {len(valid):,} validation, {len(test):,} test"
+    )
+    texts, template = item_texts(dataset, settings.template)
+    encoder = TextEncoder(settings.encoder, progress=progress)
+    item_vectors = EmbeddingCache().encode(encoder, texts, template=template.key)
+    user_vectors = user_text_profiles(train, item_vectors)
+    run = {"progress": progress, "device": device}
+
+    teacher_params = params_from(TEACHER_DEFAULTS, settings.teacher, run, {"seed": seeds[0], "kd": ()})
+    teacher = make_model(train.n_users, train.n_items, teacher_params, item_vectors, user_vectors)
+    teacher_result = _train_and_test(out / "teacher", teacher, teacher_params, train, valid, test, log=log)
+    logits_path = out / "teacher" / "logits.npz"
+    if not logits_path.exists():
+        ctr_logit, cvr_logit = predict_logits(teacher, train.users, train.items)
+        np.savez(logits_path, ctr=ctr_logit, cvr=cvr_logit)
+    with np.load(logits_path) as saved:
+        teacher_logits = (saved["ctr"], saved["cvr"])
+
+    folders: dict[str, list[Path]] = {}
+    results: dict[str, list[dict]] = {}
+    for variant in settings.variants:
+        for seed in seeds:
+            params = params_from(
+                STUDENT_DEFAULTS, settings.student, run, {"seed": seed, "kd": KD_VARIANTS[variant]}
+            )
+            student = make_model(train.n_users, train.n_items, params)
+            folder = out / "students" / f"{variant}-seed{seed}"
+            result = _train_and_test(folder, student, params, train, valid, test, teacher_logits, log=log)
+            folders.setdefault(variant, []).append(folder)
+            results.setdefault(variant, []).append(result)
+
+    comparisons = {f"{v} vs alone": _compare(folders[v], folders["alone"]) for v in settings.variants[1:]}
+    for multi in ("kd-soft", "kd-multi"):
+        for single in ("kd-ctr", "kd-ctcvr"):
+            if multi in folders and single in folders:
+                comparisons[f"{multi} vs {single}"] = _compare(folders[multi], folders[single])
+    summary = {
+        "dataset": dataset.name,
+        "seeds": seeds,
+        "impressions": described,
+        "teacher": {**_summary([teacher_result]), "hparams": teacher_result["hparams"]},
+        "students": {variant: _summary(rows) for variant, rows in results.items()},
+        "kd_terms": {variant: list(KD_VARIANTS[variant]) for variant in settings.variants},
+        "comparisons": comparisons,
+        "unit": "paired tests over test users; each user's metric averaged over the seeds of each variant",
+        "manifest": build_manifest(
+            {"dataset": dataset_config.model_dump(), "multitask": settings.model_dump(), "seeds": seeds}
+        ),
+    }
+    summary["students_fraction_of_teacher"] = (
+        summary["students"]["alone"]["params"] / teacher_result["params"]
+    )
+    (out / SUMMARY).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return summary

@@ -1,0 +1,206 @@
+"""Multi-task (CTR/CVR) models and their distillation: the binary metrics by hand, ESMM's factorisation, the
+objective's terms (stored expected values), the bottoms, training on impressions with and without a teacher, and
+the whole comparison on a slice of ml-100k (resumed without retraining)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_ml100k_slice
+from typer.testing import CliRunner
+
+from distillrec.cli import app
+from distillrec.config import DatasetConfig, MultiTaskConfig
+from distillrec.data.impressions import Impressions, from_ratings, split_by_time
+from distillrec.evaluate.binary import auc, gauc, logloss, per_user_auc
+from distillrec.layers.multitask import MMoE, SharedBottom, make_bottom
+from distillrec.multitask.esmm import ESMM, log_ctcvr, probabilities
+from distillrec.multitask.objective import MultiTaskObjective, group_listwise_kl, soft_label_loss
+from distillrec.multitask.params import params_from
+from distillrec.multitask.train import evaluate_tasks, fit_multitask, make_model, predict_logits
+
+
+def test_binary_metrics_by_hand():
+    # positives 0.35 and 0.8 against negatives 0.1 and 0.4: 3 of 4 pairs ordered
+    assert auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
+    assert auc([0, 1], [0.5, 0.5]) == pytest.approx(0.5)  # a tie counts one half
+    assert math.isnan(auc([1, 1], [0.2, 0.3]))
+    # user 0: AUC 1 over 2 rows; user 1: AUC 0.5 over 4 rows (0.2 < 0.6, 0.2 < 0.3? no: 0.6 > 0.3 and 0.2 < 0.3)
+    users = [0, 0, 1, 1, 1, 1]
+    labels = [0, 1, 1, 0, 1, 0]
+    scores = [0.1, 0.9, 0.6, 0.3, 0.2, 0.1]
+    kept, values, counts = per_user_auc(users, labels, scores)
+    assert kept.tolist() == [0, 1] and values.tolist() == [1.0, 0.75] and counts.tolist() == [2, 4]
+    assert gauc(users, labels, scores) == pytest.approx((2 * 1.0 + 4 * 0.75) / 6)
+    assert gauc([0, 0, 1], [1, 1, 0], [0.1, 0.2, 0.3]) != gauc([0, 0, 1], [1, 0, 0], [0.1, 0.2, 0.3])
+    expected = -(math.log(0.8) + math.log(0.6)) / 2
+    assert logloss([1, 0], [0.8, 0.4]) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="0 or 1"):
+        auc([0, 2], [0.1, 0.2])
+
+
+def test_esmm_factorises_conversion_over_the_whole_impression_space():
+    ctr, cvr = torch.tensor([0.3, -2.0, 4.0]), torch.tensor([1.0, 0.5, -30.0])
+    p = probabilities(ctr, cvr)
+    assert torch.allclose(p["ctcvr"], torch.sigmoid(ctr) * torch.sigmoid(cvr))
+    assert torch.allclose(log_ctcvr(ctr, cvr).exp(), p["ctcvr"])
+    # stored value: p = sigmoid(0.3) * sigmoid(1.0) = 0.574443 * 0.731059 = 0.419952; BCE against 1 and 0.2
+    log_p = log_ctcvr(torch.tensor([0.3, 0.3]), torch.tensor([1.0, 1.0]))
+    value = soft_label_loss(log_p, torch.tensor([1.0, 0.2]))
+    by_hand = (-math.log(0.419952) - (0.2 * math.log(0.419952) + 0.8 * math.log(1 - 0.419952))) / 2
+    assert value.item() == pytest.approx(by_hand, rel=1e-5)
+    # far from 1 and close to 1 stay finite
+    assert torch.isfinite(soft_label_loss(torch.tensor([-1e-9, -80.0]), torch.tensor([0.0, 1.0])))
+
+
+def test_group_listwise_kl_by_hand():
+    # group 0: teacher logits (0, log 3) -> (0.25, 0.75); student (0, 0) -> (0.5, 0.5); group 1 alone: ignored
+    student = torch.tensor([0.0, 0.0, 5.0])
+    teacher = torch.tensor([0.0, math.log(3.0), -1.0])
+    groups = torch.tensor([0, 0, 1])
+    by_hand = 0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5)
+    assert group_listwise_kl(student, teacher, groups).item() == pytest.approx(by_hand, rel=1e-6)
+    assert group_listwise_kl(teacher, teacher, groups).item() == pytest.approx(0.0, abs=1e-7)
+    # a shift within a group changes nothing (a ranking, not a scale); temperature 2 halves the logits
+    shifted = student + torch.tensor([7.0, 7.0, 0.0])
+    assert group_listwise_kl(shifted, teacher, groups).item() == pytest.approx(by_hand, rel=1e-6)
+    half = group_listwise_kl(student, teacher * 2, groups, temperature=2.0).item()
+    assert half == pytest.approx(by_hand, rel=1e-6)
+
+
+def test_objective_terms_and_uncertainty_weighting():
+    torch.manual_seed(0)
+    model = ESMM(5, 7, dim=4, hidden=8, bottom="shared")
+    batch = {
+        "users": torch.tensor([0, 0, 1, 2]),
+        "items": torch.tensor([1, 2, 3, 4]),
+        "click": torch.tensor([1.0, 0.0, 1.0, 0.0]),
+        "ctcvr": torch.tensor([1.0, 0.0, 0.0, 0.0]),
+        "groups": torch.tensor([0, 0, 1, 2]),
+        "teacher_ctr": torch.tensor([2.0, -1.0, 1.0, -3.0]),
+        "teacher_cvr": torch.tensor([1.0, 0.0, -1.0, 0.0]),
+    }
+    ctr, cvr = model(batch["users"], batch["items"])
+    ctr_loss = torch.nn.functional.binary_cross_entropy_with_logits(ctr, batch["click"])
+    ctcvr_loss = soft_label_loss(log_ctcvr(ctr, cvr), batch["ctcvr"])
+    plain = MultiTaskObjective()(model, batch)
+    assert plain.item() == pytest.approx((ctr_loss + ctcvr_loss).item(), rel=1e-6)
+    weighted = MultiTaskObjective(task_weights=(0.5, 2.0))(model, batch)
+    assert weighted.item() == pytest.approx((0.5 * ctr_loss + 2 * ctcvr_loss).item(), rel=1e-6)
+    uncertain = MultiTaskObjective("uncertainty")
+    assert uncertain(model, batch).item() == pytest.approx(plain.item(), rel=1e-6)  # log-variances start at 0
+    uncertain(model, batch).backward()
+    assert uncertain.log_vars.grad is not None and uncertain.log_vars.grad.abs().sum() > 0
+    soft = MultiTaskObjective(kd=("soft-ctr",), kd_weight=0.5)(model, batch)
+    teacher_p = torch.sigmoid(batch["teacher_ctr"])
+    kd = torch.nn.functional.binary_cross_entropy_with_logits(ctr, teacher_p)
+    assert soft.item() == pytest.approx((plain + 0.5 * kd).item(), rel=1e-6)
+    with pytest.raises(ValueError, match="unknown multi-task KD term 'soft'"):
+        MultiTaskObjective(kd=("soft",))
+
+
+def test_bottoms():
+    x = torch.randn(6, 10)
+    shared = SharedBottom(10, 8, 2)(x)
+    assert len(shared) == 2 and shared[0] is shared[1]
+    mmoe = MMoE(10, 8, 2, n_experts=3)
+    a, b = mmoe(x)
+    assert a.shape == b.shape == (6, 8) and not torch.allclose(a, b)  # each task its own mixture
+    gates = torch.softmax(mmoe.gates[0](x), dim=-1)
+    assert torch.allclose(gates.sum(-1), torch.ones(6))
+    with pytest.raises(ValueError, match="shared, mmoe"):
+        make_bottom("moe", 10, 8, 2)
+
+
+def _synthetic(seed: int = 0) -> tuple[Impressions, Impressions, Impressions]:
+    """Users and items in two groups: a user clicks (and converts on) the items of their own group."""
+    rng = np.random.default_rng(seed)
+    n_users, n_items = 60, 40
+    users = np.repeat(np.arange(n_users), 12)
+    items = np.array([rng.choice(20) + 20 * (u % 2) for u in users])
+    ratings = rng.choice([3.0, 5.0], len(users))
+    times = np.arange(len(users)) % 12 + 100 * users
+    imp = from_ratings(users, items, times, ratings, n_users, n_items, negatives_per_click=2.0, seed=seed)
+    return split_by_time(imp, 0.15, 0.15)
+
+
+def test_training_learns_and_a_student_follows_its_teacher():
+    train, valid, test = _synthetic()
+    params = params_from(
+        {"dim": 8, "hidden": 16, "max_epochs": 15, "patience": 15, "batch_size": 64, "lr": 0.01}
+    )
+    teacher = make_model(train.n_users, train.n_items, params)
+    fit_multitask(teacher, train, valid, params)
+    metrics, per_user = evaluate_tasks(teacher, test)
+    assert metrics["ctr"]["AUC"] > 0.75  # the group structure is learnt
+    assert set(per_user) == {"ctr", "cvr", "ctcvr"}
+    logits = predict_logits(teacher, train.users, train.items)
+    # a student taught by the teacher's soft labels alone (task weights 0) comes to score as the teacher does,
+    # more than the same student trained on the labels
+    agreement = {}
+    for kd in (("soft-ctr",), ()):
+        weights = (0.0, 0.0) if kd else (1.0, 1.0)
+        changes = {"task_weights": weights, "kd": kd, "seed": 1, "max_epochs": 30, "patience": 30, "lr": 0.02}
+        student = make_model(train.n_users, train.n_items, params_from(params.model_dump(), changes))
+        fit_multitask(student, train, valid, params_from(params.model_dump(), changes), teacher_logits=logits)
+        scores = predict_logits(student, train.users, train.items)[0]
+        agreement[kd] = np.corrcoef(scores, logits[0])[0, 1]
+    assert agreement[("soft-ctr",)] > agreement[()] + 0.05, agreement
+    kd_params = params_from(params.model_dump(), {"kd": ("soft-ctr",)})
+    with pytest.raises(ValueError, match="need the teacher's logits"):
+        fit_multitask(student, train, valid, kd_params)
+
+
+def test_config_and_command_errors(tmp_path):
+    with pytest.raises(ValueError, match="start with 'alone'"):
+        MultiTaskConfig(variants=["kd-ctr"])
+    with pytest.raises(ValueError, match="dimm: unknown key"):
+        MultiTaskConfig(student={"dimm": 4})
+    result = CliRunner().invoke(
+        app, ["multitask", "ml-100k", "--out", str(tmp_path), "--variants", "kd-multi"]
+    )
+    assert result.exit_code == 2 and "--variants" in result.output
+    result = CliRunner().invoke(app, ["multitask", "ml-100k", "--out", str(tmp_path), "--bottom", "moe"])
+    assert result.exit_code == 2 and "--bottom" in result.output
+
+
+@pytest.fixture(scope="module")
+def slice_120(data_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ml100k-120")
+    return write_ml100k_slice(data_dir, folder, n_users=120, ratings=True)
+
+
+def test_the_comparison_runs_from_the_command_and_resumes(slice_120, tmp_path, monkeypatch):
+    from distillrec.stages.multitask import run_multitask
+
+    out = tmp_path / "mt"
+    args = ["multitask", str(slice_120), "--out", str(out), "--seeds", "0,1", "--variants", "alone,kd-multi"]
+    result = CliRunner().invoke(app, [*args, "--max-epochs", "2", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "multitask.json").read_text())
+    assert set(summary["students"]) == {"alone", "kd-multi"}
+    assert summary["students_fraction_of_teacher"] < 0.1
+    assert set(summary["comparisons"]["kd-multi vs alone"]) == {
+        "conversion_NDCG@10",
+        "ctr_AUC",
+        "cvr_AUC",
+        "ctcvr_AUC",
+    }
+    impressions = summary["impressions"]
+    assert impressions["train"]["clicks"] + impressions["valid"]["clicks"] + impressions["test"]["clicks"] > 0
+    # a second run reads every finished model back: nothing trains again, the same summary
+    import distillrec.stages.multitask as stage
+
+    monkeypatch.setattr(stage, "fit_multitask", lambda *a, **k: pytest.fail("trained again"))
+    shared = {"bottom": "mmoe", "weighting": "fixed", "max_epochs": 2}  # what the command passed
+    settings = MultiTaskConfig(variants=["alone", "kd-multi"], teacher=shared, student=shared)
+    dataset = DatasetConfig(source=str(slice_120))
+    again = run_multitask(dataset, settings, out, [0, 1], progress=False, log=lambda m: None)
+    assert again["students"] == summary["students"] and again["comparisons"] == summary["comparisons"]
+    other = MultiTaskConfig(variants=["alone"], teacher=shared, student={**shared, "dim": 4})
+    with pytest.raises(ValueError, match="other settings"):
+        run_multitask(dataset, other, out, [0], progress=False, log=lambda m: None)
