@@ -548,6 +548,60 @@ def transfer_table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def multitask_table(path: Path) -> str:
+    """The teacher and each student variant of `benchmarks/multitask.py`: every task's test AUC (mean over seeds,
+    95% interval), conversion NDCG@10, and paired tests over users against the student alone."""
+    result = json.loads(path.read_text())
+    seeds = len(result["seeds"])
+    train = result["impressions"]["train"]
+    lines = [
+        f"`{result['command']}` ({seeds} seeds; {train['impressions']:,} training impressions, "
+        f"{train['clicks']:,} clicks, {train['conversions']:,} conversions)",
+        "",
+        "| model | params | CTR AUC | CVR AUC | CTCVR AUC | CTCVR GAUC | conversion NDCG@10 | "
+        "vs alone: conv. NDCG@10, CVR AUC, CTR AUC (per-user diff, p) |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+
+    def cell(row: dict, metric: str) -> str:
+        summary = row[metric]
+        if summary["ci_low"] is None:
+            return f"{summary['mean']:.4f}"
+        return f"{summary['mean']:.4f} ± {(summary['ci_high'] - summary['ci_low']) / 2:.4f}"
+
+    for name, row in [("teacher", result["teacher"]), *result["students"].items()]:
+        test = result["comparisons"].get(f"{name} vs alone")
+        versus = "-"
+        if test:
+            versus = ", ".join(
+                f"{test[m]['mean_diff']:+.4f} (p={test[m]['t_pvalue']:.2g})"
+                for m in ("conversion_NDCG@10", "cvr_AUC", "ctr_AUC")
+            )
+        metrics = ("ctr_AUC", "cvr_AUC", "ctcvr_AUC", "ctcvr_GAUC", "conversion_NDCG@10")
+        label = name if name == "teacher" else f"{name} ({', '.join(result['kd_terms'][name]) or 'no KD'})"
+        lines.append(
+            f"| {label} | {row['params']:,} | " + " | ".join(cell(row, m) for m in metrics) + f" | {versus} |"
+        )
+    singles = [key for key in result["comparisons"] if " vs kd-c" in key]
+    if singles:
+        lines += [
+            "",
+            "| multi-task vs single-task KD | CTR AUC | CVR AUC | CTCVR AUC | conversion NDCG@10 |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for key in singles:
+            test = result["comparisons"][key]
+            lines.append(
+                f"| {key} | "
+                + " | ".join(
+                    f"{test[m]['mean_diff']:+.4f} (p={test[m]['t_pvalue']:.2g})"
+                    for m in ("ctr_AUC", "cvr_AUC", "ctcvr_AUC", "conversion_NDCG@10")
+                )
+                + " |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -572,6 +626,7 @@ def main() -> None:
             "ddp-epochs",
             "scale",
             "transfer",
+            "multitask",
         ],
     )
     parser.add_argument(
@@ -613,6 +668,7 @@ def main() -> None:
         ("ddp-epochs", "ddp_epochs", ddp_epochs_table),
         ("scale", "scale", scale_table),
         ("transfer", "transfer", transfer_table),
+        ("multitask", "multitask", multitask_table),
     ):
         if args.what == what:
             for path in sorted((RESULTS / folder).glob("*.json")):

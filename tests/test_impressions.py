@@ -98,3 +98,31 @@ def test_unclicked_impressions_follow_the_popularity_of_their_time():
     assert np.mean(imp.items[shown] >= 20) > 0.02  # items nobody rated can be shown too
     with pytest.raises(ValueError, match="popularity_window"):
         from_ratings(users, items, times, np.full(200, 5.0), 40, 30, popularity_window=0.0)
+
+
+def test_read_impressions_from_a_users_own_table(tmp_path):
+    from distillrec.data.errors import DataError
+    from distillrec.data.impressions import read_impressions
+
+    path = tmp_path / "impressions.tsv"
+    rows = [
+        "user_id\titem_id\ttimestamp\tclick\tpurchase",
+        "u2\tb\t30\t1\t1",
+        "u1\ta\t20\t0\t0",
+        "u1\tb\t10\t1\t0",
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    imp = read_impressions(path, np.array(["a", "b", "c"]), ["click", "purchase"])
+    assert imp.n_users == 2 and imp.n_items == 3 and imp.behaviours == ["click", "purchase"]
+    assert imp.users.tolist() == [0, 0, 1] and imp.items.tolist() == [1, 0, 1]  # u1 by time, then u2
+    assert imp.labels["click"].tolist() == [1, 0, 1] and imp.labels["purchase"].tolist() == [0, 0, 1]
+    for bad, message in (
+        ("u1\tz\t10\t1\t0", "line 2: item_id 'z' is not an item of the dataset"),
+        ("u1\ta\t10\t0\t1", "line 2: 'purchase' is 1 where 'click' is 0"),
+        ("u1\ta\t10\t2\t0", "line 2: behaviour 'click' must be 0 or 1, got '2'"),
+    ):
+        path.write_text("\n".join([rows[0], bad]) + "\n")
+        with pytest.raises(DataError, match=message):
+            read_impressions(path, np.array(["a", "b", "c"]), ["click", "purchase"])
+    with pytest.raises(DataError, match=r"missing column\(s\) \['buy'\]"):
+        read_impressions(path, np.array(["a"]), ["click", "buy"])

@@ -17,7 +17,7 @@ LAYERS = [
     {"train", "compress"},
     {"losses"},
     {"models"},
-    {"students", "teachers"},
+    {"students", "teachers", "multitask"},
     {"recommend"},
     {"distill"},
     {"config"},

@@ -204,3 +204,25 @@ def test_the_comparison_runs_from_the_command_and_resumes(slice_120, tmp_path, m
     other = MultiTaskConfig(variants=["alone"], teacher=shared, student={**shared, "dim": 4})
     with pytest.raises(ValueError, match="other settings"):
         run_multitask(dataset, other, out, [0], progress=False, log=lambda m: None)
+
+
+def test_the_command_reads_a_users_own_impressions(slice_120, tmp_path):
+    from distillrec.stages.multitask import build_impressions
+
+    dataset, parts = build_impressions(DatasetConfig(source=str(slice_120)), MultiTaskConfig())
+    rows = []
+    for part in parts:
+        for u, i, t, c, v in zip(part.users, part.items, part.timestamps, *part.labels.values(), strict=True):
+            rows.append(f"{dataset.user_ids[u]}\t{dataset.item_ids[i]}\t{t}\t{int(c)}\t{int(v)}")
+    table = tmp_path / "mine.tsv"
+    table.write_text("user\titem_id\ttimestamp\tclick\tbuy\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "mt"
+    args = ["multitask", str(slice_120), "--out", str(out), "--seeds", "0", "--variants", "alone"]
+    args += ["--impressions", str(table), "--behaviours", "click,buy", "--max-epochs", "1", "--no-progress"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "missing column(s) ['user_id']" in " ".join(result.output.split())
+    table.write_text(table.read_text().replace("user\t", "user_id\t", 1))
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "multitask.json").read_text())
+    assert summary["impressions"]["train"]["impressions"] == len(parts[0])  # the same rows, read back

@@ -790,6 +790,16 @@ def multitask(
     conversion_rating: Annotated[
         float, typer.Option(help="A click converts when its rating is at least this.")
     ] = 4.0,
+    impressions: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your own impressions instead of the proxy: a .tsv/.csv/.parquet table with user_id, item_id, "
+            "timestamp and the --behaviours columns (0/1), of DATASET's items (whose text the teacher reads)."
+        ),
+    ] = None,
+    behaviours: Annotated[
+        str, typer.Option(help="With --impressions: the click and the conversion columns, in funnel order.")
+    ] = "click,conversion",
     max_epochs: Annotated[
         int | None, typer.Option(help="Epoch budget of every model (early stopping on validation AUC).")
     ] = None,
@@ -825,6 +835,8 @@ def multitask(
         settings = MultiTaskConfig(
             negatives_per_click=negatives_per_click,
             conversion_rating=conversion_rating,
+            impressions=None if impressions is None else str(impressions),
+            behaviours=[b.strip() for b in behaviours.split(",") if b.strip()],
             encoder=encoder,
             teacher=shared,
             student=shared,

@@ -270,6 +270,10 @@ class MultiTaskConfig(_Strict):
     the ratings (`data/impressions.py`), a text-aware ESMM teacher, ESMM students trained alone and with each KD
     variant (`multitask/params.KD_VARIANTS`), for every seed."""
 
+    # a table of the user's own impressions (user_id, item_id, timestamp and the two behaviour columns, of the
+    # dataset's items); None: built from the dataset's ratings by the stated proxy below
+    impressions: str | None = None
+    behaviours: list[str] = Field(default_factory=lambda: ["click", "conversion"], min_length=2, max_length=2)
     negatives_per_click: float = Field(3.0, ge=0)  # unclicked impressions per rated item
     conversion_rating: float = 4.0  # a click converts when its rating is at least this
     impression_seed: int = 0  # the draw of the unclicked impressions (the same for every model seed)

@@ -325,6 +325,20 @@ def _read_any(path: Path) -> pd.DataFrame:
     return _read_table(path, "\t", text=text)
 
 
+def read_table(path: Path) -> pd.DataFrame:
+    """One generic-format table (.tsv, .csv or .parquet) as string columns, with each row's source line in the
+    `LINE` column: what readers of other tables (impressions) build on."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "no such file")
+    return _read_any(path)
+
+
+def require_columns(frame: pd.DataFrame, path: Path, columns: Sequence[str]) -> None:
+    """An error naming the file and the missing columns when `frame` lacks any of `columns`."""
+    _require(frame, path, columns)
+
+
 def _read_parquet(path: Path) -> pd.DataFrame:
     """Parquet -> string columns like the text readers give: missing values become "" (never "nan"/"None"),
     whole-number floats are written without ".0" (so float id 3.0 matches id "3" in another file)."""

@@ -18,7 +18,9 @@ again), as happens on a real platform; only the ratings up to its time decide wh
 
 A user's own logs bring their behaviours as they are: `Impressions` holds any number of 0/1 behaviour columns
 (`click`, `purchase`, ...), each a condition on the one before it in `behaviours` (a purchase needs a click),
-which `check_funnel` enforces.
+which `check_funnel` enforces. `read_impressions` reads them from a generic-format table (.tsv, .csv, .parquet)
+with `user_id`, `item_id`, `timestamp` and one column per behaviour, the items those of a dataset (whose item
+text a teacher reads); an error names the file, the line and what was expected.
 
 `split_by_time` holds out each user's latest impressions (the last `test_share` as test, the `valid_share`
 before them as validation): no training impression is later than a held-out one of the same user.
@@ -27,10 +29,15 @@ before them as validation): no training impression is later than a held-out one 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Impressions", "from_ratings", "split_by_time", "check_funnel", "concat"]
+from distillrec.data.errors import DataError
+from distillrec.data.formats import LINE, read_table, require_columns
+from distillrec.data.timestamps import parse_timestamps
+
+__all__ = ["Impressions", "from_ratings", "split_by_time", "check_funnel", "concat", "read_impressions"]
 
 _DRAWS = 20  # rounds of drawing again the unclicked impressions whose item the user had already rated
 _ANY_ITEM = 0.1  # share of unclicked impressions drawn from the whole catalogue rather than by popularity
@@ -212,3 +219,53 @@ def split_by_time(
     valid = ~test & (position >= count - n_test - n_valid)
     train = ~test & ~valid
     return tuple(impressions.take(np.flatnonzero(part)) for part in (train, valid, test))
+
+
+def read_impressions(
+    path, item_ids: np.ndarray, behaviours: list[str], timestamp_format: str = "auto"
+) -> Impressions:
+    """Impressions from a table with `user_id`, `item_id`, `timestamp` and the 0/1 columns `behaviours` (funnel
+    order: each needs the one before it). Items are indexed as in `item_ids` (a dataset's: an item it lacks is an
+    error), users by their sorted ids."""
+    path = Path(path)
+    if len(behaviours) < 1 or len(set(behaviours)) != len(behaviours):
+        raise ValueError(f"behaviours must name distinct columns, got {behaviours}")
+    frame = read_table(path)
+    require_columns(frame, path, ["user_id", "item_id", "timestamp", *behaviours])
+    lines = frame[LINE].to_numpy()
+    index = {str(item): i for i, item in enumerate(item_ids)}
+    items = frame["item_id"].str.strip().map(index)
+    if items.isna().any():
+        row = int(np.flatnonzero(items.isna().to_numpy())[0])
+        raise DataError(
+            path, f"item_id {frame['item_id'].iloc[row]!r} is not an item of the dataset", int(lines[row])
+        )
+    user_ids, users = np.unique(frame["user_id"].str.strip().to_numpy(dtype=str), return_inverse=True)
+    seconds, _ = parse_timestamps(frame, path, "timestamp", timestamp_format)
+    labels = {}
+    for name in behaviours:
+        text = frame[name].str.strip()
+        bad = ~text.isin(["0", "1", "0.0", "1.0"]).to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                path, f"behaviour {name!r} must be 0 or 1, got {text.iloc[row]!r}", int(lines[row])
+            )
+        labels[name] = text.astype(float).to_numpy(dtype=np.float32)
+    for before, after in zip(behaviours, behaviours[1:], strict=False):
+        bad = np.flatnonzero((labels[after] == 1) & (labels[before] == 0))
+        if len(bad):
+            raise DataError(
+                path,
+                f"{after!r} is 1 where {before!r} is 0: each behaviour needs the one before it",
+                int(lines[bad[0]]),
+            )
+    order = np.lexsort((seconds, users))
+    return Impressions(
+        users[order].astype(np.int64),
+        items.to_numpy(dtype=np.int64)[order],
+        seconds[order],
+        {name: values[order] for name, values in labels.items()},
+        len(user_ids),
+        len(item_ids),
+    )

@@ -9,8 +9,9 @@ Task weights (`weighting`): `fixed` (`task_weights`, 1 and 1 by default), or `un
 Cipolla, CVPR 2018): a learned log-variance s_t per task, the loss sum_t exp(-s_t) L_t + s_t / 2.
 
 Distillation terms (`kd`), each weighted by `kd_weight`, from the teacher's two logits for every impression:
-- `soft-ctr`, `soft-ctcvr`: the task's soft label: binary cross-entropy of the student's probability against
-  the teacher's probability (its calibrated pCTR, pCTCVR) on each impression;
+- `soft-ctr`, `soft-cvr`, `soft-ctcvr`: the task's soft label: binary cross-entropy of the student's
+  probability against the teacher's (its calibrated pCTR, pCVR, pCTCVR) on each impression (pCVR too on every
+  impression: ESMM defines it over the whole space);
 - `rank-ctr`, `rank-ctcvr`: the teacher's ordering of one user's impressions by that task (CrossDistil: Yang
   et al., AAAI 2022, distils each task's within-user ranking): KL(teacher || student) of the softmax over the
   impressions of one user in the batch, of the task's logit (pCTR's logit; log pCTCVR for ctcvr) over
@@ -32,7 +33,7 @@ from distillrec.multitask.esmm import log_ctcvr
 
 __all__ = ["MultiTaskObjective", "KD_TERMS", "WEIGHTINGS", "soft_label_loss", "group_listwise_kl"]
 
-KD_TERMS = ("soft-ctr", "soft-ctcvr", "rank-ctr", "rank-ctcvr")
+KD_TERMS = ("soft-ctr", "soft-cvr", "soft-ctcvr", "rank-ctr", "rank-ctcvr")
 WEIGHTINGS = ("fixed", "uncertainty")
 
 
@@ -116,16 +117,20 @@ class MultiTaskObjective(nn.Module):
         else:
             loss = (torch.exp(-self.log_vars) * losses + self.log_vars / 2).sum()
         if self.kd:
-            loss = loss + self.kd_weight * self.kd_loss(ctr_logit, student_ctcvr, batch)
+            loss = loss + self.kd_weight * self.kd_loss(ctr_logit, cvr_logit, student_ctcvr, batch)
         return loss
 
-    def kd_loss(self, ctr_logit: torch.Tensor, student_ctcvr: torch.Tensor, batch: dict) -> torch.Tensor:
+    def kd_loss(self, ctr_logit, cvr_logit, student_ctcvr, batch: dict) -> torch.Tensor:
         teacher_ctr = batch["teacher_ctr"]
         teacher_ctcvr = log_ctcvr(teacher_ctr, batch["teacher_cvr"])
         terms = []
         for term in self.kd:
             if term == "soft-ctr":
                 terms.append(F.binary_cross_entropy_with_logits(ctr_logit, torch.sigmoid(teacher_ctr)))
+            elif term == "soft-cvr":
+                terms.append(
+                    F.binary_cross_entropy_with_logits(cvr_logit, torch.sigmoid(batch["teacher_cvr"]))
+                )
             elif term == "soft-ctcvr":
                 terms.append(soft_label_loss(student_ctcvr, teacher_ctcvr.exp()))
             elif term == "rank-ctr":

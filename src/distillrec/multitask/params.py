@@ -14,7 +14,7 @@ from distillrec.models.params import Params, problems
 
 __all__ = ["MultiTaskParams", "TEACHER_DEFAULTS", "STUDENT_DEFAULTS", "KD_VARIANTS", "params_from"]
 
-KDTerm = Literal["soft-ctr", "soft-ctcvr", "rank-ctr", "rank-ctcvr"]
+KDTerm = Literal["soft-ctr", "soft-cvr", "soft-ctcvr", "rank-ctr", "rank-ctcvr"]
 
 
 class MultiTaskParams(Params):
@@ -28,7 +28,7 @@ class MultiTaskParams(Params):
     batch_size: int = Field(1024, ge=1)
     # impressions of one user kept together in a batch: what the within-user ranking KD terms compare
     group_size: int = Field(8, ge=1)
-    max_epochs: int = Field(30, ge=1)
+    max_epochs: int = Field(50, ge=1)
     patience: int = Field(3, ge=1)
     weighting: Literal["fixed", "uncertainty"] = "fixed"
     task_weights: tuple[float, float] = (1.0, 1.0)  # (ctr, ctcvr) with fixed weighting
@@ -48,6 +48,7 @@ KD_VARIANTS: dict[str, tuple[str, ...]] = {
     "alone": (),  # the student without a teacher
     "kd-ctr": ("soft-ctr",),  # single-task KD: the click's soft labels
     "kd-ctcvr": ("soft-ctcvr",),  # single-task KD: click-and-conversion's soft labels
+    "kd-cvr": ("soft-cvr",),  # single-task KD: the conversion-given-click soft labels (not run by default)
     "kd-soft": ("soft-ctr", "soft-ctcvr"),  # both tasks' soft labels
     "kd-multi": ("soft-ctr", "soft-ctcvr", "rank-ctr", "rank-ctcvr"),  # and both tasks' within-user rankings
 }

@@ -4,7 +4,8 @@ small student better at both?
 Input: a dataset with ratings (`DatasetConfig`) and a `MultiTaskConfig`. Steps:
 
 1. the ratings become impressions with a click and a conversion (`data/impressions.from_ratings`: a stated
-   proxy; see its docstring), split by time per user (`split_by_time`);
+   proxy; see its docstring), or the user's own impressions are read (`settings.impressions`,
+   `read_impressions`); they are split by time per user (`split_by_time`);
 2. the items' text is encoded with the teacher's language model (through the embedding cache); each user's text
    profile is the mean vector of the items they clicked in training;
 3. the teacher (ESMM with text, `TEACHER_DEFAULTS`) trains once, with the first seed; its two logits of every
@@ -34,7 +35,7 @@ import numpy as np
 import torch
 
 from distillrec.config import DatasetConfig, MultiTaskConfig
-from distillrec.data.impressions import Impressions, concat, from_ratings, split_by_time
+from distillrec.data.impressions import Impressions, concat, from_ratings, read_impressions, split_by_time
 from distillrec.evaluate.significance import paired_test, seed_summary
 from distillrec.manifest import build_manifest
 from distillrec.multitask.params import KD_VARIANTS, STUDENT_DEFAULTS, TEACHER_DEFAULTS, params_from
@@ -73,10 +74,16 @@ HEADLINE = (
 def build_impressions(dataset_config: DatasetConfig, settings: MultiTaskConfig):
     """(dataset, (train, valid, test) impressions) of a dataset with ratings; an error says what is missing."""
     dataset = read_dataset(dataset_config)
+    if settings.impressions is not None:
+        impressions = read_impressions(
+            settings.impressions, dataset.item_ids, settings.behaviours, dataset_config.timestamp_format
+        )
+        return dataset, split_by_time(impressions, settings.valid_share, settings.test_share)
     if dataset.ratings is None:
         raise ValueError(
             f"{dataset_config.source}: multi-task data is built from ratings (click = rated, conversion = "
-            f"rating >= {settings.conversion_rating}), and this dataset has no rating column"
+            f"rating >= {settings.conversion_rating}), and this dataset has no rating column; a table of your own "
+            "impressions comes with --impressions"
         )
     inter = dataset.interactions
     impressions = from_ratings(
