@@ -226,3 +226,33 @@ def test_the_command_reads_a_users_own_impressions(slice_120, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "multitask.json").read_text())
     assert summary["impressions"]["train"]["impressions"] == len(parts[0])  # the same rows, read back
+
+
+def test_a_run_config_with_a_multitask_section(slice_120, tmp_path, monkeypatch):
+    from distillrec.config import parse_config
+    from distillrec.pipeline import run_pipeline
+
+    monkeypatch.setenv("DISTILLREC_CACHE_DIR", str(tmp_path / "cache"))
+    tiny = {"max_epochs": 1, "dim": 4, "hidden": 8}
+    config = parse_config(
+        {
+            "name": "mt",
+            "dataset": {"source": str(slice_120)},
+            "baselines": {"models": ["mostpop"]},
+            "teacher": {"dim": 16, "max_epochs": 1, "top_k": 10, "adapter_hidden": 16, "max_len": 20},
+            "multitask": {"variants": ["alone", "kd-soft"], "teacher": tiny, "student": tiny},
+            "progress": False,
+        }
+    )
+    run = run_pipeline(
+        config, runs_root=tmp_path / "runs", run_dir=tmp_path / "runs" / "mt-1", log=lambda m: None
+    )
+    summary = json.loads((run / "multitask" / "multitask.json").read_text())
+    merged = json.loads((run / "metrics.json").read_text())
+    assert set(merged["multitask"]["models"]) == {"teacher", "alone", "kd-soft"}
+    row = merged["multitask"]["models"]["kd-soft"]
+    assert row["conversion_NDCG@10"] == summary["students"]["kd-soft"]["conversion_NDCG@10"]["mean"]
+    assert row["p_vs_alone"] == summary["comparisons"]["kd-soft vs alone"]["conversion_NDCG@10"]["t_pvalue"]
+    assert 'id="multitask"' in (run / "report.html").read_text()
+    with pytest.raises(ValueError, match="multitask.variants"):
+        parse_config({"name": "x", "dataset": {"source": "ml-100k"}, "multitask": {"variants": ["kd-soft"]}})

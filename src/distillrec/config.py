@@ -389,6 +389,8 @@ class RunConfig(_Strict):
     # of any stage's key (results agree across devices up to float rounding)
     device: str = Field("auto", pattern=DEVICE_PATTERN)
     compress: CompressConfig = Field(default_factory=CompressConfig)
+    # the multi-task (click and conversion) comparison on this dataset (`stages/multitask.py`), over `seeds`
+    multitask: MultiTaskConfig | None = None
     tune: TuneConfig | None = None
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 

@@ -230,7 +230,7 @@ def run_pipeline(
 ) -> Path:
     """Run every stage of `config` into a run folder (see the module docstring); return the folder. `log`
     prints a console line; `level` ("debug", "info" or "stage") is the least important level it gets."""
-    from distillrec.stages import baselines, compress, distill, report, teacher
+    from distillrec.stages import baselines, compress, distill, multitask, report, teacher
     from distillrec.stages.data import SCHEMA_VERSION as DATA_SCHEMA
     from distillrec.stages.data import key_config, prepare_data, raw_files_key, read_prepared
 
@@ -342,10 +342,30 @@ def run_pipeline(
             key = _key(student_keys, config.compress.model_dump(), compress.SCHEMA_VERSION)
             compressed_dir = run.stage("compressed", key, run_compress)
 
+        multitask_dir = None
+        if config.multitask is not None:
+
+            def run_multitask(folder: Path) -> str:
+                summary = multitask.run_multitask(
+                    config.dataset,
+                    config.multitask,
+                    folder,
+                    config.seeds,
+                    device=config.device,
+                    progress=config.progress,
+                    log=run.log,
+                )
+                last = config.multitask.variants[-1]
+                ndcg = {n: r["conversion_NDCG@10"]["mean"] for n, r in summary["students"].items()}
+                return f"conversion NDCG@10 student alone {ndcg['alone']:.4f}, {last} {ndcg[last]:.4f}"
+
+            key = _key(raw_key, config.multitask.model_dump(), config.seeds, multitask.SCHEMA_VERSION)
+            multitask_dir = run.stage("multitask", key, run_multitask)
+
         if scratch is None:
             start = time.perf_counter()
             path = report.write_report(
-                run_dir, data, baselines_dir, teacher_dir, student_dirs, compressed_dir
+                run_dir, data, baselines_dir, teacher_dir, student_dirs, compressed_dir, multitask_dir
             )
             run.log(f"[report] {path} ({_duration(time.perf_counter() - start)})", "stage")
         failed = False

@@ -147,6 +147,12 @@ def validate_metrics(metrics: dict) -> None:
             raise MetricsError(f'"agreement" names "{name}", which is not in "models"')
         at = f'"agreement"["{name}"]'
         _number(_key(entry, "top10_overlap_with_teacher", at), f'{at}["top10_overlap_with_teacher"]')
+    if metrics.get("multitask") is not None:
+        rows = _object(_key(metrics["multitask"], "models", '"multitask"'), '"multitask"["models"]')
+        for name, row in rows.items():
+            at = f'"multitask"["models"]["{name}"]'
+            for key in ("params", "ctr_AUC", "cvr_AUC", "ctcvr_AUC", "conversion_NDCG@10"):
+                _number(_key(row, key, at), f'{at}["{key}"]')
     for name, entry in _object(metrics.get("comparison", {}), '"comparison"').items():
         at = f'"comparison"["{name}"]'
         vs = _key(entry, "vs", at)
@@ -322,6 +328,33 @@ def _comparison_table(metrics: dict) -> str:
     )
 
 
+def _multitask_table(metrics: dict) -> str:
+    """The multi-task stage's models (optional `"multitask"` key: `stages/report.multitask_rows`)."""
+    section = metrics.get("multitask")
+    if not section:
+        return ""
+    rows = []
+    for name, row in section["models"].items():
+        p = row.get("p_vs_alone")
+        cells = "".join(
+            f'<td class="num">{row[m]:.4f}</td>'
+            for m in ("ctr_AUC", "cvr_AUC", "ctcvr_AUC", "conversion_NDCG@10")
+        )
+        rows.append(
+            f'<tr><td>{escape(name)}</td><td class="num">{_params(row["params"])}</td>{cells}'
+            f'<td class="num">{"–" if p is None else f"{p:.3g}"}</td></tr>'
+        )
+    seeds = ", ".join(str(s) for s in section["seeds"])
+    return _section(
+        "Multi-task: click and conversion",
+        f'<table id="multitask">\n<caption>Test impressions, means over seeds {escape(seeds)}; p: paired t-test of '
+        "conversion NDCG@10 against the student alone</caption>\n<thead><tr><th>model</th>"
+        '<th class="num">params</th><th class="num">CTR AUC</th><th class="num">CVR AUC</th>'
+        '<th class="num">CTCVR AUC</th><th class="num">conversion NDCG@10</th><th class="num">p</th></tr>'
+        "</thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>",
+    )
+
+
 def _seed_pairs(metrics: dict) -> list[plots.SeedPair]:
     """KD/plain pairs from `comparison`; without it, each KD student against the only plain student, if one."""
     models = metrics["models"]
@@ -484,6 +517,7 @@ def render_report(metrics: dict, created: datetime | None = None) -> str:
         _header(metrics, created),
         _section("Models", _table(metrics["models"], order)),
         *_plots(metrics, order),
+        _multitask_table(metrics),
     ]
     body = "\n".join(parts)
     return (

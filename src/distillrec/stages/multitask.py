@@ -52,7 +52,16 @@ from distillrec.stages.teacher import item_texts
 from distillrec.teachers.cache import EmbeddingCache
 from distillrec.teachers.text_encoder import TextEncoder
 
-__all__ = ["run_multitask", "build_impressions", "user_text_profiles", "SUMMARY", "COMPARED"]
+__all__ = [
+    "run_multitask",
+    "build_impressions",
+    "user_text_profiles",
+    "SUMMARY",
+    "COMPARED",
+    "SCHEMA_VERSION",
+]
+
+SCHEMA_VERSION = 1
 
 SUMMARY = "multitask.json"
 # per-user metrics every comparison tests: conversion NDCG@10 and each task's AUC within a user

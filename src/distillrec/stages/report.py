@@ -20,7 +20,7 @@ from distillrec.report.html import build_report
 from distillrec.results import read_results
 from distillrec.stages.data import PreparedData
 
-__all__ = ["write_report", "merge_metrics", "student_names", "SCHEMA_VERSION"]
+__all__ = ["write_report", "merge_metrics", "multitask_rows", "student_names", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
 COST_USERS = 100  # test users timed one request at a time for each model's latency
@@ -33,9 +33,12 @@ def write_report(
     teacher_dir: Path,
     student_dirs: dict[str, Path],
     compressed_dir: Path | None = None,
+    multitask_dir: Path | None = None,
 ) -> Path:
     """Write `run_dir/metrics.json` and `run_dir/report.html`; return the report's path."""
     merged = merge_metrics(data, baselines_dir, teacher_dir, student_dirs, compressed_dir)
+    if multitask_dir is not None:
+        merged["multitask"] = multitask_rows(json.loads((multitask_dir / "multitask.json").read_text()))
     users = data.dataset.user_ids[np.unique(data.split.test.users)[:COST_USERS]]
     folders = model_folders(merged["models"], baselines_dir, teacher_dir, student_dirs, compressed_dir)
     for name, folder in folders.items():
@@ -75,6 +78,22 @@ def model_folders(
         for name, row in read_results(compressed_dir / "metrics.json").items():
             folders[name] = compressed_dir / row.model_extra["folder"]
     return {n: f for n, f in folders.items() if n in models and (f / "manifest.json").is_file()}
+
+
+def multitask_rows(summary: dict) -> dict:
+    """The multi-task stage's teacher and students as the report shows them: each task's test AUC, conversion
+    NDCG@10 (means over seeds) and, for a KD student, the paired test of conversion NDCG@10 against the student
+    alone."""
+    metrics = ("ctr_AUC", "cvr_AUC", "ctcvr_AUC", "conversion_NDCG@10")
+    rows = {}
+    for name, row in [("teacher", summary["teacher"]), *summary["students"].items()]:
+        test = summary["comparisons"].get(f"{name} vs alone", {}).get("conversion_NDCG@10")
+        rows[name] = {
+            "params": row["params"],
+            **{m: row[m]["mean"] for m in metrics},
+            "p_vs_alone": None if test is None else test["t_pvalue"],
+        }
+    return {"seeds": summary["seeds"], "models": rows}
 
 
 def student_names(label: str) -> tuple[str, str]:
