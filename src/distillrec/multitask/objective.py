@@ -12,10 +12,12 @@ Distillation terms (`kd`), each weighted by `kd_weight`, from the teacher's two 
 - `soft-ctr`, `soft-cvr`, `soft-ctcvr`: the task's soft label: binary cross-entropy of the student's
   probability against the teacher's (its calibrated pCTR, pCVR, pCTCVR) on each impression (pCVR too on every
   impression: ESMM defines it over the whole space);
-- `rank-ctr`, `rank-ctcvr`: the teacher's ordering of one user's impressions by that task (CrossDistil: Yang
-  et al., AAAI 2022, distils each task's within-user ranking): KL(teacher || student) of the softmax over the
-  impressions of one user in the batch, of the task's logit (pCTR's logit; log pCTCVR for ctcvr) over
-  `temperature`, averaged over the users of the batch that have two impressions or more in it.
+- `rank-ctr`, `rank-ctcvr`: the teacher's ordering of one user's impressions by that task: KL(teacher ||
+  student) of the softmax over the impressions of one user in the batch, of the task's logit (pCTR's logit;
+  log pCTCVR for ctcvr) over `temperature`, averaged over the users of the batch that have two impressions or
+  more in it. This is the within-user ranking distillation of CrossDistil (Yang et al., AAAI 2022) in a
+  listwise form; its cross-task part (ranking augmented samples that mix the tasks' labels) and its
+  calibration of the distilled scores are not implemented.
 
 A batch is a dict of tensors: `users`, `items`, `click`, `ctcvr` (labels), `groups` (each row's user as an
 index 0..G-1 within the batch) and, with KD, `teacher_ctr` and `teacher_cvr` (logits).
