@@ -256,3 +256,39 @@ def test_a_run_config_with_a_multitask_section(slice_120, tmp_path, monkeypatch)
     assert 'id="multitask"' in (run / "report.html").read_text()
     with pytest.raises(ValueError, match="multitask.variants"):
         parse_config({"name": "x", "dataset": {"source": "ml-100k"}, "multitask": {"variants": ["kd-soft"]}})
+
+
+def test_gradnorm_balances_the_tasks_gradient_norms_and_leaves_the_model_gradient_alone():
+    torch.manual_seed(0)
+    model = ESMM(5, 7, dim=4, hidden=8, bottom="mmoe", n_experts=2)
+    batch = {
+        "users": torch.tensor([0, 0, 1, 2, 3, 4]),
+        "items": torch.tensor([1, 2, 3, 4, 5, 6]),
+        "click": torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 0.0]),
+        "ctcvr": torch.tensor([1.0, 0.0, 0.0, 0.0, 0.0, 0.0]),
+        "groups": torch.tensor([0, 0, 1, 2, 3, 4]),
+    }
+    ctr, cvr = model(batch["users"], batch["items"])
+    losses = [
+        torch.nn.functional.binary_cross_entropy_with_logits(ctr, batch["click"]),
+        soft_label_loss(log_ctcvr(ctr, cvr), batch["ctcvr"]),
+    ]
+    norms = []
+    for task_loss in losses:
+        grads = torch.autograd.grad(task_loss, model.last_shared(), retain_graph=True)
+        norms.append(math.sqrt(sum(float((g**2).sum()) for g in grads)))
+    # first batch: weights 1 and 1, every loss ratio 1, so the target is the mean norm
+    by_hand = sum(x.item() for x in losses) + sum(abs(n - sum(norms) / 2) for n in norms)
+    objective = MultiTaskObjective("gradnorm")
+    value = objective(model, batch)
+    assert value.item() == pytest.approx(by_hand, rel=1e-5)
+    assert torch.allclose(objective.initial_losses, torch.tensor([x.item() for x in losses]))
+    value.backward()
+    # the weight of the task with the larger gradient norm is pushed down
+    larger = int(np.argmax(norms))
+    assert objective.weight_logits.grad[larger] > 0 > objective.weight_logits.grad[1 - larger]
+    gradnorm_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    MultiTaskObjective()(model, batch).backward()  # fixed weights 1 and 1: the same model gradient
+    for a, b in zip(gradnorm_grads, model.parameters(), strict=True):
+        assert torch.allclose(a, b.grad, atol=1e-6)

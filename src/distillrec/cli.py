@@ -782,7 +782,11 @@ def multitask(
         str, typer.Option(help="How the tasks share the input: shared (one MLP) or mmoe.")
     ] = "mmoe",
     weighting: Annotated[
-        str, typer.Option(help="Task weights: fixed (1 and 1) or uncertainty (learned, Kendall et al.).")
+        str,
+        typer.Option(
+            help="Task weights: fixed (1 and 1), uncertainty (learned, Kendall et al.) or gradnorm (learned to "
+            "balance the tasks' gradient norms, after Chen et al.)."
+        ),
     ] = "fixed",
     negatives_per_click: Annotated[
         float, typer.Option(help="Unclicked impressions drawn per rated item (the proxy's ratio).")

@@ -5,7 +5,8 @@
   gate-weighted sum of the experts' outputs (Ma et al., KDD 2018, "Modeling Task Relationships in Multi-task
   Learning with Multi-gate Mixture-of-Experts").
 
-Both map (batch, in_dim) to a list of `n_tasks` tensors of shape (batch, hidden).
+Both map (batch, in_dim) to a list of `n_tasks` tensors of shape (batch, hidden); `last_shared()` gives the
+weights of the last layer the tasks share.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ class SharedBottom(nn.Module):
         self.n_tasks = n_tasks
         self.mlp = _mlp(in_dim, hidden, dropout)
 
+    def last_shared(self) -> list[nn.Parameter]:
+        """The weights of the last layer every task reads (what GradNorm measures gradients at)."""
+        return [self.mlp[3].weight]
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         shared = self.mlp(x)
         return [shared] * self.n_tasks
@@ -44,6 +49,10 @@ class MMoE(nn.Module):
             raise ValueError(f"MMoE needs at least one expert, got n_experts={n_experts}")
         self.experts = nn.ModuleList(_mlp(in_dim, hidden, dropout) for _ in range(n_experts))
         self.gates = nn.ModuleList(nn.Linear(in_dim, n_experts) for _ in range(n_tasks))
+
+    def last_shared(self) -> list[nn.Parameter]:
+        """The weights of the experts' last layers, which every task reads through its gate."""
+        return [expert[3].weight for expert in self.experts]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         experts = torch.stack([expert(x) for expert in self.experts], dim=1)  # (batch, n_experts, hidden)

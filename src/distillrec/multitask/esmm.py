@@ -76,6 +76,10 @@ class ESMM(nn.Module):
         ctr, cvr = (tower(x).squeeze(-1) for tower, x in zip(self.towers, tasks, strict=True))
         return ctr, cvr
 
+    def last_shared(self) -> list[nn.Parameter]:
+        """The bottom's last shared weights (GradNorm's task gradients are measured there)."""
+        return self.bottom.last_shared()
+
     def n_params(self) -> int:
         """Trained parameters (the frozen text tables of a teacher are buffers, not counted)."""
         return sum(p.numel() for p in self.parameters())

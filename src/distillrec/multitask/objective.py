@@ -5,8 +5,16 @@ Supervised tasks, over every impression of the batch (ESMM's entire space):
 - `ctr`: binary cross-entropy of pCTR against the click;
 - `ctcvr`: binary cross-entropy of pCTCVR = pCTR x pCVR against click-and-conversion.
 
-Task weights (`weighting`): `fixed` (`task_weights`, 1 and 1 by default), or `uncertainty` (Kendall, Gal and
-Cipolla, CVPR 2018): a learned log-variance s_t per task, the loss sum_t exp(-s_t) L_t + s_t / 2.
+Task weights (`weighting`):
+- `fixed`: `task_weights` (1 and 1 by default);
+- `uncertainty` (Kendall, Gal and Cipolla, CVPR 2018): a learned log-variance s_t per task, the loss
+  sum_t exp(-s_t) L_t + s_t / 2;
+- `gradnorm` (after Chen et al., ICML 2018): learned weights w_t (2 softmax(a): they sum to the number of
+  tasks) that balance the tasks' gradient norms at the model's last shared layer: G_t = w_t ||grad L_t||, and w
+  learns from sum_t |G_t - mean(G) r_t^alpha|, where r_t is task t's loss relative to its first batch's,
+  divided by the mean of those ratios (a task that trains slower gets a larger target). The model itself
+  learns from sum_t w_t L_t with w held fixed in that term, and w from the balance term only (its gradient
+  reaches no model weight). One extra backward pass per task through the towers, each step.
 
 Distillation terms (`kd`), each weighted by `kd_weight`, from the teacher's two logits for every impression:
 - `soft-ctr`, `soft-cvr`, `soft-ctcvr`: the task's soft label: binary cross-entropy of the student's
@@ -36,7 +44,7 @@ from distillrec.multitask.esmm import log_ctcvr
 __all__ = ["MultiTaskObjective", "KD_TERMS", "WEIGHTINGS", "soft_label_loss", "group_listwise_kl"]
 
 KD_TERMS = ("soft-ctr", "soft-cvr", "soft-ctcvr", "rank-ctr", "rank-ctcvr")
-WEIGHTINGS = ("fixed", "uncertainty")
+WEIGHTINGS = ("fixed", "uncertainty", "gradnorm")
 
 
 def _log1mexp(log_p: torch.Tensor) -> torch.Tensor:
@@ -88,6 +96,7 @@ class MultiTaskObjective(nn.Module):
         kd: tuple[str, ...] = (),
         kd_weight: float = 1.0,
         temperature: float = 1.0,
+        alpha: float = 1.5,
     ) -> None:
         super().__init__()
         if weighting not in WEIGHTINGS:
@@ -104,6 +113,10 @@ class MultiTaskObjective(nn.Module):
         self.weighting, self.task_weights, self.kd = weighting, tuple(task_weights), tuple(kd)
         self.kd_weight, self.temperature = kd_weight, temperature
         self.log_vars = nn.Parameter(torch.zeros(2)) if weighting == "uncertainty" else None
+        self.alpha = alpha
+        if weighting == "gradnorm":
+            self.weight_logits = nn.Parameter(torch.zeros(2))
+            self.register_buffer("initial_losses", torch.zeros(2))  # zeros until the first batch
 
     def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         ctr_logit, cvr_logit = model(batch["users"], batch["items"])
@@ -114,13 +127,33 @@ class MultiTaskObjective(nn.Module):
                 soft_label_loss(student_ctcvr, batch["ctcvr"]),
             ]
         )
-        if self.log_vars is None:
+        if self.weighting == "fixed":
             loss = (torch.tensor(self.task_weights, device=losses.device) * losses).sum()
-        else:
+        elif self.weighting == "uncertainty":
             loss = (torch.exp(-self.log_vars) * losses + self.log_vars / 2).sum()
+        else:
+            loss = self.gradnorm_loss(model, losses)
         if self.kd:
             loss = loss + self.kd_weight * self.kd_loss(ctr_logit, cvr_logit, student_ctcvr, batch)
         return loss
+
+    def task_weights_now(self) -> torch.Tensor:
+        """The current (ctr, ctcvr) weights of `gradnorm`."""
+        return 2 * torch.softmax(self.weight_logits, dim=0)
+
+    def gradnorm_loss(self, model: nn.Module, losses: torch.Tensor) -> torch.Tensor:
+        if not torch.any(self.initial_losses > 0):
+            self.initial_losses.copy_(losses.detach())
+        weights = self.task_weights_now()
+        shared = model.last_shared()
+        norms = []
+        for task_loss in losses:
+            grads = torch.autograd.grad(task_loss, shared, retain_graph=True, allow_unused=True)
+            norms.append(torch.sqrt(sum((g.detach() ** 2).sum() for g in grads if g is not None)))
+        scaled = weights * torch.stack(norms)  # G_t: the gradient norm of w_t L_t
+        ratios = losses.detach() / self.initial_losses.clamp(min=1e-12)
+        target = (scaled.mean() * (ratios / ratios.mean()) ** self.alpha).detach()
+        return (weights.detach() * losses).sum() + (scaled - target).abs().sum()
 
     def kd_loss(self, ctr_logit, cvr_logit, student_ctcvr, batch: dict) -> torch.Tensor:
         teacher_ctr = batch["teacher_ctr"]

@@ -30,7 +30,8 @@ class MultiTaskParams(Params):
     group_size: int = Field(8, ge=1)
     max_epochs: int = Field(50, ge=1)
     patience: int = Field(3, ge=1)
-    weighting: Literal["fixed", "uncertainty"] = "fixed"
+    weighting: Literal["fixed", "uncertainty", "gradnorm"] = "fixed"
+    gradnorm_alpha: float = Field(1.5, ge=0)  # how strongly a slower task's target norm grows
     task_weights: tuple[float, float] = (1.0, 1.0)  # (ctr, ctcvr) with fixed weighting
     kd: tuple[KDTerm, ...] = ()
     kd_weight: float = Field(1.0, ge=0)

@@ -121,7 +121,12 @@ def fit_multitask(
         )
     _, ctcvr = labels_of(train)
     objective = MultiTaskObjective(
-        params.weighting, params.task_weights, params.kd, params.kd_weight, params.temperature
+        params.weighting,
+        params.task_weights,
+        params.kd,
+        params.kd_weight,
+        params.temperature,
+        params.gradnorm_alpha,
     )
     trained = nn.ModuleDict({"model": model, "objective": objective})
 
