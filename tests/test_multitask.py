@@ -292,3 +292,19 @@ def test_gradnorm_balances_the_tasks_gradient_norms_and_leaves_the_model_gradien
     MultiTaskObjective()(model, batch).backward()  # fixed weights 1 and 1: the same model gradient
     for a, b in zip(gradnorm_grads, model.parameters(), strict=True):
         assert torch.allclose(a, b.grad, atol=1e-6)
+
+
+def test_an_interrupted_training_resumes_to_the_same_weights(tmp_path):
+    train, valid, _ = _synthetic()
+    base = {"dim": 4, "hidden": 8, "batch_size": 128, "patience": 10, "weighting": "gradnorm", "seed": 2}
+    whole = make_model(train.n_users, train.n_items, params_from(base, {"max_epochs": 4}))
+    fit_multitask(whole, train, valid, params_from(base, {"max_epochs": 4}))
+    first = make_model(train.n_users, train.n_items, params_from(base, {"max_epochs": 2}))
+    fit_multitask(first, train, valid, params_from(base, {"max_epochs": 2}), checkpoint_dir=tmp_path)
+    resumed = make_model(train.n_users, train.n_items, params_from(base, {"max_epochs": 4}))
+    result = fit_multitask(
+        resumed, train, valid, params_from(base, {"max_epochs": 4}), checkpoint_dir=tmp_path
+    )
+    assert result.resumed_from == 2
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)

@@ -130,23 +130,13 @@ def fit_multitask(
     )
     trained = nn.ModuleDict({"model": model, "objective": objective})
 
-    def make_batches(rng: np.random.Generator):
+    def make_batches(rng: np.random.Generator) -> list[dict]:
         order = _grouped_order(train.users, params.group_size, rng)
-        for start in range(0, len(order), params.batch_size):
-            rows = distributed.shard(order[start : start + params.batch_size])
-            yield _batch(rows, train, ctcvr, teacher_logits if params.kd else None)
-
-    n_batches = -(-len(train) // params.batch_size)
-
-    class _Batches:  # a sized iterable, so the progress bar knows the epoch's length
-        def __init__(self, rng):
-            self.rng = rng
-
-        def __len__(self):
-            return n_batches
-
-        def __iter__(self):
-            return make_batches(self.rng)
+        teacher = teacher_logits if params.kd else None
+        return [
+            _batch(distributed.shard(order[start : start + params.batch_size]), train, ctcvr, teacher)
+            for start in range(0, len(order), params.batch_size)
+        ]
 
     def validate(module: nn.Module) -> float:
         return validation_score(module["model"], valid)
@@ -162,9 +152,12 @@ def fit_multitask(
         checkpoint_dir=checkpoint_dir,
         progress=params.progress,
     )
-    meta = {"params": params.model_dump(mode="json"), "n_train": len(train)}
+    # what a resumed run must share with the interrupted one (the epoch budget, patience, device and progress
+    # bars may change: `train/loop.RESUMABLE_CHANGES`)
+    resumable = {"max_epochs", "patience", "device", "progress"}
+    meta = {"params": params.model_dump(mode="json", exclude=resumable), "n_train": len(train)}
     return fit_loop(
-        trained, _Batches, lambda m, b: m["objective"](m["model"], b), validate, config, meta=meta
+        trained, make_batches, lambda m, b: m["objective"](m["model"], b), validate, config, meta=meta
     )
 
 
