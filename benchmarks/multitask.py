@@ -30,18 +30,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--tag", required=True)
     parser.add_argument("--work", type=Path, default=Path("/tmp/distillrec-multitask"))
-    parser.add_argument("options", nargs="*", help="more options of `distillrec multitask`, after --")
-    args = parser.parse_args()
+    argv = sys.argv[1:]
+    options = argv[argv.index("--") + 1 :] if "--" in argv else []  # for `distillrec multitask`
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     folder = args.work / args.tag
     command = [sys.executable, "-m", "distillrec", "multitask", args.dataset, "--out", str(folder)]
-    command += ["--seeds", ",".join(map(str, args.seeds)), "--no-progress", *args.options]
+    command += ["--seeds", ",".join(map(str, args.seeds)), "--no-progress", *options]
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     subprocess.run(command, check=True, env=env)
     summary = json.loads((folder / "multitask.json").read_text())
     shown = (
         f"benchmarks/multitask.py {args.dataset} --seeds {' '.join(map(str, args.seeds))} --tag {args.tag}"
     )
-    summary["command"] = shown + (" -- " + " ".join(args.options) if args.options else "")
+    summary["command"] = shown + (" -- " + " ".join(options) if options else "")
     out = ROOT / "benchmarks" / "results" / "multitask" / f"{args.tag}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))

@@ -774,7 +774,7 @@ def multitask(
         str,
         typer.Option(
             help="Student variants, comma-separated, 'alone' first: alone (no teacher), kd-ctr and kd-ctcvr "
-            "(one task's soft labels), kd-soft (both tasks'), kd-multi (both tasks' soft labels and within-user "
+            "(one task's soft labels; kd-cvr too), kd-soft (both tasks'), kd-multi (both tasks' soft labels and within-user "
             "rankings)."
         ),
     ] = "alone,kd-ctr,kd-ctcvr,kd-soft,kd-multi",
