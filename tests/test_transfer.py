@@ -125,3 +125,34 @@ def test_distill_command_with_transfer(serve_run, target_folder, tmp_path):
     done = CliRunner().invoke(app, [*args, "--transfer"])
     assert done.exit_code == 0, done.output
     assert (tmp_path / "kd" / "teacher" / "transfer.json").exists() and (tmp_path / "kd" / "model").exists()
+
+
+def test_a_run_config_with_a_transfer_section(serve_run, target_folder, tmp_path, monkeypatch):
+    """`transfer:` in a run config: the run's teacher stage carries the source teacher over, its students distil
+    from it, the report lists it; with a `teacher:` section too, the config is refused."""
+    from distillrec.config import ConfigError, parse_config
+    from distillrec.pipeline import run_pipeline
+
+    monkeypatch.setenv("DISTILLREC_CACHE_DIR", str(tmp_path / "cache"))
+    raw = {
+        "name": "carried",
+        "dataset": {"source": str(target_folder), "min_item_interactions": 3},
+        "baselines": {"models": ["mostpop"]},
+        "transfer": {"source": str(serve_run / "teacher")},
+        "students": [
+            {"name": "sasrec", "params": {"dim": 8, "max_epochs": 1, "max_len": 50}, "kd": ["param_init"]}
+        ],
+        "progress": False,
+    }
+    run = run_pipeline(
+        parse_config(raw), runs_root=tmp_path / "runs", run_dir=tmp_path / "runs" / "carried-1", log=lambda m: None
+    )
+    assert json.loads((run / "teacher" / "transfer.json").read_text())["source"] == str(serve_run / "teacher")
+    merged = json.loads((run / "metrics.json").read_text())
+    assert {"teacher", "sasrec-param_init (KD)"} <= set(merged["models"])
+    again = run_pipeline(
+        parse_config(raw), runs_root=tmp_path / "runs", run_dir=tmp_path / "runs" / "carried-2", log=lambda m: None
+    )
+    assert "[teacher] reused from carried-1" in (again / "run.log").read_text()  # the same source, not redone
+    with pytest.raises(ConfigError, match="leave out teacher"):
+        parse_config({**raw, "teacher": {"dim": 16}})

@@ -265,6 +265,16 @@ class TuneConfig(_Strict):
         return self
 
 
+class TransferConfig(_Strict):
+    """A teacher of another dataset carried to this one through item text (`stages/transfer.py`), in place of the
+    teacher a run trains: the run's students distil from it."""
+
+    source: str  # the source teacher folder (`distillrec teacher` or a run's `teacher/`, fusion adapter)
+    id_match: float = Field(
+        0.9, gt=0, le=1
+    )  # text cosine at which an item takes its source match's ID vector
+
+
 class MultiTaskConfig(_Strict):
     """The multi-task (CTR/CVR) comparison (`stages/multitask.py`, `distillrec multitask`): impressions built from
     the ratings (`data/impressions.py`), a text-aware ESMM teacher, ESMM students trained alone and with each KD
@@ -391,8 +401,19 @@ class RunConfig(_Strict):
     compress: CompressConfig = Field(default_factory=CompressConfig)
     # the multi-task (click and conversion) comparison on this dataset (`stages/multitask.py`), over `seeds`
     multitask: MultiTaskConfig | None = None
+    # the teacher carried over from another dataset instead of trained here (then no `teacher:` section)
+    transfer: TransferConfig | None = None
     tune: TuneConfig | None = None
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @model_validator(mode="after")
+    def _one_teacher(self) -> RunConfig:
+        if self.transfer is not None and "teacher" in self.model_fields_set:
+            raise ValueError(
+                "transfer: the run's teacher is the one carried over from transfer.source; leave out teacher: "
+                "(its settings come from the source teacher's folder)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _unique_student_labels(self) -> RunConfig:

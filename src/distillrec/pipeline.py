@@ -230,7 +230,7 @@ def run_pipeline(
 ) -> Path:
     """Run every stage of `config` into a run folder (see the module docstring); return the folder. `log`
     prints a console line; `level` ("debug", "info" or "stage") is the least important level it gets."""
-    from distillrec.stages import baselines, compress, distill, multitask, report, teacher
+    from distillrec.stages import baselines, compress, distill, multitask, report, teacher, transfer
     from distillrec.stages.data import SCHEMA_VERSION as DATA_SCHEMA
     from distillrec.stages.data import key_config, prepare_data, raw_files_key, read_prepared
 
@@ -302,8 +302,27 @@ def run_pipeline(
                 f"text-only {metrics['text_only']['test']['NDCG@10']:.4f}"
             )
 
-        teacher_key = _key(data_key, teacher.key_config(config.teacher), seed, teacher.SCHEMA_VERSION)
-        teacher_dir = run.stage("teacher", teacher_key, run_teacher)
+        def run_transfer(folder: Path) -> str:
+            metrics = transfer.transfer_teacher(
+                config.transfer.source,
+                data,
+                folder,
+                progress=config.progress,
+                log=run.log,
+                id_match=config.transfer.id_match,
+            )
+            zero_shot = metrics["teacher"]["test"]["NDCG@10"]
+            return f"carried over from {config.transfer.source}: test NDCG@10 {zero_shot:.4f} without training here"
+
+        if config.transfer is None:
+            teacher_key = _key(data_key, teacher.key_config(config.teacher), seed, teacher.SCHEMA_VERSION)
+            teacher_dir = run.stage("teacher", teacher_key, run_teacher)
+        else:  # keyed by the source folder's manifest: a retrained source is carried over again
+            _, source_manifest = teacher.teacher_manifest(config.transfer.source)
+            source_key = [source_manifest.get("created"), source_manifest.get("config")]
+            key_parts = (data_key, config.transfer.model_dump(), source_key, transfer.SCHEMA_VERSION)
+            teacher_key = _key(*key_parts)
+            teacher_dir = run.stage("teacher", teacher_key, run_transfer)
 
         student_dirs, student_keys = {}, []
         for student in config.students:
