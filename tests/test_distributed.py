@@ -128,6 +128,23 @@ def test_two_processes_resume_from_rank_0s_checkpoint(slice_256, tmp_path):
         assert x["valid_ndcg10"] == pytest.approx(y["valid_ndcg10"], abs=1e-6)
 
 
+def test_two_processes_export_what_one_does(slice_256, tmp_path):
+    """The teacher export under torchrun: each rank computes every other chunk of users and writes the whole
+    export; both ranks' arrays equal one process's, to the bit."""
+    model = str(tmp_path / "teacher.pt")  # trained once, in one process: both exports read the same weights
+    one = [sys.executable, str(WORKER), str(slice_256), str(tmp_path / "one"), "--export", model]
+    subprocess.run(one, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})  # as torchrun's ranks run
+    _torchrun(2, str(WORKER), str(slice_256), str(tmp_path / "two"), "--export", model)
+    names = ("positions_topk_items", "positions_topk_scores", "user_hidden", "item_embeddings")
+    for name in names:
+        alone = np.load(tmp_path / "one" / "rank0" / f"{name}.npy")
+        for rank in (0, 1):
+            shared_out = np.load(tmp_path / "two" / f"rank{rank}" / f"{name}.npy")
+            assert np.array_equal(shared_out, alone), (name, rank)
+    # every user's last max_len = 10 training rows are covered (each of the 256 users has more)
+    assert (np.load(tmp_path / "one" / "rank0" / "positions_topk_items.npy")[:, 0] >= 0).sum() == 256 * 10
+
+
 def test_pipeline_under_torchrun_writes_one_run_folder(data_dir, tmp_path):
     """`torchrun --nproc-per-node 2 -m distillrec run CONFIG`: one run folder, written by rank 0 (report,
     every model), and no scratch copy left behind by rank 1."""

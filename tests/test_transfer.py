@@ -145,13 +145,19 @@ def test_a_run_config_with_a_transfer_section(serve_run, target_folder, tmp_path
         "progress": False,
     }
     run = run_pipeline(
-        parse_config(raw), runs_root=tmp_path / "runs", run_dir=tmp_path / "runs" / "carried-1", log=lambda m: None
+        parse_config(raw),
+        runs_root=tmp_path / "runs",
+        run_dir=tmp_path / "runs" / "carried-1",
+        log=lambda m: None,
     )
     assert json.loads((run / "teacher" / "transfer.json").read_text())["source"] == str(serve_run / "teacher")
     merged = json.loads((run / "metrics.json").read_text())
     assert {"teacher", "sasrec-param_init (KD)"} <= set(merged["models"])
     again = run_pipeline(
-        parse_config(raw), runs_root=tmp_path / "runs", run_dir=tmp_path / "runs" / "carried-2", log=lambda m: None
+        parse_config(raw),
+        runs_root=tmp_path / "runs",
+        run_dir=tmp_path / "runs" / "carried-2",
+        log=lambda m: None,
     )
     assert "[teacher] reused from carried-1" in (again / "run.log").read_text()  # the same source, not redone
     with pytest.raises(ConfigError, match="leave out teacher"):

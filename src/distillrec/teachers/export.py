@@ -31,7 +31,12 @@ that flag) stays finished; `build_teacher`'s manifest records the teacher's `bf1
 
 Resumable: users are processed in chunks; after each chunk the arrays are flushed and `progress.json` records
 the number of users done, so an interrupted export continues where it stopped (if the manifest matches;
-`created`, `versions` and `coverage` are not compared). A resumed or finished export keeps its manifest's
+`created`, `versions` and `coverage` are not compared).
+
+Under torchrun (`train/distributed.py`) the chunks are shared out: of every N consecutive chunks, rank r computes
+the r-th, every rank receives the others' results (`gather_all`) and writes the whole export into its own folder,
+so each rank's copy is the one process's export, computed in about 1/N of the time (the same chunks, the same
+weights: the same arrays). A resumed or finished export keeps its manifest's
 `created` and `versions`, so a finished one is left byte for byte (student runs may be keyed by its bytes).
 """
 
@@ -47,6 +52,7 @@ from tqdm.auto import tqdm
 from distillrec.data.interactions import Interactions
 from distillrec.devices import module_device
 from distillrec.layers.sasrec import history_windows
+from distillrec.train import distributed
 from distillrec.train.loop import bf16_autocast
 
 FILES = ("positions_topk_items", "positions_topk_scores", "user_hidden", "item_embeddings")
@@ -94,6 +100,7 @@ def export_teacher(
             # the same export resumed (or found finished): keep its creation time and versions, so a finished
             # export's manifest stays byte for byte what it was
             manifest.update({key: old[key] for key in ("created", "versions") if key in old})
+    done = distributed.broadcast(done)  # under torchrun: every rank takes the same groups of chunks
     mode = "r+" if done > 0 else "w+"
     # before any array is truncated: from here on an interruption never reads as a finished export
     if done == 0:
@@ -119,35 +126,27 @@ def export_teacher(
     with torch.inference_mode():  # the item table, once: a text teacher computes it through its adapter
         table_t = module.item_table().T  # (dim, n_items), what `module.logits` multiplies by
     bar = tqdm(total=train.n_users, initial=done, desc="export teacher", unit="user", disable=not progress)
-    for start in range(done, train.n_users, chunk_users):
-        users = np.arange(start, min(start + chunk_users, train.n_users))
-        lengths = np.diff(indptr)[users]
-        active = users[lengths > 0]
-        if len(active):
-            ids = history_windows(active, train, teacher.max_len).to(device)  # (batch, width) left-padded
-            with torch.inference_mode(), bf16_autocast(bf16, device):
-                hidden = module(ids).float()  # (batch, width, dim)
-            with torch.inference_mode():  # the scores in float32, as `teacher.score` computes them
-                for row, user in enumerate(active):
-                    n = min(int(indptr[user + 1] - indptr[user]), teacher.max_len)
-                    h = hidden[row, -n:]  # (n, dim) positions of the covered rows
-                    logits = h @ table_t  # (n, n_items) = module.logits(h)
-                    if exclude_seen:
-                        logits = logits.masked_fill(
-                            _seen_mask(train.sequence(int(user)), n, train.n_items).to(device), -torch.inf
-                        )
-                    scores, items = (t.cpu() for t in torch.topk(logits, top_k, dim=1))  # (n, K)
-                    h = h.cpu()
-                    rows = slice(int(indptr[user + 1]) - n, int(indptr[user + 1]))
-                    arrays["positions_topk_items"][rows] = items.numpy().astype(np.int32)
-                    arrays["positions_topk_scores"][rows] = scores.numpy()
-                    arrays["user_hidden"][user] = h[-1].numpy()
-                    if position_hidden:
-                        arrays["positions_hidden"][rows] = h.numpy().astype(np.float16)
+    rank, n_ranks = distributed.world()
+    for first in range(done, train.n_users, chunk_users * n_ranks):
+        starts = list(range(first, min(first + chunk_users * n_ranks, train.n_users), chunk_users))
+        mine = None
+        if rank < len(starts):  # this rank's chunk of the group
+            users = np.arange(starts[rank], min(starts[rank] + chunk_users, train.n_users))
+            mine = _export_chunk(
+                module, teacher.max_len, table_t, users, train, top_k, exclude_seen, bf16, device
+            )
+        for rows in distributed.gather_all(mine):
+            for user, span, items, scores, hidden in rows or ():
+                arrays["positions_topk_items"][span] = items
+                arrays["positions_topk_scores"][span] = scores
+                arrays["user_hidden"][user] = hidden[-1]
+                if position_hidden:
+                    arrays["positions_hidden"][span] = hidden.astype(np.float16)
         for array in arrays.values():
             array.flush()
-        _write_json(progress_path, {"done_users": int(users[-1]) + 1})
-        bar.update(len(users))
+        end = min(starts[-1] + chunk_users, train.n_users)
+        _write_json(progress_path, {"done_users": end})
+        bar.update(end - first)
     bar.close()
     covered = arrays["positions_topk_items"][:, 0] >= 0
     manifest["coverage"] = float(covered.mean()) if len(covered) else 0.0
@@ -156,6 +155,31 @@ def export_teacher(
     names = [*FILES, "positions_hidden"] if position_hidden else list(FILES)
     manifest["file_bytes"] = {f"{n}.npy": (out / f"{n}.npy").stat().st_size for n in names}
     _write_json(manifest_path, manifest)
+    return out
+
+
+def _export_chunk(module, max_len, table_t, users, train, top_k, exclude_seen, bf16, device) -> list[tuple]:
+    """(user, rows, top-K items, their scores, hidden states) for each user of `users` with training rows."""
+    indptr = train.indptr
+    active = users[np.diff(indptr)[users] > 0]
+    if not len(active):
+        return []
+    ids = history_windows(active, train, max_len).to(device)  # (batch, width) left-padded
+    with torch.inference_mode(), bf16_autocast(bf16, device):
+        hidden = module(ids).float()  # (batch, width, dim)
+    out = []
+    with torch.inference_mode():  # the scores in float32, as `teacher.score` computes them
+        for row, user in enumerate(active):
+            n = min(int(indptr[user + 1] - indptr[user]), max_len)
+            h = hidden[row, -n:]  # (n, dim) positions of the covered rows
+            logits = h @ table_t  # (n, n_items) = module.logits(h)
+            if exclude_seen:
+                logits = logits.masked_fill(
+                    _seen_mask(train.sequence(int(user)), n, train.n_items).to(device), -torch.inf
+                )
+            scores, items = (t.cpu() for t in torch.topk(logits, top_k, dim=1))  # (n, K)
+            span = slice(int(indptr[user + 1]) - n, int(indptr[user + 1]))
+            out.append((int(user), span, items.numpy().astype(np.int32), scores.numpy(), h.cpu().numpy()))
     return out
 
 

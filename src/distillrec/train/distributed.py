@@ -32,7 +32,7 @@ import torch.distributed as dist
 
 from distillrec.devices import resolve_device
 
-__all__ = ["world", "is_main", "shard", "broadcast", "barrier", "init_from_env", "close"]
+__all__ = ["world", "is_main", "shard", "broadcast", "gather_all", "barrier", "init_from_env", "close"]
 
 
 def is_distributed() -> bool:
@@ -62,6 +62,15 @@ def broadcast(value: Any) -> Any:
     holder = [value]
     dist.broadcast_object_list(holder, src=0)
     return holder[0]
+
+
+def gather_all(value: Any) -> list[Any]:
+    """Every rank's `value` (any picklable object), in rank order, on every rank; `[value]` outside torchrun."""
+    if not is_distributed():
+        return [value]
+    values = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
 
 
 def barrier() -> None:
