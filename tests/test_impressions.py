@@ -126,3 +126,12 @@ def test_read_impressions_from_a_users_own_table(tmp_path):
             read_impressions(path, np.array(["a", "b", "c"]), ["click", "purchase"])
     with pytest.raises(DataError, match=r"missing column\(s\) \['buy'\]"):
         read_impressions(path, np.array(["a"]), ["click", "buy"])
+
+
+def test_clicks_and_unclicked_impressions_of_one_time_split_alike():
+    # every unclicked impression shares its time with a rating: at equal times neither kind goes first, so the
+    # held-out share of clicks is about the training share
+    users, items, times, ratings, n_users, n_items = _log(n_users=200, per_user=10)
+    imp = from_ratings(users, items, times, ratings, n_users, n_items, negatives_per_click=3.0)
+    train, _, test = split_by_time(imp, 0.1, 0.2)
+    assert abs(train.labels["click"].mean() - test.labels["click"].mean()) < 0.03

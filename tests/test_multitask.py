@@ -29,14 +29,15 @@ def test_binary_metrics_by_hand():
     assert auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
     assert auc([0, 1], [0.5, 0.5]) == pytest.approx(0.5)  # a tie counts one half
     assert math.isnan(auc([1, 1], [0.2, 0.3]))
-    # user 0: AUC 1 over 2 rows; user 1: AUC 0.5 over 4 rows (0.2 < 0.6, 0.2 < 0.3? no: 0.6 > 0.3 and 0.2 < 0.3)
+    # user 0: AUC 1 over 2 rows; user 1: positives 0.6, 0.2 against negatives 0.3, 0.1: 3 of 4 pairs, AUC 0.75
     users = [0, 0, 1, 1, 1, 1]
     labels = [0, 1, 1, 0, 1, 0]
     scores = [0.1, 0.9, 0.6, 0.3, 0.2, 0.1]
     kept, values, counts = per_user_auc(users, labels, scores)
     assert kept.tolist() == [0, 1] and values.tolist() == [1.0, 0.75] and counts.tolist() == [2, 4]
     assert gauc(users, labels, scores) == pytest.approx((2 * 1.0 + 4 * 0.75) / 6)
-    assert gauc([0, 0, 1], [1, 1, 0], [0.1, 0.2, 0.3]) != gauc([0, 0, 1], [1, 0, 0], [0.1, 0.2, 0.3])
+    assert math.isnan(gauc([0, 0, 1], [1, 1, 0], [0.1, 0.2, 0.3]))  # no user has both classes
+    assert gauc([0, 0, 1], [1, 0, 0], [0.1, 0.2, 0.3]) == 0.0  # user 0 ranks its negative first
     expected = -(math.log(0.8) + math.log(0.6)) / 2
     assert logloss([1, 0], [0.8, 0.4]) == pytest.approx(expected)
     with pytest.raises(ValueError, match="0 or 1"):
@@ -49,17 +50,22 @@ def test_esmm_factorises_conversion_over_the_whole_impression_space():
     assert torch.allclose(p["ctcvr"], torch.sigmoid(ctr) * torch.sigmoid(cvr))
     assert torch.allclose(log_ctcvr(ctr, cvr).exp(), p["ctcvr"])
     # stored value: p = sigmoid(0.3) * sigmoid(1.0) = 0.574443 * 0.731059 = 0.419952; BCE against 1 and 0.2
-    log_p = log_ctcvr(torch.tensor([0.3, 0.3]), torch.tensor([1.0, 1.0]))
-    value = soft_label_loss(log_p, torch.tensor([1.0, 0.2]))
+    value = soft_label_loss(torch.tensor([0.3, 0.3]), torch.tensor([1.0, 1.0]), torch.tensor([1.0, 0.2]))
     by_hand = (-math.log(0.419952) - (0.2 * math.log(0.419952) + 0.8 * math.log(1 - 0.419952))) / 2
     assert value.item() == pytest.approx(by_hand, rel=1e-5)
-    # far from 1 and close to 1 stay finite
-    assert torch.isfinite(soft_label_loss(torch.tensor([-1e-9, -80.0]), torch.tensor([0.0, 1.0])))
+    # saturated logits: the exact loss and a gradient that still points the right way (log(1 - p) from logits:
+    # at a = b = 20, 1 - p = 2 e^-20 to first order, so the loss against 0 is 20 - log 2)
+    a, b = torch.tensor([20.0], requires_grad=True), torch.tensor([20.0], requires_grad=True)
+    loss = soft_label_loss(a, b, torch.tensor([0.0]))
+    assert loss.item() == pytest.approx(20 - math.log(2), rel=1e-4)
+    loss.backward()
+    assert a.grad.item() > 0.4 and b.grad.item() > 0.4  # push both logits down
+    assert torch.isfinite(soft_label_loss(torch.tensor([-80.0]), torch.tensor([-80.0]), torch.tensor([1.0])))
 
 
 def test_group_listwise_kl_by_hand():
-    # group 0: teacher logits (0, log 3) -> (0.25, 0.75); student (0, 0) -> (0.5, 0.5); group 1 alone: ignored
-    student = torch.tensor([0.0, 0.0, 5.0])
+    # group 0: teacher logits (0, log 3) -> (0.25, 0.75); student (1, 1) -> (0.5, 0.5); group 1 alone: ignored
+    student = torch.tensor([1.0, 1.0, 5.0])
     teacher = torch.tensor([0.0, math.log(3.0), -1.0])
     groups = torch.tensor([0, 0, 1])
     by_hand = 0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5)
@@ -86,7 +92,7 @@ def test_objective_terms_and_uncertainty_weighting():
     }
     ctr, cvr = model(batch["users"], batch["items"])
     ctr_loss = torch.nn.functional.binary_cross_entropy_with_logits(ctr, batch["click"])
-    ctcvr_loss = soft_label_loss(log_ctcvr(ctr, cvr), batch["ctcvr"])
+    ctcvr_loss = soft_label_loss(ctr, cvr, batch["ctcvr"])
     plain = MultiTaskObjective()(model, batch)
     assert plain.item() == pytest.approx((ctr_loss + ctcvr_loss).item(), rel=1e-6)
     weighted = MultiTaskObjective(task_weights=(0.5, 2.0))(model, batch)
@@ -271,7 +277,7 @@ def test_gradnorm_balances_the_tasks_gradient_norms_and_leaves_the_model_gradien
     ctr, cvr = model(batch["users"], batch["items"])
     losses = [
         torch.nn.functional.binary_cross_entropy_with_logits(ctr, batch["click"]),
-        soft_label_loss(log_ctcvr(ctr, cvr), batch["ctcvr"]),
+        soft_label_loss(ctr, cvr, batch["ctcvr"]),
     ]
     norms = []
     for task_loss in losses:
@@ -308,3 +314,24 @@ def test_an_interrupted_training_resumes_to_the_same_weights(tmp_path):
     assert result.resumed_from == 2
     for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_click_profiles_hold_only_earlier_clicks():
+    from distillrec.multitask.profiles import ClickProfiles
+
+    # user 0 clicks item 1 at t=10 and item 2 at t=20 (and not item 0 at t=15); user 1 clicks nothing
+    imp = Impressions(
+        np.array([0, 0, 0, 1]),
+        np.array([1, 0, 2, 0]),
+        np.array([10, 15, 20, 5]),
+        {"click": np.array([1.0, 0.0, 1.0, 0.0])},
+        2,
+        3,
+    )
+    vectors = np.array([[1.0, 0.0], [0.0, 2.0], [4.0, 0.0]], dtype=np.float32)
+    profiles = ClickProfiles(imp, vectors, imp.labels["click"])
+    at = profiles.at(imp.users, imp.timestamps)
+    # its own click never enters a row's profile: t=10 sees nothing, t=15 and t=20 see item 1 only
+    np.testing.assert_allclose(at, [[0, 0], [0, 2], [0, 2], [0, 0]])
+    np.testing.assert_allclose(profiles.final(), [[2, 1], [0, 0]])  # every training click: items 1 and 2
+    np.testing.assert_allclose(profiles.at(np.array([0]), np.array([10**9])), [[2, 1]])  # after training

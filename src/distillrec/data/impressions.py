@@ -179,7 +179,9 @@ def from_ratings(
     all_times = np.concatenate([timestamps, negative_times])
     click = np.concatenate([np.ones(len(users)), np.zeros(len(negative_users))]).astype(np.float32)
     conversion = np.concatenate([ratings >= conversion_rating, np.zeros(len(negative_users), bool)])
-    order = np.lexsort((all_times, all_users))  # stable: at equal times real clicks come first
+    # at equal times in random order: an unclicked impression shares its time with a rating, and clicks first
+    # would put the clicks of a time in training and its unclicked impressions in the held-out part
+    order = np.lexsort((rng.random(len(all_users)), all_times, all_users))
     labels = {"click": click[order], "conversion": conversion.astype(np.float32)[order]}
     return Impressions(all_users[order], all_items[order], all_times[order], labels, n_users, n_items)
 

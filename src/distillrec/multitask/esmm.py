@@ -5,7 +5,8 @@ space without training on clicks alone (the sample selection bias ESMM removes).
 Inputs of the bottom, per (user, item) impression:
 - learned id vectors of the user and the item (`dim` each) and their element-wise product;
 - with `item_text` (a teacher): the item's language-model embedding and the user's text profile (the mean
-  embedding of the items the user clicked in training, `user_text`), both frozen and mapped to `dim` by one
+  embedding of the items the user clicked in training, `user_text`; a training impression passes `profiles`,
+  the mean over the clicks before its time: `multitask/profiles.py`), both frozen and mapped to `dim` by one
   learned linear adapter, and their product. This is how the teacher carries what the language model knows of
   the items beside the collaborative signal; a student reads ids only.
 
@@ -65,12 +66,16 @@ class ESMM(nn.Module):
             for _ in range(2)
         )
 
-    def forward(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(click logit, conversion-given-click logit), each (batch,)."""
+    def forward(
+        self, users: torch.Tensor, items: torch.Tensor, profiles: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(click logit, conversion-given-click logit), each (batch,). `profiles` (batch, d): each row's user
+        text profile, in place of the user's whole-training one (a teacher; a student ignores it)."""
         u, i = self.user_ids(users), self.item_ids(items)
         parts = [u, i, u * i]
         if self.has_text:
-            ut, it = self.adapter(self.user_text[users]), self.adapter(self.item_text[items])
+            profile = self.user_text[users] if profiles is None else profiles
+            ut, it = self.adapter(profile), self.adapter(self.item_text[items])
             parts += [ut, it, ut * it]
         tasks = self.bottom(torch.cat(parts, dim=-1))
         ctr, cvr = (tower(x).squeeze(-1) for tower, x in zip(self.towers, tasks, strict=True))

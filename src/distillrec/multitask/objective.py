@@ -28,12 +28,11 @@ Distillation terms (`kd`), each weighted by `kd_weight`, from the teacher's two 
   calibration of the distilled scores are not implemented.
 
 A batch is a dict of tensors: `users`, `items`, `click`, `ctcvr` (labels), `groups` (each row's user as an
-index 0..G-1 within the batch) and, with KD, `teacher_ctr` and `teacher_cvr` (logits).
+index 0..G-1 within the batch), for a teacher `profiles` (each row's user text profile before its time) and,
+with KD, `teacher_ctr` and `teacher_cvr` (logits).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
@@ -47,16 +46,13 @@ KD_TERMS = ("soft-ctr", "soft-cvr", "soft-ctcvr", "rank-ctr", "rank-ctcvr")
 WEIGHTINGS = ("fixed", "uncertainty", "gradnorm")
 
 
-def _log1mexp(log_p: torch.Tensor) -> torch.Tensor:
-    """log(1 - p) from log p (p < 1), stable at both ends."""
-    log_p = log_p.clamp(max=-1e-7)
-    return torch.where(log_p > -math.log(2), torch.log(-torch.expm1(log_p)), torch.log1p(-torch.exp(log_p)))
-
-
-def soft_label_loss(student_log_p: torch.Tensor, target_p: torch.Tensor) -> torch.Tensor:
-    """Mean binary cross-entropy -[t log p + (1 - t) log(1 - p)] of student probabilities (given as log p)
-    against targets t in [0, 1] (0/1 labels or a teacher's probabilities)."""
-    return -(target_p * student_log_p + (1 - target_p) * _log1mexp(student_log_p)).mean()
+def soft_label_loss(ctr_logit: torch.Tensor, cvr_logit: torch.Tensor, target_p: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy -[t log p + (1 - t) log(1 - p)] of pCTCVR = sigmoid(a) sigmoid(b) (from the two
+    logits a, b) against targets t in [0, 1] (0/1 labels or a teacher's probabilities). Both logs from the
+    logits, stable and with a gradient everywhere: 1 - p = (1 - sigmoid(a)) + sigmoid(a)(1 - sigmoid(b))."""
+    log_p = log_ctcvr(ctr_logit, cvr_logit)
+    log_not = torch.logaddexp(F.logsigmoid(-ctr_logit), F.logsigmoid(ctr_logit) + F.logsigmoid(-cvr_logit))
+    return -(target_p * log_p + (1 - target_p) * log_not).mean()
 
 
 def group_listwise_kl(
@@ -119,12 +115,12 @@ class MultiTaskObjective(nn.Module):
             self.register_buffer("initial_losses", torch.zeros(2))  # zeros until the first batch
 
     def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        ctr_logit, cvr_logit = model(batch["users"], batch["items"])
+        ctr_logit, cvr_logit = model(batch["users"], batch["items"], batch.get("profiles"))
         student_ctcvr = log_ctcvr(ctr_logit, cvr_logit)
         losses = torch.stack(
             [
                 F.binary_cross_entropy_with_logits(ctr_logit, batch["click"]),
-                soft_label_loss(student_ctcvr, batch["ctcvr"]),
+                soft_label_loss(ctr_logit, cvr_logit, batch["ctcvr"]),
             ]
         )
         if self.weighting == "fixed":
@@ -167,7 +163,7 @@ class MultiTaskObjective(nn.Module):
                     F.binary_cross_entropy_with_logits(cvr_logit, torch.sigmoid(batch["teacher_cvr"]))
                 )
             elif term == "soft-ctcvr":
-                terms.append(soft_label_loss(student_ctcvr, teacher_ctcvr.exp()))
+                terms.append(soft_label_loss(ctr_logit, cvr_logit, teacher_ctcvr.exp()))
             elif term == "rank-ctr":
                 terms.append(group_listwise_kl(ctr_logit, teacher_ctr, batch["groups"], self.temperature))
             else:  # rank-ctcvr

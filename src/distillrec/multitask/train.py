@@ -30,6 +30,7 @@ from distillrec.evaluate.ranking import Evaluation, evaluate
 from distillrec.multitask.esmm import ESMM, log_ctcvr
 from distillrec.multitask.objective import MultiTaskObjective
 from distillrec.multitask.params import MultiTaskParams
+from distillrec.multitask.profiles import ClickProfiles
 from distillrec.train import distributed
 from distillrec.train.loop import FitResult, TrainConfig, fit_loop
 
@@ -85,7 +86,7 @@ def _grouped_order(users: np.ndarray, group_size: int, rng: np.random.Generator)
     return order[np.argsort(shuffled, kind="stable")]
 
 
-def _batch(rows: np.ndarray, data: Impressions, ctcvr: np.ndarray, teacher) -> dict[str, Any]:
+def _batch(rows: np.ndarray, data: Impressions, ctcvr: np.ndarray, teacher, profiles) -> dict[str, Any]:
     users = data.users[rows]
     click, _ = labels_of(data)
     batch = {
@@ -95,6 +96,8 @@ def _batch(rows: np.ndarray, data: Impressions, ctcvr: np.ndarray, teacher) -> d
         "ctcvr": torch.as_tensor(ctcvr[rows], dtype=torch.float32),
         "groups": torch.as_tensor(np.unique(users, return_inverse=True)[1], dtype=torch.long),
     }
+    if profiles is not None:
+        batch["profiles"] = torch.as_tensor(profiles.at(users, data.timestamps[rows]))
     if teacher is not None:
         batch["teacher_ctr"] = torch.as_tensor(teacher[0][rows], dtype=torch.float32)
         batch["teacher_cvr"] = torch.as_tensor(teacher[1][rows], dtype=torch.float32)
@@ -108,9 +111,11 @@ def fit_multitask(
     params: MultiTaskParams,
     teacher_logits: tuple[np.ndarray, np.ndarray] | None = None,
     checkpoint_dir=None,
+    profiles: ClickProfiles | None = None,
 ) -> FitResult:
     """Train `model` in place (the weights of its best validation epoch at the end). `teacher_logits`: the
-    teacher's (click, conversion) logits of every training impression, which the KD terms of `params.kd` read."""
+    teacher's (click, conversion) logits of every training impression, which the KD terms of `params.kd` read.
+    `profiles` (a teacher): each training impression reads its user's text profile before its time."""
     if params.kd and teacher_logits is None:
         raise ValueError(
             f"the KD terms {list(params.kd)} need the teacher's logits of the training impressions"
@@ -134,7 +139,9 @@ def fit_multitask(
         order = _grouped_order(train.users, params.group_size, rng)
         teacher = teacher_logits if params.kd else None
         return [
-            _batch(distributed.shard(order[start : start + params.batch_size]), train, ctcvr, teacher)
+            _batch(
+                distributed.shard(order[start : start + params.batch_size]), train, ctcvr, teacher, profiles
+            )
             for start in range(0, len(order), params.batch_size)
         ]
 
@@ -169,8 +176,12 @@ def validation_score(model: ESMM, valid: Impressions) -> float:
 
 
 @torch.no_grad()
-def predict_logits(model: ESMM, users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The (click, conversion) logits of each (user, item) pair, in batches, in eval mode."""
+def predict_logits(
+    model: ESMM, users: np.ndarray, items: np.ndarray, times: np.ndarray | None = None, profiles=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (click, conversion) logits of each (user, item) pair, in batches, in eval mode. With `profiles`
+    (`ClickProfiles`) and `times`, a teacher reads each pair's user profile before its time (the training
+    impressions' own view, for their soft labels); without, each user's profile over all training clicks."""
     training = model.training
     model.eval()
     device = module_device(model)
@@ -178,7 +189,11 @@ def predict_logits(model: ESMM, users: np.ndarray, items: np.ndarray) -> tuple[n
     for start in range(0, len(users), PREDICT_ROWS):
         u = torch.as_tensor(users[start : start + PREDICT_ROWS], dtype=torch.long, device=device)
         i = torch.as_tensor(items[start : start + PREDICT_ROWS], dtype=torch.long, device=device)
-        parts.append(torch.stack(model(u, i)).float().cpu().numpy())
+        profile = None
+        if profiles is not None:
+            at = profiles.at(users[start : start + PREDICT_ROWS], times[start : start + PREDICT_ROWS])
+            profile = torch.as_tensor(at, device=device)
+        parts.append(torch.stack(model(u, i, profile)).float().cpu().numpy())
     model.train(training)
     logits = np.concatenate(parts, axis=1) if parts else np.zeros((2, 0), dtype=np.float32)
     return logits[0], logits[1]

@@ -6,8 +6,9 @@ Input: a dataset with ratings (`DatasetConfig`) and a `MultiTaskConfig`. Steps:
 1. the ratings become impressions with a click and a conversion (`data/impressions.from_ratings`: a stated
    proxy; see its docstring), or the user's own impressions are read (`settings.impressions`,
    `read_impressions`); they are split by time per user (`split_by_time`);
-2. the items' text is encoded with the teacher's language model (through the embedding cache); each user's text
-   profile is the mean vector of the items they clicked in training;
+2. the items' text is encoded with the teacher's language model (through the embedding cache); a user's text
+   profile is the mean vector of the items they clicked in training, before the impression's time for a
+   training impression (`multitask/profiles.py`: its own click never enters it);
 3. the teacher (ESMM with text, `TEACHER_DEFAULTS`) trains once, with the first seed; its two logits of every
    training impression are kept (`teacher/logits.npz`): the soft labels and rankings the students read;
 4. for each seed and each variant (`KD_VARIANTS`: alone, single-task KD per task, both tasks' soft labels, and
@@ -26,6 +27,7 @@ training continues from its last epoch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -39,6 +41,7 @@ from distillrec.data.impressions import Impressions, concat, from_ratings, read_
 from distillrec.evaluate.significance import paired_test, seed_summary
 from distillrec.manifest import build_manifest
 from distillrec.multitask.params import KD_VARIANTS, STUDENT_DEFAULTS, TEACHER_DEFAULTS, params_from
+from distillrec.multitask.profiles import ClickProfiles
 from distillrec.multitask.train import (
     conversion_ranking,
     evaluate_tasks,
@@ -55,13 +58,14 @@ from distillrec.teachers.text_encoder import TextEncoder
 __all__ = [
     "run_multitask",
     "build_impressions",
-    "user_text_profiles",
     "SUMMARY",
     "COMPARED",
     "SCHEMA_VERSION",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: training impressions read the user profile before their time
+# settings a finished model may have been trained with otherwise and still be read back
+RESUMABLE = {"device", "progress"}
 
 SUMMARY = "multitask.json"
 # per-user metrics every comparison tests: conversion NDCG@10 and each task's AUC within a user
@@ -88,6 +92,12 @@ def build_impressions(dataset_config: DatasetConfig, settings: MultiTaskConfig):
             settings.impressions, dataset.item_ids, settings.behaviours, dataset_config.timestamp_format
         )
         return dataset, split_by_time(impressions, settings.valid_share, settings.test_share)
+    if dataset_config.min_rating is not None and dataset_config.min_rating >= settings.conversion_rating:
+        raise ValueError(
+            f"dataset.min_rating {dataset_config.min_rating} keeps only ratings that convert (conversion_rating "
+            f"{settings.conversion_rating}): every click would convert; lower dataset.min_rating or raise "
+            "conversion_rating"
+        )
     if dataset.ratings is None:
         raise ValueError(
             f"{dataset_config.source}: multi-task data is built from ratings (click = rated, conversion = "
@@ -109,16 +119,6 @@ def build_impressions(dataset_config: DatasetConfig, settings: MultiTaskConfig):
     return dataset, split_by_time(impressions, settings.valid_share, settings.test_share)
 
 
-def user_text_profiles(train: Impressions, item_vectors: np.ndarray) -> np.ndarray:
-    """(n_users, d): the mean text vector of the items each user clicked in `train` (zeros for a user with none)."""
-    click, _ = labels_of(train)
-    rows = np.flatnonzero(click == 1)
-    sums = np.zeros((train.n_users, item_vectors.shape[1]), dtype=np.float64)
-    np.add.at(sums, train.users[rows], item_vectors[train.items[rows]])
-    counts = np.bincount(train.users[rows], minlength=train.n_users)[:, None]
-    return (sums / np.maximum(counts, 1)).astype(np.float32)
-
-
 def _describe(parts: dict[str, Impressions]) -> dict:
     out = {}
     for name, part in parts.items():
@@ -133,16 +133,27 @@ def _describe(parts: dict[str, Impressions]) -> dict:
 
 
 def _train_and_test(
-    folder: Path, model, params, train, valid, test, teacher_logits=None, log=print
+    folder: Path, model, params, train, valid, test, teacher_logits=None, log=print, profiles=None
 ) -> dict[str, Any]:
-    """Train (or read back) one model in `folder`; its result (also in `folder/result.json`)."""
+    """Train (or read back) one model in `folder`; its result (also in `folder/result.json`). A finished model
+    trained with other settings is an error naming the folder and the settings that differ."""
     result_path = folder / "result.json"
     if result_path.exists():
+        result = json.loads(result_path.read_text(encoding="utf-8"))
+        wanted = params.model_dump(mode="json", exclude=RESUMABLE)
+        found = {k: v for k, v in result["hparams"].items() if k not in RESUMABLE}
+        if found != wanted:
+            differ = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
+            raise ValueError(
+                f"{folder} holds a model trained with other settings ({differ}); give another folder"
+            )
         model.load_state_dict(torch.load(folder / "state.pt", weights_only=True))
-        return json.loads(result_path.read_text(encoding="utf-8"))
+        return result
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    fit = fit_multitask(model, train, valid, params, teacher_logits, checkpoint_dir=folder / "checkpoint")
+    fit = fit_multitask(
+        model, train, valid, params, teacher_logits, checkpoint_dir=folder / "checkpoint", profiles=profiles
+    )
     seconds = fit.total_seconds if fit.history else time.perf_counter() - started
     tasks, per_user = evaluate_tasks(model, test)
     ranking = conversion_ranking(model, concat([train, valid]), test)
@@ -211,16 +222,43 @@ def _summary(results: list[dict]) -> dict:
     return out
 
 
-def _check_settings(path: Path, dataset_config: DatasetConfig, settings: MultiTaskConfig) -> None:
-    """A folder holds the models of one set of settings: an error when `path` records others (the variants and
-    seeds may grow: they add models beside the finished ones)."""
-    wanted = {"dataset": dataset_config.model_dump(), "multitask": settings.model_dump(exclude={"variants"})}
+def _digest(parts: list[Impressions]) -> str:
+    """A digest of the impressions themselves (a changed file at the same path changes it)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        for array in (part.users, part.items, part.timestamps, *part.labels.values()):
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def _flat(record: dict) -> dict:
+    """{"a": {"b": 1}, "c": 2} -> {"a.b": 1, "c": 2}."""
+    out = {}
+    for key, value in record.items():
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        out.update({key if sub is None else f"{key}.{sub}": inner for sub, inner in items})
+    return out
+
+
+def _check_settings(
+    path: Path, dataset_config: DatasetConfig, settings: MultiTaskConfig, digest: str
+) -> None:
+    """A folder holds the models of one set of settings and impressions: an error naming what differs when
+    `path` records others (the variants and seeds may grow: they add models beside the finished ones)."""
+    wanted = {
+        "dataset": dataset_config.model_dump(),
+        "multitask": settings.model_dump(exclude={"variants"}),
+        "impressions_sha256": digest,
+    }
     wanted = json.loads(json.dumps(wanted))  # tuples as lists, as read back
     if path.exists():
         found = json.loads(path.read_text(encoding="utf-8"))
         if found != wanted:
+            old, new = _flat(found), _flat(wanted)
+            differ = sorted(key for key in set(old) | set(new) if old.get(key) != new.get(key))
             raise ValueError(
-                f"{path.parent} holds a multi-task run with other settings ({path.name}); give another folder"
+                f"{path.parent} holds a multi-task run with other settings or data ({', '.join(differ)} differ); "
+                "give another folder"
             )
         return
     path.write_text(json.dumps(wanted, indent=2), encoding="utf-8")
@@ -240,8 +278,8 @@ def run_multitask(
         raise ValueError("run_multitask needs at least one seed")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    _check_settings(out / "settings.json", dataset_config, settings)
     dataset, (train, valid, test) = build_impressions(dataset_config, settings)
+    _check_settings(out / "settings.json", dataset_config, settings, _digest([train, valid, test]))
     described = _describe({"train": train, "valid": valid, "test": test})
     (out / "impressions.json").write_text(json.dumps(described, indent=2), encoding="utf-8")
     log(
@@ -251,15 +289,17 @@ def run_multitask(
     texts, template = item_texts(dataset, settings.template)
     encoder = TextEncoder(settings.encoder, progress=progress)
     item_vectors = EmbeddingCache().encode(encoder, texts, template=template.key)
-    user_vectors = user_text_profiles(train, item_vectors)
+    profiles = ClickProfiles(train, item_vectors, labels_of(train)[0])
     run = {"progress": progress, "device": device}
 
     teacher_params = params_from(TEACHER_DEFAULTS, settings.teacher, run, {"seed": seeds[0], "kd": ()})
-    teacher = make_model(train.n_users, train.n_items, teacher_params, item_vectors, user_vectors)
-    teacher_result = _train_and_test(out / "teacher", teacher, teacher_params, train, valid, test, log=log)
+    teacher = make_model(train.n_users, train.n_items, teacher_params, item_vectors, profiles.final())
+    teacher_result = _train_and_test(
+        out / "teacher", teacher, teacher_params, train, valid, test, log=log, profiles=profiles
+    )
     logits_path = out / "teacher" / "logits.npz"
-    if not logits_path.exists():
-        ctr_logit, cvr_logit = predict_logits(teacher, train.users, train.items)
+    if not logits_path.exists():  # each training impression as the teacher saw it in training
+        ctr_logit, cvr_logit = predict_logits(teacher, train.users, train.items, train.timestamps, profiles)
         np.savez(logits_path, ctr=ctr_logit, cvr=cvr_logit)
     with np.load(logits_path) as saved:
         teacher_logits = (saved["ctr"], saved["cvr"])
