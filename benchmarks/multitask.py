@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/render.py multitask          # the table of BENCHMARKS.md
 
 Runs `distillrec multitask DATASET --seeds ... --out WORK/TAG [OPTIONS]` (a text-aware ESMM teacher; ESMM
-students of about a tenth of its size trained alone, with one task's soft labels, with both tasks' soft labels,
+students with about 5% of its parameters trained alone, with one task's soft labels, with both tasks' soft labels,
 and with both tasks' soft labels and within-user rankings; once per seed) and keeps its summary with the
 command in `benchmarks/results/multitask/<tag>.json`. The work folder keeps every model: an interrupted run
 continues where it stopped. Options after `--` go to the command (e.g. `-- --bottom shared`).

@@ -818,7 +818,7 @@ def multitask(
 ) -> None:
     """Multi-task (CTR/CVR) distillation: impressions with a click and a conversion built from the ratings (a stated
     proxy: click = rated, conversion = rating >= --conversion-rating, unclicked impressions drawn by the popularity
-    of their time), a text-aware ESMM teacher, and ESMM students of a tenth of its size trained alone and with each
+    of their time), a text-aware ESMM teacher, and ESMM students of 5% of its size trained alone and with each
     KD variant. Prints each task's AUC, GAUC and logloss on the latest impressions of every user, conversion
     NDCG@10 over the catalogue, and paired tests against the student alone."""
     from distillrec.config import MultiTaskConfig

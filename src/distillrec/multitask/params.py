@@ -1,6 +1,6 @@
 """A multi-task model's hyperparameters, typed, with their defaults (a strict pydantic model: an unknown key, a
 wrong type or a value out of range is an error naming the key). `TEACHER_DEFAULTS` and `STUDENT_DEFAULTS` are
-the sizes the `multitask` command trains unless told otherwise: a student of about a tenth of the teacher's
+the sizes the `multitask` command trains unless told otherwise: a student with about 5% of the teacher's
 trained parameters."""
 
 from __future__ import annotations
