@@ -819,8 +819,8 @@ def multitask(
     """Multi-task (CTR/CVR) distillation: impressions with a click and a conversion built from the ratings (a stated
     proxy: click = rated, conversion = rating >= --conversion-rating, unclicked impressions drawn by the popularity
     of their time), a text-aware ESMM teacher, and ESMM students of 5% of its size trained alone and with each
-    KD variant. Prints each task's AUC, GAUC and logloss on the latest impressions of every user, conversion
-    NDCG@10 over the catalogue, and paired tests against the student alone."""
+    KD variant. Prints each task's AUC on the latest impressions of every user, conversion NDCG@10 over the
+    catalogue, and paired tests against the student alone (GAUC, logloss and every test in OUT/multitask.json)."""
     from distillrec.config import MultiTaskConfig
     from distillrec.stages.multitask import run_multitask
 
@@ -850,7 +850,7 @@ def multitask(
         error = exc.errors()[0]
         option = {
             "teacher": "--bottom / --weighting / --max-epochs",
-            "student": "--bottom / --weighting",
+            "student": "--bottom / --weighting / --max-epochs",
         }.get(str(error["loc"][0]), "--" + str(error["loc"][0]).replace("_", "-"))
         raise typer.BadParameter(
             str(error.get("ctx", {}).get("error", error["msg"])), param_hint=option
