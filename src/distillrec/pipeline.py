@@ -5,8 +5,11 @@ Input: a `RunConfig`. Output: `runs/<name>-<timestamp>/` holding
     config.yaml             the fully resolved config
     data/                   the prepared dataset and its split (`stages/data.py`)
     baselines/              tuned baselines: metrics.json, models/<name>/ (`stages/baselines.py`)
-    teacher/                the teacher: metrics, exported outputs, model/ (`stages/teacher.py`)
+    teacher/                the teacher: metrics, exported outputs, model/ (`stages/teacher.py`; with
+                            `transfer:`, a teacher of another dataset carried over: `stages/transfer.py`)
     students/<label>/       KD vs plain: metrics.json, model/ and models/<variant>-seed<s>/ (`stages/distill.py`)
+    compressed/             compressed copies of the KD students (`compress:`, `stages/compress.py`)
+    multitask/              the click-and-conversion comparison (`multitask:`, `stages/multitask.py`)
     metrics.json            every model in one table (the report's input; see `report/html.py`)
     metrics.jsonl           one line per training epoch of every trained model, written as it ends
                             (`tracking.py`; also MLflow / TensorBoard when `tracking.backends` asks)
@@ -378,7 +381,16 @@ def run_pipeline(
                 ndcg = {n: r["conversion_NDCG@10"]["mean"] for n, r in summary["students"].items()}
                 return f"conversion NDCG@10 student alone {ndcg['alone']:.4f}, {last} {ndcg[last]:.4f}"
 
-            key = _key(raw_key, config.multitask.model_dump(), config.seeds, multitask.SCHEMA_VERSION)
+            own = config.multitask.impressions  # a user's impressions table: keyed by its size and time too
+            own_key = None if own is None else [os.path.getsize(own), int(os.path.getmtime(own))]
+            key_parts = (
+                raw_key,
+                config.multitask.model_dump(),
+                own_key,
+                config.seeds,
+                multitask.SCHEMA_VERSION,
+            )
+            key = _key(*key_parts)
             multitask_dir = run.stage("multitask", key, run_multitask)
 
         if scratch is None:
