@@ -96,13 +96,22 @@ def check_funnel(impressions: Impressions) -> None:
             raise ValueError(
                 f"behaviour {name!r}: row {int(bad[0])} is {float(values[bad[0]])}, expected 0 or 1"
             )
+    broken = _funnel_break(impressions.labels, names)
+    if broken is not None:
+        row, before, after = broken
+        raise ValueError(
+            f"behaviour {after!r} is 1 without {before!r} at row {row}: each behaviour is a step "
+            f"of the funnel {names}"
+        )
+
+
+def _funnel_break(labels: dict[str, np.ndarray], names: list[str]) -> tuple[int, str, str] | None:
+    """(first row, the behaviour before, the behaviour after) where a behaviour is 1 and the one before it 0."""
     for before, after in zip(names, names[1:], strict=False):
-        bad = np.flatnonzero((impressions.labels[after] == 1) & (impressions.labels[before] == 0))
+        bad = np.flatnonzero((labels[after] == 1) & (labels[before] == 0))
         if len(bad):
-            raise ValueError(
-                f"behaviour {after!r} is 1 without {before!r} at row {int(bad[0])}: each behaviour is a step "
-                f"of the funnel {names}"
-            )
+            return int(bad[0]), before, after
+    return None
 
 
 def from_ratings(
@@ -254,14 +263,14 @@ def read_impressions(
                 path, f"behaviour {name!r} must be 0 or 1, got {text.iloc[row]!r}", int(lines[row])
             )
         labels[name] = text.astype(float).to_numpy(dtype=np.float32)
-    for before, after in zip(behaviours, behaviours[1:], strict=False):
-        bad = np.flatnonzero((labels[after] == 1) & (labels[before] == 0))
-        if len(bad):
-            raise DataError(
-                path,
-                f"{after!r} is 1 where {before!r} is 0: each behaviour needs the one before it",
-                int(lines[bad[0]]),
-            )
+    broken = _funnel_break(labels, behaviours)
+    if broken is not None:
+        row, before, after = broken
+        raise DataError(
+            path,
+            f"{after!r} is 1 where {before!r} is 0: each behaviour needs the one before it",
+            int(lines[row]),
+        )
     order = np.lexsort((seconds, users))
     return Impressions(
         users[order].astype(np.int64),

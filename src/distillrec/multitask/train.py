@@ -27,7 +27,7 @@ from distillrec.data.interactions import Interactions
 from distillrec.devices import module_device
 from distillrec.evaluate.binary import auc, binary_metrics, per_user_auc
 from distillrec.evaluate.ranking import Evaluation, evaluate
-from distillrec.multitask.esmm import ESMM, log_ctcvr
+from distillrec.multitask.esmm import ESMM, log_ctcvr, probabilities
 from distillrec.multitask.objective import MultiTaskObjective
 from distillrec.multitask.params import MultiTaskParams
 from distillrec.multitask.profiles import ClickProfiles
@@ -86,9 +86,10 @@ def _grouped_order(users: np.ndarray, group_size: int, rng: np.random.Generator)
     return order[np.argsort(shuffled, kind="stable")]
 
 
-def _batch(rows: np.ndarray, data: Impressions, ctcvr: np.ndarray, teacher, profiles) -> dict[str, Any]:
+def _batch(rows: np.ndarray, data: Impressions, labels, teacher, profiles) -> dict[str, Any]:
+    """One batch of `data`'s `rows`; `labels`: (click, click-and-conversion) of every row of `data`."""
     users = data.users[rows]
-    click, _ = labels_of(data)
+    click, ctcvr = labels
     batch = {
         "users": torch.as_tensor(users, dtype=torch.long),
         "items": torch.as_tensor(data.items[rows], dtype=torch.long),
@@ -124,7 +125,7 @@ def fit_multitask(
         raise ValueError(
             f"teacher logits cover {len(teacher_logits[0]):,} impressions, the training set has {len(train):,}"
         )
-    _, ctcvr = labels_of(train)
+    labels = labels_of(train)  # once: a batch takes its rows of them
     objective = MultiTaskObjective(
         params.weighting,
         params.task_weights,
@@ -140,7 +141,7 @@ def fit_multitask(
         teacher = teacher_logits if params.kd else None
         return [
             _batch(
-                distributed.shard(order[start : start + params.batch_size]), train, ctcvr, teacher, profiles
+                distributed.shard(order[start : start + params.batch_size]), train, labels, teacher, profiles
             )
             for start in range(0, len(order), params.batch_size)
         ]
@@ -208,13 +209,17 @@ def evaluate_tasks(model: ESMM, test: Impressions) -> tuple[dict[str, dict], dic
     each user's AUC) over the users with both classes, for paired tests between models)."""
     click, ctcvr = labels_of(test)
     ctr_logit, cvr_logit = predict_logits(model, test.users, test.items)
-    p_ctr = 1 / (1 + np.exp(-ctr_logit.astype(np.float64)))
-    p_cvr = 1 / (1 + np.exp(-cvr_logit.astype(np.float64)))
+    p = {
+        task: value.numpy()
+        for task, value in probabilities(
+            torch.as_tensor(ctr_logit, dtype=torch.float64), torch.as_tensor(cvr_logit, dtype=torch.float64)
+        ).items()
+    }
     clicked = click == 1
     tasks = {
-        "ctr": (test.users, click, p_ctr),
-        "cvr": (test.users[clicked], ctcvr[clicked], p_cvr[clicked]),
-        "ctcvr": (test.users, ctcvr, p_ctr * p_cvr),
+        "ctr": (test.users, click, p["ctr"]),
+        "cvr": (test.users[clicked], ctcvr[clicked], p["cvr"][clicked]),
+        "ctcvr": (test.users, ctcvr, p["ctcvr"]),
     }
     metrics = {name: binary_metrics(*task) for name, task in tasks.items()}
     per_user = {name: per_user_auc(*task)[:2] for name, task in tasks.items()}

@@ -193,17 +193,19 @@ def _per_user(folder: Path) -> dict[str, dict[int, float]]:
     return out
 
 
-def _seed_averaged(folders: list[Path], metric: str) -> dict[int, float]:
-    """Each user's metric averaged over the seeds' models (users present in every seed)."""
-    tables = [_per_user(folder)[metric] for folder in folders]
+def _seed_averaged(per_seed: list[dict], metric: str) -> dict[int, float]:
+    """Each user's metric averaged over the seeds' models (users present in every seed); `per_seed`: each seed's
+    `_per_user` tables."""
+    tables = [seed[metric] for seed in per_seed]
     users = set(tables[0]).intersection(*tables[1:])
     return {u: float(np.mean([t[u] for t in tables])) for u in users}
 
 
 def _compare(a: list[Path], b: list[Path]) -> dict[str, dict]:
     out = {}
+    a_tables, b_tables = [_per_user(f) for f in a], [_per_user(f) for f in b]  # each file read once
     for metric in COMPARED:
-        left, right = _seed_averaged(a, metric), _seed_averaged(b, metric)
+        left, right = _seed_averaged(a_tables, metric), _seed_averaged(b_tables, metric)
         users = sorted(set(left) & set(right))
         out[metric] = paired_test([left[u] for u in users], [right[u] for u in users]).to_json()
     return out
