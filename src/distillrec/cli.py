@@ -1176,6 +1176,13 @@ def compress(
         str | None,
         typer.Option(help="--kd-finetune: the KD methods (default: the ones the model was trained with)."),
     ] = None,
+    aware: Annotated[
+        bool,
+        typer.Option(
+            help="--kd-finetune: train on the weights as the method stores them (fake int8/int4 quantisation, "
+            "fixed pruning masks, fixed pq codes); --no-aware, or with lowrank: in float32, then compressed again."
+        ),
+    ] = True,
 ) -> None:
     """Store a saved model's large arrays smaller (quantised, pruned, low-rank or product-quantised); it loads and
     recommends as before."""
@@ -1183,7 +1190,7 @@ def compress(
 
     if kd_finetune:
         _compress_and_finetune(
-            model_dir, out, method, sparsity, rank, energy, subvectors, kd_finetune, teacher, data, kd
+            model_dir, out, method, sparsity, rank, energy, subvectors, kd_finetune, teacher, data, kd, aware
         )
         return
     methods = [m.strip() for m in method.split(",") if m.strip()]
@@ -1218,12 +1225,13 @@ def compress(
 
 
 def _compress_and_finetune(
-    model_dir, out, method, sparsity, rank, energy, subvectors, epochs, teacher, data, kd
+    model_dir, out, method, sparsity, rank, energy, subvectors, epochs, teacher, data, kd, aware
 ):
     """`distillrec compress --kd-finetune`: compress, evaluate, fine-tune with KD, compress again, evaluate."""
     import shutil
 
     from distillrec.artifact import read_model
+    from distillrec.compression_aware import supports
     from distillrec.config import CompressConfig
     from distillrec.losses.spec import TermSpec
     from distillrec.stages.compress import compress_and_evaluate, finetune
@@ -1260,11 +1268,14 @@ def _compress_and_finetune(
     prepared = read_prepared(data)
     first = out.with_name(out.name + ".before-finetune")
     before = compress_and_evaluate(prepared, model_dir, first, method, settings, str(model_dir))
-    tuned = finetune(prepared, teacher, methods, first, epochs, out.parent)
+    steps = [m.strip() for m in method.split(",") if m.strip()]
+    aware_steps = steps if aware and supports(steps) else None
+    tuned = finetune(prepared, teacher, methods, first, epochs, out.parent, "cpu", aware_steps, settings)
     after = compress_and_evaluate(prepared, tuned, out, method, settings, str(model_dir))
     shutil.rmtree(tuned)
     shutil.rmtree(first)
-    for label, row in (("compressed", before), (f"+ {epochs} epochs of KD fine-tuning", after)):
+    tuned_label = f"+ {epochs} epochs of KD fine-tuning" + (" (compression-aware)" if aware_steps else "")
+    for label, row in (("compressed", before), (tuned_label, after)):
         console.print(
             f"{label}: {row['smaller_than_source']:.2f}x smaller, test NDCG@10 {row['test']['NDCG@10']:.4f} "
             f"(valid {row['valid']['NDCG@10']:.4f})"

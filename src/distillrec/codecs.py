@@ -13,7 +13,8 @@ A codec is a list of steps applied in order; decoding undoes them in reverse:
   each row is cut into `subvectors` pieces, each piece replaced by the nearest of 256 centroids learned by k-means
   over that piece across the rows (faiss), so a row is `subvectors` bytes plus the shared codebooks
   (`codebooks` (subvectors, 256, width / subvectors) float32, `codes` (rows, subvectors) uint8); used only on
-  tables with at least 1,024 rows whose width the number of pieces divides, and alone.
+  tables with at least 1,024 rows whose width the number of pieces divides, and alone. A table whose pieces
+  already take at most 256 values each (a decoded pq table, fine-tuned with its codes fixed) is stored exactly.
 int8 / int4 apply to every float part the earlier steps made (the pruned values, the low-rank factors).
 Scales are stored as float16 when every row's fits (else float32); codes are computed with the stored scale. `encode` returns the parts and a JSON spec; `decode(parts, spec)` the float32 array.
 """
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["STEPS", "encode", "decode", "check_steps"]
+__all__ = ["STEPS", "encode", "decode", "check_steps", "prune_mask", "unique_pieces"]
 
 STEPS = ("prune", "lowrank", "int8", "int4", "pq")
 PQ_MIN_ROWS = 1024  # fewer rows than this: 256 centroids a piece would cost more than they save
@@ -66,11 +67,7 @@ def encode(
         if step == "prune":
             if not 0.0 <= sparsity < 1.0:
                 raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
-            n_zero = int(round(sparsity * x.size))  # exactly this many, ties broken by position
-            kept = np.ones(x.size, dtype=bool)
-            if n_zero:
-                kept[np.argpartition(np.abs(x).ravel(), n_zero - 1)[:n_zero]] = False
-            kept = kept.reshape(x.shape)
+            kept = prune_mask(x, sparsity)
             rows, cols = np.nonzero(kept)
             indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=x.shape[0]))])
             index_type = np.int16 if x.shape[1] <= np.iinfo(np.int16).max else np.int32
@@ -137,8 +134,36 @@ def decode(parts: dict[str, np.ndarray], spec: dict[str, Any]) -> np.ndarray:
     return matrix.astype(np.float32)
 
 
+def prune_mask(x: np.ndarray, sparsity: float) -> np.ndarray:
+    """The entries "prune" keeps (bool, x's shape): all but exactly round(sparsity * size) smallest in |x|."""
+    n_zero = int(round(sparsity * x.size))
+    kept = np.ones(x.size, dtype=bool)
+    if n_zero:
+        kept[np.argpartition(np.abs(x).ravel(), n_zero - 1)[:n_zero]] = False
+    return kept.reshape(x.shape)
+
+
+def unique_pieces(x: np.ndarray, m: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(codebooks (m, 256, d / m) float32, codes (n, m) uint8) that give x (n, d) exactly, when each of its m
+    pieces takes at most 256 distinct values (unused codebook rows are zero); else (None, None)."""
+    n, d = x.shape
+    width = d // m
+    codebooks = np.zeros((m, 256, width), dtype=np.float32)
+    codes = np.empty((n, m), dtype=np.uint8)
+    for j in range(m):
+        values, inverse = np.unique(x[:, j * width : (j + 1) * width], axis=0, return_inverse=True)
+        if len(values) > 256:
+            return None, None
+        codebooks[j, : len(values)], codes[:, j] = values, inverse.ravel()
+    return codebooks, codes
+
+
 def _product_quantise(x: np.ndarray, m: int) -> dict[str, np.ndarray]:
-    """{"codebooks": (m, 256, d / m) float32, "codes": (n, m) uint8} of x (n, d), by faiss' k-means."""
+    """{"codebooks": (m, 256, d / m) float32, "codes": (n, m) uint8} of x (n, d): exact where `unique_pieces`
+    finds them, else by faiss' k-means."""
+    codebooks, codes = unique_pieces(x, m)
+    if codes is not None:
+        return {"codebooks": codebooks, "codes": codes}
     try:
         import faiss
     except ImportError as exc:

@@ -334,6 +334,9 @@ class CompressConfig(_Strict):
     # validation) and compressed again with its method; reported beside the copy without fine-tuning
     kd_finetune_epochs: int = Field(0, ge=0)
     kd_finetune_methods: list[str] | None = None  # the fine-tuning's KD methods (default: the student's own)
+    # the fine-tuning sees the weights as they will be stored (`compression_aware.py`: fake quantisation, fixed
+    # pruning masks, fixed pq codes); off, or with lowrank: fine-tuned in float32, then compressed again
+    kd_finetune_aware: bool = True
 
     @field_validator("kd_finetune_methods")
     @classmethod

@@ -9,7 +9,10 @@ model and how much smaller its weights are). The report stage adds each folder's
 With `kd_finetune_epochs`, mixed distillation: each compressed copy, decoded, is trained on with its KD objective
 from the teacher folder for that many epochs (the student's own KD methods, or `kd_finetune_methods`), then
 compressed again with its method: folder `<label>-<method>-ft/`, row "<label> (KD) <method> + fine-tune", beside
-the copy without it. The methods that act when a student is built (param_init's table, ced's embedding) leave
+the copy without it. With `kd_finetune_aware` (the default) and a method `compression_aware.supports`, the
+fine-tuning reads the weights as the method stores them (fake quantisation with straight-through gradients, fixed
+pruning masks, fixed pq codes with trained codebooks), so compressing the result again changes nothing; the row
+says which (`aware`). The methods that act when a student is built (param_init's table, ced's embedding) leave
 the trained weights alone, so a param_init student is fine-tuned with cross-entropy alone (its row records the
 methods); the epoch of best validation NDCG@10 is kept, which may be worse than the copy it started from (the
 starting weights are not a candidate).
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from distillrec.artifact import save_model
 from distillrec.compress import compress_model
+from distillrec.compression_aware import fold, make_aware, supports
 from distillrec.config import CompressConfig, StudentConfig
 from distillrec.distill.run import make_objective
 from distillrec.evaluate.ranking import evaluate
@@ -32,7 +36,9 @@ from distillrec.stages.report import student_names
 
 __all__ = ["compress_students", "compress_and_evaluate", "finetune", "SCHEMA_VERSION", "compressed_name"]
 
-SCHEMA_VERSION = 2  # 2: fine-tuned rows named "+ fine-tune", their folders keep the model's own settings
+SCHEMA_VERSION = (
+    3  # 2: fine-tuned rows named "+ fine-tune", their folders keep the model's own settings; 3: aware
+)
 FINETUNED = " + fine-tune"  # suffix of a fine-tuned copy's name
 
 
@@ -64,11 +70,15 @@ def compress_students(
             log(f"  {name}: {rows[name]['smaller_than_source']:.2f}x smaller, {_ndcg(rows[name])}")
             if settings.kd_finetune_epochs:
                 kd = list(settings.kd_finetune_methods or student.kd)
-                tuned = finetune(data, teacher_dir, kd, target, settings.kd_finetune_epochs, out, device)
+                steps = _steps(method)
+                aware = steps if settings.kd_finetune_aware and supports(steps) else None
+                tuned = finetune(
+                    data, teacher_dir, kd, target, settings.kd_finetune_epochs, out, device, aware, settings
+                )
                 final = target.with_name(target.name + "-ft")
                 row = compress_and_evaluate(data, tuned, final, method, settings, name)
                 shutil.rmtree(tuned)
-                row["fine_tuned_with"] = kd
+                row["fine_tuned_with"], row["aware"] = kd, aware is not None
                 rows[name + FINETUNED] = row
                 log(f"  {name}{FINETUNED}: {row['smaller_than_source']:.2f}x smaller, {_ndcg(row)}")
     write_results(out / "metrics.json", rows)
@@ -82,7 +92,7 @@ def compress_and_evaluate(
     result = compress_model(
         source,
         target,
-        [step.strip() for step in method.split(",")],
+        _steps(method),
         sparsity=settings.sparsity,
         rank=settings.rank,
         energy=settings.energy,
@@ -110,26 +120,40 @@ def finetune(
     epochs: int,
     out: Path,
     device: str = "cpu",
+    aware: list[str] | None = None,
+    settings: CompressConfig | None = None,
 ) -> Path:
     """The compressed model in `compressed`, decoded, trained `epochs` more epochs with the KD objective of
     `kd_methods` (strings as `--kd` takes them, or `TermSpec`s) from `teacher_dir`; saved as a float model folder
-    in `out` (a temporary one, compressed again by the caller)."""
+    in `out` (a temporary one, compressed again by the caller). With `aware` (codec steps), trained as those
+    steps store the weights (`compression_aware.make_aware`; `settings`: the copy's sparsity and subvectors) and saved at the
+    values the forward pass used."""
     saved = load(compressed)
     model = saved.model
     objective = make_objective(teacher_dir, kd_methods, change_student=False)
     kept = {k: getattr(model, k) for k in ("max_epochs", "patience", "progress", "device")}
     model.max_epochs = model.patience = epochs
     model.progress, model.device = False, device
-    model.fit(data.split.train, data.split.valid, objective=objective, warm_start=True)
+    if aware is not None:
+        settings = settings or CompressConfig()
+        make_aware(model.module_, aware, sparsity=settings.sparsity, subvectors=settings.subvectors)
+    try:
+        model.fit(data.split.train, data.split.valid, objective=objective, warm_start=True)
+    finally:
+        fold(model.module_)
     for name, value in kept.items():  # the folder keeps the model's own settings, not the fine-tuning's
         setattr(model, name, value)
     info = {
         k: v for k, v in saved.info.items() if k not in ("compression", "test", "valid")
     }  # not its results
-    info["fine_tuned"] = {"epochs": epochs, "objective": objective.describe()}
+    info["fine_tuned"] = {"epochs": epochs, "objective": objective.describe(), "aware": aware}
     return save_model(
         model, Path(out) / f"{compressed.name}.finetuned", data.catalog(), data.split.train, info
     )
+
+
+def _steps(method: str) -> list[str]:
+    return [step.strip() for step in method.split(",")]
 
 
 def _ndcg(row: dict) -> str:

@@ -312,7 +312,8 @@ class Student(TorchRecommender):
         return self
 
     def _hidden(self, users: np.ndarray, history: Interactions) -> torch.Tensor:
-        self.module_.eval()
+        if self.module_.training:  # eval() walks every submodule: a tenth of one user's latency
+            self.module_.eval()
         device = module_device(self.module_)  # where it trained (a loaded model: the CPU)
         with torch.inference_mode():
             ids = history_windows(users, history, self.max_len).to(device)  # (batch, width)
