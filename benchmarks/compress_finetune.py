@@ -22,6 +22,7 @@ RUN_COMMAND = (
     "--set 'compress.methods=[int8, int4, \"lowrank,int8\", pq]'"
 )
 KEYS = ("kind", "test", "valid", "params", "weights_bytes", "latency_ms_p50", "latency_ms_p99")
+STAGE_KEYS = ("methods", "smaller_than_source", "fine_tuned_with", "aware")
 
 
 def main() -> None:
@@ -38,6 +39,9 @@ def main() -> None:
         for name, row in merged["models"].items()
         if row["kind"] in ("compressed", "student_kd")
     }
+    stage = json.loads((args.run / "compressed" / "metrics.json").read_text())["models"]
+    for name, row in stage.items():  # the compress stage's own details
+        rows[name].update({key: row[key] for key in STAGE_KEYS if key in row})
     result = {
         "command": args.command,
         "run": args.run.name,

@@ -442,6 +442,39 @@ def finetune_table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def finetune_aware_table(aware: Path, plain: Path) -> str:
+    """Each compressed copy without fine-tuning, fine-tuned in float32 then compressed again, and fine-tuned
+    compression-aware (`compress_finetune.py` on two runs, `compress.kd_finetune_aware` on and off)."""
+    runs = [json.loads(path.read_text()) for path in (aware, plain)]
+    rows = [r["models"] for r in runs]
+    (source,) = [n for n, r in rows[0].items() if r["kind"] == "student_kd"]
+    base = rows[0][source]["test"]["NDCG@10"]
+
+    def cell(row: dict) -> str:
+        ndcg = row["test"]["NDCG@10"]
+        return f"{ndcg:.4f} ({100 * (ndcg / base - 1):+.1f}%), valid {row['valid']['NDCG@10']:.4f}"
+
+    lines = [
+        f"`{runs[0]['command']}` (aware) and `{runs[1]['command']}` (float32); {runs[0]['dataset']}, runs "
+        f"{runs[0]['run']} and {runs[1]['run']}, one seed; the float student: test NDCG@10 {base:.4f}, "
+        f"valid {rows[0][source]['valid']['NDCG@10']:.4f}",
+        "",
+        "| method | smaller than float | compressed | + fine-tune in float32 | + fine-tune, compression-aware |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, row in rows[0].items():
+        tuned = name + " + fine-tune"
+        if row["kind"] != "compressed" or name.endswith(" + fine-tune") or tuned not in rows[1]:
+            continue
+        aware_cell = cell(rows[0][tuned]) if rows[0][tuned].get("aware") else "-"
+        lines.append(
+            f"| {','.join(row['methods']) if 'methods' in row else name} | "
+            f"{rows[0][source]['weights_bytes'] / rows[0][tuned]['weights_bytes']:.2f}x | {cell(row)} | "
+            f"{cell(rows[1][tuned])} | {aware_cell} |"
+        )
+    return "\n".join(lines)
+
+
 def teacher_variants_table(path: Path) -> str:
     """Teacher variants of one config, each a run (`benchmarks/teacher_variants.py`)."""
     result = json.loads(path.read_text())
@@ -621,6 +654,7 @@ def main() -> None:
             "new-items",
             "cold-served",
             "finetune",
+            "finetune-aware",
             "teacher-variants",
             "sampled-softmax",
             "ddp-epochs",
@@ -660,6 +694,10 @@ def main() -> None:
     if args.what == "finetune":
         for path in sorted((RESULTS / "compress_finetune").glob("*.json")):
             print(f"### {path.stem}\n\n{finetune_table(path)}\n")
+    if args.what == "finetune-aware":  # pairs <tag>-aware.json with <tag>-float.json
+        for path in sorted((RESULTS / "compress_finetune").glob("*-aware.json")):
+            tag = path.name.removesuffix("-aware.json")
+            print(f"### {tag}\n\n{finetune_aware_table(path, path.with_name(tag + '-float.json'))}\n")
     if args.what == "teacher-variants":
         for path in sorted((RESULTS / "teacher_variants").glob("*.json")):
             print(f"### {path.stem}\n\n{teacher_variants_table(path)}\n")

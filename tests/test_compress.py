@@ -213,7 +213,14 @@ def test_pq_rows_are_their_nearest_centroids_and_shrink_a_table():
     small, small_spec = encode(X, ["pq"])  # 301 rows: too few, kept whole
     assert small_spec["steps"] == [] and np.array_equal(decode(small, small_spec), X)
     with pytest.raises(ValueError, match="pq replaces every row"):
-        encode(table, ["pq", "int8"])
+        encode(table, ["pq", "lowrank"])
+    # pq,int8: codebook rows quantised (256 x 8 rows of 4 values: 4 bytes + a float16 scale each)
+    parts8, spec8 = encode(table, ["pq", "int8"])
+    assert [s["step"] for s in spec8["steps"]] == ["pq", "int8"]
+    assert sum(p.nbytes for p in parts8.values()) == 4000 * 8 + 8 * 256 * (4 + 2)
+    assert np.abs(decode(parts8, spec8) - decoded).max() <= np.abs(parts["codebooks"]).max() / 127
+    small8, small8_spec = encode(X, ["pq", "int8"])  # too few rows for pq: int8 alone
+    assert [s["step"] for s in small8_spec["steps"]] == ["int8"]
 
 
 def test_pq_compresses_a_students_item_table_in_its_folder(tmp_path):

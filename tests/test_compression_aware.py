@@ -18,7 +18,16 @@ from distillrec.compression_aware import fake_quantise, fold, make_aware, suppor
 from distillrec.students.base import CrossEntropy
 from distillrec.students.registry import make_student
 
-AWARE_STEPS = [["int8"], ["int4"], ["prune"], ["prune", "int8"], ["prune", "int4"], ["pq"]]
+AWARE_STEPS = [
+    ["int8"],
+    ["int4"],
+    ["prune"],
+    ["prune", "int8"],
+    ["prune", "int4"],
+    ["pq"],
+    ["pq", "int8"],
+    ["pq", "int4"],
+]
 
 
 def decoded_module(steps: list[str], seed: int = 0) -> nn.Sequential:
@@ -41,7 +50,7 @@ def test_the_forward_pass_reads_what_the_codec_stores_before_and_after_training(
         pytest.importorskip("faiss")
     module = decoded_module(steps)
     covered = make_aware(module, steps)
-    assert covered == (["0.weight"] if steps == ["pq"] else ["0.weight", "1.weight"])  # 64 rows: no pq
+    assert covered == (["0.weight"] if steps == ["pq"] else ["0.weight", "1.weight"])  # 64 rows: no pq alone
     start = module[0].weight.detach().clone()
     optimiser = torch.optim.Adam(module.parameters(), lr=0.05)
     for _ in range(5):
@@ -111,7 +120,7 @@ def test_lowrank_is_not_covered():
         make_aware(nn.Linear(64, 64), ["lowrank", "int8"])
 
 
-@pytest.mark.parametrize("steps", [["int4"], ["prune", "int8"], ["pq"]], ids=",".join)
+@pytest.mark.parametrize("steps", [["int4"], ["prune", "int8"], ["pq", "int8"]], ids=",".join)
 def test_a_student_fine_tuned_aware_then_compressed_scores_exactly_as_it_trained(tmp_path, steps):
     if "pq" in steps:
         pytest.importorskip("faiss")

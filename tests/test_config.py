@@ -127,7 +127,10 @@ def test_compress_methods_are_checked_at_load():
     assert (
         parse_config({**base, "compress": {"methods": ["int8", "prune,int4", "pq"]}}).compress.sparsity == 0.5
     )
-    for methods, message in ((["int9"], "unknown compression method"), (["pq,int8"], "give it alone")):
+    for methods, message in (
+        (["int9"], "unknown compression method"),
+        (["pq,prune"], "give it alone or followed by int8"),
+    ):
         with pytest.raises(ValueError, match=message):
             parse_config({**base, "compress": {"methods": methods}})
 

@@ -1140,7 +1140,8 @@ def compress(
         str,
         typer.Option(
             help="int8 | int4 | prune | lowrank, or prune / lowrank followed by int8 / int4 (e.g. prune,int8); "
-            "or pq (product quantisation of tables of 1,024 rows or more, needs faiss)."
+            "or pq (product quantisation of tables of 1,024 rows or more, needs faiss), alone or followed by "
+            "int8 / int4 (pq,int8: the codebooks and the layers pq leaves whole quantised too)."
         ),
     ] = "int8",
     sparsity: Annotated[

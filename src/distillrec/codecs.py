@@ -13,8 +13,9 @@ A codec is a list of steps applied in order; decoding undoes them in reverse:
   each row is cut into `subvectors` pieces, each piece replaced by the nearest of 256 centroids learned by k-means
   over that piece across the rows (faiss), so a row is `subvectors` bytes plus the shared codebooks
   (`codebooks` (subvectors, 256, width / subvectors) float32, `codes` (rows, subvectors) uint8); used only on
-  tables with at least 1,024 rows whose width the number of pieces divides, and alone. A table whose pieces
-  already take at most 256 values each (a decoded pq table, fine-tuned with its codes fixed) is stored exactly.
+  tables with at least 1,024 rows whose width the number of pieces divides. A table whose pieces already take
+  at most 256 values each (a decoded pq table, fine-tuned with its codes fixed) is stored exactly. "pq,int8" /
+  "pq,int4": the codebooks quantised per row, and the arrays pq leaves whole (linear layers) quantised.
 int8 / int4 apply to every float part the earlier steps made (the pruned values, the low-rank factors).
 Scales are stored as float16 when every row's fits (else float32); codes are computed with the stored scale. `encode` returns the parts and a JSON spec; `decode(parts, spec)` the float32 array.
 """
@@ -27,7 +28,7 @@ import numpy as np
 
 __all__ = ["STEPS", "encode", "decode", "check_steps", "prune_mask", "unique_pieces"]
 
-STEPS = ("prune", "lowrank", "int8", "int4", "pq")
+STEPS = ("prune", "lowrank", "pq", "int8", "int4")  # the order they apply in
 PQ_MIN_ROWS = 1024  # fewer rows than this: 256 centroids a piece would cost more than they save
 BLOCK = 64  # values per scale when a vector is quantised
 
@@ -43,8 +44,8 @@ def check_steps(steps: list[str]) -> list[str]:
         raise ValueError("int8 and int4 are two widths of one quantisation: give one")
     if "prune" in steps and "lowrank" in steps:
         raise ValueError("prune and lowrank both restructure the matrix: give one")
-    if "pq" in steps and len(steps) > 1:
-        raise ValueError("pq replaces every row by one-byte codes: give it alone")
+    if "pq" in steps and ("prune" in steps or "lowrank" in steps):
+        raise ValueError("pq replaces every row by one-byte codes: give it alone or followed by int8 / int4")
     return sorted(steps, key=STEPS.index)
 
 
@@ -98,7 +99,8 @@ def encode(
                 if part.dtype != np.float32:
                     quantised[name] = part
                     continue
-                quantised[f"{name}.q"], quantised[f"{name}.scale"] = _quantise(part, bits)
+                rows = part.reshape(-1, part.shape[-1]) if part.ndim > 2 else part  # pq's codebook rows
+                quantised[f"{name}.q"], quantised[f"{name}.scale"] = _quantise(rows, bits)
                 shapes[name] = list(part.shape)
             parts = quantised
             spec["steps"].append({"step": step, "parts": shapes})
@@ -201,7 +203,7 @@ def _dequantise(codes: np.ndarray, scale: np.ndarray, bits: int, shape: tuple[in
         flat = np.empty(2 * len(codes), dtype=np.int16)
         flat[0::2], flat[1::2] = codes & 0x0F, codes >> 4
         codes = flat - 8
-    width = int(np.prod(shape)) // n_rows if len(shape) == 2 else BLOCK
+    width = int(np.prod(shape)) // n_rows if len(shape) >= 2 else BLOCK
     values = (
         codes.ravel()[: n_rows * width].astype(np.float32).reshape(n_rows, width)
         * scale.astype(np.float32)[:, None]

@@ -12,7 +12,8 @@ forward pass reads the stored form of the weight while the optimiser updates wha
   stores them, in blocks of `codecs.BLOCK`, none rounded to zero (at least one step: so pruning the result again
   picks the same entries and the blocks stay the same);
 - "pq": each row's codes stay fixed and the codebooks train, as RecJPQ trains the sub-item embeddings of fixed
-  code assignments (Petrov & Macdonald, WSDM 2024); the decoded table gives both (its pieces are codebook rows).
+  code assignments (Petrov & Macdonald, WSDM 2024); the decoded table gives both (its pieces are codebook rows);
+  with int8 / int4 the codebook rows are fake-quantised, and so are the arrays pq leaves whole.
 
 `fold(module)` then removes the parametrizations, leaving each weight at the value the forward pass used; encoding
 that with the same steps stores exactly it (`codecs.encode` finds the codebooks of a table whose pieces take at
@@ -31,7 +32,16 @@ from distillrec.codecs import BLOCK, PQ_MIN_ROWS, check_steps, prune_mask, uniqu
 
 __all__ = ["supports", "make_aware", "fold", "fake_quantise"]
 
-AWARE = ({"int8"}, {"int4"}, {"prune"}, {"prune", "int8"}, {"prune", "int4"}, {"pq"})
+AWARE = (
+    {"int8"},
+    {"int4"},
+    {"prune"},
+    {"prune", "int8"},
+    {"prune", "int4"},
+    {"pq"},
+    {"pq", "int8"},
+    {"pq", "int4"},
+)
 
 
 def supports(steps: list[str]) -> bool:
@@ -87,11 +97,13 @@ class _Pruned(nn.Module):
 
 
 class _FixedCodes(nn.Module):
-    """weight (rows, width) = the concatenated codebook rows of its fixed codes; the codebooks are the trained
-    tensor (`right_inverse` reads them off a weight whose pieces take at most 256 values each)."""
+    """weight (rows, width) = the concatenated codebook rows of its fixed codes (with `bits`, fake-quantised per
+    row); the codebooks are the trained tensor (`right_inverse` reads them off a weight whose pieces take at most
+    256 values each)."""
 
-    def __init__(self, weight: torch.Tensor, subvectors: int) -> None:
+    def __init__(self, weight: torch.Tensor, subvectors: int, bits: int | None) -> None:
         super().__init__()
+        self.bits = bits
         codebooks, codes = unique_pieces(weight.detach().cpu().numpy(), subvectors)
         if codes is None:
             raise ValueError(
@@ -102,6 +114,10 @@ class _FixedCodes(nn.Module):
         self.initial = torch.from_numpy(codebooks)  # (m, 256, width / m)
 
     def forward(self, codebooks: torch.Tensor) -> torch.Tensor:
+        if self.bits is not None:
+            codebooks = fake_quantise(codebooks.reshape(-1, codebooks.shape[-1]), self.bits).reshape(
+                codebooks.shape
+            )
         pieces = codebooks[
             torch.arange(codebooks.shape[0], device=codebooks.device)[None, :], self.codes
         ]  # (rows, m, width / m)
@@ -142,11 +158,11 @@ def make_aware(
     names = {id(t): n for n, t in [*module.named_parameters(), *module.named_buffers()]}
     covered = []
     for owner, name, tensor in _targets(module, min_size):
-        if "pq" in steps:
-            m = subvectors if subvectors is not None else max(1, tensor.shape[1] // 4)
-            if tensor.shape[0] < PQ_MIN_ROWS or tensor.shape[1] % m:
-                continue  # a table `encode` keeps whole (few rows, or a width the pieces do not divide)
-            parametrize.register_parametrization(owner, name, _FixedCodes(tensor, m), unsafe=True)
+        m = subvectors if subvectors is not None else max(1, tensor.shape[1] // 4)
+        if "pq" in steps and tensor.shape[0] >= PQ_MIN_ROWS and tensor.shape[1] % m == 0:
+            parametrize.register_parametrization(owner, name, _FixedCodes(tensor, m, bits), unsafe=True)
+        elif "pq" in steps and bits is None:
+            continue  # a table pq keeps whole (few rows, or a width the pieces do not divide)
         elif "prune" in steps:
             parametrize.register_parametrization(owner, name, _Pruned(tensor, sparsity, bits))
         else:
