@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 import distillrec
@@ -233,3 +234,49 @@ def test_pq_compresses_a_students_item_table_in_its_folder(tmp_path):
     assert table.steps == [{"step": "pq", "subvectors": 8}]
     assert table.bytes_after == 1101 * 8 + 8 * 256 * 4 * 4  # one byte a piece, and the codebooks
     assert len(distillrec.load(tmp_path / "pq").recommend(user="u3", k=10)) == 10
+
+
+def test_channel_pruning_removes_whole_ffn_channels_and_loads_as_the_smaller_model(folders, tmp_path):
+    from distillrec.artifact import read_model
+    from distillrec.channels import expand_channels, find_pairs, prune_channels
+
+    state = read_model(folders["student"]).state
+    assert find_pairs(state) == [("blocks.0.ffn.0", "blocks.0.ffn.3")]  # not across a LayerNorm
+    # hand-made pair: channel norms products 1*4, 3*1, 2*2, 0.5*1 -> the two largest are channels 0 and 2
+    hand = {
+        "f.0.weight": np.array([[1.0, 0], [0, 3], [2, 0], [0.5, 0]], np.float32),
+        "f.0.bias": np.array([1.0, 2, 3, 4], np.float32),
+        "f.3.weight": np.array([[4.0, 1, 2, 1]], np.float32),
+    }
+    pruned, record = prune_channels(hand, 0.5)
+    assert record == {"f.0": {"second": "f.3", "width": 4, "kept": [0, 2]}}
+    assert np.array_equal(pruned["f.0.bias"], [1.0, 3]) and np.array_equal(pruned["f.3.weight"], [[4.0, 2]])
+    full = expand_channels(pruned, record)
+    assert np.array_equal(full["f.3.weight"], [[4.0, 0, 2, 0]]) and full["f.0.weight"].shape == (4, 2)
+
+    result = compress_model(folders["student"], tmp_path / "channels", ["channels", "int8"], sparsity=0.5)
+    assert result.methods == ["channels", "int8"]
+    manifest = json.loads((tmp_path / "channels" / "manifest.json").read_text())
+    assert len(manifest["channels"]["blocks.0.ffn.0"]["kept"]) == 32  # 64 -> 32 channels
+    model = distillrec.load(tmp_path / "channels").model
+    ffn = model.module_.blocks[0].ffn
+    assert ffn[0].weight.shape == (64, 64) and int((ffn[3].weight.abs().sum(0) == 0).sum()) == 32
+    # the loaded model scores as the float model with those channels' second-layer columns zeroed
+    reference = distillrec.load(folders["student"]).model
+    removed = sorted(set(range(64)) - set(manifest["channels"]["blocks.0.ffn.0"]["kept"]))
+    with torch.no_grad():
+        reference.module_.blocks[0].ffn[3].weight[:, removed] = 0
+    split = folders["split"]
+    users = np.arange(40)
+    unquantised = compress_model(folders["student"], tmp_path / "channels-only", ["channels"], sparsity=0.5)
+    np.testing.assert_allclose(
+        distillrec.load(unquantised.folder).model.score(users, split.test_history()),
+        reference.score(users, split.test_history()),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    assert unquantised.weights_bytes_after < unquantised.weights_bytes_before
+    with pytest.raises(ValueError, match="no pair of linear layers"):
+        compress_model(folders["ease"], tmp_path / "ease-channels", ["channels"])
+    with pytest.raises(ValueError, match="channels prunes by --sparsity too"):
+        compress_model(folders["student"], tmp_path / "both", ["channels", "prune"])

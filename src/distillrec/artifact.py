@@ -8,7 +8,9 @@ history) and the interactions it was trained on. Output: a folder (format versio
     weights.safetensors           the fitted state of a torch model (its module's state_dict), or
     state/<name>.npy              the fitted arrays of any other model (EASE's item-item matrix, ...); a
                                   compressed array is stored as its parts, `<name>#<part>` (`codecs.py`,
-                                  the manifest's `encoding`), and decoded when read
+                                  the manifest's `encoding`), and decoded when read; layers whose hidden
+                                  channels were pruned (the manifest's `channels`, `channels.py`) are
+                                  stored smaller and read back at their built shapes
     params/<name>.npy             constructor arguments that are arrays (the frozen text table of a teacher;
                                   compressed: `params/<name>#<part>.npy`, the manifest's `param_encoding`)
     ids.json                      {"users": [...], "items": [...]}: the external id of each user / item index
@@ -33,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distillrec.channels import expand_channels
 from distillrec.codecs import decode
 from distillrec.data.download import sha256_file
 from distillrec.data.interactions import Interactions
@@ -239,6 +242,11 @@ def read_model(folder: str | Path) -> ModelFolder:
             raise ModelFolderError(
                 f"{folder}: compressed array {name!r} cannot be decoded ({exc!r})"
             ) from None
+    if manifest.get("channels"):  # structured pruning stored the smaller layers: back at their built shapes
+        try:
+            state = expand_channels(state, manifest["channels"])
+        except (KeyError, ValueError, IndexError, TypeError) as exc:
+            raise ModelFolderError(f"{folder}: pruned channels cannot be restored ({exc!r})") from None
     if sorted(state) != sorted(manifest["state"]):
         raise ModelFolderError(
             f"{folder}: the weights hold {sorted(state)}, the manifest lists {manifest['state']}"

@@ -1141,11 +1141,17 @@ def compress(
         typer.Option(
             help="int8 | int4 | prune | lowrank, or prune / lowrank followed by int8 / int4 (e.g. prune,int8); "
             "or pq (product quantisation of tables of 1,024 rows or more, needs faiss), alone or followed by "
-            "int8 / int4 (pq,int8: the codebooks and the layers pq leaves whole quantised too)."
+            "int8 / int4 (pq,int8: the codebooks and the layers pq leaves whole quantised too); channels: "
+            "structured pruning of whole FFN channels (the --sparsity share), alone or before int8 / int4 / pq."
         ),
     ] = "int8",
     sparsity: Annotated[
-        float, typer.Option(min=0.0, max=0.99, help="prune: the fraction of entries set to 0.")
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.99,
+            help="prune: the fraction of entries set to 0; channels: of FFN channels removed.",
+        ),
     ] = 0.5,
     rank: Annotated[int | None, typer.Option(min=1, help="lowrank: the rank (default: by --energy).")] = None,
     energy: Annotated[

@@ -26,9 +26,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["STEPS", "encode", "decode", "check_steps", "prune_mask", "unique_pieces"]
+__all__ = [
+    "STEPS",
+    "CHANNELS",
+    "encode",
+    "decode",
+    "check_steps",
+    "check_methods",
+    "prune_mask",
+    "unique_pieces",
+]
 
 STEPS = ("prune", "lowrank", "pq", "int8", "int4")  # the order they apply in
+CHANNELS = "channels"  # structured pruning of a whole model's FFN channels (`channels.py`), before the steps
 PQ_MIN_ROWS = 1024  # fewer rows than this: 256 centroids a piece would cost more than they save
 BLOCK = 64  # values per scale when a vector is quantised
 
@@ -47,6 +57,24 @@ def check_steps(steps: list[str]) -> list[str]:
     if "pq" in steps and ("prune" in steps or "lowrank" in steps):
         raise ValueError("pq replaces every row by one-byte codes: give it alone or followed by int8 / int4")
     return sorted(steps, key=STEPS.index)
+
+
+def check_methods(methods: list[str]) -> list[str]:
+    """A compression method's parts in their applied order: "channels" (structured pruning, `channels.py`)
+    first, then the codec steps (`check_steps`); an unknown or conflicting one is an error naming the valid ones."""
+    unknown = [m for m in methods if m not in (*STEPS, CHANNELS)]
+    if unknown:
+        raise ValueError(f"unknown compression method(s) {unknown}; choose from {[*STEPS, CHANNELS]}")
+    steps = check_steps([m for m in methods if m != CHANNELS])
+    if CHANNELS not in methods:
+        return steps
+    if methods.count(CHANNELS) > 1:
+        raise ValueError(f"a compression method is given twice: {methods}")
+    if "prune" in steps or "lowrank" in steps:
+        raise ValueError(
+            "channels prunes by --sparsity too: give it with int8 / int4 / pq, not prune / lowrank"
+        )
+    return [CHANNELS, *steps]
 
 
 def encode(

@@ -1,7 +1,9 @@
 """Compress a saved model folder: its large arrays stored smaller, the model unchanged for `load` and `recommend`.
 
 Input: a model folder (`artifact.py`), the methods (`codecs.py`: int8, int4, prune, lowrank, or prune / lowrank
-followed by int8 / int4; or pq, product quantisation of tables) and their settings. Output: a new model folder whose weights and array parameters keep
+followed by int8 / int4; or pq, product quantisation of tables, alone or followed by int8 / int4; and "channels",
+structured pruning of whole FFN channels at `sparsity` (`channels.py`), alone or followed by int8 / int4 / pq)
+and their settings. Output: a new model folder whose weights and array parameters keep
 every 2-D float array of at least `min_size` values (embedding tables, linear layers, EASE's item-item matrix,
 factor tables, a teacher's frozen text table) as its encoded parts, when that is smaller; the rest is copied. Loading decodes the arrays to float32, so the
 compressed model scores with the same code as the original: what shrinks is the size on disk (and what a
@@ -18,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from distillrec.artifact import MANIFEST, WEIGHTS, finish_folder, read_model, write_state
-from distillrec.codecs import check_steps, encode
+from distillrec.channels import prune_channels
+from distillrec.codecs import CHANNELS, check_methods, encode
 
 __all__ = ["CompressedArray", "CompressionResult", "compress_model"]
 
@@ -57,12 +60,13 @@ def compress_model(
 ) -> CompressionResult:
     """Write the compressed copy of the model folder `source` to `out` (see the module docstring)."""
     source, out = Path(source), Path(out)
-    steps = check_steps(list(methods))
+    methods = check_methods(list(methods))
+    steps = [m for m in methods if m != CHANNELS]
     if source.resolve() == out.resolve():
         raise ValueError(f"{out}: write the compressed model to another folder than {source}")
     saved = read_model(source)  # checked, arrays decoded
     manifest = json.loads((source / MANIFEST).read_text(encoding="utf-8"))
-    if manifest.get("encoding") or manifest.get("param_encoding"):
+    if manifest.get("encoding") or manifest.get("param_encoding") or manifest.get("channels"):
         raise ValueError(
             f"{source}: already compressed ({manifest['info'].get('compression', {}).get('methods')}); compress the original folder"
         )
@@ -88,7 +92,8 @@ def compress_model(
             stored[name] = value
         return stored, encoding
 
-    state, encoding = compressed(saved.state)
+    pruned, channels = prune_channels(saved.state, sparsity) if CHANNELS in methods else (saved.state, {})
+    state, encoding = compressed(pruned)
     array_params = {n: np.asarray(saved.params[n]) for n in manifest["array_params"]}
     params, param_encoding = compressed(array_params)
     before = sum(v.nbytes for v in saved.state.values()) + sum(v.nbytes for v in array_params.values())
@@ -102,15 +107,17 @@ def compress_model(
     for name, value in params.items():
         np.save(tmp / "params" / f"{name}.npy", value, allow_pickle=False)
     manifest["encoding"], manifest["param_encoding"] = encoding, param_encoding
+    if channels:
+        manifest["channels"] = channels  # read back at their built shapes (`artifact.read_model`)
     manifest["info"] = {
         **manifest.get("info", {}),
         "compression": {
             "source": str(source),
-            "methods": steps,
+            "methods": methods,
             "settings": {**settings, "min_size": min_size},
             "weights_bytes_before": before,
             "weights_bytes_after": after,
         },
     }
     finish_folder(tmp, manifest, out)
-    return CompressionResult(out, steps, before, after, arrays)
+    return CompressionResult(out, methods, before, after, arrays)

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from distillrec.codecs import BLOCK, PQ_MIN_ROWS, check_steps, prune_mask, unique_pieces
+from distillrec.codecs import BLOCK, PQ_MIN_ROWS, check_methods, check_steps, prune_mask, unique_pieces
 
 __all__ = ["supports", "make_aware", "fold", "fake_quantise"]
 
@@ -45,8 +45,8 @@ AWARE = (
 
 
 def supports(steps: list[str]) -> bool:
-    """Whether `make_aware` covers these codec steps (every combination but those with lowrank)."""
-    return set(check_steps(list(steps))) in AWARE
+    """Whether `make_aware` covers these codec steps (every combination but those with lowrank or channels)."""
+    return set(check_methods(list(steps))) in AWARE
 
 
 def fake_quantise(x: torch.Tensor, bits: int, nonzero: bool = False) -> torch.Tensor:

@@ -350,10 +350,10 @@ class CompressConfig(_Strict):
     @field_validator("methods")
     @classmethod
     def _known_methods(cls, value: list[str]) -> list[str]:
-        from distillrec.codecs import check_steps
+        from distillrec.codecs import check_methods
 
         for method in value:
-            check_steps([step.strip() for step in method.split(",")])
+            check_methods([step.strip() for step in method.split(",")])
         if len(set(value)) < len(value):
             raise ValueError(f"a method is listed twice: {value}")
         return value
