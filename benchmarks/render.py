@@ -561,22 +561,33 @@ def transfer_table(path: Path) -> str:
     """A source teacher carried to a target by text, per target data fraction (`benchmarks/transfer.py`)."""
     result = json.loads(path.read_text())
     source = result["source_teacher"]
+    own = any("teacher_target" in row for row in result["fractions"].values())  # `--target-teacher`
     lines = [
         f"`{result['command']}` (source: the teacher of {source['dataset']['name']}, test NDCG@10 "
         f"{source['test_ndcg10']:.4f} there; KD {result['kd']})",
         "",
         "| target users | text match (median cosine; >= 0.9) | teacher, zero-shot | student alone | "
-        "student + transfer KD | KD - alone (95% CI, p) | tail: alone / KD |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "student + transfer KD | KD - alone (95% CI, p) | tail: alone / KD |"
+        + (" target-only teacher | student + its KD |" if own else ""),
+        "|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if own else ""),
     ]
     for fraction, row in result["fractions"].items():
         kd, plain, diff = row["student_kd"], row["student_plain"], row["kd_vs_plain"]
         tail = "-" if row["tail_kd"] is None else f"{row['tail_plain']:.4f} / {row['tail_kd']:.4f}"
+        target = ""
+        if own:
+            target = " - | - |"
+            if "teacher_target" in row:
+                mean = row["student_kd_target"]["mean"]
+                target = (
+                    f" {row['teacher_target']:.4f} | {mean:.4f} ({100 * (mean / plain['mean'] - 1):+.1f}%) |"
+                )
         lines.append(
             f"| {float(fraction):.0%} ({row['users']:,}) | {row['mapping']['median_cosine']:.3f}; "
             f"{row['mapping']['share_at_least_0.9']:.0%} | {row['teacher_zero_shot']:.4f} | {plain['mean']:.4f} | "
             f"{kd['mean']:.4f} ({100 * (kd['mean'] / plain['mean'] - 1):+.1f}%) | {diff['mean_diff']:+.4f} "
             f"({diff['diff_ci_low']:+.4f} .. {diff['diff_ci_high']:+.4f}, p={diff['t_pvalue']:.2g}) | {tail} |"
+            + target
         )
     return "\n".join(lines)
 

@@ -9,8 +9,11 @@ For each fraction f of the target's users (`--user-fraction f`, drawn with seed 
 at all), runs `distillrec distill TARGET --teacher SOURCE --transfer --user-fraction f` (a SASRec student of width
 32 trained with the KD methods and without, once per seed; the transferred teacher tested zero-shot) and keeps,
 per fraction: the mapping quality, the zero-shot teacher's test NDCG@10, the students' test NDCG@10 (mean and
-95% interval over seeds), the paired test of KD against the student alone, and the tail slice. Writes
-`benchmarks/results/transfer/<tag>.json`; a fraction already there is not run again (`--work` keeps the runs).
+95% interval over seeds), the paired test of KD against the student alone, and the tail slice. With
+`--target-teacher "TEACHER OPTIONS"`, also a teacher trained on the target's kept users alone (`distillrec
+teacher TARGET --user-fraction f`, those options) and the same student distilled from it: what the target's own
+data gives without the source. Writes `benchmarks/results/transfer/<tag>.json`; a fraction already there is not
+run again (`--work` keeps the runs).
 """
 
 from __future__ import annotations
@@ -37,46 +40,85 @@ def main() -> None:
     parser.add_argument("--kd", default="param_init")
     parser.add_argument("--tag", required=True)
     parser.add_argument("--work", type=Path, default=Path("/tmp/distillrec-transfer"))
+    parser.add_argument("--student-args", help="the student's options (default: the ones of STUDENT)")
+    parser.add_argument(
+        "--target-teacher",
+        help='also a teacher of the target\'s kept users alone, with these options ("" for defaults)',
+    )
     args = parser.parse_args()
+    student = args.student_args.split() if args.student_args is not None else STUDENT
     out = ROOT / "benchmarks" / "results" / "transfer" / f"{args.tag}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     result = json.loads(out.read_text()) if out.exists() else {"fractions": {}}
     result.update(
         command=f"benchmarks/transfer.py SOURCE {args.target} --fractions "
         + " ".join(map(str, args.fractions))
-        + f" --seeds {' '.join(map(str, args.seeds))} --kd {args.kd} --tag {args.tag}",
+        + f" --seeds {' '.join(map(str, args.seeds))} --kd {args.kd} --tag {args.tag}"
+        + (f' --student-args "{args.student_args}"' if args.student_args is not None else "")
+        + (f' --target-teacher "{args.target_teacher}"' if args.target_teacher is not None else ""),
         source=str(args.source),
         source_teacher=_teacher_row(args.source),
         target=args.target,
         kd=args.kd,
-        student=STUDENT,
+        student=student,
     )
     for fraction in args.fractions:
-        if str(fraction) in result["fractions"]:
-            continue
         folder = args.work / args.tag / str(fraction)
-        command = [sys.executable, "-m", "distillrec", "distill", args.target, "--teacher", str(args.source)]
-        command += ["--transfer", "--user-fraction", str(fraction), "--student", "sasrec", "--kd", args.kd]
-        command += ["--seeds", ",".join(map(str, args.seeds)), "--out", str(folder), *STUDENT]
-        subprocess.run(command, check=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
-        metrics = json.loads((folder / "metrics.json").read_text())
-        transfer = json.loads((folder / "teacher" / "transfer.json").read_text())
-        pooled = metrics["comparison"]["pooled"]
-        result["fractions"][str(fraction)] = {
-            "users": json.loads((folder / "teacher" / "manifest.json").read_text())["dataset"]["users"],
-            "mapping": transfer,
-            "teacher_zero_shot": metrics["teacher"]["test"]["NDCG@10"],
-            "student_kd": metrics["student_kd"]["test_seeds"]["NDCG@10"],
-            "student_plain": metrics["student_plain"]["test_seeds"]["NDCG@10"],
-            "tail_kd": metrics["student_kd"]["test_slices"].get("tail", {}).get("NDCG@10"),
-            "tail_plain": metrics["student_plain"]["test_slices"].get("tail", {}).get("NDCG@10"),
-            "kd_vs_plain": {
-                k: pooled[k] for k in ("mean_diff", "diff_ci_low", "diff_ci_high", "t_pvalue", "n")
-            },
-        }
-        out.write_text(json.dumps(result, indent=1))
-        print(f"fraction {fraction}: {result['fractions'][str(fraction)]}", flush=True)
+        if str(fraction) not in result["fractions"]:
+            result["fractions"][str(fraction)] = _transfer_row(args, fraction, folder, student)
+            out.write_text(json.dumps(result, indent=1))
+        row = result["fractions"][str(fraction)]
+        if args.target_teacher is not None and "teacher_target" not in row:
+            row.update(_target_rows(args, fraction, folder, student))
+            out.write_text(json.dumps(result, indent=1))
+        print(f"fraction {fraction}: {row}", flush=True)
     print(f"wrote {out}")
+
+
+def _distillrec(*arguments: str) -> None:
+    command = [sys.executable, "-m", "distillrec", *arguments]
+    subprocess.run(command, check=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+
+
+def _transfer_row(args, fraction: float, folder: Path, student: list[str]) -> dict:
+    """The source teacher carried to the target's kept users, and the student with its KD and without."""
+    _distillrec(
+        "distill", args.target, "--teacher", str(args.source), "--transfer", "--user-fraction", str(fraction),
+        "--student", "sasrec", "--kd", args.kd, "--seeds", ",".join(map(str, args.seeds)), "--out", str(folder),
+        *student,
+    )  # fmt: skip
+    metrics = json.loads((folder / "metrics.json").read_text())
+    transfer = json.loads((folder / "teacher" / "transfer.json").read_text())
+    pooled = metrics["comparison"]["pooled"]
+    return {
+        "users": json.loads((folder / "teacher" / "manifest.json").read_text())["dataset"]["users"],
+        "mapping": transfer,
+        "teacher_zero_shot": metrics["teacher"]["test"]["NDCG@10"],
+        "student_kd": metrics["student_kd"]["test_seeds"]["NDCG@10"],
+        "student_plain": metrics["student_plain"]["test_seeds"]["NDCG@10"],
+        "tail_kd": metrics["student_kd"]["test_slices"].get("tail", {}).get("NDCG@10"),
+        "tail_plain": metrics["student_plain"]["test_slices"].get("tail", {}).get("NDCG@10"),
+        "kd_vs_plain": {k: pooled[k] for k in ("mean_diff", "diff_ci_low", "diff_ci_high", "t_pvalue", "n")},
+    }
+
+
+def _target_rows(args, fraction: float, folder: Path, student: list[str]) -> dict:
+    """A teacher of the target's kept users alone and the same student distilled from it."""
+    teacher = folder / "target-teacher"
+    _distillrec(
+        "teacher", args.target, "--user-fraction", str(fraction), "--out", str(teacher), *args.target_teacher.split()
+    )  # fmt: skip
+    kd = folder / "target-kd"
+    _distillrec(
+        "distill", args.target, "--teacher", str(teacher), "--user-fraction", str(fraction), "--student", "sasrec",
+        "--kd", args.kd, "--seeds", ",".join(map(str, args.seeds)), "--out", str(kd), *student,
+    )  # fmt: skip
+    metrics = json.loads((kd / "metrics.json").read_text())
+    return {
+        "teacher_target": _teacher_row(teacher)["test_ndcg10"],
+        "student_kd_target": metrics["student_kd"]["test_seeds"]["NDCG@10"],
+        "tail_kd_target": metrics["student_kd"]["test_slices"].get("tail", {}).get("NDCG@10"),
+    }
 
 
 def _teacher_row(folder: Path) -> dict:
