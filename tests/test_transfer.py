@@ -160,5 +160,26 @@ def test_a_run_config_with_a_transfer_section(serve_run, target_folder, tmp_path
         log=lambda m: None,
     )
     assert "[teacher] reused from carried-1" in (again / "run.log").read_text()  # the same source, not redone
+    # the low-data curve: the teacher carried to half of the users too; the run's own stages are reused
+    curved = run_pipeline(
+        parse_config({**raw, "transfer": {"source": str(serve_run / "teacher"), "fractions": [0.5]}}),
+        runs_root=tmp_path / "runs",
+        run_dir=tmp_path / "runs" / "carried-3",
+        log=lambda m: None,
+    )
+    log = (curved / "run.log").read_text()
+    assert "[teacher] reused from carried-" in log and "[students/sasrec-param_init] reused" in log
+    curve = json.loads((curved / "metrics.json").read_text())["transfer_curve"]
+    assert list(curve["points"]) == ["0.5", "1.0"]
+    half, full = curve["points"]["0.5"], curve["points"]["1.0"]
+    assert half["users"] == round(0.5 * full["users"]) or abs(half["users"] - full["users"] / 2) <= 1
+    assert (
+        full["students"]["sasrec-param_init"]["kd"]
+        == merged["models"]["sasrec-param_init (KD)"]["test"]["NDCG@10"]
+    )
+    assert 0 <= half["students"]["sasrec-param_init"]["plain"] <= 1 and 0 <= half["teacher"] <= 1
+    assert "low-data curve" in (curved / "report.html").read_text()
+    with pytest.raises(ConfigError, match="a share of the target's users in"):
+        parse_config({**raw, "transfer": {"source": "x", "fractions": [0.0]}})
     with pytest.raises(ConfigError, match="leave out teacher"):
         parse_config({**raw, "teacher": {"dim": 16}})

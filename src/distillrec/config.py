@@ -273,6 +273,19 @@ class TransferConfig(_Strict):
     id_match: float = Field(
         0.9, gt=0, le=1
     )  # text cosine at which an item takes its source match's ID vector
+    # the low-data curve (`stages/transfer_curve.py`): the teacher also carried to these shares of the target's
+    # users, every student trained there with KD and without; the report plots test NDCG@10 against the share
+    fractions: list[float] = Field(default_factory=list)
+
+    @field_validator("fractions")
+    @classmethod
+    def _shares(cls, value: list[float]) -> list[float]:
+        wrong = [f for f in value if not 0 < f <= 1]
+        if wrong:
+            raise ValueError(f"fractions: each a share of the target's users in (0, 1], got {wrong}")
+        if len(set(value)) < len(value):
+            raise ValueError(f"fractions: a share is listed twice: {value}")
+        return sorted(value)
 
 
 class MultiTaskConfig(_Strict):

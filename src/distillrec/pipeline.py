@@ -233,7 +233,16 @@ def run_pipeline(
 ) -> Path:
     """Run every stage of `config` into a run folder (see the module docstring); return the folder. `log`
     prints a console line; `level` ("debug", "info" or "stage") is the least important level it gets."""
-    from distillrec.stages import baselines, compress, distill, multitask, report, teacher, transfer
+    from distillrec.stages import (
+        baselines,
+        compress,
+        distill,
+        multitask,
+        report,
+        teacher,
+        transfer,
+        transfer_curve,
+    )
     from distillrec.stages.data import SCHEMA_VERSION as DATA_SCHEMA
     from distillrec.stages.data import key_config, prepare_data, raw_files_key, read_prepared
 
@@ -323,7 +332,8 @@ def run_pipeline(
         else:  # keyed by the source folder's manifest: a retrained source is carried over again
             _, source_manifest = teacher.teacher_manifest(config.transfer.source)
             source_key = [source_manifest.get("created"), source_manifest.get("config")]
-            key_parts = (data_key, config.transfer.model_dump(), source_key, transfer.SCHEMA_VERSION)
+            carried = config.transfer.model_dump(exclude={"fractions"})  # the curve is its own stage
+            key_parts = (data_key, carried, source_key, transfer.SCHEMA_VERSION)
             teacher_key = _key(*key_parts)
             teacher_dir = run.stage("teacher", teacher_key, run_transfer)
 
@@ -350,6 +360,28 @@ def run_pipeline(
             key = _key(teacher_key, student.model_dump(), config.seeds, distill.SCHEMA_VERSION)
             student_dirs[student.label] = run.stage(f"students/{student.label}", key, run_students)
             student_keys.append(key)
+
+        curve_dir = None
+        if config.transfer is not None and config.transfer.fractions:
+
+            def run_curve(folder: Path) -> str:
+                curve = transfer_curve.run_curve(
+                    config.dataset,
+                    config.split,
+                    config.transfer,
+                    config.students,
+                    config.seeds,
+                    folder,
+                    progress=config.progress,
+                    log=run.log,
+                    device=config.device,
+                )
+                return f"the teacher carried to {len(curve['points'])} more share(s) of the users"
+
+            students = [s.model_dump() for s in config.students]
+            key_parts = (raw_key, config.transfer.model_dump(), source_key, students, config.seeds)
+            key = _key(*key_parts, transfer_curve.SCHEMA_VERSION, distill.SCHEMA_VERSION)
+            curve_dir = run.stage("transfer_curve", key, run_curve)
 
         compressed_dir = None
         if config.compress.methods and student_dirs:
@@ -396,7 +428,15 @@ def run_pipeline(
         if scratch is None:
             start = time.perf_counter()
             path = report.write_report(
-                run_dir, data, baselines_dir, teacher_dir, student_dirs, compressed_dir, multitask_dir
+                run_dir,
+                data,
+                baselines_dir,
+                teacher_dir,
+                student_dirs,
+                compressed_dir,
+                multitask_dir,
+                curve_dir,
+                config.dataset.user_fraction,
             )
             run.log(f"[report] {path} ({_duration(time.perf_counter() - start)})", "stage")
         failed = False

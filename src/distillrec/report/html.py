@@ -153,6 +153,19 @@ def validate_metrics(metrics: dict) -> None:
             at = f'"multitask"["models"]["{name}"]'
             for key in ("params", "ctr_AUC", "cvr_AUC", "ctcvr_AUC", "conversion_NDCG@10"):
                 _number(_key(row, key, at), f'{at}["{key}"]')
+    if metrics.get("transfer_curve") is not None:
+        points = _object(
+            _key(metrics["transfer_curve"], "points", '"transfer_curve"'), '"transfer_curve"["points"]'
+        )
+        for share, point in points.items():
+            at = f'"transfer_curve"["points"]["{share}"]'
+            _number(_key(point, "teacher", at), f'{at}["teacher"]')
+            for label, row in _object(_key(point, "students", at), f'{at}["students"]').items():
+                for key in ("kd", "plain"):
+                    _number(
+                        _key(row, key, f'{at}["students"]["{label}"]'),
+                        f'{at}["students"]["{label}"]["{key}"]',
+                    )
     for name, entry in _object(metrics.get("comparison", {}), '"comparison"').items():
         at = f'"comparison"["{name}"]'
         vs = _key(entry, "vs", at)
@@ -355,6 +368,38 @@ def _multitask_table(metrics: dict) -> str:
     )
 
 
+def _transfer_curve(metrics: dict) -> str:
+    """A transfer run's low-data curve (optional `"transfer_curve"` key: `stages/report.curve_rows`)."""
+    section = metrics.get("transfer_curve")
+    if not section:
+        return ""
+    points = section["points"]
+    shares = [float(share) for share in points]
+    labels = list(next(iter(points.values()))["students"])
+    series = {"teacher, zero-shot": [p["teacher"] for p in points.values()]}
+    for label in labels:
+        series[f"{label} (KD)"] = [p["students"][label]["kd"] for p in points.values()]
+        series[f"{label} (no KD)"] = [p["students"][label]["plain"] for p in points.values()]
+    head = "".join(f'<th class="num">{escape(name)}</th>' for name in series)
+    rows = []
+    for i, (share, point) in enumerate(points.items()):
+        cells = "".join(f'<td class="num">{values[i]:.4f}</td>' for values in series.values())
+        rows.append(f"<tr><td>{float(share):.0%} ({point['users']:,} users)</td>{cells}</tr>")
+    table = (
+        f'<table id="transfer-curve">\n<caption>Test NDCG@10 of the teacher carried over from '
+        f"{escape(section['source'])} and of each student, by the share of the target's users kept (means "
+        f"over seeds)</caption>\n<thead><tr><th>users kept</th>{head}</tr></thead>\n<tbody>\n"
+        + "\n".join(rows)
+        + "\n</tbody>\n</table>"
+    )
+    figure = _figure(
+        plots.low_data_curve(shares, series),
+        "low-data curve",
+        "Test NDCG@10 against the share of the target's users the run kept (the others not seen at all).",
+    )
+    return _section("Transfer: the low-data curve", table + figure)
+
+
 def _seed_pairs(metrics: dict) -> list[plots.SeedPair]:
     """KD/plain pairs from `comparison`; without it, each KD student against the only plain student, if one."""
     models = metrics["models"]
@@ -518,6 +563,7 @@ def render_report(metrics: dict, created: datetime | None = None) -> str:
         _section("Models", _table(metrics["models"], order)),
         *_plots(metrics, order),
         _multitask_table(metrics),
+        _transfer_curve(metrics),
     ]
     body = "\n".join(parts)
     return (

@@ -13,6 +13,8 @@ through `pyplot`, so no display, no global figure state, and the same figure on 
 - `slice_bars`: NDCG@10 on head / tail / cold targets, grouped by slice, one bar per model.
 - `agreement_bars`: share of each student's top-10 that the teacher also ranks in its top-10.
 - `paired_seeds`: KD vs plain student per seed, one line joining the two runs that share a seed.
+- `low_data_curve`: test NDCG@10 against the share of the target's users a transfer run kept, one line per
+  method (the carried-over teacher zero-shot, each student with KD and without).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = [
     "slice_bars",
     "agreement_bars",
     "paired_seeds",
+    "low_data_curve",
 ]
 
 _DPI = 110
@@ -248,4 +251,22 @@ def paired_seeds(pairs: Sequence[SeedPair], colours: dict[str, str]) -> bytes:
         if pair.diff_ci95 is not None:
             subtitle.append(f"diff 95% CI [{pair.diff_ci95[0]:+.4f}, {pair.diff_ci95[1]:+.4f}]")
         ax.set_title("KD vs plain, per seed" + ("\n" + ", ".join(subtitle) if subtitle else ""), fontsize=10)
+    return _png(fig)
+
+
+def low_data_curve(shares: Sequence[float], series: dict[str, Sequence[float]]) -> bytes:
+    """series: {method: test NDCG@10 at each share of `shares` (ascending)}; one line per method."""
+    fig, (ax,) = _figure(7, 4)
+    colours = model_colours(list(series))
+    for name, values in series.items():
+        ax.plot(shares, values, marker="o", color=colours[name], label=name, linewidth=1.5)
+    ax.set_xscale("log")  # 10%, 25%, 100%: evenly apart
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks(list(shares), [f"{share:.0%}" for share in shares])
+    ax.set(
+        title="Low-data curve: the source teacher carried to the target",
+        xlabel="share of the target's users kept",
+        ylabel="test NDCG@10",
+    )
+    ax.legend(fontsize=8)
     return _png(fig)

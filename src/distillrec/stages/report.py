@@ -19,6 +19,7 @@ from distillrec.recommend import load, serving_cost
 from distillrec.report.html import build_report
 from distillrec.results import read_results
 from distillrec.stages.data import PreparedData
+from distillrec.stages.transfer_curve import curve_point
 
 __all__ = ["write_report", "merge_metrics", "multitask_rows", "student_names", "SCHEMA_VERSION"]
 
@@ -34,11 +35,18 @@ def write_report(
     student_dirs: dict[str, Path],
     compressed_dir: Path | None = None,
     multitask_dir: Path | None = None,
+    curve_dir: Path | None = None,
+    user_fraction: float = 1.0,
 ) -> Path:
-    """Write `run_dir/metrics.json` and `run_dir/report.html`; return the report's path."""
+    """Write `run_dir/metrics.json` and `run_dir/report.html`; return the report's path. With `curve_dir` (a
+    transfer run's low-data curve), the run's own students are the point at `user_fraction`."""
     merged = merge_metrics(data, baselines_dir, teacher_dir, student_dirs, compressed_dir)
     if multitask_dir is not None:
         merged["multitask"] = multitask_rows(json.loads((multitask_dir / "multitask.json").read_text()))
+    if curve_dir is not None:
+        merged["transfer_curve"] = curve_rows(
+            json.loads((curve_dir / "curve.json").read_text()), merged, student_dirs, user_fraction
+        )
     users = data.dataset.user_ids[np.unique(data.split.test.users)[:COST_USERS]]
     folders = model_folders(merged["models"], baselines_dir, teacher_dir, student_dirs, compressed_dir)
     for name, folder in folders.items():
@@ -78,6 +86,15 @@ def model_folders(
         for name, row in read_results(compressed_dir / "metrics.json").items():
             folders[name] = compressed_dir / row.model_extra["folder"]
     return {n: f for n, f in folders.items() if n in models and (f / "manifest.json").is_file()}
+
+
+def curve_rows(curve: dict, merged: dict, student_dirs: dict[str, Path], user_fraction: float) -> dict:
+    """The low-data curve as the report shows it: the curve stage's points and the run's own, by share."""
+    own = curve_point(
+        merged["dataset"]["users"], merged["models"]["teacher"]["test"]["NDCG@10"], student_dirs
+    )
+    points = {**curve["points"], str(user_fraction): own}
+    return {"source": curve["source"], "points": dict(sorted(points.items(), key=lambda kv: float(kv[0])))}
 
 
 def multitask_rows(summary: dict) -> dict:
