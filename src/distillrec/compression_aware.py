@@ -128,10 +128,12 @@ class _FixedCodes(nn.Module):
 
 
 def _targets(module: nn.Module, min_size: int) -> list[tuple[nn.Module, str, torch.Tensor]]:
-    """(owner, name, tensor) of every 2-D float parameter or buffer of at least `min_size` values."""
+    """(owner, name, tensor) of every 2-D float parameter or saved buffer of at least `min_size` values (what a
+    model folder stores, so what `compress_model` encodes; a buffer rebuilt at load is left alone)."""
     found = []
     for owner in module.modules():
-        for name, tensor in [*owner._parameters.items(), *owner._buffers.items()]:
+        saved = [(n, b) for n, b in owner._buffers.items() if n not in owner._non_persistent_buffers_set]
+        for name, tensor in [*owner._parameters.items(), *saved]:
             if (
                 tensor is not None
                 and tensor.is_floating_point()
