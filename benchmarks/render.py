@@ -562,14 +562,16 @@ def transfer_table(path: Path) -> str:
     result = json.loads(path.read_text())
     source = result["source_teacher"]
     own = any("teacher_target" in row for row in result["fractions"].values())  # `--target-teacher`
+    init = any("source_init" in row for row in result["fractions"].values())  # `transfer_init.py`
     lines = [
         f"`{result['command']}` (source: the teacher of {source['dataset']['name']}, test NDCG@10 "
         f"{source['test_ndcg10']:.4f} there; KD {result['kd']})",
         "",
         "| target users | text match (median cosine; >= 0.9) | teacher, zero-shot | student alone | "
         "student + transfer KD | KD - alone (95% CI, p) | tail: alone / KD |"
-        + (" target-only teacher | student + its KD |" if own else ""),
-        "|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if own else ""),
+        + (" target-only teacher | student + its KD |" if own else "")
+        + (" student from the source student (vs alone, p) |" if init else ""),
+        "|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if own else "") + ("---:|" if init else ""),
     ]
     for fraction, row in result["fractions"].items():
         kd, plain, diff = row["student_kd"], row["student_plain"], row["kd_vs_plain"]
@@ -588,8 +590,18 @@ def transfer_table(path: Path) -> str:
             f"{kd['mean']:.4f} ({100 * (kd['mean'] / plain['mean'] - 1):+.1f}%) | {diff['mean_diff']:+.4f} "
             f"({diff['diff_ci_low']:+.4f} .. {diff['diff_ci_high']:+.4f}, p={diff['t_pvalue']:.2g}) | {tail} |"
             + target
+            + (_source_init_cell(row, plain["mean"]) if init else "")
         )
+    if init:
+        lines += ["", f"Student from the source student: `{result['source_init_command']}`."]
     return "\n".join(lines)
+
+
+def _source_init_cell(row: dict, plain: float) -> str:
+    if "source_init" not in row:
+        return " - |"
+    mean, test = row["source_init"]["mean"], row["source_init_vs_plain"]
+    return f" {mean:.4f} ({100 * (mean / plain - 1):+.1f}%, p={test['t_pvalue']:.2g}) |"
 
 
 def multitask_table(path: Path) -> str:
