@@ -11,10 +11,21 @@ import distillrec
 # lowest first; a module may import from its own package and any earlier layer, never from a sibling package
 # of its own layer
 LAYERS = [
-    {"manifest", "precision", "devices", "threads", "tracking", "results", "report", "codecs", "__init__"},
+    {
+        "manifest",
+        "precision",
+        "devices",
+        "threads",
+        "tracking",
+        "results",
+        "report",
+        "codecs",
+        "channels",
+        "__init__",
+    },
     {"data"},
     {"evaluate", "layers", "artifact"},
-    {"train", "compress"},
+    {"train", "compress", "compression_aware"},
     {"losses"},
     {"models"},
     {"students", "teachers", "multitask"},
