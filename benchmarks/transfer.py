@@ -50,6 +50,10 @@ def main() -> None:
     out = ROOT / "benchmarks" / "results" / "transfer" / f"{args.tag}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     result = json.loads(out.read_text()) if out.exists() else {"fractions": {}}
+    if result["fractions"] and result.get("student") != student:
+        raise SystemExit(
+            f"{out}: its fractions were run with the student {result.get('student')}; use another tag"
+        )
     result.update(
         command=f"benchmarks/transfer.py SOURCE {args.target} --fractions "
         + " ".join(map(str, args.fractions))

@@ -32,6 +32,7 @@ from distillrec.config import DatasetConfig, SplitConfig  # noqa: E402
 from distillrec.evaluate.ranking import evaluate  # noqa: E402
 from distillrec.evaluate.significance import paired_test, seed_summary  # noqa: E402
 from distillrec.evaluate.slices import slice_summaries  # noqa: E402
+from distillrec.manifest import dataset_fingerprint  # noqa: E402
 from distillrec.stages.data import prepare_data  # noqa: E402
 from distillrec.stages.transfer import nearest_items  # noqa: E402
 from distillrec.students.registry import make_student  # noqa: E402
@@ -62,6 +63,9 @@ def main() -> None:
             continue
         folder = args.work / args.tag / str(fraction)
         data = prepare_data(DatasetConfig(source=args.target, user_fraction=fraction), SplitConfig())
+        prepared = json.loads((folder / "teacher" / "manifest.json").read_text())["dataset"]
+        if prepared["fingerprint"] != dataset_fingerprint(data.dataset):  # users paired by index below
+            raise SystemExit(f"{folder}: its data is not the data prepared here; the runs differ")
         nearest, _ = nearest_items(np.load(folder / "teacher" / "text_embeddings.npy"), source_text)
         split = data.split
         per_seed, tails = [], []
@@ -96,10 +100,11 @@ def main() -> None:
 
 
 def _budget(arguments: list[str]) -> dict:
-    """The training budget of transfer.py's `--student-args` ("--max-epochs 40 --lr 0.003 ...")."""
+    """The training budget in transfer.py's `--student-args` ("--max-epochs 40 --lr 0.003 ..."); the other
+    options (the width, ...) are the source student's own."""
     names = {"--lr": ("lr", float), "--max-epochs": ("max_epochs", int), "--patience": ("patience", int)}
     budget = {}
-    for flag, value in zip(arguments[::2], arguments[1::2], strict=True):
+    for flag, value in zip(arguments, arguments[1:], strict=False):
         if flag in names:
             key, kind = names[flag]
             budget[key] = kind(value)

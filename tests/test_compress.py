@@ -276,6 +276,9 @@ def test_channel_pruning_removes_whole_ffn_channels_and_loads_as_the_smaller_mod
         atol=1e-6,
     )
     assert unquantised.weights_bytes_after < unquantised.weights_bytes_before
+    # a deeper stack: a layer is in one pair only, and the folder reads back
+    deep = {f"m.{i}.weight": np.ones((8, 8), np.float32) * (i + 1) for i in (0, 2, 4)}
+    assert find_pairs(deep) == [("m.0", "m.2")]
     with pytest.raises(ValueError, match="no pair of linear layers"):
         compress_model(folders["ease"], tmp_path / "ease-channels", ["channels"])
     with pytest.raises(ValueError, match="channels prunes by --sparsity too"):

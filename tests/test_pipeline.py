@@ -103,13 +103,15 @@ def test_run_writes_every_artifact_and_reuses_unchanged_stages(small_dataset, tm
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "+ 1 epochs of KD fine-tuning" in result.output
+    assert "+ 1 epochs of KD fine-tuning (compression-aware)" in result.output
     assert (
         json.loads((tmp_path / "int4-ft" / "manifest.json").read_text())["info"]["fine_tuned"]["objective"][
             "terms"
         ][0]["method"]
         == "soft"
     )
+    stage_rows = json.loads((first / "compressed" / "metrics.json").read_text())["models"]
+    assert stage_rows["sasrec-soft (KD) int8 + fine-tune"]["aware"] is True  # int8: compression-aware
     tuned = json.loads((first / "compressed" / "sasrec-soft-int8-ft" / "manifest.json").read_text())
     assert tuned["params"]["max_epochs"] == 2  # the student's own settings, not the fine-tuning's (1 epoch)
     assert tuned["info"]["fine_tuned"]["epochs"] == 1 and "test" not in tuned["info"]

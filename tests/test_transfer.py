@@ -179,7 +179,24 @@ def test_a_run_config_with_a_transfer_section(serve_run, target_folder, tmp_path
     )
     assert 0 <= half["students"]["sasrec-param_init"]["plain"] <= 1 and 0 <= half["teacher"] <= 1
     assert "low-data curve" in (curved / "report.html").read_text()
+    # a share added later is trained alone: the earlier one is reused
+    more = {"source": str(serve_run / "teacher"), "fractions": [0.5, 0.75]}
+    again = run_pipeline(
+        parse_config({**raw, "transfer": more}),
+        runs_root=tmp_path / "runs",
+        run_dir=tmp_path / "runs" / "carried-4",
+        log=lambda m: None,
+    )
+    log = (again / "run.log").read_text()
+    assert "[transfer_curve/0.5] reused from carried-3" in log and "[transfer_curve/0.75] done" in log
+    assert list(json.loads((again / "metrics.json").read_text())["transfer_curve"]["points"]) == [
+        "0.5",
+        "0.75",
+        "1.0",
+    ]
     with pytest.raises(ConfigError, match="a share of the target's users in"):
         parse_config({**raw, "transfer": {"source": "x", "fractions": [0.0]}})
+    with pytest.raises(ConfigError, match="the run's own share"):
+        parse_config({**raw, "transfer": {"source": "x", "fractions": [1.0]}})
     with pytest.raises(ConfigError, match="leave out teacher"):
         parse_config({**raw, "teacher": {"dim": 16}})

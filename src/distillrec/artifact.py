@@ -53,7 +53,9 @@ __all__ = [
 
 FORMAT = "distillrec-model"
 FORMAT_VERSION = 2  # 2: compressed arrays (`encoding`, `param_encoding`); version 1 folders read as before
-READS_VERSIONS = (1, 2)
+# 3: written by `compress_model` only where a reader of version 2 would fail (pruned channels, pq codebooks
+# quantised); every other folder keeps version 2
+READS_VERSIONS = (1, 2, 3)
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
 

@@ -1,8 +1,9 @@
 """Structured pruning of hidden channels: whole channels of two-layer feed-forward blocks removed from a state.
 
-A "pair" is two linear layers of one `nn.Sequential` with only parameter-free modules between them (an
-activation, a dropout): `<P>.<a>.weight` (hidden, d_in) and `<P>.<b>.weight` (d_out, hidden), the transformer
-blocks' FFNs and a teacher's text adapter. `prune_channels` keeps the `1 - fraction` hidden channels of each pair
+A "pair" is found by the state's names and shapes: two 2-D weights `<P>.<a>.weight` (hidden, d_in) and
+`<P>.<b>.weight` (d_out, hidden) of one `nn.Sequential` with no other weighted layer between them (what lies between
+is taken to be an activation or a dropout), as the transformer blocks' FFNs and a teacher's text adapter are. A
+layer is in at most one pair (in a deeper stack the first of two overlapping pairs is kept). `prune_channels` keeps the `1 - fraction` hidden channels of each pair
 with the largest ||W_a[i, :]|| * ||W_b[:, i]|| (ties to the lower index) and stores `W_a[kept]`, `b_a[kept]`,
 `W_b[:, kept]`: a channel removed contributes W_b[:, i] * act(W_a[i] x + b_a[i]), which is what pruning drops.
 `expand_channels` puts zeros back (a zero column of W_b: the channel adds nothing, whatever the activation), so a
@@ -31,7 +32,10 @@ def find_pairs(state: dict[str, np.ndarray]) -> list[tuple[str, str]]:
     pairs = []
     for prefix, indices in layers.items():
         ordered = sorted(indices)
+        used: set[int] = set()
         for a, b in zip(ordered, ordered[1:], strict=False):
+            if a in used:
+                continue
             first, second = state[f"{prefix}.{a}.weight"], state[f"{prefix}.{b}.weight"]
             if (
                 "weight" in indices[a]
@@ -41,6 +45,7 @@ def find_pairs(state: dict[str, np.ndarray]) -> list[tuple[str, str]]:
                 and first.shape[0] == second.shape[1]
             ):
                 pairs.append((f"{prefix}.{a}", f"{prefix}.{b}"))
+                used.update((a, b))
     return sorted(pairs)
 
 

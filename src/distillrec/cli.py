@@ -1187,7 +1187,8 @@ def compress(
         bool,
         typer.Option(
             help="--kd-finetune: train on the weights as the method stores them (fake int8/int4 quantisation, "
-            "fixed pruning masks, fixed pq codes); --no-aware, or with lowrank: in float32, then compressed again."
+            "fixed pruning masks, fixed pq codes); --no-aware, or with lowrank or channels: in float32, then "
+            "compressed again."
         ),
     ] = True,
 ) -> None:
@@ -1206,7 +1207,7 @@ def compress(
             model_dir, out, methods, sparsity=sparsity, rank=rank, energy=energy, subvectors=subvectors
         )
     except ValueError as exc:
-        if "compression method" in str(exc) or "give one" in str(exc):
+        if any(m in str(exc) for m in ("compression method", "give one", "give it", "channels")):
             raise typer.BadParameter(str(exc), param_hint="--method") from None
         raise
     table = Table(title=f"{escape(str(model_dir))} -> {escape(str(out))} ({', '.join(result.methods)})")

@@ -33,6 +33,7 @@ __all__ = [
     "decode",
     "check_steps",
     "check_methods",
+    "is_mask",
     "prune_mask",
     "unique_pieces",
 ]
@@ -164,6 +165,11 @@ def decode(parts: dict[str, np.ndarray], spec: dict[str, Any]) -> np.ndarray:
     return matrix.astype(np.float32)
 
 
+def is_mask(x: np.ndarray) -> bool:
+    """Whether x holds only 0 and 1: a mask (which ids have a learned row, ...), not weights to compress."""
+    return bool(np.isin(x, (0.0, 1.0)).all())
+
+
 def prune_mask(x: np.ndarray, sparsity: float) -> np.ndarray:
     """The entries "prune" keeps (bool, x's shape): all but exactly round(sparsity * size) smallest in |x|."""
     n_zero = int(round(sparsity * x.size))
@@ -213,8 +219,10 @@ def _quantise(x: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     exact = np.abs(rows).max(axis=1) / top  # (n_rows,)
     exact[exact == 0] = 1.0  # an all-zero row: codes 0
     half = exact.astype(np.float16)
-    # float16 scales (2 bytes a row) unless a row is too large or too small for them: then float32
-    store = half if np.isfinite(half).all() and (half > 0).all() else exact.astype(np.float32)
+    # float16 scales (2 bytes a row) unless a row is too large or too small for them (subnormal: too coarse to
+    # give its largest value the top code): then float32
+    normal = np.isfinite(half).all() and (half >= np.finfo(np.float16).tiny).all()
+    store = half if normal else exact.astype(np.float32)
     scale = store.astype(np.float32)
     codes = np.clip(np.rint(rows / scale[:, None]), -top, top).astype(np.int8)
     if bits == 4:

@@ -4,7 +4,7 @@ Input: a model folder (`artifact.py`), the methods (`codecs.py`: int8, int4, pru
 followed by int8 / int4; or pq, product quantisation of tables, alone or followed by int8 / int4; and "channels",
 structured pruning of whole FFN channels at `sparsity` (`channels.py`), alone or followed by int8 / int4 / pq)
 and their settings. Output: a new model folder whose weights and array parameters keep
-every 2-D float array of at least `min_size` values (embedding tables, linear layers, EASE's item-item matrix,
+every 2-D float array of at least `min_size` values that is not a 0/1 mask (embedding tables, linear layers, EASE's item-item matrix,
 factor tables, a teacher's frozen text table) as its encoded parts, when that is smaller; the rest is copied. Loading decodes the arrays to float32, so the
 compressed model scores with the same code as the original: what shrinks is the size on disk (and what a
 server has to ship), not the arithmetic.
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from distillrec.artifact import MANIFEST, WEIGHTS, finish_folder, read_model, write_state
-from distillrec.channels import prune_channels
-from distillrec.codecs import CHANNELS, check_methods, encode
+from distillrec.channels import expand_channels, prune_channels
+from distillrec.codecs import CHANNELS, check_methods, encode, is_mask
 
 __all__ = ["CompressedArray", "CompressionResult", "compress_model"]
 
@@ -81,7 +81,7 @@ def compress_model(
         """(what to store: kept arrays and encoded parts `<name>#<part>`, each encoded array's spec)."""
         stored, encoding = {}, {}
         for name, value in sorted(values.items()):
-            if value.dtype.kind == "f" and value.ndim == 2 and value.size >= min_size:
+            if value.dtype.kind == "f" and value.ndim == 2 and value.size >= min_size and not is_mask(value):
                 parts, spec = encode(value, steps, **settings)
                 size = sum(p.nbytes for p in parts.values())
                 if spec["steps"] and size < value.nbytes:
@@ -93,6 +93,9 @@ def compress_model(
         return stored, encoding
 
     pruned, channels = prune_channels(saved.state, sparsity) if CHANNELS in methods else (saved.state, {})
+    shapes = {name: value.shape for name, value in expand_channels(pruned, channels).items()}
+    if shapes != {name: value.shape for name, value in saved.state.items()}:  # read back at the built shapes
+        raise ValueError(f"{source}: channels: the pruned layers would not read back at their shapes")
     state, encoding = compressed(pruned)
     array_params = {n: np.asarray(saved.params[n]) for n in manifest["array_params"]}
     params, param_encoding = compressed(array_params)
@@ -109,6 +112,8 @@ def compress_model(
     manifest["encoding"], manifest["param_encoding"] = encoding, param_encoding
     if channels:
         manifest["channels"] = channels  # read back at their built shapes (`artifact.read_model`)
+    if channels or ("pq" in steps and len(steps) > 1):  # what a distillrec before format 3 cannot read
+        manifest["format_version"] = 3
     manifest["info"] = {
         **manifest.get("info", {}),
         "compression": {

@@ -28,7 +28,15 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from distillrec.codecs import BLOCK, PQ_MIN_ROWS, check_methods, check_steps, prune_mask, unique_pieces
+from distillrec.codecs import (
+    BLOCK,
+    PQ_MIN_ROWS,
+    check_methods,
+    check_steps,
+    is_mask,
+    prune_mask,
+    unique_pieces,
+)
 
 __all__ = ["supports", "make_aware", "fold", "fake_quantise"]
 
@@ -59,7 +67,10 @@ def fake_quantise(x: torch.Tensor, bits: int, nonzero: bool = False) -> torch.Te
         empty = exact == 0
         exact[empty] = 1.0
         half = exact.half()
-        scale = half.float() if bool(torch.isfinite(half).all() and (half > 0).all()) else exact
+        normal = bool(torch.isfinite(half).all() and (half >= torch.finfo(torch.float16).tiny).all())
+        scale = (
+            half.float() if normal else exact
+        )  # as `codecs._quantise`: float32 where float16 is too coarse
         codes = torch.clamp(torch.round(x / scale[:, None]), -top, top)
         if nonzero:
             step = torch.where(x >= 0, 1.0, -1.0)
@@ -110,8 +121,8 @@ class _FixedCodes(nn.Module):
                 f"pq-aware fine-tuning: a {tuple(weight.shape)} table whose pieces take more than 256 "
                 "values each is not a decoded pq table"
             )
-        self.register_buffer("codes", torch.from_numpy(codes.astype(np.int64)))  # (rows, m)
-        self.initial = torch.from_numpy(codebooks)  # (m, 256, width / m)
+        self.register_buffer("codes", torch.from_numpy(codes.astype(np.int64)).to(weight.device))  # (rows, m)
+        self.subvectors = subvectors
 
     def forward(self, codebooks: torch.Tensor) -> torch.Tensor:
         if self.bits is not None:
@@ -124,7 +135,11 @@ class _FixedCodes(nn.Module):
         return pieces.reshape(self.codes.shape[0], -1)
 
     def right_inverse(self, weight: torch.Tensor) -> torch.Tensor:
-        return self.initial.to(weight.device, weight.dtype)
+        """The codebooks (m, 256, width / m) of a weight whose pieces are those of the fixed codes."""
+        codebooks, codes = unique_pieces(weight.detach().cpu().numpy(), self.subvectors)
+        if codes is None or not np.array_equal(codes, self.codes.cpu().numpy()):
+            raise ValueError("pq-aware fine-tuning: the weight does not have the fixed codes' pieces")
+        return torch.from_numpy(codebooks).to(weight.device, weight.dtype)
 
 
 def _targets(module: nn.Module, min_size: int) -> list[tuple[nn.Module, str, torch.Tensor]]:
@@ -139,6 +154,7 @@ def _targets(module: nn.Module, min_size: int) -> list[tuple[nn.Module, str, tor
                 and tensor.is_floating_point()
                 and tensor.dim() == 2
                 and tensor.numel() >= min_size
+                and not is_mask(tensor.detach().cpu().numpy())
             ):
                 found.append((owner, name, tensor))
     return found

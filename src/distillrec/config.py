@@ -348,7 +348,7 @@ class CompressConfig(_Strict):
     kd_finetune_epochs: int = Field(0, ge=0)
     kd_finetune_methods: list[str] | None = None  # the fine-tuning's KD methods (default: the student's own)
     # the fine-tuning sees the weights as they will be stored (`compression_aware.py`: fake quantisation, fixed
-    # pruning masks, fixed pq codes); off, or with lowrank: fine-tuned in float32, then compressed again
+    # pruning masks, fixed pq codes); off, or with lowrank or channels: fine-tuned in float32, then compressed again
     kd_finetune_aware: bool = True
 
     @field_validator("kd_finetune_methods")
@@ -428,6 +428,15 @@ class RunConfig(_Strict):
             raise ValueError(
                 "transfer: the run's teacher is the one carried over from transfer.source; leave out teacher: "
                 "(its settings come from the source teacher's folder)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _curve_beside_the_run(self) -> RunConfig:
+        if self.transfer is not None and self.dataset.user_fraction in self.transfer.fractions:
+            raise ValueError(
+                f"transfer.fractions: {self.dataset.user_fraction} is the run's own share of the users "
+                "(dataset.user_fraction), already a point of the curve; leave it out"
             )
         return self
 

@@ -361,14 +361,15 @@ def run_pipeline(
             student_dirs[student.label] = run.stage(f"students/{student.label}", key, run_students)
             student_keys.append(key)
 
-        curve_dir = None
-        if config.transfer is not None and config.transfer.fractions:
+        curve_dirs: dict[float, Path] = {}  # the low-data curve: one stage per share of the users
+        for fraction in config.transfer.fractions if config.transfer is not None else []:
 
-            def run_curve(folder: Path) -> str:
-                curve = transfer_curve.run_curve(
+            def run_share(folder: Path, fraction=fraction) -> str:
+                point = transfer_curve.run_share(
                     config.dataset,
                     config.split,
                     config.transfer,
+                    fraction,
                     config.students,
                     config.seeds,
                     folder,
@@ -376,12 +377,14 @@ def run_pipeline(
                     log=run.log,
                     device=config.device,
                 )
-                return f"the teacher carried to {len(curve['points'])} more share(s) of the users"
+                return transfer_curve.describe(point)
 
+            share = config.dataset.model_copy(update={"user_fraction": fraction})
+            share_key = _key(key_config(share), config.split.model_dump(), raw_files_key(share), DATA_SCHEMA)
             students = [s.model_dump() for s in config.students]
-            key_parts = (raw_key, config.transfer.model_dump(), source_key, students, config.seeds)
-            key = _key(*key_parts, transfer_curve.SCHEMA_VERSION, distill.SCHEMA_VERSION)
-            curve_dir = run.stage("transfer_curve", key, run_curve)
+            versions = (transfer.SCHEMA_VERSION, distill.SCHEMA_VERSION, transfer_curve.SCHEMA_VERSION)
+            key = _key(share_key, carried, source_key, students, config.seeds, *versions)
+            curve_dirs[fraction] = run.stage(f"transfer_curve/{fraction}", key, run_share)
 
         compressed_dir = None
         if config.compress.methods and student_dirs:
@@ -393,7 +396,7 @@ def run_pipeline(
                 )
                 return f"{len(rows)} compressed model(s)"
 
-            key = _key(student_keys, config.compress.model_dump(), compress.SCHEMA_VERSION)
+            key = _key(student_keys, compress.key_config(config.compress), compress.SCHEMA_VERSION)
             compressed_dir = run.stage("compressed", key, run_compress)
 
         multitask_dir = None
@@ -435,7 +438,7 @@ def run_pipeline(
                 student_dirs,
                 compressed_dir,
                 multitask_dir,
-                curve_dir,
+                curve_dirs,
                 config.dataset.user_fraction,
             )
             run.log(f"[report] {path} ({_duration(time.perf_counter() - start)})", "stage")

@@ -34,12 +34,26 @@ from distillrec.results import write_results
 from distillrec.stages.data import PreparedData
 from distillrec.stages.report import student_names
 
-__all__ = ["compress_students", "compress_and_evaluate", "finetune", "SCHEMA_VERSION", "compressed_name"]
+__all__ = [
+    "compress_students",
+    "compress_and_evaluate",
+    "finetune",
+    "key_config",
+    "SCHEMA_VERSION",
+    "compressed_name",
+]
 
-SCHEMA_VERSION = (
-    3  # 2: fine-tuned rows named "+ fine-tune", their folders keep the model's own settings; 3: aware
-)
+SCHEMA_VERSION = 2  # 2: fine-tuned rows named "+ fine-tune", their folders keep the model's own settings
 FINETUNED = " + fine-tune"  # suffix of a fine-tuned copy's name
+
+
+def key_config(settings: CompressConfig) -> dict:
+    """The settings the pipeline keys the stage by: without fine-tuning `kd_finetune_aware` changes nothing and is
+    left out, so runs from before it existed keep their key."""
+    dump = settings.model_dump()
+    if not settings.kd_finetune_epochs:
+        dump.pop("kd_finetune_aware")
+    return dump
 
 
 def compressed_name(label: str, method: str) -> str:

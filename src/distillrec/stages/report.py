@@ -19,7 +19,7 @@ from distillrec.recommend import load, serving_cost
 from distillrec.report.html import build_report
 from distillrec.results import read_results
 from distillrec.stages.data import PreparedData
-from distillrec.stages.transfer_curve import curve_point
+from distillrec.stages.transfer_curve import POINT, curve_point
 
 __all__ = ["write_report", "merge_metrics", "multitask_rows", "student_names", "SCHEMA_VERSION"]
 
@@ -35,18 +35,17 @@ def write_report(
     student_dirs: dict[str, Path],
     compressed_dir: Path | None = None,
     multitask_dir: Path | None = None,
-    curve_dir: Path | None = None,
+    curve_dirs: dict[float, Path] | None = None,
     user_fraction: float = 1.0,
 ) -> Path:
-    """Write `run_dir/metrics.json` and `run_dir/report.html`; return the report's path. With `curve_dir` (a
-    transfer run's low-data curve), the run's own students are the point at `user_fraction`."""
+    """Write `run_dir/metrics.json` and `run_dir/report.html`; return the report's path. With `curve_dirs` (a
+    transfer run's low-data curve: each share's stage folder), the run's own students are the point at
+    `user_fraction`."""
     merged = merge_metrics(data, baselines_dir, teacher_dir, student_dirs, compressed_dir)
     if multitask_dir is not None:
         merged["multitask"] = multitask_rows(json.loads((multitask_dir / "multitask.json").read_text()))
-    if curve_dir is not None:
-        merged["transfer_curve"] = curve_rows(
-            json.loads((curve_dir / "curve.json").read_text()), merged, student_dirs, user_fraction
-        )
+    if curve_dirs:
+        merged["transfer_curve"] = curve_rows(curve_dirs, teacher_dir, merged, student_dirs, user_fraction)
     users = data.dataset.user_ids[np.unique(data.split.test.users)[:COST_USERS]]
     folders = model_folders(merged["models"], baselines_dir, teacher_dir, student_dirs, compressed_dir)
     for name, folder in folders.items():
@@ -88,13 +87,19 @@ def model_folders(
     return {n: f for n, f in folders.items() if n in models and (f / "manifest.json").is_file()}
 
 
-def curve_rows(curve: dict, merged: dict, student_dirs: dict[str, Path], user_fraction: float) -> dict:
-    """The low-data curve as the report shows it: the curve stage's points and the run's own, by share."""
-    own = curve_point(
-        merged["dataset"]["users"], merged["models"]["teacher"]["test"]["NDCG@10"], student_dirs
-    )
-    points = {**curve["points"], str(user_fraction): own}
-    return {"source": curve["source"], "points": dict(sorted(points.items(), key=lambda kv: float(kv[0])))}
+def curve_rows(
+    curve_dirs: dict[float, Path],
+    teacher_dir: Path,
+    merged: dict,
+    student_dirs: dict[str, Path],
+    user_fraction: float,
+) -> dict:
+    """The low-data curve as the report shows it: each share's point and the run's own, by share."""
+    points = {str(f): json.loads((folder / POINT).read_text()) for f, folder in curve_dirs.items()}
+    teacher = merged["models"]["teacher"]["test"]["NDCG@10"]
+    points[str(user_fraction)] = curve_point(merged["dataset"]["users"], teacher, student_dirs)
+    source = json.loads((teacher_dir / "transfer.json").read_text())["source"]
+    return {"source": source, "points": dict(sorted(points.items(), key=lambda kv: float(kv[0])))}
 
 
 def multitask_rows(summary: dict) -> dict:
