@@ -254,8 +254,12 @@ def test_channel_pruning_removes_whole_ffn_channels_and_loads_as_the_smaller_mod
     full = expand_channels(pruned, record)
     assert np.array_equal(full["f.3.weight"], [[4.0, 0, 2, 0]]) and full["f.0.weight"].shape == (4, 2)
 
-    result = compress_model(folders["student"], tmp_path / "channels", ["channels", "int8"], sparsity=0.5)
+    result = compress_model(
+        folders["student"], tmp_path / "channels", ["channels", "int8"], sparsity=0.5, min_size=3000
+    )
     assert result.methods == ["channels", "int8"]
+    # the FFN layers are encoded by their built size (64 x 64 >= 3,000), though pruned to 2,048 values each
+    assert {"blocks.0.ffn.0.weight", "blocks.0.ffn.3.weight"} <= {a.name for a in result.arrays}
     manifest = json.loads((tmp_path / "channels" / "manifest.json").read_text())
     assert len(manifest["channels"]["blocks.0.ffn.0"]["kept"]) == 32  # 64 -> 32 channels
     model = distillrec.load(tmp_path / "channels").model

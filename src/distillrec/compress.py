@@ -77,11 +77,15 @@ def compress_model(
     settings = {"sparsity": sparsity, "rank": rank, "energy": energy, "subvectors": subvectors}
     arrays: list[CompressedArray] = []
 
-    def compressed(values: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
-        """(what to store: kept arrays and encoded parts `<name>#<part>`, each encoded array's spec)."""
+    def compressed(
+        values: dict[str, np.ndarray], built: dict[str, np.ndarray]
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+        """(what to store: kept arrays and encoded parts `<name>#<part>`, each encoded array's spec); an array is
+        encoded by its size as built (`built`), so a layer that channel pruning made small is encoded too."""
         stored, encoding = {}, {}
         for name, value in sorted(values.items()):
-            if value.dtype.kind == "f" and value.ndim == 2 and value.size >= min_size and not is_mask(value):
+            big = built[name].size >= min_size
+            if value.dtype.kind == "f" and value.ndim == 2 and big and not is_mask(value):
                 parts, spec = encode(value, steps, **settings)
                 size = sum(p.nbytes for p in parts.values())
                 if spec["steps"] and size < value.nbytes:
@@ -96,9 +100,9 @@ def compress_model(
     shapes = {name: value.shape for name, value in expand_channels(pruned, channels).items()}
     if shapes != {name: value.shape for name, value in saved.state.items()}:  # read back at the built shapes
         raise ValueError(f"{source}: channels: the pruned layers would not read back at their shapes")
-    state, encoding = compressed(pruned)
+    state, encoding = compressed(pruned, saved.state)
     array_params = {n: np.asarray(saved.params[n]) for n in manifest["array_params"]}
-    params, param_encoding = compressed(array_params)
+    params, param_encoding = compressed(array_params, array_params)
     before = sum(v.nbytes for v in saved.state.values()) + sum(v.nbytes for v in array_params.values())
     after = sum(v.nbytes for v in state.values()) + sum(v.nbytes for v in params.values())
     tmp = out.with_name(out.name + ".partial")
