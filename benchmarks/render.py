@@ -564,7 +564,8 @@ def transfer_table(path: Path) -> str:
     own = any("teacher_target" in row for row in result["fractions"].values())  # `--target-teacher`
     init = any("source_init" in row for row in result["fractions"].values())  # `transfer_init.py`
     lines = [
-        f"`{result['command']}` (source: the teacher of {source['dataset']['name']}, test NDCG@10 "
+        "; ".join(f"`{c}`" for c in result.get("commands", [result.get("command")]))
+        + f" (source: the teacher of {source['dataset']['name']}, test NDCG@10 "
         f"{source['test_ndcg10']:.4f} there; KD {result['kd']})",
         "",
         "| target users | text match (median cosine; >= 0.9) | teacher, zero-shot | student alone | "

@@ -54,12 +54,19 @@ def main() -> None:
         raise SystemExit(
             f"{out}: its fractions were run with the student {result.get('student')}; use another tag"
         )
-    result.update(
-        command=f"benchmarks/transfer.py SOURCE {args.target} --fractions "
+    command = (
+        f"benchmarks/transfer.py SOURCE {args.target} --fractions "
         + " ".join(map(str, args.fractions))
         + f" --seeds {' '.join(map(str, args.seeds))} --kd {args.kd} --tag {args.tag}"
         + (f' --student-args "{args.student_args}"' if args.student_args is not None else "")
-        + (f' --target-teacher "{args.target_teacher}"' if args.target_teacher is not None else ""),
+        + (f' --target-teacher "{args.target_teacher}"' if args.target_teacher is not None else "")
+    )
+    if "command" in result:  # a result file from before `commands`
+        result["commands"] = [result.pop("command")]
+    commands = result.setdefault("commands", [])  # every invocation that added rows
+    if command not in commands:
+        commands.append(command)
+    result.update(
         source=str(args.source),
         source_teacher=_teacher_row(args.source),
         target=args.target,
