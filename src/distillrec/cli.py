@@ -1191,6 +1191,12 @@ def compress(
             "compressed again."
         ),
     ] = True,
+    finetune_lr: Annotated[
+        float | None,
+        typer.Option(
+            min=1e-12, help="--kd-finetune: the learning rate (default: a tenth of the model's own)."
+        ),
+    ] = None,
 ) -> None:
     """Store a saved model's large arrays smaller (quantised, pruned, low-rank or product-quantised); it loads and
     recommends as before."""
@@ -1198,7 +1204,19 @@ def compress(
 
     if kd_finetune:
         _compress_and_finetune(
-            model_dir, out, method, sparsity, rank, energy, subvectors, kd_finetune, teacher, data, kd, aware
+            model_dir,
+            out,
+            method,
+            sparsity,
+            rank,
+            energy,
+            subvectors,
+            kd_finetune,
+            teacher,
+            data,
+            kd,
+            aware,
+            finetune_lr,
         )
         return
     methods = [m.strip() for m in method.split(",") if m.strip()]
@@ -1233,7 +1251,7 @@ def compress(
 
 
 def _compress_and_finetune(
-    model_dir, out, method, sparsity, rank, energy, subvectors, epochs, teacher, data, kd, aware
+    model_dir, out, method, sparsity, rank, energy, subvectors, epochs, teacher, data, kd, aware, lr
 ):
     """`distillrec compress --kd-finetune`: compress, evaluate, fine-tune with KD, compress again, evaluate."""
     import shutil
@@ -1271,7 +1289,12 @@ def _compress_and_finetune(
     else:
         raise typer.BadParameter(f"{model_dir} records no KD objective; give --kd", param_hint="--kd")
     settings = CompressConfig(
-        methods=[method], sparsity=sparsity, rank=rank, energy=energy, subvectors=subvectors
+        methods=[method],
+        sparsity=sparsity,
+        rank=rank,
+        energy=energy,
+        subvectors=subvectors,
+        kd_finetune_lr=lr,
     )
     prepared = read_prepared(data)
     first = out.with_name(out.name + ".before-finetune")

@@ -350,6 +350,8 @@ class CompressConfig(_Strict):
     # the fine-tuning sees the weights as they will be stored (`compression_aware.py`: fake quantisation, fixed
     # pruning masks, fixed pq codes); off, or with lowrank or channels: fine-tuned in float32, then compressed again
     kd_finetune_aware: bool = True
+    # the fine-tuning's learning rate (None: a tenth of the student's own, so the trained weights move little)
+    kd_finetune_lr: float | None = Field(None, gt=0)
 
     @field_validator("kd_finetune_methods")
     @classmethod

@@ -48,11 +48,12 @@ FINETUNED = " + fine-tune"  # suffix of a fine-tuned copy's name
 
 
 def key_config(settings: CompressConfig) -> dict:
-    """The settings the pipeline keys the stage by: without fine-tuning `kd_finetune_aware` changes nothing and is
-    left out, so runs from before it existed keep their key."""
+    """The settings the pipeline keys the stage by: without fine-tuning the fine-tuning's options change nothing
+    and are left out, so runs from before they existed keep their key."""
     dump = settings.model_dump()
     if not settings.kd_finetune_epochs:
         dump.pop("kd_finetune_aware")
+        dump.pop("kd_finetune_lr")
     return dump
 
 
@@ -139,17 +140,19 @@ def finetune(
 ) -> Path:
     """The compressed model in `compressed`, decoded, trained `epochs` more epochs with the KD objective of
     `kd_methods` (strings as `--kd` takes them, or `TermSpec`s) from `teacher_dir`; saved as a float model folder
-    in `out` (a temporary one, compressed again by the caller). With `aware` (codec steps), trained as those
-    steps store the weights (`compression_aware.make_aware`; `settings`: the copy's sparsity and subvectors) and saved at the
-    values the forward pass used."""
+    in `out` (a temporary one, compressed again by the caller), at `settings.kd_finetune_lr` (default: a tenth of
+    the model's own learning rate). With `aware` (codec steps), trained as those steps store the weights
+    (`compression_aware.make_aware`; `settings`: the copy's sparsity and subvectors) and saved at the values the
+    forward pass used."""
     saved = load(compressed)
     model = saved.model
     objective = make_objective(teacher_dir, kd_methods, change_student=False)
-    kept = {k: getattr(model, k) for k in ("max_epochs", "patience", "progress", "device")}
+    kept = {k: getattr(model, k) for k in ("max_epochs", "patience", "progress", "device", "lr")}
     model.max_epochs = model.patience = epochs
     model.progress, model.device = False, device
+    settings = settings or CompressConfig()
+    model.lr = fine_tuning_lr = settings.kd_finetune_lr or model.lr / 10
     if aware is not None:
-        settings = settings or CompressConfig()
         make_aware(model.module_, aware, sparsity=settings.sparsity, subvectors=settings.subvectors)
     try:
         model.fit(data.split.train, data.split.valid, objective=objective, warm_start=True)
@@ -160,7 +163,12 @@ def finetune(
     info = {
         k: v for k, v in saved.info.items() if k not in ("compression", "test", "valid")
     }  # not its results
-    info["fine_tuned"] = {"epochs": epochs, "objective": objective.describe(), "aware": aware}
+    info["fine_tuned"] = {
+        "epochs": epochs,
+        "lr": fine_tuning_lr,
+        "objective": objective.describe(),
+        "aware": aware,
+    }
     return save_model(
         model, Path(out) / f"{compressed.name}.finetuned", data.catalog(), data.split.train, info
     )
