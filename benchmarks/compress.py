@@ -64,6 +64,11 @@ def main() -> None:
     parser.add_argument("--sparsity", type=float, default=0.5)
     parser.add_argument("--energy", type=float, default=0.95)
     parser.add_argument("--users", type=int, default=300, help="users timed one at a time")
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="measure only these methods' copies and put their rows in the tag's existing result",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -80,25 +85,30 @@ def main() -> None:
             out = args.run / "compressed" / f"{base.split(' ')[0]}-{spec.replace(',', '+')}"
             compress_model(models[base], out, spec.split(","), sparsity=args.sparsity, energy=args.energy)
             models[f"{base} {spec}"] = out
-    for base in ("teacher", f"{student.name} (KD)"):  # the same models served by onnxruntime
-        out = args.run / "compressed" / f"{base.split(' ')[0]}-onnx"
-        models[f"{base} onnx"] = export_onnx(models[base], out)
+    if args.append:  # the float and ONNX rows are the existing result's
+        models = {name: folder for name, folder in models.items() if name != "teacher" and name[-1] != ")"}
+    else:
+        for base in ("teacher", f"{student.name} (KD)"):  # the same models served by onnxruntime
+            out = args.run / "compressed" / f"{base.split(' ')[0]}-onnx"
+            models[f"{base} onnx"] = export_onnx(models[base], out)
+    out = ROOT / "benchmarks" / "results" / "compress" / f"{args.tag}.json"
     rows = {}
     for name, folder in models.items():
         rows[name] = measure(folder, data, users, args.users)
         print(f"{name:40s} " + " ".join(f"{k} {v:.4g}" for k, v in rows[name].items()), flush=True)
-    out = ROOT / "benchmarks" / "results" / "compress" / f"{args.tag}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     command = " ".join(
         ["benchmarks/compress.py", str(args.run.name), "--tag", args.tag, "--methods", f'"{args.methods}"']
+        + ["--append"] * args.append
     )
-    result = {
-        "run": str(args.run.name),
-        "dataset": data.dataset.name,
-        "cpu_threads": 1,
-        "command": command,
-        "models": rows,
-    }
+    result = {"run": str(args.run.name), "dataset": data.dataset.name, "cpu_threads": 1, "models": rows}
+    if args.append:
+        result = json.loads(out.read_text())
+        if result["run"] != str(args.run.name):
+            raise SystemExit(f"{out}: measured on run {result['run']}, not {args.run.name}")
+        result["models"].update(rows)
+        result.setdefault("commands", [result.pop("command")] if "command" in result else [])
+    result["commands"] = [*result.get("commands", []), command]
     out.write_text(json.dumps(result, indent=1))
     print(f"wrote {out}")
 

@@ -337,7 +337,8 @@ def compress_table(path: Path) -> str:
     rows = result["models"]
     teacher_ms = rows["teacher"]["latency_ms_p50"]
     lines = [
-        f"`{result['command']}` ({result['dataset']}, one thread)",
+        "; ".join(f"`{c}`" for c in result.get("commands", [result.get("command")]))
+        + f" ({result['dataset']}, one thread)",
         "",
         "| model | NDCG@10 | HR@10 | weights on disk | smaller than float | params | top-10 latency p50 / p99 | "
         "vs teacher | users/s (batch) |",
