@@ -169,9 +169,9 @@ def make_aware(
 ) -> list[str]:
     """Parametrize `module` for `steps` (see the module docstring; `sparsity` and `subvectors` as the copy was
     compressed with); the names of the weights it covers."""
-    steps = check_steps(list(steps))
     if not supports(steps):
         raise ValueError(f"compression-aware fine-tuning covers {[sorted(s) for s in AWARE]}, not {steps}")
+    steps = check_steps(list(steps))
     bits = 8 if "int8" in steps else 4 if "int4" in steps else None
     names = {id(t): n for n, t in [*module.named_parameters(), *module.named_buffers()]}
     covered = []
