@@ -8,6 +8,7 @@ Input: a `RunConfig`. Output: `runs/<name>-<timestamp>/` holding
     teacher/                the teacher: metrics, exported outputs, model/ (`stages/teacher.py`; with
                             `transfer:`, a teacher of another dataset carried over: `stages/transfer.py`)
     students/<label>/       KD vs plain: metrics.json, model/ and models/<variant>-seed<s>/ (`stages/distill.py`)
+    transfer_curve/<share>/ the low-data curve of a transfer run (`transfer.fractions`, `stages/transfer_curve.py`)
     compressed/             compressed copies of the KD students (`compress:`, `stages/compress.py`)
     multitask/              the click-and-conversion comparison (`multitask:`, `stages/multitask.py`)
     metrics.json            every model in one table (the report's input; see `report/html.py`)
