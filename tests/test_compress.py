@@ -262,6 +262,7 @@ def test_channel_pruning_removes_whole_ffn_channels_and_loads_as_the_smaller_mod
     assert {"blocks.0.ffn.0.weight", "blocks.0.ffn.3.weight"} <= {a.name for a in result.arrays}
     manifest = json.loads((tmp_path / "channels" / "manifest.json").read_text())
     assert len(manifest["channels"]["blocks.0.ffn.0"]["kept"]) == 32  # 64 -> 32 channels
+    assert manifest["format_version"] == 3  # a reader of version 2 could not restore the pruned layers
     model = distillrec.load(tmp_path / "channels").model
     ffn = model.module_.blocks[0].ffn
     assert ffn[0].weight.shape == (64, 64) and int((ffn[3].weight.abs().sum(0) == 0).sum()) == 32

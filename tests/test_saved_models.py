@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import distillrec
-from distillrec.artifact import FORMAT_VERSION, Catalog, ModelFolderError, save_model
+from distillrec.artifact import FORMAT_VERSION, READS_VERSIONS, Catalog, ModelFolderError, save_model
 from distillrec.data.interactions import Interactions
 from distillrec.data.split import leave_one_out
 from distillrec.evaluate.ranking import evaluate
@@ -155,8 +155,8 @@ def test_missing_file_other_version_and_not_a_folder(saved, tmp_path):
         distillrec.load(folder)
     manifest_path = folder / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    manifest_path.write_text(json.dumps({**manifest, "format_version": FORMAT_VERSION + 1}))
-    with pytest.raises(ModelFolderError, match="format version 3; this distillrec reads versions 1, 2"):
+    manifest_path.write_text(json.dumps({**manifest, "format_version": max(READS_VERSIONS) + 1}))
+    with pytest.raises(ModelFolderError, match="format version 4; this distillrec reads versions 1, 2, 3"):
         distillrec.load(folder)
     manifest_path.write_text("{not json")
     with pytest.raises(ModelFolderError, match="not valid JSON"):
