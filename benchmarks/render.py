@@ -331,14 +331,18 @@ def curves_table(runs: list[str], epochs: list[int]) -> str:
     return "\n".join(lines)
 
 
+def _commands(result: dict) -> str:
+    """The command(s) that made a result file: `commands` where later runs added rows, else `command`."""
+    return "; ".join(f"`{c}`" for c in result.get("commands", [result.get("command")]))
+
+
 def compress_table(path: Path) -> str:
     """Teacher, students and compressed copies (`benchmarks/compress.py`): quality, size, speed side by side."""
     result = json.loads(path.read_text())
     rows = result["models"]
     teacher_ms = rows["teacher"]["latency_ms_p50"]
     lines = [
-        "; ".join(f"`{c}`" for c in result.get("commands", [result.get("command")]))
-        + f" ({result['dataset']}, one thread)",
+        _commands(result) + f" ({result['dataset']}, one thread)",
         "",
         "| model | NDCG@10 | HR@10 | weights on disk | smaller than float | params | top-10 latency p50 / p99 | "
         "vs teacher | users/s (batch) |",
@@ -565,8 +569,7 @@ def transfer_table(path: Path) -> str:
     own = any("teacher_target" in row for row in result["fractions"].values())  # `--target-teacher`
     init = any("source_init" in row for row in result["fractions"].values())  # `transfer_init.py`
     lines = [
-        "; ".join(f"`{c}`" for c in result.get("commands", [result.get("command")]))
-        + f" (source: the teacher of {source['dataset']['name']}, test NDCG@10 "
+        _commands(result) + f" (source: the teacher of {source['dataset']['name']}, test NDCG@10 "
         f"{source['test_ndcg10']:.4f} there; KD {result['kd']})",
         "",
         "| target users | text match (median cosine; >= 0.9) | teacher, zero-shot | student alone | "

@@ -1,13 +1,15 @@
 """Structured pruning of hidden channels: whole channels of two-layer feed-forward blocks removed from a state.
 
 A "pair" is found by the state's names and shapes: two 2-D weights `<P>.<a>.weight` (hidden, d_in) and
-`<P>.<b>.weight` (d_out, hidden) of one `nn.Sequential` with no other weighted layer between them (what lies between
-is taken to be an activation or a dropout), as the transformer blocks' FFNs and a teacher's text adapter are. A
-layer is in at most one pair (in a deeper stack the first of two overlapping pairs is kept). `prune_channels` keeps the `1 - fraction` hidden channels of each pair
-with the largest ||W_a[i, :]|| * ||W_b[:, i]|| (ties to the lower index) and stores `W_a[kept]`, `b_a[kept]`,
-`W_b[:, kept]`: a channel removed contributes W_b[:, i] * act(W_a[i] x + b_a[i]), which is what pruning drops.
-`expand_channels` puts zeros back (a zero column of W_b: the channel adds nothing, whatever the activation), so a
-loaded model has its built shape and computes what the smaller one would. Storage, not arithmetic, shrinks (as for every codec in `codecs.py`).
+`<P>.<b>.weight` (d_out, hidden) of one `nn.Sequential` with no other weighted layer between them (what lies
+between is taken to be an activation or a dropout), as the transformer blocks' FFNs and a teacher's text adapter
+are. A layer is in at most one pair (in a deeper stack the first of two overlapping pairs is kept).
+
+`prune_channels` keeps the `1 - fraction` hidden channels of each pair with the largest ||W_a[i, :]|| *
+||W_b[:, i]|| (ties to the lower index) and stores `W_a[kept]`, `b_a[kept]`, `W_b[:, kept]`: a channel removed
+contributes W_b[:, i] * act(W_a[i] x + b_a[i]), which is what pruning drops. `expand_channels` puts zeros back (a
+zero column of W_b: the channel adds nothing, whatever the activation), so a loaded model has its built shape and
+computes what the smaller one would. Storage, not arithmetic, shrinks (as for every codec in `codecs.py`).
 """
 
 from __future__ import annotations

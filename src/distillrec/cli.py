@@ -1201,23 +1201,20 @@ def compress(
     """Store a saved model's large arrays smaller (quantised, pruned, low-rank or product-quantised); it loads and
     recommends as before."""
     from distillrec.compress import compress_model
+    from distillrec.config import CompressConfig
 
     if kd_finetune:
-        _compress_and_finetune(
-            model_dir,
-            out,
-            method,
-            sparsity,
-            rank,
-            energy,
-            subvectors,
-            kd_finetune,
-            teacher,
-            data,
-            kd,
-            aware,
-            finetune_lr,
+        settings = CompressConfig(
+            methods=[method],
+            sparsity=sparsity,
+            rank=rank,
+            energy=energy,
+            subvectors=subvectors,
+            kd_finetune_epochs=kd_finetune,
+            kd_finetune_aware=aware,
+            kd_finetune_lr=finetune_lr,
         )
+        _compress_and_finetune(model_dir, out, method, settings, teacher, data, kd)
         return
     methods = [m.strip() for m in method.split(",") if m.strip()]
     try:
@@ -1250,17 +1247,13 @@ def compress(
     )
 
 
-def _compress_and_finetune(
-    model_dir, out, method, sparsity, rank, energy, subvectors, epochs, teacher, data, kd, aware, lr
-):
+def _compress_and_finetune(model_dir, out, method, settings, teacher, data, kd):
     """`distillrec compress --kd-finetune`: compress, evaluate, fine-tune with KD, compress again, evaluate."""
     import shutil
 
     from distillrec.artifact import read_model
-    from distillrec.compression_aware import supports
-    from distillrec.config import CompressConfig
     from distillrec.losses.spec import TermSpec
-    from distillrec.stages.compress import compress_and_evaluate, finetune
+    from distillrec.stages.compress import aware_steps, compress_and_evaluate, finetune
     from distillrec.stages.data import read_prepared
 
     info = read_model(model_dir).info
@@ -1288,24 +1281,16 @@ def _compress_and_finetune(
         ]
     else:
         raise typer.BadParameter(f"{model_dir} records no KD objective; give --kd", param_hint="--kd")
-    settings = CompressConfig(
-        methods=[method],
-        sparsity=sparsity,
-        rank=rank,
-        energy=energy,
-        subvectors=subvectors,
-        kd_finetune_lr=lr,
-    )
     prepared = read_prepared(data)
     first = out.with_name(out.name + ".before-finetune")
     before = compress_and_evaluate(prepared, model_dir, first, method, settings, str(model_dir))
-    steps = [m.strip() for m in method.split(",") if m.strip()]
-    aware_steps = steps if aware and supports(steps) else None
-    tuned = finetune(prepared, teacher, methods, first, epochs, out.parent, "cpu", aware_steps, settings)
+    tuned = finetune(prepared, teacher, methods, first, out.parent, method, settings)
     after = compress_and_evaluate(prepared, tuned, out, method, settings, str(model_dir))
     shutil.rmtree(tuned)
     shutil.rmtree(first)
-    tuned_label = f"+ {epochs} epochs of KD fine-tuning" + (" (compression-aware)" if aware_steps else "")
+    tuned_label = f"+ {settings.kd_finetune_epochs} epochs of KD fine-tuning" + (
+        " (compression-aware)" if aware_steps(method, settings) else ""
+    )
     for label, row in (("compressed", before), (tuned_label, after)):
         console.print(
             f"{label}: {row['smaller_than_source']:.2f}x smaller, test NDCG@10 {row['test']['NDCG@10']:.4f} "

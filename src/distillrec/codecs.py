@@ -33,7 +33,8 @@ __all__ = [
     "decode",
     "check_steps",
     "check_methods",
-    "is_mask",
+    "encodable",
+    "pq_pieces",
     "prune_mask",
     "unique_pieces",
 ]
@@ -114,10 +115,8 @@ def encode(
                 {"step": "lowrank", "rank": r, "energy": float(np.sum(s[:r] ** 2) / np.sum(s**2))}
             )
         elif step == "pq":
-            m = (
-                subvectors if subvectors is not None else max(1, x.shape[1] // 4)
-            )  # 4 values a byte by default
-            if x.shape[0] < PQ_MIN_ROWS or x.shape[1] % m:
+            m = pq_pieces(x.shape, subvectors)
+            if m is None:
                 continue  # a small matrix, or a width the pieces do not divide: kept whole
             parts = _product_quantise(x, m)
             spec["steps"].append({"step": "pq", "subvectors": m})
@@ -165,9 +164,18 @@ def decode(parts: dict[str, np.ndarray], spec: dict[str, Any]) -> np.ndarray:
     return matrix.astype(np.float32)
 
 
-def is_mask(x: np.ndarray) -> bool:
-    """Whether x holds only 0 and 1: a mask (which ids have a learned row, ...), not weights to compress."""
-    return bool(np.isin(x, (0.0, 1.0)).all())
+def encodable(x: np.ndarray, min_size: int) -> bool:
+    """Whether a model's array is one to encode: 2-D float of at least `min_size` values, and not a mask of 0s
+    and 1s (which ids have a learned row, ...)."""
+    return x.dtype.kind == "f" and x.ndim == 2 and x.size >= min_size and not np.isin(x, (0.0, 1.0)).all()
+
+
+def pq_pieces(shape: tuple[int, ...], subvectors: int | None = None) -> int | None:
+    """The pieces "pq" cuts each row of a (rows, width) table into (`subvectors`, default width / 4: 4 values a
+    byte), or None where it keeps the table whole (under `PQ_MIN_ROWS` rows, or a width the pieces do not
+    divide)."""
+    m = subvectors if subvectors is not None else max(1, shape[1] // 4)
+    return None if shape[0] < PQ_MIN_ROWS or shape[1] % m else m
 
 
 def prune_mask(x: np.ndarray, sparsity: float) -> np.ndarray:

@@ -3,11 +3,11 @@
 Input: a model folder (`artifact.py`), the methods (`codecs.py`: int8, int4, prune, lowrank, or prune / lowrank
 followed by int8 / int4; or pq, product quantisation of tables, alone or followed by int8 / int4; and "channels",
 structured pruning of whole FFN channels at `sparsity` (`channels.py`), alone or followed by int8 / int4 / pq)
-and their settings. Output: a new model folder whose weights and array parameters keep
-every 2-D float array of at least `min_size` values that is not a 0/1 mask (embedding tables, linear layers, EASE's item-item matrix,
-factor tables, a teacher's frozen text table) as its encoded parts, when that is smaller; the rest is copied. Loading decodes the arrays to float32, so the
-compressed model scores with the same code as the original: what shrinks is the size on disk (and what a
-server has to ship), not the arithmetic.
+and their settings. Output: a new model folder whose weights and array parameters keep every array that
+`codecs.encodable` names (2-D float, at least `min_size` values as built, not a 0/1 mask: embedding tables, linear
+layers, EASE's item-item matrix, factor tables, a teacher's frozen text table) as its encoded parts, when that is
+smaller; the rest is copied. Loading decodes the arrays to float32, so the compressed model scores with the same
+code as the original: what shrinks is the size on disk (and what a server has to ship), not the arithmetic.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 
 from distillrec.artifact import MANIFEST, WEIGHTS, finish_folder, read_model, write_state
 from distillrec.channels import expand_channels, prune_channels
-from distillrec.codecs import CHANNELS, check_methods, encode, is_mask
+from distillrec.codecs import CHANNELS, check_methods, encodable, encode
 
 __all__ = ["CompressedArray", "CompressionResult", "compress_model"]
 
@@ -84,8 +84,7 @@ def compress_model(
         encoded by its size as built (`built`), so a layer that channel pruning made small is encoded too."""
         stored, encoding = {}, {}
         for name, value in sorted(values.items()):
-            big = built[name].size >= min_size
-            if value.dtype.kind == "f" and value.ndim == 2 and big and not is_mask(value):
+            if encodable(built[name], min_size):
                 parts, spec = encode(value, steps, **settings)
                 size = sum(p.nbytes for p in parts.values())
                 if spec["steps"] and size < value.nbytes:

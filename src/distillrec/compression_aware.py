@@ -30,10 +30,10 @@ from torch.nn.utils import parametrize
 
 from distillrec.codecs import (
     BLOCK,
-    PQ_MIN_ROWS,
     check_methods,
     check_steps,
-    is_mask,
+    encodable,
+    pq_pieces,
     prune_mask,
     unique_pieces,
 )
@@ -149,14 +149,9 @@ def _targets(module: nn.Module, min_size: int) -> list[tuple[nn.Module, str, tor
     for owner in module.modules():
         saved = [(n, b) for n, b in owner._buffers.items() if n not in owner._non_persistent_buffers_set]
         for name, tensor in [*owner._parameters.items(), *saved]:
-            if (
-                tensor is not None
-                and tensor.is_floating_point()
-                and tensor.dim() == 2
-                and tensor.numel() >= min_size
-                and not is_mask(tensor.detach().cpu().numpy())
-            ):
-                found.append((owner, name, tensor))
+            if tensor is not None and tensor.is_floating_point():
+                if encodable(tensor.detach().float().cpu().numpy(), min_size):
+                    found.append((owner, name, tensor))
     return found
 
 
@@ -176,8 +171,8 @@ def make_aware(
     names = {id(t): n for n, t in [*module.named_parameters(), *module.named_buffers()]}
     covered = []
     for owner, name, tensor in _targets(module, min_size):
-        m = subvectors if subvectors is not None else max(1, tensor.shape[1] // 4)
-        if "pq" in steps and tensor.shape[0] >= PQ_MIN_ROWS and tensor.shape[1] % m == 0:
+        m = pq_pieces(tuple(tensor.shape), subvectors)
+        if "pq" in steps and m is not None:
             parametrize.register_parametrization(owner, name, _FixedCodes(tensor, m, bits), unsafe=True)
         elif "pq" in steps and bits is None:
             continue  # a table pq keeps whole (few rows, or a width the pieces do not divide)

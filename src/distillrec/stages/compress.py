@@ -38,6 +38,7 @@ __all__ = [
     "compress_students",
     "compress_and_evaluate",
     "finetune",
+    "aware_steps",
     "key_config",
     "SCHEMA_VERSION",
     "compressed_name",
@@ -85,15 +86,11 @@ def compress_students(
             log(f"  {name}: {rows[name]['smaller_than_source']:.2f}x smaller, {_ndcg(rows[name])}")
             if settings.kd_finetune_epochs:
                 kd = list(settings.kd_finetune_methods or student.kd)
-                steps = _steps(method)
-                aware = steps if settings.kd_finetune_aware and supports(steps) else None
-                tuned = finetune(
-                    data, teacher_dir, kd, target, settings.kd_finetune_epochs, out, device, aware, settings
-                )
+                tuned = finetune(data, teacher_dir, kd, target, out, method, settings, device)
                 final = target.with_name(target.name + "-ft")
                 row = compress_and_evaluate(data, tuned, final, method, settings, name)
                 shutil.rmtree(tuned)
-                row["fine_tuned_with"], row["aware"] = kd, aware is not None
+                row["fine_tuned_with"], row["aware"] = kd, aware_steps(method, settings) is not None
                 rows[name + FINETUNED] = row
                 log(f"  {name}{FINETUNED}: {row['smaller_than_source']:.2f}x smaller, {_ndcg(row)}")
     write_results(out / "metrics.json", rows)
@@ -127,31 +124,38 @@ def compress_and_evaluate(
     }
 
 
+def aware_steps(method: str, settings: CompressConfig) -> list[str] | None:
+    """The codec steps a fine-tuning of a `method` copy is compression-aware of, or None (fine-tuned in float32):
+    `kd_finetune_aware` off, or a method `compression_aware.supports` does not cover."""
+    steps = _steps(method)
+    return steps if settings.kd_finetune_aware and supports(steps) else None
+
+
 def finetune(
     data: PreparedData,
     teacher_dir: Path,
     kd_methods,
     compressed: Path,
-    epochs: int,
     out: Path,
+    method: str,
+    settings: CompressConfig,
     device: str = "cpu",
-    aware: list[str] | None = None,
-    settings: CompressConfig | None = None,
 ) -> Path:
-    """The compressed model in `compressed`, decoded, trained `epochs` more epochs with the KD objective of
-    `kd_methods` (strings as `--kd` takes them, or `TermSpec`s) from `teacher_dir`; saved as a float model folder
-    in `out` (a temporary one, compressed again by the caller), at `settings.kd_finetune_lr` (default: a tenth of
-    the model's own learning rate). With `aware` (codec steps), trained as those steps store the weights
-    (`compression_aware.make_aware`; `settings`: the copy's sparsity and subvectors) and saved at the values the
-    forward pass used."""
+    """The copy in `compressed` (made by `method`), decoded, trained `settings.kd_finetune_epochs` more epochs
+    with the KD objective of `kd_methods` (strings as `--kd` takes them, or `TermSpec`s) from `teacher_dir`, at
+    `settings.kd_finetune_lr` (default: a tenth of the model's own learning rate); saved as a float model folder
+    in `out` (a temporary one, compressed again by the caller). Compression-aware where `aware_steps` says so:
+    trained as those steps store the weights (`compression_aware.make_aware`, with the copy's sparsity and
+    subvectors) and saved at the values the forward pass used."""
     saved = load(compressed)
     model = saved.model
     objective = make_objective(teacher_dir, kd_methods, change_student=False)
     kept = {k: getattr(model, k) for k in ("max_epochs", "patience", "progress", "device", "lr")}
+    epochs = settings.kd_finetune_epochs
     model.max_epochs = model.patience = epochs
     model.progress, model.device = False, device
-    settings = settings or CompressConfig()
     model.lr = fine_tuning_lr = settings.kd_finetune_lr or model.lr / 10
+    aware = aware_steps(method, settings)
     if aware is not None:
         make_aware(model.module_, aware, sparsity=settings.sparsity, subvectors=settings.subvectors)
     try:
