@@ -112,7 +112,8 @@ def test_read_impressions_from_a_users_own_table(tmp_path):
         "u1\tb\t10\t1\t0",
     ]
     path.write_text("\n".join(rows) + "\n")
-    imp = read_impressions(path, np.array(["a", "b", "c"]), ["click", "purchase"])
+    imp, user_ids = read_impressions(path, np.array(["a", "b", "c"]), ["click", "purchase"])
+    assert user_ids.tolist() == ["u1", "u2"]
     assert imp.n_users == 2 and imp.n_items == 3 and imp.behaviours == ["click", "purchase"]
     assert imp.users.tolist() == [0, 0, 1] and imp.items.tolist() == [1, 0, 1]  # u1 by time, then u2
     assert imp.labels["click"].tolist() == [1, 0, 1] and imp.labels["purchase"].tolist() == [0, 0, 1]

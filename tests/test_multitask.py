@@ -17,11 +17,22 @@ from distillrec.cli import app
 from distillrec.config import DatasetConfig, MultiTaskConfig
 from distillrec.data.impressions import Impressions, from_ratings, split_by_time
 from distillrec.evaluate.binary import auc, gauc, logloss, per_user_auc
+from distillrec.evaluate.ranking import evaluate
 from distillrec.layers.multitask import MMoE, SharedBottom, make_bottom
 from distillrec.multitask.esmm import ESMM, log_ctcvr, probabilities
 from distillrec.multitask.objective import MultiTaskObjective, group_listwise_kl, soft_label_loss
 from distillrec.multitask.params import params_from
-from distillrec.multitask.train import evaluate_tasks, fit_multitask, make_model, predict_logits
+from distillrec.multitask.train import (
+    as_interactions,
+    catalogue_scores,
+    evaluate_tasks,
+    fit_multitask,
+    labels_of,
+    make_model,
+    predict_logits,
+)
+from distillrec.recommend import Request, load
+from distillrec.stages.multitask import build_impressions
 
 
 def test_binary_metrics_by_hand():
@@ -198,6 +209,32 @@ def test_the_comparison_runs_from_the_command_and_resumes(slice_120, tmp_path, m
     }
     impressions = summary["impressions"]
     assert impressions["train"]["clicks"] + impressions["valid"]["clicks"] + impressions["test"]["clicks"] > 0
+    # each student's model folder: read back by distillrec.load, it scores as the trained model and ranks the
+    # held-out conversions as the comparison measured them
+    folder = out / "students" / "kd-multi-seed1"
+    saved = load(folder / "model")
+    params = params_from(json.loads((folder / "result.json").read_text())["hparams"])
+    dataset_config = DatasetConfig(source=str(slice_120))
+    _, _, (train, valid, test) = build_impressions(dataset_config, MultiTaskConfig())
+    trained = make_model(train.n_users, train.n_items, params)
+    trained.load_state_dict(torch.load(folder / "state.pt", weights_only=True))
+    users = np.arange(5)
+    assert np.array_equal(
+        saved.model.score(users, saved.catalog.history), catalogue_scores(trained, users, train.n_items)
+    )
+    ranking = evaluate(
+        saved.model, saved.catalog.history, as_interactions(test, labels_of(test)[1]), ks=(10, 20)
+    )
+    result = json.loads((folder / "result.json").read_text())["conversion_ranking"]
+    assert ranking.summary["NDCG@10"] == pytest.approx(result["NDCG@10"], abs=1e-12)
+    user = saved.catalog.user_ids[0]
+    scores = catalogue_scores(trained, np.array([0]), train.n_items)[0]
+    scores[saved.catalog.history.sequence(0)] = -np.inf  # the user's clicks are not recommended again
+    top = [str(saved.catalog.item_ids[i]) for i in np.argsort(-scores, kind="stable")[:5]]
+    assert [item for item, _ in saved.recommend(user=user, k=5)] == top
+    assert saved.rank([Request(user="nobody")])[0].cold_start  # a user it was not trained on
+    with pytest.raises(TypeError, match="distillrec multitask"):
+        saved.model.fit(saved.catalog.history)
     # a second run reads every finished model back: nothing trains again, the same summary
     import distillrec.stages.multitask as stage
 
@@ -213,13 +250,12 @@ def test_the_comparison_runs_from_the_command_and_resumes(slice_120, tmp_path, m
 
 
 def test_the_command_reads_a_users_own_impressions(slice_120, tmp_path):
-    from distillrec.stages.multitask import build_impressions
-
-    dataset, parts = build_impressions(DatasetConfig(source=str(slice_120)), MultiTaskConfig())
+    dataset, user_ids, parts = build_impressions(DatasetConfig(source=str(slice_120)), MultiTaskConfig())
+    assert user_ids is dataset.user_ids  # impressions built from the ratings: the dataset's users
     rows = []
     for part in parts:
         for u, i, t, c, v in zip(part.users, part.items, part.timestamps, *part.labels.values(), strict=True):
-            rows.append(f"{dataset.user_ids[u]}\t{dataset.item_ids[i]}\t{t}\t{int(c)}\t{int(v)}")
+            rows.append(f"u{user_ids[u]}\t{dataset.item_ids[i]}\t{t}\t{int(c)}\t{int(v)}")
     table = tmp_path / "mine.tsv"
     table.write_text("user\titem_id\ttimestamp\tclick\tbuy\n" + "\n".join(rows) + "\n")
     out = tmp_path / "mt"
@@ -232,6 +268,10 @@ def test_the_command_reads_a_users_own_impressions(slice_120, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "multitask.json").read_text())
     assert summary["impressions"]["train"]["impressions"] == len(parts[0])  # the same rows, read back
+    # the saved student serves the table's own user ids
+    saved = load(out / "students" / "alone-seed0" / "model")
+    assert sorted(saved.catalog.user_ids) == sorted({f"u{u}" for u in user_ids})
+    assert saved.recommend(user="u" + str(user_ids[0]), k=3)
 
 
 def test_a_run_config_with_a_multitask_section(slice_120, tmp_path, monkeypatch):

@@ -42,15 +42,23 @@ __all__ = ["load", "SavedModel", "Request", "Recommendation", "model_classes", "
 
 
 def model_classes() -> dict[str, type[Recommender]]:
-    """Every model class a folder may name: baselines, students, the teacher, the text-only model and an
-    exported ONNX model."""
+    """Every model class a folder may name: baselines, students, the teacher, the text-only model, an exported
+    ONNX model and a multi-task student."""
     from distillrec.models.onnx_model import OnnxRecommender
     from distillrec.models.registry import BASELINES
     from distillrec.models.text_similarity import TextSimilarity
+    from distillrec.multitask.served import MultiTaskStudent
     from distillrec.students.registry import STUDENTS
     from distillrec.teachers.llm_enhanced_seq import LLMEnhancedSASRec
 
-    classes = [*BASELINES.values(), *STUDENTS.values(), LLMEnhancedSASRec, TextSimilarity, OnnxRecommender]
+    classes = [
+        *BASELINES.values(),
+        *STUDENTS.values(),
+        LLMEnhancedSASRec,
+        TextSimilarity,
+        OnnxRecommender,
+        MultiTaskStudent,
+    ]
     return {cls.__name__: cls for cls in classes}
 
 

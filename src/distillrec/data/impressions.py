@@ -234,10 +234,10 @@ def split_by_time(
 
 def read_impressions(
     path, item_ids: np.ndarray, behaviours: list[str], timestamp_format: str = "auto"
-) -> Impressions:
-    """Impressions from a table with `user_id`, `item_id`, `timestamp` and the 0/1 columns `behaviours` (funnel
-    order: each needs the one before it). Items are indexed as in `item_ids` (a dataset's: an item it lacks is an
-    error), users by their sorted ids."""
+) -> tuple[Impressions, np.ndarray]:
+    """(impressions, user ids) from a table with `user_id`, `item_id`, `timestamp` and the 0/1 columns
+    `behaviours` (funnel order: each needs the one before it). Items are indexed as in `item_ids` (a dataset's:
+    an item it lacks is an error), users by their sorted ids (the second value: the id of each user index)."""
     path = Path(path)
     if len(behaviours) < 1 or len(set(behaviours)) != len(behaviours):
         raise ValueError(f"behaviours must name distinct columns, got {behaviours}")
@@ -272,7 +272,7 @@ def read_impressions(
             int(lines[row]),
         )
     order = np.lexsort((seconds, users))
-    return Impressions(
+    impressions = Impressions(
         users[order].astype(np.int64),
         items.to_numpy(dtype=np.int64)[order],
         seconds[order],
@@ -280,3 +280,4 @@ def read_impressions(
         len(user_ids),
         len(item_ids),
     )
+    return impressions, user_ids

@@ -40,6 +40,8 @@ __all__ = [
     "predict_logits",
     "evaluate_tasks",
     "conversion_ranking",
+    "catalogue_scores",
+    "as_interactions",
     "labels_of",
 ]
 
@@ -233,14 +235,25 @@ class _CatalogueScorer:
         self.model = model
 
     def score(self, users: np.ndarray, history: Interactions) -> np.ndarray:
-        n_items = history.n_items
-        pairs_users = np.repeat(np.asarray(users, dtype=np.int64), n_items)
-        pairs_items = np.tile(np.arange(n_items, dtype=np.int64), len(users))
-        ctr_logit, cvr_logit = predict_logits(self.model, pairs_users, pairs_items)
-        return _log_ctcvr(ctr_logit, cvr_logit).reshape(len(users), n_items)
+        return catalogue_scores(self.model, users, history.n_items)
 
 
-def _clicked(impressions: Impressions, positive: np.ndarray) -> Interactions:
+def catalogue_scores(model: ESMM, users: np.ndarray, n_items: int, rank_by: str = "ctcvr") -> np.ndarray:
+    """(len(users), n_items) scores of every item for each user: log pCTCVR (`rank_by="ctcvr"`), or the click
+    or conversion-given-click logit (`"ctr"`, `"cvr"`; a logit ranks as its probability does)."""
+    pairs_users = np.repeat(np.asarray(users, dtype=np.int64), n_items)
+    pairs_items = np.tile(np.arange(n_items, dtype=np.int64), len(users))
+    ctr_logit, cvr_logit = predict_logits(model, pairs_users, pairs_items)
+    scores = {"ctr": ctr_logit, "cvr": cvr_logit}.get(rank_by)
+    if scores is None:
+        if rank_by != "ctcvr":
+            raise ValueError(f"rank_by must be ctcvr, ctr or cvr, got {rank_by!r}")
+        scores = _log_ctcvr(ctr_logit, cvr_logit)
+    return scores.reshape(len(users), n_items).astype(np.float32, copy=False)
+
+
+def as_interactions(impressions: Impressions, positive: np.ndarray) -> Interactions:
+    """The impressions where `positive` is 1, as interactions (e.g. each user's clicks in time order)."""
     rows = np.flatnonzero(positive == 1)
     return Interactions.from_arrays(
         impressions.users[rows],
@@ -254,6 +267,6 @@ def _clicked(impressions: Impressions, positive: np.ndarray) -> Interactions:
 def conversion_ranking(model: ESMM, seen: Impressions, test: Impressions, ks=(10, 20)) -> Evaluation:
     """Full ranking by pCTCVR for each user with a held-out conversion: the targets are the items converted on
     in `test`; the items clicked in `seen` (the training and validation impressions) are masked."""
-    history = _clicked(seen, labels_of(seen)[0])
-    targets = _clicked(test, labels_of(test)[1])
+    history = as_interactions(seen, labels_of(seen)[0])
+    targets = as_interactions(test, labels_of(test)[1])
     return evaluate(_CatalogueScorer(model), history, targets, ks=ks, batch_size=64)

@@ -20,7 +20,9 @@ Input: a dataset with ratings (`DatasetConfig`) and a `MultiTaskConfig`. Steps:
 
 Output folder: `settings.json` (the dataset and settings the models were trained with: another run in
 the same folder must match), `impressions.json` (what the proxy built), `teacher/` and `students/<variant>-seed<s>/` (each
-`state.pt`, `result.json`, `per_user.npz`; a model in training checkpoints in its `checkpoint/`), and
+`state.pt`, `result.json`, `per_user.npz`; a model in training checkpoints in its `checkpoint/`; a student's
+`model/` is its model folder, which `distillrec.load` reads and `distillrec serve` serves, ranking a known user's
+catalogue by pCTCVR: `multitask/served.py`), and
 `multitask.json`, the summary. An interrupted run resumes: finished models are read back, the model in
 training continues from its last epoch.
 """
@@ -36,13 +38,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from distillrec.artifact import Catalog, save_model
 from distillrec.config import DatasetConfig, MultiTaskConfig
 from distillrec.data.impressions import Impressions, concat, from_ratings, read_impressions, split_by_time
 from distillrec.evaluate.significance import paired_test, seed_summary
 from distillrec.manifest import build_manifest
 from distillrec.multitask.params import KD_VARIANTS, STUDENT_DEFAULTS, TEACHER_DEFAULTS, params_from
 from distillrec.multitask.profiles import ClickProfiles
+from distillrec.multitask.served import MultiTaskStudent
 from distillrec.multitask.train import (
+    as_interactions,
     conversion_ranking,
     evaluate_tasks,
     fit_multitask,
@@ -85,13 +90,15 @@ HEADLINE = (
 
 
 def build_impressions(dataset_config: DatasetConfig, settings: MultiTaskConfig):
-    """(dataset, (train, valid, test) impressions) of a dataset with ratings; an error says what is missing."""
+    """(dataset, user ids, (train, valid, test) impressions) of a dataset with ratings, or of the user's own
+    impressions over the dataset's items (whose users are their own: `user ids` holds the id of each user index);
+    an error says what is missing."""
     dataset = read_dataset(dataset_config)
     if settings.impressions is not None:
-        impressions = read_impressions(
+        impressions, user_ids = read_impressions(
             settings.impressions, dataset.item_ids, settings.behaviours, dataset_config.timestamp_format
         )
-        return dataset, split_by_time(impressions, settings.valid_share, settings.test_share)
+        return dataset, user_ids, split_by_time(impressions, settings.valid_share, settings.test_share)
     if dataset_config.min_rating is not None and dataset_config.min_rating >= settings.conversion_rating:
         raise ValueError(
             f"dataset.min_rating {dataset_config.min_rating} keeps only ratings that convert (conversion_rating "
@@ -116,7 +123,7 @@ def build_impressions(dataset_config: DatasetConfig, settings: MultiTaskConfig):
         conversion_rating=settings.conversion_rating,
         seed=settings.impression_seed,
     )
-    return dataset, split_by_time(impressions, settings.valid_share, settings.test_share)
+    return dataset, dataset.user_ids, split_by_time(impressions, settings.valid_share, settings.test_share)
 
 
 def _describe(parts: dict[str, Impressions]) -> dict:
@@ -181,6 +188,22 @@ def _train_and_test(
         f"({len(fit.history)} epochs, {seconds:.0f} s)"
     )
     return result
+
+
+def _save_student(
+    folder: Path, model, params, catalog: Catalog, trained_on, variant: str, result: dict
+) -> None:
+    """The student as a model folder `distillrec.load` reads (`multitask/served.py`: it ranks by pCTCVR)."""
+    info = {
+        "label": f"multitask student {variant}",
+        "seed": params.seed,
+        "kd": list(params.kd),
+        "metrics": {
+            "conversion_NDCG@10": result["conversion_ranking"]["NDCG@10"],
+            **{f"{task}_AUC": result["tasks"][task]["AUC"] for task in ("ctr", "cvr", "ctcvr")},
+        },
+    }
+    save_model(MultiTaskStudent.from_trained(model, params), folder, catalog, trained_on, info)
 
 
 def _per_user(folder: Path) -> dict[str, dict[int, float]]:
@@ -280,7 +303,7 @@ def run_multitask(
         raise ValueError("run_multitask needs at least one seed")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    dataset, (train, valid, test) = build_impressions(dataset_config, settings)
+    dataset, user_ids, (train, valid, test) = build_impressions(dataset_config, settings)
     _check_settings(out / "settings.json", dataset_config, settings, _digest([train, valid, test]))
     described = _describe({"train": train, "valid": valid, "test": test})
     (out / "impressions.json").write_text(json.dumps(described, indent=2), encoding="utf-8")
@@ -306,6 +329,10 @@ def run_multitask(
     with np.load(logits_path) as saved:
         teacher_logits = (saved["ctr"], saved["cvr"])
 
+    # what a saved student serves: each user's clicks in training and validation, in time order
+    seen = concat([train, valid])
+    catalog = Catalog(user_ids, dataset.item_ids, as_interactions(seen, labels_of(seen)[0]))
+    trained_on = as_interactions(train, labels_of(train)[0])
     folders: dict[str, list[Path]] = {}
     results: dict[str, list[dict]] = {}
     for variant in settings.variants:
@@ -316,6 +343,8 @@ def run_multitask(
             student = make_model(train.n_users, train.n_items, params)
             folder = out / "students" / f"{variant}-seed{seed}"
             result = _train_and_test(folder, student, params, train, valid, test, teacher_logits, log=log)
+            if not (folder / "model").exists():
+                _save_student(folder / "model", student, params, catalog, trained_on, variant, result)
             folders.setdefault(variant, []).append(folder)
             results.setdefault(variant, []).append(result)
 
