@@ -48,6 +48,8 @@ ASIDE = {
     "ml-100k/sasrec-dim32-length-buckets",
     "ml-1m/sasrec-dim32-seed0",
 }
+# distill result files of the student-width curve (`render.py width`), one per student width
+WIDTH_PREFIX = "width-"
 # runs whose teacher was retrained into the same cache folder: its metrics are committed under another name
 RETRAINED_TEACHER = {
     "ml-100k/sasrec-dim32-de-ced": "ml-100k-retrained",
@@ -156,12 +158,13 @@ def teacher_table(folder: Path) -> str:
 
 
 def headline_cells(dataset: str) -> dict[str, tuple[str, dict]]:
-    """{KD spec: (tag, result)} of the specs measured on `dataset`, one tag each (files in ASIDE left out): where
+    """{KD spec: (tag, result)} of the specs measured on `dataset`, one tag each (files in ASIDE and the
+    student-width curve's `width-*` files left out): where
     a spec ran under several tags, the one with the longest patience (30, the students' default). A student
     other than SASRec is named in the spec's label."""
     cells: dict[str, tuple[str, dict]] = {}
     for path in sorted((RESULTS / "distill" / dataset).glob("*.json")):
-        if f"{dataset}/{path.stem}" in ASIDE:
+        if f"{dataset}/{path.stem}" in ASIDE or path.stem.startswith(WIDTH_PREFIX):
             continue
         for spec, result in json.loads(path.read_text()).items():
             student = result["student_kd"]["student"]
@@ -254,6 +257,41 @@ def size_quality_table() -> str:
                 f"| {dataset} | {label} | {test(row)} | {row['valid']['NDCG@10']:.4f} | "
                 f"{row['params']:,} ({100 * row['params'] / teacher['params']:.1f}%) | {row['train_seconds']:.0f} |"
             )
+    return "\n".join(lines)
+
+
+def width_table(dataset: str) -> str:
+    """The student-width curve of `dataset`: one row per `width-*` distill result file (one KD spec each, the
+    same teacher), by the student's width: test NDCG@10 with KD and without (mean over seeds [95% t-interval]),
+    the relative gain, the 95% bootstrap CI of the paired difference and its paired-t p, validation NDCG@10 and
+    the best epochs."""
+    lines = [
+        "| width | params (of teacher) | KD | test NDCG@10 with KD | without | gain | 95% CI of the difference "
+        "| p | valid NDCG@10 KD / without | best epochs KD / without |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def test(row: dict) -> str:
+        s = row["test_seeds"]["NDCG@10"]
+        interval = "" if s["n"] == 1 else f" [{s['ci_low']:.4f}, {s['ci_high']:.4f}]"
+        return f"{s['mean']:.4f}{interval}"
+
+    rows = []
+    for path in (RESULTS / "distill" / dataset).glob(f"{WIDTH_PREFIX}*.json"):
+        for spec, result in json.loads(path.read_text()).items():
+            rows.append((result["student_kd"]["hparams"]["dim"], spec, result))
+    for dim, spec, result in sorted(rows, key=lambda row: (row[0], row[1])):
+        kd, plain, pooled = result["student_kd"], result["student_plain"], result["comparison"]["pooled"]
+        epochs = " / ".join(",".join(str(r["best_epoch"]) for r in row["per_seed"]) for row in (kd, plain))
+        lines.append(
+            f"| {dim} | {kd['params']:,} ({100 * kd['params_fraction_of_teacher']:.1f}%) | {spec} | {test(kd)} | "
+            f"{test(plain)} | {100 * pooled['mean_diff'] / pooled['mean_b']:+.1f}% | "
+            f"[{pooled['diff_ci_low']:+.4f}, {pooled['diff_ci_high']:+.4f}] | {pooled['t_pvalue']:.2g} | "
+            f"{kd['valid']['NDCG@10']:.4f} / {plain['valid']['NDCG@10']:.4f} | {epochs} |"
+        )
+    seeds = sorted({result["student_kd"]["test_seeds"]["NDCG@10"]["n"] for _, _, result in rows})
+    lines.append(f"\nSeeds per row: {', '.join(map(str, seeds))}. Commands:\n" if rows else "")
+    lines += [f"    {result['command']}" for _, _, result in sorted(rows, key=lambda row: row[0])]
     return "\n".join(lines)
 
 
@@ -689,6 +727,7 @@ def main() -> None:
             "scale",
             "transfer",
             "multitask",
+            "width",
         ],
     )
     parser.add_argument(
@@ -740,6 +779,10 @@ def main() -> None:
             for path in sorted((RESULTS / folder).glob("*.json")):
                 if not path.name.endswith(".partial.json"):
                     print(f"### {path.stem}\n\n{table(path)}\n")
+    if args.what == "width":
+        for dataset in DATASETS:
+            if any((RESULTS / "distill" / dataset).glob(f"{WIDTH_PREFIX}*.json")):
+                print(f"### {dataset}\n\n{width_table(dataset)}\n")
     if args.what == "summary":
         print(f"### KD gains: test NDCG@10 of the student with KD vs without\n\n{gains_table()}\n")
         print(f"### Size and quality\n\n{size_quality_table()}")

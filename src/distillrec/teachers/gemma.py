@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from distillrec.data.download import cache_dir
-from distillrec.teachers.text_encoder import ModelNotFoundError
+from distillrec.teachers.offline import ModelNotFoundError, set_offline
 
 __all__ = [
     "DEFAULT_LM",
@@ -77,11 +77,6 @@ PACKAGED_LMS: dict[str, PackagedGGUF] = {
 }
 
 
-def _set_offline() -> None:
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-
-
 def converted_folder(name: str) -> Path:
     """Where the packaged model `name` is (or will be) saved after conversion."""
     return cache_dir() / "models" / f"{name}-{PACKAGED_LMS[name].sha256[:12]}"
@@ -90,7 +85,7 @@ def converted_folder(name: str) -> Path:
 def resolve_causal_lm(model: str | Path = DEFAULT_LM, allow_download: bool = False) -> Path:
     """A model argument -> the local folder that holds it (see the module docstring for the order)."""
     if not allow_download:
-        _set_offline()
+        set_offline()
     path = Path(model).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():

