@@ -179,6 +179,29 @@ def test_text_similarity_scores_are_cosines_of_decayed_history_mean():
     expected = [q[0], q[1], (q[0] + q[1]) / np.sqrt(2)]
     assert np.allclose(model.score(np.array([0]), train)[0], expected, atol=1e-6)
     assert model.n_params() == 6
+    # centred: the mean (2/3, 2/3) is taken out, then each row normalised: e0 = (1, -2) / sqrt 5,
+    # e1 = (-2, 1) / sqrt 5, e2 = (1, 1) / sqrt 2; q = 0.5 e0 + e1 = (-1.5, 0) / sqrt 5 -> (-1, 0)
+    centred = TextSimilarity(text, decay=0.5, centre=True).fit(train)
+    expected = [-1 / np.sqrt(5), 2 / np.sqrt(5), -1 / np.sqrt(2)]
+    assert np.allclose(centred.score(np.array([0]), train)[0], expected, atol=1e-6)
+
+
+def test_the_text_only_model_is_centred_where_validation_says_so():
+    from distillrec.data.split import make_split
+    from distillrec.stages.teacher import tuned_text_only
+
+    # items 0-2 share one large common direction; a user's next item is the one whose own part matches
+    rng = np.random.default_rng(0)
+    own = rng.normal(size=(30, 8)).astype(np.float32)
+    text = own + 20.0  # the shared offset drowns the items' own parts in raw cosines
+    users, items, times = [], [], []
+    for u in range(60):
+        start = u % 28
+        for t, i in enumerate((start, start + 1, start + 2, start + 1, start)):  # back and forth
+            users.append(u), items.append(i), times.append(t)
+    split = make_split(Interactions.from_arrays(users, items, times, 60, 30), "leave_one_out")
+    assert tuned_text_only(text, split).centre  # centring wins on validation here
+    assert not tuned_text_only(own - own.mean(0), split).centre  # nothing to take out: a tie keeps it raw
 
 
 @pytest.fixture(scope="module")

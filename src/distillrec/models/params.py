@@ -107,6 +107,7 @@ class SASRecParams(TrainParams):
 class TextSimilarityParams(Params):
     max_history: int = Field(20, ge=1)  # the last items of a history that make the query
     decay: float = Field(0.9, gt=0, le=1)  # weight decay per step back in the history
+    centre: bool = False  # subtract the table's mean vector before the cosine (`models/text_similarity.py`)
 
 
 BASELINE_PARAMS: dict[str, type[Params]] = {

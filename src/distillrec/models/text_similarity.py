@@ -6,7 +6,10 @@ of the embeddings of u's last `max_history` history items:
 
     q_u = sum_j w_j z_{s_j} / ||.||,   w_j = decay^(age_j)  (age 0 = most recent),   score(u, i) = q_u . z_i
 
-`fit` learns nothing (it only checks shapes), so `n_params` is the size of the text table.
+With `centre=True` every z is first moved by the mean of the table and normalised again, z <- (z - mean z) /
+||.||: sentence embeddings share a common direction (their anisotropy; Ethayarajh 2019, Su et al. 2021's
+whitening), which otherwise dominates every cosine. `fit` learns nothing from the interactions (it only checks
+shapes), so `n_params` is the size of the text table.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class TextSimilarity(Recommender):
             raise ValueError(
                 f"text_embeddings has {table.shape[0]} rows but the data has {train.n_items} items"
             )
+        if self.centre:
+            table = table - table.mean(axis=0, keepdims=True)
         norms = np.linalg.norm(table, axis=1, keepdims=True)
         self.table_ = table / np.maximum(norms, 1e-12)  # (n_items, d_text)
         return self

@@ -1,0 +1,70 @@
+"""The text-only model with its item vectors as the encoder gives them and centred (the table's mean vector
+taken out, `TextSimilarity(centre=True)`), on each dataset: how much of the language model's knowledge a plain
+cosine reads, and the setting the teacher stage now picks on validation (`stages/teacher.tuned_text_only`).
+
+    .venv/bin/python benchmarks/text_only.py ml-100k ml-latest-small ml-1m amazon-beauty amazon-health
+
+The item texts are encoded as the teacher stage encodes them (the default `TeacherConfig`: all-MiniLM-L6-v2,
+through the embedding cache, so a dataset whose teacher ran here encodes nothing). Each model is evaluated
+once on validation and once on the test, in full ranking, with head / tail / cold slices (`result_row`).
+Writes `benchmarks/results/text_only/<dataset>.json`: `{"raw", "centred"}` rows, the validation pick, and the
+command; rendered by `benchmarks/render.py text-only`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("DISTILLREC_DATA_DIR", str(ROOT.parent / "shared" / "datasets"))
+
+from distillrec.config import DatasetConfig, SplitConfig, TeacherConfig  # noqa: E402
+from distillrec.models.text_similarity import TextSimilarity  # noqa: E402
+from distillrec.stages.data import prepare_data  # noqa: E402
+from distillrec.stages.teacher import encode_items, result_row, tuned_text_only  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("datasets", nargs="+")
+    args = parser.parse_args()
+    out_dir = ROOT / "benchmarks" / "results" / "text_only"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in args.datasets:
+        data = prepare_data(DatasetConfig(source=name), SplitConfig())
+        encoded = encode_items(data, TeacherConfig(), out_dir, progress=False)
+        rows = {
+            label: result_row(
+                "text_only",
+                TextSimilarity(encoded.vectors, centre=centre).fit(data.split.train),
+                data.split,
+                0.0,
+            )
+            for label, centre in (("raw", False), ("centred", True))
+        }
+        picked = "centred" if tuned_text_only(encoded.vectors, data.split).centre else "raw"
+        result = {
+            "dataset": name,
+            "encoder": encoded.encoder_identity,
+            "items": len(encoded.texts),
+            "rows": rows,
+            "picked_on_validation": picked,
+            "command": "benchmarks/text_only.py " + " ".join(sys.argv[1:]),
+        }
+        (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        print(
+            f"{name}: test NDCG@10 raw {rows['raw']['test']['NDCG@10']:.4f}, centred "
+            f"{rows['centred']['test']['NDCG@10']:.4f} (validation picks {picked})",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
