@@ -295,6 +295,27 @@ def width_table(dataset: str) -> str:
     return "\n".join(lines)
 
 
+def text_only_table(paths: list[Path]) -> str:
+    """`benchmarks/text_only.py` files, one row per dataset and table (raw, centred): NDCG@10 on validation and
+    test, the test's tail and cold slices, and the validation pick."""
+    lines = [
+        "| dataset | items | item vectors | valid NDCG@10 | test NDCG@10 | tail NDCG@10 | cold NDCG@10 (users) "
+        "| picked on validation |",
+        "|---|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for path in paths:
+        result = json.loads(path.read_text())
+        for label, row in result["rows"].items():
+            cold = row["slices"].get("cold")
+            cold_cell = "-" if cold is None else f"{cold['NDCG@10']:.4f} ({cold['users']:,.0f})"
+            lines.append(
+                f"| {result['dataset']} | {result['items']:,} | {label} | {row['valid']['NDCG@10']:.4f} | "
+                f"{row['test']['NDCG@10']:.4f} | {row['slices']['tail']['NDCG@10']:.4f} | {cold_cell} | "
+                f"{'yes' if label == result['picked_on_validation'] else ''} |"
+            )
+    return "\n".join(lines)
+
+
 def softmax_ce_table(path: Path) -> str:
     lines = [
         "| dataset | positions x items (plain logits) | autocast | plain s | chunked s | speed-up |",
@@ -728,6 +749,7 @@ def main() -> None:
             "transfer",
             "multitask",
             "width",
+            "text-only",
         ],
     )
     parser.add_argument(
@@ -779,6 +801,12 @@ def main() -> None:
             for path in sorted((RESULTS / folder).glob("*.json")):
                 if not path.name.endswith(".partial.json"):
                     print(f"### {path.stem}\n\n{table(path)}\n")
+    if args.what == "text-only":
+        order = {
+            name: i for i, name in enumerate(DATASETS)
+        }  # the datasets in the document's order, then others
+        paths = sorted((RESULTS / "text_only").glob("*.json"), key=lambda p: (order.get(p.stem, 99), p.stem))
+        print(text_only_table(paths))
     if args.what == "width":
         for dataset in DATASETS:
             if any((RESULTS / "distill" / dataset).glob(f"{WIDTH_PREFIX}*.json")):
