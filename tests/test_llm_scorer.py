@@ -353,7 +353,9 @@ def test_a_packaged_gemma_is_a_text_encoder_by_mean_pooling(fake_package, tiny_f
     tokenizer, model = AutoTokenizer.from_pretrained(tiny_folder), AutoModel.from_pretrained(tiny_folder)
     for text, vector in zip(texts, vectors, strict=True):
         with torch.inference_mode():
-            hidden = model(**tokenizer(text, return_tensors="pt")).last_hidden_state[0]  # one text: no padding
+            hidden = model(**tokenizer(text, return_tensors="pt")).last_hidden_state[
+                0
+            ]  # one text: no padding
         expected = hidden.mean(0).numpy()
         assert np.allclose(vector, expected / np.linalg.norm(expected), atol=1e-5)
 

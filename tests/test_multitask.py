@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -23,12 +24,12 @@ from distillrec.multitask.esmm import ESMM, log_ctcvr, probabilities
 from distillrec.multitask.objective import MultiTaskObjective, group_listwise_kl, soft_label_loss
 from distillrec.multitask.params import params_from
 from distillrec.multitask.train import (
-    as_interactions,
     catalogue_scores,
     evaluate_tasks,
     fit_multitask,
     labels_of,
     make_model,
+    positive_interactions,
     predict_logits,
 )
 from distillrec.recommend import Request, load
@@ -217,13 +218,12 @@ def test_the_comparison_runs_from_the_command_and_resumes(slice_120, tmp_path, m
     dataset_config = DatasetConfig(source=str(slice_120))
     _, _, (train, valid, test) = build_impressions(dataset_config, MultiTaskConfig())
     trained = make_model(train.n_users, train.n_items, params)
-    trained.load_state_dict(torch.load(folder / "state.pt", weights_only=True))
+    trained.load_state_dict(torch.load(folder / "state.pt", map_location="cpu", weights_only=True))
     users = np.arange(5)
-    assert np.array_equal(
-        saved.model.score(users, saved.catalog.history), catalogue_scores(trained, users, train.n_items)
-    )
+    scores_before = saved.model.score(users, saved.catalog.history)
+    assert np.array_equal(scores_before, catalogue_scores(trained, users, train.n_items))
     ranking = evaluate(
-        saved.model, saved.catalog.history, as_interactions(test, labels_of(test)[1]), ks=(10, 20)
+        saved.model, saved.catalog.history, positive_interactions(test, labels_of(test)[1]), ks=(10, 20)
     )
     result = json.loads((folder / "result.json").read_text())["conversion_ranking"]
     assert ranking.summary["NDCG@10"] == pytest.approx(result["NDCG@10"], abs=1e-12)
@@ -239,11 +239,13 @@ def test_the_comparison_runs_from_the_command_and_resumes(slice_120, tmp_path, m
     import distillrec.stages.multitask as stage
 
     monkeypatch.setattr(stage, "fit_multitask", lambda *a, **k: pytest.fail("trained again"))
+    shutil.rmtree(folder / "model")  # a finished student whose folder is missing gets it from its weights
     shared = {"bottom": "mmoe", "weighting": "fixed", "max_epochs": 2}  # what the command passed
     settings = MultiTaskConfig(variants=["alone", "kd-multi"], teacher=shared, student=shared)
     dataset = DatasetConfig(source=str(slice_120))
     again = run_multitask(dataset, settings, out, [0, 1], progress=False, log=lambda m: None)
     assert again["students"] == summary["students"] and again["comparisons"] == summary["comparisons"]
+    assert np.array_equal(load(folder / "model").model.score(users, saved.catalog.history), scores_before)
     other = MultiTaskConfig(variants=["alone"], teacher=shared, student={**shared, "dim": 4})
     with pytest.raises(ValueError, match="other settings"):
         run_multitask(dataset, other, out, [0], progress=False, log=lambda m: None)
@@ -270,8 +272,10 @@ def test_the_command_reads_a_users_own_impressions(slice_120, tmp_path):
     assert summary["impressions"]["train"]["impressions"] == len(parts[0])  # the same rows, read back
     # the saved student serves the table's own user ids
     saved = load(out / "students" / "alone-seed0" / "model")
-    assert sorted(saved.catalog.user_ids) == sorted({f"u{u}" for u in user_ids})
-    assert saved.recommend(user="u" + str(user_ids[0]), k=3)
+    assert saved.catalog.user_ids.tolist() == sorted(
+        f"u{u}" for u in user_ids
+    )  # user index i: the i-th sorted id
+    assert not saved.rank([Request(user=f"u{user_ids[0]}", k=3)])[0].cold_start
 
 
 def test_a_run_config_with_a_multitask_section(slice_120, tmp_path, monkeypatch):
@@ -375,3 +379,20 @@ def test_click_profiles_hold_only_earlier_clicks():
     np.testing.assert_allclose(at, [[0, 0], [0, 2], [0, 2], [0, 0]])
     np.testing.assert_allclose(profiles.final(), [[2, 1], [0, 0]])  # every training click: items 1 and 2
     np.testing.assert_allclose(profiles.at(np.array([0]), np.array([10**9])), [[2, 1]])  # after training
+
+
+def test_a_saved_student_scores_a_known_user_without_clicks(tmp_path):
+    from distillrec.artifact import Catalog, save_model
+    from distillrec.data.interactions import Interactions
+    from distillrec.multitask.served import MultiTaskStudent
+
+    params = params_from({"dim": 4, "hidden": 8})
+    model = make_model(3, 6, params)
+    history = Interactions.from_arrays([0, 0, 2], [1, 2, 5], [1, 2, 3], 3, 6)  # user "b" has no clicks
+    catalog = Catalog(np.array(["a", "b", "c"]), np.array([f"i{i}" for i in range(6)]), history)
+    save_model(MultiTaskStudent.from_trained(model, params), tmp_path / "m", catalog, history)
+    saved = load(tmp_path / "m")
+    (answer,) = saved.rank([Request(user="b", k=6)])
+    expected = catalogue_scores(model, np.array([1]), 6)[0]
+    assert not answer.cold_start and answer.items == [f"i{i}" for i in np.argsort(-expected, kind="stable")]
+    assert saved.rank([Request(user="z")])[0].cold_start  # unknown: the most clicked items

@@ -10,7 +10,8 @@ What a request means:
 - both: the user's known history followed by the given items.
 Item ids the model does not know are skipped and reported (`Recommendation.unknown_items`, and a warning from
 `recommend`). A request with no usable history (an unknown user without items, or only unknown items) gets
-the cold-start answer: the items with the most interactions in the known histories. With `exclude_seen` (the default) the
+the cold-start answer: the items with the most interactions in the known histories (a known user of a model that
+scores users by learned vectors is scored even without a history). With `exclude_seen` (the default) the
 items of the history are never recommended. Models that score a user by a vector learned in training (iALS,
 BPR, MF: `reads_history = False`) answer for known users (an unknown one gets the cold-start answer) and cannot
 read added items.
@@ -188,10 +189,12 @@ class SavedModel:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         resolved = [self._resolve(i, r) for i, r in enumerate(requests)]
         results: list[Recommendation | None] = [None] * len(requests)
-        scored = [i for i, (_, seq, _, _) in enumerate(resolved) if len(seq)]
-        for i, (_, seq, unknown, unknown_user) in enumerate(resolved):
-            if not len(seq):
-                results[i] = self._cold_start(requests[i], unknown, unknown_user)
+        # a model that scores a known user by a learned vector needs no history (a multi-task student's user
+        # without clicks); any other request without one gets the cold-start answer
+        by_vector = not self.model.reads_history
+        scored = [i for i, (u, seq, _, _) in enumerate(resolved) if len(seq) or (by_vector and u is not None)]
+        for i in set(range(len(requests))) - set(scored):
+            results[i] = self._cold_start(requests[i], *resolved[i][2:])
         n_items = len(self.catalog.item_ids)
         bar = tqdm(total=len(scored), desc="recommend", unit="request", disable=not progress)
         for start in range(0, len(scored), batch_size):

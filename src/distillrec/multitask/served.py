@@ -4,8 +4,8 @@
 It answers "top-k for this user" by ranking the whole catalogue by `rank_by`: `ctcvr` (the default: the chance
 of a click followed by a conversion, pCTCVR = pCTR x pCVR, the ranking `conversion_ranking` evaluates), `ctr`
 (the click) or `cvr` (a conversion given a click). The student reads ids only, one learned vector per user, so
-it answers for the users it was trained on (`reads_history = False`: a new user, or items added to a history,
-get the cold-start answer of `distillrec.load`). It is trained on impressions by `distillrec multitask`
+it answers for the users it was trained on, with or without clicks (`reads_history = False`): a new user gets the
+cold-start answer of `distillrec.load`, and a request that adds items to a history is refused. It is trained on impressions by `distillrec multitask`
 (`stages/multitask.py` writes `students/<variant>-seed<s>/model/`), not by `fit`.
 """
 

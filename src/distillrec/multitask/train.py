@@ -41,7 +41,7 @@ __all__ = [
     "evaluate_tasks",
     "conversion_ranking",
     "catalogue_scores",
-    "as_interactions",
+    "positive_interactions",
     "labels_of",
 ]
 
@@ -252,7 +252,7 @@ def catalogue_scores(model: ESMM, users: np.ndarray, n_items: int, rank_by: str 
     return scores.reshape(len(users), n_items).astype(np.float32, copy=False)
 
 
-def as_interactions(impressions: Impressions, positive: np.ndarray) -> Interactions:
+def positive_interactions(impressions: Impressions, positive: np.ndarray) -> Interactions:
     """The impressions where `positive` is 1, as interactions (e.g. each user's clicks in time order)."""
     rows = np.flatnonzero(positive == 1)
     return Interactions.from_arrays(
@@ -267,6 +267,6 @@ def as_interactions(impressions: Impressions, positive: np.ndarray) -> Interacti
 def conversion_ranking(model: ESMM, seen: Impressions, test: Impressions, ks=(10, 20)) -> Evaluation:
     """Full ranking by pCTCVR for each user with a held-out conversion: the targets are the items converted on
     in `test`; the items clicked in `seen` (the training and validation impressions) are masked."""
-    history = as_interactions(seen, labels_of(seen)[0])
-    targets = as_interactions(test, labels_of(test)[1])
+    history = positive_interactions(seen, labels_of(seen)[0])
+    targets = positive_interactions(test, labels_of(test)[1])
     return evaluate(_CatalogueScorer(model), history, targets, ks=ks, batch_size=64)

@@ -47,12 +47,12 @@ from distillrec.multitask.params import KD_VARIANTS, STUDENT_DEFAULTS, TEACHER_D
 from distillrec.multitask.profiles import ClickProfiles
 from distillrec.multitask.served import MultiTaskStudent
 from distillrec.multitask.train import (
-    as_interactions,
     conversion_ranking,
     evaluate_tasks,
     fit_multitask,
     labels_of,
     make_model,
+    positive_interactions,
     predict_logits,
 )
 from distillrec.stages.data import read_dataset
@@ -154,7 +154,8 @@ def _train_and_test(
             raise ValueError(
                 f"{folder} holds a model trained with other settings ({differ}); give another folder"
             )
-        model.load_state_dict(torch.load(folder / "state.pt", weights_only=True))
+        # trained on another device (a GPU) and read back here: the weights load onto the model's own device
+        model.load_state_dict(torch.load(folder / "state.pt", map_location="cpu", weights_only=True))
         return result
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -331,8 +332,8 @@ def run_multitask(
 
     # what a saved student serves: each user's clicks in training and validation, in time order
     seen = concat([train, valid])
-    catalog = Catalog(user_ids, dataset.item_ids, as_interactions(seen, labels_of(seen)[0]))
-    trained_on = as_interactions(train, labels_of(train)[0])
+    catalog = Catalog(user_ids, dataset.item_ids, positive_interactions(seen, labels_of(seen)[0]))
+    trained_on = positive_interactions(train, labels_of(train)[0])
     folders: dict[str, list[Path]] = {}
     results: dict[str, list[dict]] = {}
     for variant in settings.variants:

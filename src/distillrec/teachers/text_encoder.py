@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import importlib
 import importlib.metadata
+import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from distillrec.precision import bf16_unsupported_reason
-from distillrec.teachers.gemma import PACKAGED_LMS, resolve_causal_lm
+from distillrec.teachers.gemma import CONVERSION_RECORD, PACKAGED_LMS, resolve_causal_lm
 from distillrec.teachers.offline import ModelNotFoundError, set_offline
 from distillrec.threads import torch_threads
 
@@ -107,6 +108,12 @@ def _folder_digest(folder: Path) -> str:
     )
     for file in files:
         if file.name.endswith(_IDENTITY_IGNORED_SUFFIXES):
+            continue
+        if (
+            file.name == CONVERSION_RECORD
+        ):  # a converted Gemma: what it was made from, not when or by which version
+            record = json.loads(file.read_text(encoding="utf-8"))
+            digest.update(f"{record.get('gguf_sha256')}\0{record.get('dtype')}\0".encode())
             continue
         size = file.stat().st_size
         digest.update(f"{file.relative_to(folder).as_posix()}\0{size}\0".encode())
