@@ -1,12 +1,13 @@
 """`MultiTaskStudent`: a trained multi-task (ESMM) student as a `Recommender`, so its model folder is read by
 `distillrec.load` and served like any other model (`distillrec recommend`, `distillrec serve`).
 
-It answers "top-k for this user" by ranking the whole catalogue by `rank_by`: `ctcvr` (the default: the chance
-of a click followed by a conversion, pCTCVR = pCTR x pCVR, the ranking `conversion_ranking` evaluates), `ctr`
-(the click) or `cvr` (a conversion given a click). The student reads ids only, one learned vector per user, so
-it answers for the users it was trained on, with or without clicks (`reads_history = False`): a new user gets the
-cold-start answer of `distillrec.load`, and a request that adds items to a history is refused. It is trained on impressions by `distillrec multitask`
-(`stages/multitask.py` writes `students/<variant>-seed<s>/model/`), not by `fit`.
+It answers "top-k for this user" by ranking the whole catalogue by `rank_by`: `ctcvr` (the default: the chance of
+a click followed by a conversion, pCTCVR = pCTR x pCVR, the ranking `conversion_ranking` evaluates), `ctr` (the
+click) or `cvr` (a conversion given a click). The student reads ids only, one learned vector per user, so it
+answers for the users it was trained on, with or without clicks (`reads_history = False`): a new user gets the
+cold-start answer of `distillrec.load`, and a request that adds items to a history is refused. It is trained on
+impressions by `distillrec multitask` (`stages/multitask.py` writes `students/<variant>-seed<s>/model/`), not by
+`fit`.
 """
 
 from __future__ import annotations

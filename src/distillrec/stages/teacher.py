@@ -10,13 +10,13 @@ texts), `teacher.pt` (the teacher's weights),
 the exported outputs of `teachers/export.py`, `manifest.json`, and the saved models (`artifact.py`, each loadable
 with `distillrec.load`): `model/` (the teacher), `text_only_model/` and, when trained, `id_only_model/`.
 
-Steps: (1) render every item with the template; (2) encode through the content-addressed cache (a second
-run encodes nothing); (3) score the text-only model (`centre` picked on validation); (4) train the LLM-enhanced teacher with early stopping on
-validation NDCG@10, evaluate it once on the test (and, when asked, with the cold-start fallback of
-`models/cold_fallback.py`: row `"teacher_cold_fallback"`); (5) export its outputs for the distillation loop and write
-`metrics.json`; (6) when asked, train the ID-only twin and add its row (the exports are usable before it ends).
-With `bf16`, training, validation, the final evaluation and the export run the network under bfloat16 autocast,
-the scoring head in float32.
+Steps: (1) render every item with the template; (2) encode through the content-addressed cache (a second run
+encodes nothing); (3) score the text-only model (`centre` picked on validation); (4) train the LLM-enhanced
+teacher with early stopping on validation NDCG@10, evaluate it once on the test (and, when asked, with the
+cold-start fallback of `models/cold_fallback.py`: row `"teacher_cold_fallback"`); (5) export its outputs for the
+distillation loop and write `metrics.json`; (6) when asked, train the ID-only twin and add its row (the exports
+are usable before it ends). With `bf16`, training, validation, the final evaluation and the export run the network
+under bfloat16 autocast, the scoring head in float32.
 """
 
 from __future__ import annotations
