@@ -109,9 +109,8 @@ def _folder_digest(folder: Path) -> str:
     for file in files:
         if file.name.endswith(_IDENTITY_IGNORED_SUFFIXES):
             continue
-        if (
-            file.name == CONVERSION_RECORD
-        ):  # a converted Gemma: what it was made from, not when or by which version
+        # a converted Gemma's record: what it was made from counts, not when or by which version
+        if file.name == CONVERSION_RECORD:
             record = json.loads(file.read_text(encoding="utf-8"))
             digest.update(f"{record.get('gguf_sha256')}\0{record.get('dtype')}\0".encode())
             continue
