@@ -862,6 +862,11 @@ def multitask(
         dataset_config, settings, out, seed_list, device=_device(device), progress=progress, log=console.print
     )
     Console().print(multitask_table(summary))
+    example = Path(out) / "students" / f"{settings.variants[-1]}-seed{seed_list[0]}" / "model"
+    Console().print(
+        f"Each student is saved as a model folder, e.g. {example}: "
+        f"distillrec recommend {example} --user USER_ID (ranked by the chance of a click and a conversion)"
+    )
 
 
 def multitask_table(summary: dict) -> Table:
@@ -1043,7 +1048,8 @@ def recommend(
         Path,
         typer.Argument(
             help="A saved model folder: runs/<run>/students/<label>/model, runs/<run>/teacher/model, "
-            "runs/<run>/baselines/models/<name>, or OUT/model of `distillrec distill`."
+            "runs/<run>/baselines/models/<name>, OUT/model of `distillrec distill`, or "
+            "OUT/students/<variant>-seed<s>/model of `distillrec multitask`."
         ),
     ],
     user: Annotated[
