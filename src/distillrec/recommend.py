@@ -10,11 +10,10 @@ What a request means:
 - both: the user's known history followed by the given items.
 Item ids the model does not know are skipped and reported (`Recommendation.unknown_items`, and a warning from
 `recommend`). A request with no usable history (an unknown user without items, or only unknown items) gets
-the cold-start answer: the items with the most interactions in the known histories (a known user of a model that
-scores users by learned vectors is scored even without a history). With `exclude_seen` (the default) the
-items of the history are never recommended. Models that score a user by a vector learned in training (iALS,
-BPR, MF: `reads_history = False`) answer for known users (an unknown one gets the cold-start answer) and cannot
-read added items.
+the cold-start answer: the items with the most interactions in the known histories. With `exclude_seen` (the
+default) the items of the history are never recommended. Models that score a user by a vector learned in training
+(iALS, BPR, MF, a multi-task student: `reads_history = False`) answer for known users, with or without a history
+(an unknown one gets the cold-start answer), and cannot read added items.
 
 Scores are the model's own (for ties, the lower item index first, as the evaluation breaks them); a model is
 scored in batches of `batch_size` requests, each one `score` call over the whole catalogue.
