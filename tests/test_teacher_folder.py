@@ -13,8 +13,14 @@ from distillrec.data.dataset import load_dataset
 from distillrec.data.split import make_split
 from distillrec.evaluate.ranking import evaluate
 from distillrec.models.cold_fallback import ColdStartFallback
+from distillrec.models.text_blend import TextBlend
 from distillrec.stages.data import PreparedData
-from distillrec.stages.teacher import build_teacher, make_teacher_model, read_teacher_folder
+from distillrec.stages.teacher import (
+    build_teacher,
+    make_teacher_model,
+    read_teacher_folder,
+    tuned_text_only,
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +32,7 @@ def built(data_dir, tmp_path_factory):
     dataset = load_dataset(first)
     split = make_split(dataset.interactions, "leave_one_out")
     settings = TeacherConfig(
-        dim=16, max_epochs=2, top_k=10, adapter_hidden=16, max_len=50, cold_fallback=True
+        dim=16, max_epochs=2, top_k=10, adapter_hidden=16, max_len=50, cold_fallback=True, text_blend=True
     )
     out = tmp_path_factory.mktemp("teacher")
     metrics = build_teacher(
@@ -58,6 +64,14 @@ def test_a_teacher_folder_gives_back_its_settings_split_and_trained_teacher(buil
     fallback = ColdStartFallback(teacher, text, shift=float(row["shift"])).fit(got_split.train)
     assert evaluate(fallback, got_split.test_history(), got_split.test).summary == row["test"]
     assert json.loads((out / "manifest.json").read_text())["config"]["teacher"]["cold_fallback"] is True
+
+    # the blend row: the restored teacher blended with the tuned text-only model at the recorded weight
+    row = metrics["teacher_text_blend"]
+    assert row["validation_by_weight"][str(row["weight"])]["NDCG@10"] == pytest.approx(
+        row["valid"]["NDCG@10"]
+    )
+    blend = TextBlend(teacher, tuned_text_only(text, got_split), weight=row["weight"]).fit(got_split.train)
+    assert evaluate(blend, got_split.test_history(), got_split.test).summary == row["test"]
 
 
 def test_a_teacher_folder_of_other_data_or_an_older_version_is_refused_by_name(built, tmp_path):

@@ -462,6 +462,13 @@ def teacher(
             "(ColdStartFallback, its shift picked on validation): row teacher_cold_fallback."
         ),
     ] = _TEACHER["cold_fallback"].default,
+    text_blend: Annotated[
+        bool,
+        typer.Option(
+            help="Also test the teacher's scores blended with the text-only model's (TextBlend: per-user "
+            "z-scores added with a weight picked on validation, keeping the text's tail): row teacher_text_blend."
+        ),
+    ] = _TEACHER["text_blend"].default,
     min_rating: MinRating = None,
     duplicates: Duplicates = "first",
     min_user: MinUser = 0,
@@ -502,6 +509,7 @@ def teacher(
             exclude_seen=exclude_seen,
             compare_id_only=compare_id_only,
             cold_fallback=cold_fallback,
+            text_blend=text_blend,
         )
     except ValidationError as exc:
         raise _bad_parameter(exc) from None

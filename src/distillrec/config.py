@@ -149,6 +149,9 @@ class TeacherConfig(_Strict):
     # also test the teacher with its cold items scored by their text (`ColdStartFallback`): row
     # "teacher_cold_fallback" of metrics.json; the exports are the teacher's own either way
     cold_fallback: bool = False
+    # also test the teacher blended with the text-only model (`TextBlend`, its weight picked on validation with
+    # the text's tail as a floor): row "teacher_text_blend"; the exports are the teacher's own either way
+    text_blend: bool = False
 
     @field_validator("encoder")
     @classmethod

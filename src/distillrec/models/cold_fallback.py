@@ -28,6 +28,7 @@ given, beside the one validation picked).
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from typing import Self
 
 import numpy as np
@@ -35,6 +36,7 @@ import numpy as np
 from distillrec.data.interactions import Interactions
 from distillrec.evaluate.ranking import Evaluation, evaluate
 from distillrec.models.base import Recommender
+from distillrec.models.precomputed import Precomputed
 from distillrec.models.text_similarity import TextSimilarity
 
 __all__ = ["ColdStartFallback", "fallback_scores"]
@@ -65,25 +67,6 @@ def fallback_scores(
     z = np.where(flat, 0.0, (text_scores[:, cold] - text_mean) / safe_std)  # (users, n_cold)
     out[:, cold] = mean + std * (z + shift)
     return out
-
-
-class _Fixed(Recommender):
-    """Precomputed scores of a fixed set of users, combined for one shift (used to pick the shift)."""
-
-    def __init__(self, users: np.ndarray, scores: np.ndarray, text: np.ndarray, cold: np.ndarray) -> None:
-        self.row = {int(u): r for r, u in enumerate(users)}
-        self.scores, self.text, self.cold = scores, text, cold
-        self.shift = -np.inf
-
-    def fit(self, train: Interactions, valid: Interactions | None = None) -> Self:
-        return self
-
-    def score(self, users: np.ndarray, history: Interactions) -> np.ndarray:
-        rows = [self.row[int(u)] for u in users]
-        return fallback_scores(self.scores[rows], self.text[rows], self.cold, self.shift)
-
-    def n_params(self) -> int:
-        return 0
 
 
 class ColdStartFallback(Recommender):
@@ -130,10 +113,9 @@ class ColdStartFallback(Recommender):
         batches = [users[i : i + batch_size] for i in range(0, len(users), batch_size)]
         scores = np.concatenate([self.model.score(b, history) for b in batches])  # (n_users, n_items)
         text = np.concatenate([self.text_.score(b, history) for b in batches])
-        fixed = _Fixed(users, scores, text, self.cold_)
         curve = {}
         for shift in (-np.inf, *self.shifts):
-            fixed.shift = shift
+            fixed = Precomputed(users, [scores, text], partial(fallback_scores, cold=self.cold_, shift=shift))
             curve[shift] = evaluate(fixed, history, targets)
         return curve
 

@@ -2,8 +2,8 @@
 
 Input: `PreparedData` and a `TeacherConfig` (see `config.py`). Output, in `out/`:
 `metrics.json` (a results file, `results.py`: models `"teacher"`, `"text_only"` and, when asked,
-`"teacher_cold_fallback"` and `"id_only"`, an ID-only SASRec with the teacher's exact architecture and budget;
-each with head/tail/cold slices),
+`"teacher_cold_fallback"`, `"teacher_text_blend"` and `"id_only"`, an ID-only SASRec with the teacher's exact
+architecture and budget; each with head/tail/cold slices),
 `item_texts.txt` (the rendered text of each item), `text_embeddings.npy`, `tuned_encoder/` (with
 `encoder_tuning_pairs`: the encoder tuned on the training histories, `teachers/tuned_encoder.py`, which read the
 texts), `teacher.pt` (the teacher's weights),
@@ -13,9 +13,10 @@ with `distillrec.load`): `model/` (the teacher), `text_only_model/` and, when tr
 Steps: (1) render every item with the template; (2) encode through the content-addressed cache (a second run
 encodes nothing); (3) score the text-only model (`centre` picked on validation); (4) train the LLM-enhanced
 teacher with early stopping on validation NDCG@10, evaluate it once on the test (and, when asked, with the
-cold-start fallback of `models/cold_fallback.py`: row `"teacher_cold_fallback"`); (5) export its outputs for the
-distillation loop and write `metrics.json`; (6) when asked, train the ID-only twin and add its row (the exports
-are usable before it ends). With `bf16`, training, validation, the final evaluation and the export run the network
+cold-start fallback of `models/cold_fallback.py`: row `"teacher_cold_fallback"`; blended with the text-only
+model, `models/text_blend.py`: row `"teacher_text_blend"`); (5) export its outputs for the distillation loop and
+write `metrics.json`; (6) when asked, train the ID-only twin and add its row (the exports are usable before it
+ends). With `bf16`, training, validation, the final evaluation and the export run the network
 under bfloat16 autocast, the scoring head in float32.
 """
 
@@ -43,6 +44,7 @@ from distillrec.evaluate.slices import slice_summaries
 from distillrec.manifest import build_manifest, dataset_fingerprint
 from distillrec.models.cold_fallback import ColdStartFallback
 from distillrec.models.sasrec import SASRec
+from distillrec.models.text_blend import TextBlend
 from distillrec.models.text_similarity import TextSimilarity
 from distillrec.results import write_results
 from distillrec.stages.data import PreparedData, prepare_data
@@ -69,6 +71,7 @@ LATER_OPTIONS = {
     "negatives": 0,
     "cold_fallback": False,
     "encoder_tuning_pairs": 0,
+    "text_blend": False,
 }
 
 
@@ -80,6 +83,7 @@ KEY_LATER_OPTIONS = {
     "train_text": False,
     "encoder_tuning_pairs": 0,
     "negatives": 0,
+    "text_blend": False,
 }
 
 
@@ -374,6 +378,26 @@ def build_teacher(
         log(
             f"teacher + cold-start fallback (shift {fallback.shift_}): test NDCG@10 "
             f"{metrics['teacher_cold_fallback']['test']['NDCG@10']:.4f}, cold targets {cold}"
+        )
+    if settings.text_blend:
+        start = time.perf_counter()
+        with bf16_autocast(settings.bf16):
+            blend = TextBlend(teacher, text_only).fit(split.train, split.valid)
+        metrics["teacher_text_blend"] = result_row(
+            "teacher",
+            blend,
+            split,
+            fit_seconds,
+            bf16=settings.bf16,
+            extra={
+                "weight": blend.weight_,
+                "validation_by_weight": {str(k): v for k, v in blend.validation_.items()},
+                "blend_seconds": round(time.perf_counter() - start, 3),
+            },
+        )
+        log(
+            f"teacher + text blend (weight {blend.weight_}): test NDCG@10 "
+            f"{metrics['teacher_text_blend']['test']['NDCG@10']:.4f}"
         )
 
     manifest = build_manifest(

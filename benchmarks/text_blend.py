@@ -1,0 +1,124 @@
+"""The teacher of a folder with its scores blended with the text-only model's (`TextBlend`), on the test.
+
+    .venv/bin/python benchmarks/text_blend.py amazon-beauty runs/amazon-beauty-compress-<time>/teacher
+    .venv/bin/python benchmarks/render.py text-blend
+
+The trained teacher is read from the folder's `model/` (nothing is trained); the text-only model is the one the
+teacher stage tunes (`tuned_text_only`: centred or not, picked on validation). The blend adds the two models'
+per-user z-scores, `z(teacher) + w * z(text)`, with w picked on validation NDCG@10 twice: among every weight
+(`free`), and among the weights whose validation tail NDCG@10 is at least the text model's (`tail floor`, the
+default). The cold-start fallback (`ColdStartFallback`, its shift picked on validation) is then put over the
+floored blend, so cold items are ranked too. Every row is tested once, in full ranking, with head / tail / cold
+slices, and every weight's test score is kept beside (only the validation pick is the method's result).
+Writes `benchmarks/results/text_blend/<dataset>.json` (`--tag` for another name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("DISTILLREC_DATA_DIR", str(ROOT.parent / "shared" / "datasets"))
+
+import numpy as np  # noqa: E402
+
+from distillrec.config import DatasetConfig  # noqa: E402
+from distillrec.evaluate.ranking import Evaluation, evaluate  # noqa: E402
+from distillrec.evaluate.slices import slice_summaries  # noqa: E402
+from distillrec.models.cold_fallback import ColdStartFallback  # noqa: E402
+from distillrec.models.text_blend import TextBlend  # noqa: E402
+from distillrec.recommend import load  # noqa: E402
+from distillrec.stages.teacher import read_teacher_folder, teacher_data, tuned_text_only  # noqa: E402
+from distillrec.train.loop import bf16_autocast  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("dataset")
+    parser.add_argument("teacher", type=Path, help="a folder written by `distillrec teacher`")
+    parser.add_argument("--user-fraction", type=float, default=1.0, help="as the teacher was built with")
+    parser.add_argument("--tag", help="the result's name (default: the dataset)")
+    args = parser.parse_args()
+    out = ROOT / "benchmarks" / "results" / "text_blend" / f"{args.tag or args.dataset}.json"
+
+    try:
+        data = teacher_data(
+            args.teacher, DatasetConfig(source=args.dataset, user_fraction=args.user_fraction)
+        )
+        settings, split, _ = read_teacher_folder(args.teacher, data.dataset)
+        teacher = load(args.teacher / "model").model
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(str(exc)) from None
+    text = tuned_text_only(np.load(args.teacher / "text_embeddings.npy"), split)
+    test_history = split.test_history()
+
+    def row(evaluation: Evaluation, valid: float) -> dict:
+        slices = slice_summaries(evaluation, split.test, split.train)
+        return {"valid": {"NDCG@10": valid}, "test": evaluation.summary, "slices": slices}
+
+    result: dict = {
+        "dataset": args.dataset,
+        "user_fraction": args.user_fraction,
+        "teacher": str(args.teacher),
+    }
+    rows: dict = {}
+    with bf16_autocast(settings.bf16):
+        for name, model in (("text_only", text), ("teacher", teacher)):
+            valid = evaluate(model, split.train, split.valid).summary["NDCG@10"]
+            rows[name] = row(evaluate(model, test_history, split.test), valid)
+        for name, floor in (("blend_free", False), ("blend", True)):
+            start = time.perf_counter()
+            blend = TextBlend(teacher, text, tail_floor=floor).fit(split.train, split.valid)
+            seconds = time.perf_counter() - start
+            curve = blend.weight_curve(
+                test_history, split.test
+            )  # every weight on the test, the pick among them
+            rows[name] = row(curve[blend.weight_], blend.validation_[blend.weight_]["NDCG@10"])
+            rows[name].update(
+                weight=blend.weight_,
+                pick_seconds=round(seconds, 1),
+                validation_by_weight={str(w): v for w, v in blend.validation_.items()},
+                test_by_weight={
+                    str(w): {
+                        "NDCG@10": e.summary["NDCG@10"],
+                        "slices": slice_summaries(e, split.test, split.train),
+                    }
+                    for w, e in curve.items()
+                },
+            )
+            if floor:
+                rows[name]["text_tail_valid"] = blend.text_tail_
+        fallback = ColdStartFallback(blend, np.load(args.teacher / "text_embeddings.npy"))
+        fallback.fit(split.train, split.valid)
+        rows["blend_cold_fallback"] = row(
+            evaluate(fallback, test_history, split.test), fallback.validation_ndcg_[fallback.shift_]
+        )
+        rows["blend_cold_fallback"]["shift"] = str(fallback.shift_)  # "-inf": off
+    for name, r in rows.items():
+        print(
+            f"{name}: test NDCG@10 {r['test']['NDCG@10']:.4f}",
+            {k: round(v["NDCG@10"], 4) for k, v in r["slices"].items()},
+            {k: r[k] for k in ("weight", "shift") if k in r},
+            flush=True,
+        )
+    fraction = f" --user-fraction {args.user_fraction}" if args.user_fraction != 1.0 else ""
+    tag = f" --tag {args.tag}" if args.tag else ""
+    result.update(
+        rows=rows,
+        params=teacher.n_params(),
+        command=f"benchmarks/text_blend.py {args.dataset} TEACHER{fraction}{tag}",
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

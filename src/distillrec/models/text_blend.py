@@ -1,0 +1,128 @@
+"""Text blend: a trained model's scores plus a weight times the text-only model's, each standardised per user.
+
+A model that learns one vector per item ranks the rare items by the little it saw of them, while the text-only
+model (`TextSimilarity`) ranks them by what the language model knows of their text, as well as it ranks any
+item. Adding the two views' scores lets the text vote on every item (the late-fusion counterpart of LLM-ESR's
+frozen semantic view beside the collaborative one), for each user u and item i:
+
+    s'_ui = z(s)_ui + weight * z(t)_ui,     z(x)_ui = (x_ui - mean_u(x)) / std_u(x)
+
+with s the model's scores, t the text model's, and the mean and standard deviation over the user's finite
+scores (a score of -inf stays -inf; a user whose scores hardly vary gets z = 0). Standardising makes the weight
+mean the same on every user and every model: weight 0 is the model's ranking, a large weight the text's.
+
+Input: a fitted `model` and a fitted `text` model (not refit here). `fit(train, valid)` with `weight=None` picks
+the weight from `weights` by validation NDCG@10 over every validation user; with `tail_floor` (the default) only
+among the weights whose validation NDCG@10 on tail targets (`evaluate/slices.py`: outside the most popular
+items) is at least the text model's own there, so the blend keeps what the text knows of rare items by
+construction (where no weight reaches it, the one with the best tail). Picking holds both models' scores of every
+validation user in memory at once (2 x users x items float32). Output: a `Recommender`; `validation_` maps each
+tried weight to its validation NDCG@10 overall and on the tail, and `weight_curve(history, targets)` evaluates
+every weight on other targets.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import partial
+from typing import Self
+
+import numpy as np
+
+from distillrec.data.interactions import Interactions
+from distillrec.evaluate.ranking import Evaluation, evaluate
+from distillrec.evaluate.slices import slice_summaries
+from distillrec.models.base import Recommender
+from distillrec.models.precomputed import Precomputed
+
+__all__ = ["TextBlend", "blend_scores", "standardise"]
+
+_FLAT = 1e-6  # a spread of scores below this is no signal (z = 0)
+DEFAULT_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5)
+
+
+def standardise(scores: np.ndarray) -> np.ndarray:
+    """Each row as z-scores over its finite entries (-inf stays -inf; a flat row becomes 0)."""
+    finite = np.isfinite(scores)
+    values = np.where(finite, scores, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a row with no finite score: mean of nothing
+        mean = np.nan_to_num(np.nanmean(values, axis=1, keepdims=True))
+        std = np.nan_to_num(np.nanstd(values, axis=1, keepdims=True))
+    flat = std < _FLAT
+    z = np.where(flat, 0.0, (np.where(finite, scores, 0.0) - mean) / np.where(flat, 1.0, std))
+    return np.where(finite, z, -np.inf).astype(np.float32)
+
+
+def blend_scores(scores: np.ndarray, text_scores: np.ndarray, weight: float) -> np.ndarray:
+    """(users, n_items) blended scores as in the module docstring."""
+    return standardise(scores) + np.float32(weight) * standardise(text_scores)
+
+
+class TextBlend(Recommender):
+    def __init__(
+        self,
+        model: Recommender,
+        text: Recommender,
+        weight: float | None = None,
+        weights: tuple[float, ...] = DEFAULT_WEIGHTS,
+        tail_floor: bool = True,
+    ) -> None:
+        if weight is not None and weight < 0:
+            raise ValueError(f"TextBlend: weight must be >= 0, got {weight}")
+        if weight is None and not weights:
+            raise ValueError("TextBlend: weights to pick from is empty; give some, or a weight")
+        self.model = model
+        self.text = text
+        self.weight = weight
+        self.weights = weights
+        self.tail_floor = tail_floor
+
+    def fit(self, train: Interactions, valid: Interactions | None = None, batch_size: int = 1024) -> Self:
+        if self.weight is not None:
+            self.weight_ = float(self.weight)
+            return self
+        if valid is None:
+            raise ValueError(
+                "weight=None picks the weight on validation: pass `valid` to fit, or give a weight"
+            )
+        curve = self.weight_curve(train, valid, batch_size)
+        tail = {w: slice_summaries(e, valid, train).get("tail", {}).get("NDCG@10") for w, e in curve.items()}
+        self.validation_ = {w: {"NDCG@10": e.summary["NDCG@10"], "tail": tail[w]} for w, e in curve.items()}
+        candidates = list(curve)
+        if self.tail_floor and tail[candidates[0]] is not None:
+            text_eval = evaluate(self.text, train, valid)
+            self.text_tail_ = slice_summaries(text_eval, valid, train)["tail"]["NDCG@10"]
+            floor = [w for w in candidates if tail[w] >= self.text_tail_]
+            candidates = floor or [max(candidates, key=tail.__getitem__)]
+        # the first best: of weights that tie, the first listed (the smaller, in the default order)
+        self.weight_ = max(candidates, key=lambda w: self.validation_[w]["NDCG@10"])
+        return self
+
+    def weight_curve(
+        self, history: Interactions, targets: Interactions, batch_size: int = 1024
+    ) -> dict[float, Evaluation]:
+        """The evaluation on `targets` at every weight of `weights` (or the fixed weight), each model scoring
+        each user once; see the module docstring for the memory this takes."""
+        users = targets.active_users()
+        batches = [users[i : i + batch_size] for i in range(0, len(users), batch_size)]
+        scores = np.concatenate([self.model.score(b, history) for b in batches])  # (n_users, n_items)
+        text = np.concatenate([self.text.score(b, history) for b in batches])
+        weights = self.weights if self.weight is None else (self.weight,)
+        return {
+            float(w): evaluate(
+                Precomputed(users, [scores, text], partial(blend_scores, weight=w)), history, targets
+            )
+            for w in weights
+        }
+
+    def score(self, users: np.ndarray, history: Interactions) -> np.ndarray:
+        scores = self.model.score(users, history)
+        if self.weight_ == 0:
+            return standardise(scores)
+        return blend_scores(scores, self.text.score(users, history), self.weight_)
+
+    def n_params(self) -> int:
+        """The model's parameters plus the text model's (a model that reads the same table, as the teacher
+        does, has it counted twice)."""
+        return self.model.n_params() + self.text.n_params()
