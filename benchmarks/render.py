@@ -11,6 +11,7 @@
     .venv/bin/python benchmarks/render.py ddp-epochs   # s/epoch, 1 process vs 2 under torchrun (ddp_epochs.py)
     .venv/bin/python benchmarks/render.py scale        # time and memory against data size (scale.py)
     .venv/bin/python benchmarks/render.py transfer     # a teacher carried to another dataset (transfer.py)
+    .venv/bin/python benchmarks/render.py text-blend   # the teacher blended with the text-only model (text_blend.py)
     .venv/bin/python benchmarks/render.py curves --out FILE.png LABEL=RESULTS_FILE:KEY ...
                                                        # validation NDCG@10 and loss per epoch of those runs
                                                        # (KEY: a dotted path, e.g. teacher, or
@@ -314,6 +315,47 @@ def text_only_table(paths: list[Path]) -> str:
                 f"{'yes' if label == result['picked_on_validation'] else ''} |"
             )
     return "\n".join(lines)
+
+
+BLEND_ROWS = {
+    "teacher": "teacher",
+    "text_only": "text only (centring picked on validation)",
+    "blend_free": "teacher + text, weight by validation NDCG@10",
+    "blend": "teacher + text, weight by validation NDCG@10 over the text's tail",
+    "blend_cold_fallback": "the last + cold-start fallback",
+}
+
+
+def text_blend_table(path: Path) -> str:
+    """A `benchmarks/text_blend.py` file: each row's picked setting, validation and test NDCG@10, its test slices,
+    and the test NDCG@10 against the dataset's best tuned baseline on validation (when the baselines ran)."""
+    result = json.loads(path.read_text())
+    baselines = RESULTS / "baselines" / result["dataset"] / "metrics.json"
+    best = None
+    if result["user_fraction"] == 1.0 and baselines.exists():
+        rows = stage_rows(baselines)
+        name = max(rows, key=lambda k: rows[k]["valid"]["NDCG@10"])
+        best = (name, rows[name]["test"]["NDCG@10"])
+    versus = f"x {best[0]} ({best[1]:.4f})" if best else "x best baseline"
+    lines = [
+        f"| model | setting | valid NDCG@10 | test NDCG@10 | head | tail | cold (users) | {versus} |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key, label in BLEND_ROWS.items():
+        row = result["rows"][key]
+        setting = (
+            f"w = {row['weight']}" if "weight" in row else f"shift {row['shift']}" if "shift" in row else ""
+        )
+        slices = row["slices"]
+        cold = slices.get("cold")
+        cold_cell = "-" if cold is None else f"{cold['NDCG@10']:.4f} ({cold['users']:,.0f})"
+        test = row["test"]["NDCG@10"]
+        ratio = f"{test / best[1]:.2f}x" if best else "-"
+        lines.append(
+            f"| {label} | {setting} | {row['valid']['NDCG@10']:.4f} | {test:.4f} | "
+            f"{slices['head']['NDCG@10']:.4f} | {slices['tail']['NDCG@10']:.4f} | {cold_cell} | {ratio} |"
+        )
+    return f"`{result['command']}`\n\n" + "\n".join(lines)
 
 
 def softmax_ce_table(path: Path) -> str:
@@ -750,6 +792,7 @@ def main() -> None:
             "multitask",
             "width",
             "text-only",
+            "text-blend",
         ],
     )
     parser.add_argument(
@@ -796,6 +839,7 @@ def main() -> None:
         ("scale", "scale", scale_table),
         ("transfer", "transfer", transfer_table),
         ("multitask", "multitask", multitask_table),
+        ("text-blend", "text_blend", text_blend_table),
     ):
         if args.what == what:
             for path in sorted((RESULTS / folder).glob("*.json")):

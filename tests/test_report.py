@@ -375,3 +375,13 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     # The plots rendered: the lower half of the page (below the table) is not plain white either.
     lower = image.crop((0, 1000, 1200, 2000))
     assert len(lower.getcolors(maxcolors=1 << 20)) > 200
+
+
+def test_the_share_of_the_teacher_is_against_the_trained_teacher_not_a_wrapper_of_it():
+    from distillrec.report.html import _reference_teacher
+
+    row = {"kind": "teacher", "params": 1_000, "test": {"NDCG@10": 0.08}}
+    wrapper = {"kind": "teacher", "params": 2_000, "test": {"NDCG@10": 0.09}}  # the text table counted twice
+    assert _reference_teacher({"teacher": row, "teacher_text_blend": wrapper}) == "teacher"
+    assert _reference_teacher({"a": row, "b": wrapper}) == "b"  # no row named teacher: the best one
+    assert _reference_teacher({"text": {"kind": "text_only", "params": 5, "test": {"NDCG@10": 0.1}}}) is None

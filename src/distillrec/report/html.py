@@ -238,6 +238,11 @@ def _ordered(models: dict) -> list[str]:
 
 
 def _reference_teacher(models: dict) -> str | None:
+    """The teacher the "% of teacher" column compares with: the row named "teacher" where a run's metrics have
+    one (the rows that wrap it, `teacher_cold_fallback` and `teacher_text_blend`, count the text table a second
+    time), else the best teacher row by test NDCG@10."""
+    if models.get("teacher", {}).get("kind") == "teacher" and models["teacher"]["params"] > 0:
+        return "teacher"
     teachers = [n for n in models if models[n]["kind"] == "teacher" and models[n]["params"] > 0]
     return max(teachers, key=lambda n: models[n]["test"]["NDCG@10"]) if teachers else None
 
