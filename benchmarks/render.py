@@ -338,8 +338,8 @@ def text_blend_table(path: Path) -> str:
         best = (name, rows[name]["test"]["NDCG@10"])
     versus = f"x {best[0]} ({best[1]:.4f})" if best else "x best baseline"
     lines = [
-        f"| model | setting | valid NDCG@10 | test NDCG@10 | head | tail | cold (users) | {versus} |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        f"| model | setting | valid NDCG@10 | test NDCG@10 | vs teacher (p) | head | tail | cold (users) | {versus} |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for key, label in BLEND_ROWS.items():
         row = result["rows"][key]
@@ -351,8 +351,10 @@ def text_blend_table(path: Path) -> str:
         cold_cell = "-" if cold is None else f"{cold['NDCG@10']:.4f} ({cold['users']:,.0f})"
         test = row["test"]["NDCG@10"]
         ratio = f"{test / best[1]:.2f}x" if best else "-"
+        paired = row.get("vs_teacher")
+        versus_teacher = f"{paired['mean_diff']:+.4f} (p={paired['t_pvalue']:.2g})" if paired else ""
         lines.append(
-            f"| {label} | {setting} | {row['valid']['NDCG@10']:.4f} | {test:.4f} | "
+            f"| {label} | {setting} | {row['valid']['NDCG@10']:.4f} | {test:.4f} | {versus_teacher} | "
             f"{slices['head']['NDCG@10']:.4f} | {slices['tail']['NDCG@10']:.4f} | {cold_cell} | {ratio} |"
         )
     return f"`{result['command']}`\n\n" + "\n".join(lines)

@@ -9,7 +9,8 @@ per-user z-scores, `z(teacher) + w * z(text)`, with w picked on validation NDCG@
 (`free`), and among the weights whose validation tail NDCG@10 is at least the text model's (`tail floor`, the
 default). The cold-start fallback (`ColdStartFallback`, its shift picked on validation) is then put over the
 floored blend, so cold items are ranked too. Every row is tested once, in full ranking, with head / tail / cold
-slices, and every weight's test score is kept beside (only the validation pick is the method's result).
+slices, and paired against the teacher over the test users (t-test and Wilcoxon on per-user NDCG@10); every
+weight's test score is kept beside (only the validation pick is the method's result).
 Writes `benchmarks/results/text_blend/<dataset>.json` (`--tag` for another name).
 """
 
@@ -29,6 +30,7 @@ import numpy as np  # noqa: E402
 
 from distillrec.config import DatasetConfig  # noqa: E402
 from distillrec.evaluate.ranking import Evaluation, evaluate  # noqa: E402
+from distillrec.evaluate.significance import paired_test  # noqa: E402
 from distillrec.evaluate.slices import slice_summaries  # noqa: E402
 from distillrec.models.cold_fallback import ColdStartFallback  # noqa: E402
 from distillrec.models.text_blend import TextBlend  # noqa: E402
@@ -59,9 +61,14 @@ def main() -> None:
     text = tuned_text_only(np.load(args.teacher / "text_embeddings.npy"), split)
     test_history = split.test_history()
 
+    per_user: dict[str, np.ndarray] = {}  # each row's test NDCG@10 per user, for the paired tests
+
     def row(evaluation: Evaluation, valid: float) -> dict:
         slices = slice_summaries(evaluation, split.test, split.train)
-        return {"valid": {"NDCG@10": valid}, "test": evaluation.summary, "slices": slices}
+        out = {"valid": {"NDCG@10": valid}, "test": evaluation.summary, "slices": slices}
+        if "teacher" in per_user:  # the same test users in the same order
+            out["vs_teacher"] = paired_test(evaluation.per_user["NDCG@10"], per_user["teacher"]).to_json()
+        return out
 
     result: dict = {
         "dataset": args.dataset,
@@ -72,7 +79,9 @@ def main() -> None:
     with bf16_autocast(settings.bf16):
         for name, model in (("text_only", text), ("teacher", teacher)):
             valid = evaluate(model, split.train, split.valid).summary["NDCG@10"]
-            rows[name] = row(evaluate(model, test_history, split.test), valid)
+            evaluation = evaluate(model, test_history, split.test)
+            rows[name] = row(evaluation, valid)
+            per_user[name] = evaluation.per_user["NDCG@10"]
         for name, floor in (("blend_free", False), ("blend", True)):
             start = time.perf_counter()
             blend = TextBlend(teacher, text, tail_floor=floor).fit(split.train, split.valid)
