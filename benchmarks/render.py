@@ -676,14 +676,19 @@ def transfer_table(path: Path) -> str:
         f"{source['test_ndcg10']:.4f} there; KD {result['kd']})",
         "",
         "| target users | text match (median cosine; >= 0.9) | teacher, zero-shot | student alone | "
-        "student + transfer KD | KD - alone (95% CI, p) | tail: alone / KD |"
+        "student + transfer KD | KD - alone (95% CI, p) | tail: alone / KD | cold: alone / KD (users) |"
         + (" target-only teacher | student + its KD |" if own else "")
         + (" student from the source student (vs alone, p) |" if init else ""),
-        "|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if own else "") + ("---:|" if init else ""),
+        "|---|---:|---:|---:|---:|---:|---:|---:|"
+        + ("---:|---:|" if own else "")
+        + ("---:|" if init else ""),
     ]
     for fraction, row in result["fractions"].items():
         kd, plain, diff = row["student_kd"], row["student_plain"], row["kd_vs_plain"]
         tail = "-" if row["tail_kd"] is None else f"{row['tail_plain']:.4f} / {row['tail_kd']:.4f}"
+        cold = "-"  # not kept (a row from before the cold slice), or no user with a cold target
+        if row.get("cold_kd") is not None:
+            cold = f"{row['cold_plain']:.4f} / {row['cold_kd']:.4f} ({row['cold_users']:,})"
         target = ""
         if own:
             target = " - | - |"
@@ -696,7 +701,7 @@ def transfer_table(path: Path) -> str:
             f"| {float(fraction):.0%} ({row['users']:,}) | {row['mapping']['median_cosine']:.3f}; "
             f"{row['mapping']['share_at_least_0.9']:.0%} | {row['teacher_zero_shot']:.4f} | {plain['mean']:.4f} | "
             f"{kd['mean']:.4f} ({100 * (kd['mean'] / plain['mean'] - 1):+.1f}%) | {diff['mean_diff']:+.4f} "
-            f"({diff['diff_ci_low']:+.4f} .. {diff['diff_ci_high']:+.4f}, p={diff['t_pvalue']:.2g}) | {tail} |"
+            f"({diff['diff_ci_low']:+.4f} .. {diff['diff_ci_high']:+.4f}, p={diff['t_pvalue']:.2g}) | {tail} | {cold} |"
             + target
             + (_source_init_cell(row, plain["mean"]) if init else "")
         )

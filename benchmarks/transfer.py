@@ -9,7 +9,7 @@ For each fraction f of the target's users (`--user-fraction f`, drawn with seed 
 at all), runs `distillrec distill TARGET --teacher SOURCE --transfer --user-fraction f` (a SASRec student of width
 32 trained with the KD methods and without, once per seed; the transferred teacher tested zero-shot) and keeps,
 per fraction: the mapping quality, the zero-shot teacher's test NDCG@10, the students' test NDCG@10 (mean and
-95% interval over seeds), the paired test of KD against the student alone, and the tail slice. With
+95% interval over seeds), the paired test of KD against the student alone, and the tail and cold slices. With
 `--target-teacher "TEACHER OPTIONS"`, also a teacher trained on the target's kept users alone (`distillrec
 teacher TARGET --user-fraction f`, those options) and the same student distilled from it: what the target's own
 data gives without the source. Writes `benchmarks/results/transfer/<tag>.json`; a fraction already there is not
@@ -79,6 +79,9 @@ def main() -> None:
             result["fractions"][str(fraction)] = _transfer_row(args, fraction, folder, student)
             out.write_text(json.dumps(result, indent=1))
         row = result["fractions"][str(fraction)]
+        if "cold_kd" not in row and (folder / "metrics.json").exists():  # a row from before the cold slice
+            row.update(_slices(json.loads((folder / "metrics.json").read_text())))
+            out.write_text(json.dumps(result, indent=1))
         if args.target_teacher is not None and "teacher_target" not in row:
             row.update(_target_rows(args, fraction, folder, student))
             out.write_text(json.dumps(result, indent=1))
@@ -107,9 +110,21 @@ def _transfer_row(args, fraction: float, folder: Path, student: list[str]) -> di
         "teacher_zero_shot": metrics["teacher"]["test"]["NDCG@10"],
         "student_kd": metrics["student_kd"]["test_seeds"]["NDCG@10"],
         "student_plain": metrics["student_plain"]["test_seeds"]["NDCG@10"],
-        "tail_kd": metrics["student_kd"]["test_slices"].get("tail", {}).get("NDCG@10"),
-        "tail_plain": metrics["student_plain"]["test_slices"].get("tail", {}).get("NDCG@10"),
+        **_slices(metrics),
         "kd_vs_plain": {k: pooled[k] for k in ("mean_diff", "diff_ci_low", "diff_ci_high", "t_pvalue", "n")},
+    }
+
+
+def _slices(metrics: dict) -> dict:
+    """The students' test NDCG@10 on tail and cold targets (None where the slice has no user), and the number of
+    users with a cold target: items without a training interaction among the kept users."""
+    kd, plain = (metrics[name]["test_slices"] for name in ("student_kd", "student_plain"))
+    return {
+        "tail_kd": kd.get("tail", {}).get("NDCG@10"),
+        "tail_plain": plain.get("tail", {}).get("NDCG@10"),
+        "cold_kd": kd.get("cold", {}).get("NDCG@10"),
+        "cold_plain": plain.get("cold", {}).get("NDCG@10"),
+        "cold_users": int(kd.get("cold", {}).get("users", 0)),
     }
 
 
