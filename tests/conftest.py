@@ -1,5 +1,5 @@
-"""Shared fixtures: the real datasets folder, small generic-format folders written into `tmp_path`, and a small
-run whose model folders the serving tests serve."""
+"""Shared fixtures: the real datasets folder, small generic-format folders written into `tmp_path`, a small
+run whose model folders the serving tests serve, and a fixed-score model for the wrappers' tests."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from distillrec.models.base import Recommender
 
 Table = Sequence[Sequence[object]] | str | bytes  # rows with the header first, or the file's exact content
 
@@ -143,3 +145,19 @@ def serve_run(data_dir, tmp_path_factory):
 def student_dir(serve_run):
     """The KD student of `serve_run`."""
     return serve_run / "students" / "sasrec-param_init" / "model"
+
+
+class PopularityStub(Recommender):
+    """A fitted model that gives every user the same item scores (the wrappers' tests put it under them)."""
+
+    def __init__(self, item_scores: np.ndarray) -> None:
+        self.item_scores = item_scores
+
+    def fit(self, train, valid=None):
+        return self
+
+    def score(self, users, history):
+        return np.tile(self.item_scores, (len(users), 1)).astype(np.float32)
+
+    def n_params(self) -> int:
+        return len(self.item_scores)

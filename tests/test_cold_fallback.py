@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import PopularityStub
 
 from distillrec.data.interactions import Interactions
 from distillrec.evaluate.ranking import evaluate
-from distillrec.models.base import Recommender
 from distillrec.models.cold_fallback import ColdStartFallback, fallback_scores
 
 
@@ -38,22 +38,6 @@ def test_fallback_scores_leave_masked_scores_out_and_give_flat_text_no_weight():
     # row 1: no text signal over the trained items (as a user with no history has), so z = 0
     assert out[1, 4] == pytest.approx(scores[1, :4].mean() + scores[1, :4].std() * 1.0, rel=1e-5)
     assert np.isfinite(out[:, 4]).all()
-
-
-class PopularityStub(Recommender):
-    """Fixed item scores for every user: the trained items by a popularity, the cold ones at the bottom."""
-
-    def __init__(self, item_scores: np.ndarray) -> None:
-        self.item_scores = item_scores
-
-    def fit(self, train, valid=None):
-        return self
-
-    def score(self, users, history):
-        return np.tile(self.item_scores, (len(users), 1)).astype(np.float32)
-
-    def n_params(self) -> int:
-        return len(self.item_scores)
 
 
 # Two genres: items 0-3 are about A, 4-7 about B (text), 3 and 7 have no training interaction (cold).

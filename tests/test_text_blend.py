@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import PopularityStub
 
 from distillrec.data.interactions import Interactions
 from distillrec.evaluate.ranking import evaluate
-from distillrec.models.base import Recommender
 from distillrec.models.text_blend import TextBlend, blend_scores, standardise
 from distillrec.models.text_similarity import TextSimilarity
 
@@ -30,22 +30,6 @@ def test_blend_scores_by_hand():
     np.testing.assert_allclose(blend_scores(scores, text, 0.0), standardise(scores))
     # a user without history has flat text scores: the blend is the model's own ranking
     np.testing.assert_allclose(blend_scores(scores, np.zeros((1, 3), np.float32), 2.0), standardise(scores))
-
-
-class PopularityStub(Recommender):
-    """The same item scores for every user."""
-
-    def __init__(self, item_scores: np.ndarray) -> None:
-        self.item_scores = item_scores
-
-    def fit(self, train, valid=None):
-        return self
-
-    def score(self, users, history):
-        return np.tile(self.item_scores, (len(users), 1)).astype(np.float32)
-
-    def n_params(self) -> int:
-        return len(self.item_scores)
 
 
 # Two genres: items 0-3 are about A, 4-7 about B (text). A users bought 0, 1, 2; B users 4, 5, 6; items 3 and 7
