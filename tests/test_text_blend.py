@@ -96,5 +96,7 @@ def test_a_fixed_weight_needs_no_validation_and_bad_settings_are_named():
         TextBlend(MODEL, TEXT_MODEL).fit(TRAIN)
     with pytest.raises(ValueError, match="weight must be >= 0"):
         TextBlend(MODEL, TEXT_MODEL, weight=-1.0)
+    with pytest.raises(ValueError, match=r"every weight to pick from must be >= 0, got \(0.0, -0.5\)"):
+        TextBlend(MODEL, TEXT_MODEL, weights=(0.0, -0.5))
     with pytest.raises(ValueError, match="is empty"):
         TextBlend(MODEL, TEXT_MODEL, weights=())

@@ -70,6 +70,8 @@ class TextBlend(Recommender):
     ) -> None:
         if weight is not None and weight < 0:
             raise ValueError(f"TextBlend: weight must be >= 0, got {weight}")
+        if any(w < 0 for w in weights):
+            raise ValueError(f"TextBlend: every weight to pick from must be >= 0, got {weights}")
         if weight is None and not weights:
             raise ValueError("TextBlend: weights to pick from is empty; give some, or a weight")
         self.model = model
