@@ -5,10 +5,10 @@
 
 The trained teacher is read from the folder's `model/` (nothing is trained); the text-only model is the one the
 teacher stage tunes (`tuned_text_only`: centred or not, picked on validation). The blend adds the two models'
-per-user z-scores, `z(teacher) + w * z(text)`, with w picked on validation NDCG@10 twice: among every weight
-(`free`), and among the weights whose validation tail NDCG@10 is at least the text model's (`tail floor`, the
-default). The cold-start fallback (`ColdStartFallback`, its shift picked on validation) is then put over the
-floored blend, so cold items are ranked too. Every row is tested once, in full ranking, with head / tail / cold
+per-user z-scores, `z(teacher) + w * z(text)`, with w picked on validation NDCG@10 twice from the same validation
+scores: among every weight (`free`), and among the weights whose validation tail NDCG@10 is at least the text
+model's (`tail floor`, the default). The cold-start fallback (`ColdStartFallback`, its shift picked on
+validation) is then put over the floored blend, so cold items are ranked too. Every row is tested once, in full ranking, with head / tail / cold
 slices, and paired against the teacher over the test users (t-test and Wilcoxon on per-user NDCG@10); every
 weight's test score is kept beside (only the validation pick is the method's result).
 Writes `benchmarks/results/text_blend/<dataset>.json` (`--tag` for another name).
@@ -33,7 +33,7 @@ from distillrec.evaluate.ranking import Evaluation, evaluate  # noqa: E402
 from distillrec.evaluate.significance import paired_test  # noqa: E402
 from distillrec.evaluate.slices import slice_summaries  # noqa: E402
 from distillrec.models.cold_fallback import ColdStartFallback  # noqa: E402
-from distillrec.models.text_blend import TextBlend  # noqa: E402
+from distillrec.models.text_blend import TextBlend, pick_weight  # noqa: E402
 from distillrec.recommend import load  # noqa: E402
 from distillrec.stages.teacher import read_teacher_folder, teacher_data, tuned_text_only  # noqa: E402
 from distillrec.train.loop import bf16_autocast  # noqa: E402
@@ -58,7 +58,8 @@ def main() -> None:
         teacher = load(args.teacher / "model").model
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(str(exc)) from None
-    text = tuned_text_only(np.load(args.teacher / "text_embeddings.npy"), split)
+    text_table = np.load(args.teacher / "text_embeddings.npy")
+    text = tuned_text_only(text_table, split)
     test_history = split.test_history()
 
     per_user: dict[str, np.ndarray] = {}  # each row's test NDCG@10 per user, for the paired tests
@@ -82,29 +83,25 @@ def main() -> None:
             evaluation = evaluate(model, test_history, split.test)
             rows[name] = row(evaluation, valid)
             per_user[name] = evaluation.per_user["NDCG@10"]
-        for name, floor in (("blend_free", False), ("blend", True)):
-            start = time.perf_counter()
-            blend = TextBlend(teacher, text, tail_floor=floor).fit(split.train, split.valid)
-            seconds = time.perf_counter() - start
-            curve = blend.weight_curve(
-                test_history, split.test
-            )  # every weight on the test, the pick among them
-            rows[name] = row(curve[blend.weight_], blend.validation_[blend.weight_]["NDCG@10"])
+        start = time.perf_counter()
+        blend = TextBlend(teacher, text).fit(split.train, split.valid)  # the pick with the tail floor
+        seconds = time.perf_counter() - start
+        curve = blend.weight_curve(test_history, split.test)  # every weight on the test, the picks among them
+        test_by_weight = {
+            str(w): {"NDCG@10": e.summary["NDCG@10"], "slices": slice_summaries(e, split.test, split.train)}
+            for w, e in curve.items()
+        }
+        # the same validation scores picked without the floor (what TextBlend(tail_floor=False) picks)
+        for name, weight in (("blend_free", pick_weight(blend.validation_)), ("blend", blend.weight_)):
+            rows[name] = row(curve[weight], blend.validation_[weight]["NDCG@10"])
             rows[name].update(
-                weight=blend.weight_,
+                weight=weight,
                 pick_seconds=round(seconds, 1),
                 validation_by_weight={str(w): v for w, v in blend.validation_.items()},
-                test_by_weight={
-                    str(w): {
-                        "NDCG@10": e.summary["NDCG@10"],
-                        "slices": slice_summaries(e, split.test, split.train),
-                    }
-                    for w, e in curve.items()
-                },
+                test_by_weight=test_by_weight,
             )
-            if floor:
-                rows[name]["text_tail_valid"] = blend.text_tail_
-        fallback = ColdStartFallback(blend, np.load(args.teacher / "text_embeddings.npy"))
+        rows["blend"]["text_tail_valid"] = blend.text_tail_
+        fallback = ColdStartFallback(blend, text_table)
         fallback.fit(split.train, split.valid)
         rows["blend_cold_fallback"] = row(
             evaluate(fallback, test_history, split.test), fallback.validation_ndcg_[fallback.shift_]

@@ -8,7 +8,7 @@ from conftest import PopularityStub
 
 from distillrec.data.interactions import Interactions
 from distillrec.evaluate.ranking import evaluate
-from distillrec.models.text_blend import TextBlend, blend_scores, standardise
+from distillrec.models.text_blend import TextBlend, blend_scores, pick_weight, standardise
 from distillrec.models.text_similarity import TextSimilarity
 
 
@@ -30,6 +30,19 @@ def test_blend_scores_by_hand():
     np.testing.assert_allclose(blend_scores(scores, text, 0.0), standardise(scores))
     # a user without history has flat text scores: the blend is the model's own ranking
     np.testing.assert_allclose(blend_scores(scores, np.zeros((1, 3), np.float32), 2.0), standardise(scores))
+
+
+def test_pick_weight_by_hand():
+    validation = {
+        0.0: {"NDCG@10": 0.10, "tail": 0.02},
+        0.5: {"NDCG@10": 0.12, "tail": 0.03},
+        1.0: {"NDCG@10": 0.12, "tail": 0.05},
+        2.0: {"NDCG@10": 0.08, "tail": 0.06},
+    }
+    assert pick_weight(validation) == 0.5  # a tie on NDCG@10: the first listed
+    assert pick_weight(validation, floor=0.04) == 1.0  # 0.0 and 0.5 fall below the floor
+    assert pick_weight(validation, floor=0.055) == 2.0
+    assert pick_weight(validation, floor=0.9) == 2.0  # none reaches it: the best tail
 
 
 # Two genres: items 0-3 are about A, 4-7 about B (text). A users bought 0, 1, 2; B users 4, 5, 6; items 3 and 7

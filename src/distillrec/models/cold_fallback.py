@@ -36,7 +36,7 @@ import numpy as np
 from distillrec.data.interactions import Interactions
 from distillrec.evaluate.ranking import Evaluation, evaluate
 from distillrec.models.base import Recommender
-from distillrec.models.precomputed import Precomputed
+from distillrec.models.precomputed import Precomputed, scores_of
 from distillrec.models.text_similarity import TextSimilarity
 
 __all__ = ["ColdStartFallback", "fallback_scores"]
@@ -110,12 +110,10 @@ class ColdStartFallback(Recommender):
         calls it on validation). The model and the text score each user once; see the module docstring for
         the memory this takes."""
         users = targets.active_users()
-        batches = [users[i : i + batch_size] for i in range(0, len(users), batch_size)]
-        scores = np.concatenate([self.model.score(b, history) for b in batches])  # (n_users, n_items)
-        text = np.concatenate([self.text_.score(b, history) for b in batches])
+        scores = scores_of([self.model, self.text_], users, history, batch_size)  # 2 x (n_users, n_items)
         curve = {}
         for shift in (-np.inf, *self.shifts):
-            fixed = Precomputed(users, [scores, text], partial(fallback_scores, cold=self.cold_, shift=shift))
+            fixed = Precomputed(users, scores, partial(fallback_scores, cold=self.cold_, shift=shift))
             curve[shift] = evaluate(fixed, history, targets)
         return curve
 

@@ -33,9 +33,9 @@ from distillrec.data.interactions import Interactions
 from distillrec.evaluate.ranking import Evaluation, evaluate
 from distillrec.evaluate.slices import slice_summaries
 from distillrec.models.base import Recommender
-from distillrec.models.precomputed import Precomputed
+from distillrec.models.precomputed import Precomputed, scores_of
 
-__all__ = ["TextBlend", "blend_scores", "standardise"]
+__all__ = ["TextBlend", "blend_scores", "pick_weight", "standardise"]
 
 _FLAT = 1e-6  # a spread of scores below this is no signal (z = 0)
 DEFAULT_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5)
@@ -57,6 +57,17 @@ def standardise(scores: np.ndarray) -> np.ndarray:
 def blend_scores(scores: np.ndarray, text_scores: np.ndarray, weight: float) -> np.ndarray:
     """(users, n_items) blended scores as in the module docstring."""
     return standardise(scores) + np.float32(weight) * standardise(text_scores)
+
+
+def pick_weight(validation: dict[float, dict[str, float]], floor: float | None = None) -> float:
+    """The weight of `validation` (weight -> {"NDCG@10", "tail"}) with the best NDCG@10, of ties the first listed
+    (the smaller, in the default order); with a `floor`, only among the weights whose tail reaches it (where
+    none does, the weight with the best tail)."""
+    candidates = list(validation)
+    if floor is not None:
+        reach = [w for w in candidates if validation[w]["tail"] >= floor]
+        candidates = reach or [max(candidates, key=lambda w: validation[w]["tail"])]
+    return max(candidates, key=lambda w: validation[w]["NDCG@10"])
 
 
 class TextBlend(Recommender):
@@ -91,14 +102,11 @@ class TextBlend(Recommender):
         curve = self.weight_curve(train, valid, batch_size)
         tail = {w: slice_summaries(e, valid, train).get("tail", {}).get("NDCG@10") for w, e in curve.items()}
         self.validation_ = {w: {"NDCG@10": e.summary["NDCG@10"], "tail": tail[w]} for w, e in curve.items()}
-        candidates = list(curve)
-        if self.tail_floor and tail[candidates[0]] is not None:
+        floor = None
+        if self.tail_floor and next(iter(tail.values())) is not None:
             text_eval = evaluate(self.text, train, valid)
-            self.text_tail_ = slice_summaries(text_eval, valid, train)["tail"]["NDCG@10"]
-            floor = [w for w in candidates if tail[w] >= self.text_tail_]
-            candidates = floor or [max(candidates, key=tail.__getitem__)]
-        # the first best: of weights that tie, the first listed (the smaller, in the default order)
-        self.weight_ = max(candidates, key=lambda w: self.validation_[w]["NDCG@10"])
+            self.text_tail_ = floor = slice_summaries(text_eval, valid, train)["tail"]["NDCG@10"]
+        self.weight_ = pick_weight(self.validation_, floor)
         return self
 
     def weight_curve(
@@ -107,14 +115,10 @@ class TextBlend(Recommender):
         """The evaluation on `targets` at every weight of `weights` (or the fixed weight), each model scoring
         each user once; see the module docstring for the memory this takes."""
         users = targets.active_users()
-        batches = [users[i : i + batch_size] for i in range(0, len(users), batch_size)]
-        scores = np.concatenate([self.model.score(b, history) for b in batches])  # (n_users, n_items)
-        text = np.concatenate([self.text.score(b, history) for b in batches])
+        scores = scores_of([self.model, self.text], users, history, batch_size)  # 2 x (n_users, n_items)
         weights = self.weights if self.weight is None else (self.weight,)
         return {
-            float(w): evaluate(
-                Precomputed(users, [scores, text], partial(blend_scores, weight=w)), history, targets
-            )
+            float(w): evaluate(Precomputed(users, scores, partial(blend_scores, weight=w)), history, targets)
             for w in weights
         }
 
