@@ -298,7 +298,8 @@ def width_table(dataset: str) -> str:
 
 def text_only_table(paths: list[Path]) -> str:
     """`benchmarks/text_only.py` files, one row per dataset and table (raw, centred): NDCG@10 on validation and
-    test, the test's tail and cold slices, and the validation pick."""
+    test, the test's tail and cold slices, and the validation pick; a tuned encoder's rows say how it was tuned
+    and in how long."""
     lines = [
         "| dataset | items | item vectors | valid NDCG@10 | test NDCG@10 | tail NDCG@10 | cold NDCG@10 (users) "
         "| picked on validation |",
@@ -306,19 +307,26 @@ def text_only_table(paths: list[Path]) -> str:
     ]
     for path in paths:
         result = json.loads(path.read_text())
+        tuning = result.get("tuning")
+        if tuning:
+            settings = tuning["settings"]
+            batches = "length-sorted" if settings.get("length_sorted") else "random"
+            tuned = f", tuned on {settings['pairs']:,} pairs, {batches} batches ({result['tuning_seconds']:,.0f} s)"
         for label, row in result["rows"].items():
+            label = label + (tuned if tuning else "")
             cold = row["slices"].get("cold")
             cold_cell = "-" if cold is None else f"{cold['NDCG@10']:.4f} ({cold['users']:,.0f})"
             lines.append(
                 f"| {result['dataset']} | {result['items']:,} | {label} | {row['valid']['NDCG@10']:.4f} | "
                 f"{row['test']['NDCG@10']:.4f} | {row['slices']['tail']['NDCG@10']:.4f} | {cold_cell} | "
-                f"{'yes' if label == result['picked_on_validation'] else ''} |"
+                f"{'yes' if label.startswith(result['picked_on_validation']) else ''} |"
             )
     return "\n".join(lines)
 
 
 BLEND_ROWS = {
     "teacher": "teacher",
+    "text_only_stock": "text only, the teacher's encoder (centring picked on validation)",
     "text_only": "text only (centring picked on validation)",
     "blend_free": "teacher + text, weight by validation NDCG@10",
     "blend": "teacher + text, weight by validation NDCG@10 over the text's tail",
@@ -341,7 +349,12 @@ def text_blend_table(path: Path) -> str:
         f"| model | setting | valid NDCG@10 | test NDCG@10 | vs teacher (p) | head | tail | cold (users) | {versus} |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    tuned = result.get("encoder_tuning_pairs")  # the text side read by an encoder tuned on that many pairs
     for key, label in BLEND_ROWS.items():
+        if key not in result["rows"]:
+            continue
+        if tuned and key == "text_only":
+            label = f"text only, encoder tuned on {tuned:,} pairs (centring picked on validation)"
         row = result["rows"][key]
         setting = (
             f"w = {row['weight']}" if "weight" in row else f"shift {row['shift']}" if "shift" in row else ""
@@ -856,7 +869,10 @@ def main() -> None:
         order = {
             name: i for i, name in enumerate(DATASETS)
         }  # the datasets in the document's order, then others
-        paths = sorted((RESULTS / "text_only").glob("*.json"), key=lambda p: (order.get(p.stem, 99), p.stem))
+        paths = sorted(
+            (RESULTS / "text_only").glob("*.json"),
+            key=lambda p: (order.get(p.stem.split("-tuned-")[0], 99), p.stem),
+        )
         print(text_only_table(paths))
     if args.what == "width":
         for dataset in DATASETS:

@@ -11,6 +11,10 @@ model's (`tail floor`, the default). The cold-start fallback (`ColdStartFallback
 validation) is then put over the floored blend, so cold items are ranked too. Every row is tested once, in full ranking, with head / tail / cold
 slices, and paired against the teacher over the test users (t-test and Wilcoxon on per-user NDCG@10); every
 weight's test score is kept beside (only the validation pick is the method's result).
+With `--encoder-tuning-pairs N` the text side reads the vectors of MiniLM tuned on N co-occurring item pairs of
+the training histories (`teachers/tuned_encoder.py`, as the teacher option `encoder_tuning_pairs` tunes it; kept
+under `--encoder-out`), while the teacher stays as it was trained; the stock text-only model is then kept as the
+row `text_only_stock`, the reference of the tail goal.
 Writes `benchmarks/results/text_blend/<dataset>.json` (`--tag` for another name).
 """
 
@@ -35,7 +39,13 @@ from distillrec.evaluate.slices import slice_summaries  # noqa: E402
 from distillrec.models.cold_fallback import ColdStartFallback  # noqa: E402
 from distillrec.models.text_blend import TextBlend, pick_weight  # noqa: E402
 from distillrec.recommend import load  # noqa: E402
-from distillrec.stages.teacher import read_teacher_folder, teacher_data, tuned_text_only  # noqa: E402
+from distillrec.stages.teacher import (  # noqa: E402
+    TUNED_ENCODER,
+    encode_items,
+    read_teacher_folder,
+    teacher_data,
+    tuned_text_only,
+)
 from distillrec.train.loop import bf16_autocast  # noqa: E402
 
 
@@ -47,6 +57,18 @@ def main() -> None:
     parser.add_argument("teacher", type=Path, help="a folder written by `distillrec teacher`")
     parser.add_argument("--user-fraction", type=float, default=1.0, help="as the teacher was built with")
     parser.add_argument("--tag", help="the result's name (default: the dataset)")
+    parser.add_argument(
+        "--encoder-tuning-pairs",
+        type=int,
+        default=0,
+        help="blend with the text of an encoder tuned on this many co-occurring item pairs (0: the teacher's text)",
+    )
+    parser.add_argument(
+        "--encoder-out",
+        type=Path,
+        help="where the tuned encoder is kept and reused "
+        "(default: ~/.cache/distillrec/text-blend/<tag or dataset>)",
+    )
     args = parser.parse_args()
     out = ROOT / "benchmarks" / "results" / "text_blend" / f"{args.tag or args.dataset}.json"
 
@@ -59,6 +81,22 @@ def main() -> None:
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(str(exc)) from None
     text_table = np.load(args.teacher / "text_embeddings.npy")
+    tuning: dict = {}
+    if args.encoder_tuning_pairs:
+        stock_text = tuned_text_only(text_table, split)
+        encoder_out = args.encoder_out or Path.home() / ".cache/distillrec/text-blend" / (
+            args.tag or args.dataset
+        )
+        tuned = settings.model_copy(update={"encoder_tuning_pairs": args.encoder_tuning_pairs})
+        text_table = encode_items(data, tuned, encoder_out).vectors
+        tuning = {
+            "encoder_tuning_pairs": args.encoder_tuning_pairs,
+            "tuning": {
+                k: v
+                for k, v in json.loads((encoder_out / TUNED_ENCODER / "tuning.json").read_text()).items()
+                if k != "losses"
+            },
+        }
     text = tuned_text_only(text_table, split)
     test_history = split.test_history()
 
@@ -75,10 +113,12 @@ def main() -> None:
         "dataset": args.dataset,
         "user_fraction": args.user_fraction,
         "teacher": str(args.teacher),
+        **tuning,
     }
     rows: dict = {}
     with bf16_autocast(settings.bf16):
-        for name, model in (("text_only", text), ("teacher", teacher)):
+        references = [("text_only_stock", stock_text)] if args.encoder_tuning_pairs else []
+        for name, model in [*references, ("text_only", text), ("teacher", teacher)]:
             valid = evaluate(model, split.train, split.valid).summary["NDCG@10"]
             evaluation = evaluate(model, test_history, split.test)
             rows[name] = row(evaluation, valid)
@@ -116,6 +156,8 @@ def main() -> None:
         )
     fraction = f" --user-fraction {args.user_fraction}" if args.user_fraction != 1.0 else ""
     tag = f" --tag {args.tag}" if args.tag else ""
+    if args.encoder_tuning_pairs:
+        tag += f" --encoder-tuning-pairs {args.encoder_tuning_pairs}"
     result.update(
         rows=rows,
         params=teacher.n_params(),

@@ -9,7 +9,12 @@ import pytest
 
 from distillrec.data.interactions import Interactions
 from distillrec.teachers.text_encoder import TextEncoder
-from distillrec.teachers.tuned_encoder import TuningSettings, cooccurrence_pairs, tune_encoder
+from distillrec.teachers.tuned_encoder import (
+    TuningSettings,
+    batch_order,
+    cooccurrence_pairs,
+    tune_encoder,
+)
 
 
 def test_pairs_are_consecutive_items_of_one_user_without_repeats():
@@ -18,6 +23,23 @@ def test_pairs_are_consecutive_items_of_one_user_without_repeats():
     pairs = {tuple(p) for p in cooccurrence_pairs(data, n=100).tolist()}
     assert pairs == {(3, 1), (1, 4), (2, 0)}  # not (1, 1), not (4, 2) across users
     assert len(cooccurrence_pairs(data, n=2)) == 2
+
+
+def test_batches_hold_every_pair_once_and_sorted_ones_hold_similar_lengths():
+    lengths = np.array([5, 40, 7, 38, 6, 41, 8, 39, 100])
+    plain = batch_order(lengths, 2, np.random.default_rng(0))
+    # random batches: a seeded permutation cut in order (what tuning did before `length_sorted`)
+    np.testing.assert_array_equal(np.concatenate(plain), np.random.default_rng(0).permutation(9))
+    batches = batch_order(lengths, 2, np.random.default_rng(0), length_sorted=True)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(9))
+    spreads = sorted(int(np.ptp(lengths[b])) for b in batches)
+    assert spreads == [0, 1, 1, 1, 1], spreads  # {5,6} {7,8} {38,39} {40,41} and {100} alone
+    assert [len(b) for b in batches].count(1) == 1
+
+
+def test_a_tuning_recorded_before_length_sorted_existed_matches_random_batches():
+    assert "length_sorted" not in TuningSettings(length_sorted=False).record()  # as every earlier tuning read
+    assert TuningSettings().record()["length_sorted"] is True
 
 
 def test_tuning_pulls_items_taken_together_closer_and_saves_an_encoder(tmp_path):
