@@ -263,13 +263,13 @@ def size_quality_table() -> str:
 
 def width_table(dataset: str) -> str:
     """The student-width curve of `dataset`: one row per `width-*` distill result file (one KD spec each, the
-    same teacher), by the student's width: test NDCG@10 with KD and without (mean over seeds [95% t-interval]),
+    same teacher), by the student's width and epoch budget: test NDCG@10 with KD and without (mean over seeds [95% t-interval]),
     the relative gain, the 95% bootstrap CI of the paired difference and its paired-t p, validation NDCG@10 and
     the best epochs."""
     lines = [
-        "| width | params (of teacher) | KD | test NDCG@10 with KD | without | gain | 95% CI of the difference "
-        "| p | valid NDCG@10 KD / without | best epochs KD / without |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| width | params (of teacher) | KD | max epochs | test NDCG@10 with KD | without | gain "
+        "| 95% CI of the difference | p | valid NDCG@10 KD / without | best epochs KD / without |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def test(row: dict) -> str:
@@ -280,19 +280,21 @@ def width_table(dataset: str) -> str:
     rows = []
     for path in (RESULTS / "distill" / dataset).glob(f"{WIDTH_PREFIX}*.json"):
         for spec, result in json.loads(path.read_text()).items():
-            rows.append((result["student_kd"]["hparams"]["dim"], spec, result))
-    for dim, spec, result in sorted(rows, key=lambda row: (row[0], row[1])):
+            hparams = result["student_kd"]["hparams"]
+            rows.append((hparams["dim"], hparams["max_epochs"], spec, result))
+    for dim, budget, spec, result in sorted(rows, key=lambda row: row[:3]):
         kd, plain, pooled = result["student_kd"], result["student_plain"], result["comparison"]["pooled"]
         epochs = " / ".join(",".join(str(r["best_epoch"]) for r in row["per_seed"]) for row in (kd, plain))
         lines.append(
-            f"| {dim} | {kd['params']:,} ({100 * kd['params_fraction_of_teacher']:.1f}%) | {spec} | {test(kd)} | "
+            f"| {dim} | {kd['params']:,} ({100 * kd['params_fraction_of_teacher']:.1f}%) | {spec} | {budget} | "
+            f"{test(kd)} | "
             f"{test(plain)} | {100 * pooled['mean_diff'] / pooled['mean_b']:+.1f}% | "
             f"[{pooled['diff_ci_low']:+.4f}, {pooled['diff_ci_high']:+.4f}] | {pooled['t_pvalue']:.2g} | "
             f"{kd['valid']['NDCG@10']:.4f} / {plain['valid']['NDCG@10']:.4f} | {epochs} |"
         )
-    seeds = sorted({result["student_kd"]["test_seeds"]["NDCG@10"]["n"] for _, _, result in rows})
+    seeds = sorted({result["student_kd"]["test_seeds"]["NDCG@10"]["n"] for *_, result in rows})
     lines.append(f"\nSeeds per row: {', '.join(map(str, seeds))}. Commands:\n" if rows else "")
-    lines += [f"    {result['command']}" for _, _, result in sorted(rows, key=lambda row: row[0])]
+    lines += [f"    {result['command']}" for *_, result in sorted(rows, key=lambda row: row[:3])]
     return "\n".join(lines)
 
 
