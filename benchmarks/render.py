@@ -338,11 +338,14 @@ BLEND_ROWS = {
 
 def text_blend_table(path: Path) -> str:
     """A `benchmarks/text_blend.py` file: each row's picked setting, validation and test NDCG@10, its test slices,
-    and the test NDCG@10 against the dataset's best tuned baseline on validation (when the baselines ran)."""
+    and the test NDCG@10 against the dataset's best tuned baseline on validation (when the baselines ran; for a
+    share of the users, `baselines/<tag>/`)."""
     result = json.loads(path.read_text())
-    baselines = RESULTS / "baselines" / result["dataset"] / "metrics.json"
+    # a teacher of a share of the users is compared with baselines tuned on the same share, kept under the tag
+    data = result["dataset"] if result["user_fraction"] == 1.0 else path.stem
+    baselines = RESULTS / "baselines" / data / "metrics.json"
     best = None
-    if result["user_fraction"] == 1.0 and baselines.exists():
+    if baselines.exists():
         rows = stage_rows(baselines)
         name = max(rows, key=lambda k: rows[k]["valid"]["NDCG@10"])
         best = (name, rows[name]["test"]["NDCG@10"])

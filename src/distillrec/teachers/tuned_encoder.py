@@ -5,11 +5,12 @@ Input: the training `Interactions`, each item's text, and a sentence-transformer
 folder or a Hugging Face id, as `TextEncoder` takes). Pairs: every two items that follow each other in a user's
 training history (items that co-occur), `pairs` of them sampled (seeded), plus for `text_views` of them two
 attribute-dropout views of one item's text (random words left out), so the encoder keeps reading an item's own
-text. With `length_sorted` (the default), batches hold pairs of similar length (sorted by the longer text, the batches then
-shuffled), so little of a batch is padding: on Amazon Beauty's titles (19 tokens on average, a random batch of 64
-padded to 84) that is most of the time. Loss: in-batch contrastive (InfoNCE; MultipleNegativesRankingLoss in sentence-transformers' terms): a pair's
-second text must be the nearest, by cosine / `temperature`, among every second text of the batch. Trained with AdamW
-for `epochs` on the CPU (a few minutes for ~10k items); saved as a sentence-transformers folder that `TextEncoder`
+text. With `length_sorted` (the default), batches hold pairs of similar length (sorted by the longer text, the
+batches then shuffled), so little of a batch is padding: Amazon Beauty's titles have 19 tokens on average, and a
+random batch of 64 pads them to 84. Loss: in-batch contrastive (InfoNCE; MultipleNegativesRankingLoss in
+sentence-transformers' terms): a pair's second text must be the nearest, by cosine / `temperature`, among every
+second text of the batch. Trained with AdamW for `epochs` on the CPU (20,000 pairs of Amazon Beauty's 12k items:
+1,410 s on 2 busy cores; BENCHMARKS.md section 2); saved as a sentence-transformers folder that `TextEncoder`
 loads like any other model, under `out` (a finished `out` is reused when the model, the pairs, the texts and the
 settings are the same).
 """
