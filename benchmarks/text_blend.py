@@ -64,6 +64,11 @@ def main() -> None:
         help="blend with the text of an encoder tuned on this many co-occurring item pairs (0: the teacher's text)",
     )
     parser.add_argument(
+        "--length-sorted",
+        action="store_true",
+        help="tune in length-sorted batches (encoder_tuning_length_sorted)",
+    )
+    parser.add_argument(
         "--encoder-out",
         type=Path,
         help="where the tuned encoder is kept and reused "
@@ -87,7 +92,12 @@ def main() -> None:
         encoder_out = args.encoder_out or Path.home() / ".cache/distillrec/text-blend" / (
             args.tag or args.dataset
         )
-        tuned = settings.model_copy(update={"encoder_tuning_pairs": args.encoder_tuning_pairs})
+        tuned = settings.model_copy(
+            update={
+                "encoder_tuning_pairs": args.encoder_tuning_pairs,
+                "encoder_tuning_length_sorted": args.length_sorted,
+            }
+        )
         text_table = encode_items(data, tuned, encoder_out).vectors
         tuning = {
             "encoder_tuning_pairs": args.encoder_tuning_pairs,
@@ -157,7 +167,9 @@ def main() -> None:
     fraction = f" --user-fraction {args.user_fraction}" if args.user_fraction != 1.0 else ""
     tag = f" --tag {args.tag}" if args.tag else ""
     if args.encoder_tuning_pairs:
-        tag += f" --encoder-tuning-pairs {args.encoder_tuning_pairs}"
+        tag += f" --encoder-tuning-pairs {args.encoder_tuning_pairs}" + (
+            " --length-sorted" if args.length_sorted else ""
+        )
     result.update(
         rows=rows,
         params=teacher.n_params(),

@@ -12,10 +12,11 @@ command; rendered by `benchmarks/render.py text-only`.
 
 With `--encoder-tuning-pairs N` the encoder is first tuned on N co-occurring item pairs of each dataset's training
 histories (and a tenth as many word-dropout views; `teachers/tuned_encoder.py`, as the teacher option
-`encoder_tuning_pairs` tunes it), with length-sorted (the default) or, `--random-batches`, random batches; the
-tuned encoder is kept under `--work` and the result is `<dataset>-tuned-<N>[-random].json`, with the tuning's time:
+`encoder_tuning_pairs` tunes it), with random or, `--length-sorted`, length-sorted batches (the teacher option
+`encoder_tuning_length_sorted`); the tuned encoder is kept under `--work` and the result is
+`<dataset>-tuned-<N>[-sorted].json`, with the tuning's time:
 
-    .venv/bin/python benchmarks/text_only.py amazon-beauty --encoder-tuning-pairs 20000 [--random-batches]
+    .venv/bin/python benchmarks/text_only.py amazon-beauty --encoder-tuning-pairs 20000 [--length-sorted]
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from distillrec.config import DatasetConfig, SplitConfig, TeacherConfig  # noqa:
 from distillrec.models.text_similarity import TextSimilarity  # noqa: E402
 from distillrec.stages.data import prepare_data  # noqa: E402
 from distillrec.stages.teacher import TUNED_ENCODER, encode_items, result_row, tuned_text_only  # noqa: E402
-from distillrec.teachers.tuned_encoder import TuningSettings  # noqa: E402
 
 
 def main() -> None:
@@ -44,9 +44,7 @@ def main() -> None:
     )
     parser.add_argument("datasets", nargs="+")
     parser.add_argument("--encoder-tuning-pairs", type=int, default=0, help="tune the encoder first (0: no)")
-    parser.add_argument(
-        "--random-batches", action="store_true", help="tune with random batches, not length-sorted ones"
-    )
+    parser.add_argument("--length-sorted", action="store_true", help="tune with length-sorted batches")
     parser.add_argument(
         "--work",
         type=Path,
@@ -57,14 +55,13 @@ def main() -> None:
     out_dir = ROOT / "benchmarks" / "results" / "text_only"
     out_dir.mkdir(parents=True, exist_ok=True)
     pairs = args.encoder_tuning_pairs
-    settings = TeacherConfig(encoder_tuning_pairs=pairs)
-    tuning = TuningSettings(pairs=pairs, text_views=pairs // 10, length_sorted=not args.random_batches)
-    suffix = f"-tuned-{pairs}{'-random' if args.random_batches else ''}" if pairs else ""
+    settings = TeacherConfig(encoder_tuning_pairs=pairs, encoder_tuning_length_sorted=args.length_sorted)
+    suffix = f"-tuned-{pairs}{'-sorted' if args.length_sorted else ''}" if pairs else ""
     for name in args.datasets:
         data = prepare_data(DatasetConfig(source=name), SplitConfig())
         work = args.work / f"{name}{suffix}"
         start = time.perf_counter()
-        encoded = encode_items(data, settings, work, progress=pairs > 0, tuning=tuning)
+        encoded = encode_items(data, settings, work, progress=pairs > 0)
         seconds = time.perf_counter() - start
         rows = {
             label: result_row(

@@ -38,8 +38,8 @@ def test_batches_hold_every_pair_once_and_sorted_ones_hold_similar_lengths():
 
 
 def test_a_tuning_recorded_before_length_sorted_existed_matches_random_batches():
-    assert "length_sorted" not in TuningSettings(length_sorted=False).record()  # as every earlier tuning read
-    assert TuningSettings().record()["length_sorted"] is True
+    assert "length_sorted" not in TuningSettings().record()  # random batches, as every earlier tuning read
+    assert TuningSettings(length_sorted=True).record()["length_sorted"] is True
 
 
 def test_tuning_pulls_items_taken_together_closer_and_saves_an_encoder(tmp_path):
@@ -105,7 +105,8 @@ def test_a_teacher_with_a_tuned_encoder_keeps_it_and_serving_reads_texts_with_it
         config, runs_root=tmp_path / "runs", run_dir=tmp_path / "runs" / "t-1", log=lambda m: None
     )
     tuned = run / "teacher" / "tuned_encoder"
-    assert json.loads((tuned / "tuning.json").read_text())["record"]["settings"]["pairs"] == 40
+    settings = json.loads((tuned / "tuning.json").read_text())["record"]["settings"]
+    assert settings["pairs"] == 40 and "length_sorted" not in settings  # random batches unless asked
     knowledge = TextKnowledge(run / "teacher")
     assert knowledge.encoder_name == str(tuned)
     # the stored text vectors were read by the tuned encoder (the manifest names it), and serving encodes with it

@@ -433,6 +433,13 @@ def teacher(
             "histories (0: the encoder as it is).",
         ),
     ] = _TEACHER["encoder_tuning_pairs"].default,
+    encoder_tuning_length_sorted: Annotated[
+        bool,
+        typer.Option(
+            help="Tune the encoder in batches of similar text length: less padding (faster on long texts), "
+            "less random in-batch negatives (weaker on ml-100k).",
+        ),
+    ] = _TEACHER["encoder_tuning_length_sorted"].default,
     fusion: Annotated[
         str,
         typer.Option(
@@ -503,6 +510,7 @@ def teacher(
             softmax_over_trained=softmax_over_trained,
             id_dropout=id_dropout,
             encoder_tuning_pairs=encoder_tuning_pairs,
+            encoder_tuning_length_sorted=encoder_tuning_length_sorted,
             fusion=fusion,
             semantic_dims=semantic_dims,
             train_text=train_text,

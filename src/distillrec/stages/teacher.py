@@ -72,6 +72,7 @@ LATER_OPTIONS = {
     "cold_fallback": False,
     "encoder_tuning_pairs": 0,
     "text_blend": False,
+    "encoder_tuning_length_sorted": False,
 }
 
 
@@ -84,6 +85,7 @@ KEY_LATER_OPTIONS = {
     "encoder_tuning_pairs": 0,
     "negatives": 0,
     "text_blend": False,
+    "encoder_tuning_length_sorted": False,
 }
 
 
@@ -124,16 +126,20 @@ def encode_items(
     progress: bool = True,
     log=print,
     device: str = "cpu",
-    tuning: TuningSettings | None = None,
 ) -> EncodedItems:
     """Steps (1) and (2) of the module docstring, with the encoder first tuned on `data`'s training histories
-    into `out/tuned_encoder` when the settings ask (`encoder_tuning_pairs`; `tuning` overrides the tuning's
-    other settings). The teacher stage and the tuner both encode here."""
+    into `out/tuned_encoder` when the settings ask (`encoder_tuning_pairs`). The teacher stage and the tuner both
+    encode here."""
     texts, tmpl = item_texts(data.dataset, settings.template)
     encoder_model = settings.encoder
     if settings.encoder_tuning_pairs:
         pairs = settings.encoder_tuning_pairs  # and a tenth as many word-dropout views of one item's text
-        tuning = tuning or TuningSettings(pairs=pairs, text_views=pairs // 10, seed=seed)
+        tuning = TuningSettings(
+            pairs=pairs,
+            text_views=pairs // 10,
+            seed=seed,
+            length_sorted=settings.encoder_tuning_length_sorted,
+        )
         encoder_model = tune_encoder(
             settings.encoder, texts, data.split.train, out / TUNED_ENCODER, tuning, progress
         )

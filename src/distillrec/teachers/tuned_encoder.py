@@ -5,12 +5,13 @@ Input: the training `Interactions`, each item's text, and a sentence-transformer
 folder or a Hugging Face id, as `TextEncoder` takes). Pairs: every two items that follow each other in a user's
 training history (items that co-occur), `pairs` of them sampled (seeded), plus for `text_views` of them two
 attribute-dropout views of one item's text (random words left out), so the encoder keeps reading an item's own
-text. With `length_sorted` (the default), batches hold pairs of similar length (sorted by the longer text, the
-batches then shuffled), so little of a batch is padding: Amazon Beauty's titles have 19 tokens on average, and a
-random batch of 64 pads them to 84. Loss: in-batch contrastive (InfoNCE; MultipleNegativesRankingLoss in
+text. With `length_sorted`, batches hold pairs of similar length (sorted by the longer text, the batches then
+shuffled), so little of a batch is padding: Amazon Beauty's titles have 19 tokens on average, and a random batch
+of 64 pads them to 84. Its in-batch negatives are less random, though: on ml-100k it tuned a weaker encoder than
+random batches (the default; BENCHMARKS.md section 2). Loss: in-batch contrastive (InfoNCE; MultipleNegativesRankingLoss in
 sentence-transformers' terms): a pair's second text must be the nearest, by cosine / `temperature`, among every
-second text of the batch. Trained with AdamW for `epochs` on the CPU (20,000 pairs of Amazon Beauty's 12k items:
-1,410 s on 2 busy cores; BENCHMARKS.md section 2); saved as a sentence-transformers folder that `TextEncoder`
+second text of the batch. Trained with AdamW for `epochs` on the CPU (20,000 pairs: 20 minutes on 2 busy cores
+for ml-100k's 1.7k items with random batches, 23 for Amazon Beauty's 12k with length-sorted ones); saved as a sentence-transformers folder that `TextEncoder`
 loads like any other model, under `out` (a finished `out` is reused when the model, the pairs, the texts and the
 settings are the same).
 """
@@ -42,7 +43,7 @@ class TuningSettings:
     lr: float = 2e-5
     temperature: float = 0.05
     seed: int = 0
-    length_sorted: bool = True  # batches of pairs of similar length (less padding; see the module docstring)
+    length_sorted: bool = False  # batches of pairs of similar length (less padding; see the module docstring)
 
     def record(self) -> dict:
         """The settings as a finished tuning records them (`length_sorted` only when set: a tuning recorded

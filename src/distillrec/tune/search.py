@@ -65,7 +65,14 @@ class _Data:
 
     def text_embeddings(self, config: RunConfig):
         teacher = config.teacher
-        key = ("text", teacher.encoder, teacher.template, teacher.encoder_bf16, teacher.encoder_tuning_pairs)
+        key = (
+            "text",
+            teacher.encoder,
+            teacher.template,
+            teacher.encoder_bf16,
+            teacher.encoder_tuning_pairs,
+            teacher.encoder_tuning_length_sorted,
+        )
         if key not in self.cache:
             from distillrec.stages.teacher import encode_items
 
