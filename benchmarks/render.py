@@ -48,6 +48,7 @@ ASIDE = {
     "ml-100k/sasrec-dim32-init-from-text",
     "ml-100k/sasrec-dim32-length-buckets",
     "ml-1m/sasrec-dim32-seed0",
+    "amazon-beauty/sasrec-dim8-tuned-encoder-teacher",  # another teacher (section 2's tuned encoder), one seed
 }
 # distill result files of the student-width curve (`render.py width`), one per student width
 WIDTH_PREFIX = "width-"
