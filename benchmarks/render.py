@@ -264,9 +264,9 @@ def size_quality_table() -> str:
 
 def width_table(dataset: str) -> str:
     """The student-width curve of `dataset`: one row per `width-*` distill result file (one KD spec each, the
-    same teacher), by the student's width and epoch budget: test NDCG@10 with KD and without (mean over seeds [95% t-interval]),
-    the relative gain, the 95% bootstrap CI of the paired difference and its paired-t p, validation NDCG@10 and
-    the best epochs."""
+    same teacher), by the student's width and epoch budget: test NDCG@10 with KD and without (mean over seeds
+    [95% t-interval]), the relative gain, the 95% bootstrap CI of the paired difference and its paired-t p,
+    validation NDCG@10 and the best epochs."""
     lines = [
         "| width | params (of teacher) | KD | max epochs | test NDCG@10 with KD | without | gain "
         "| 95% CI of the difference | p | valid NDCG@10 KD / without | best epochs KD / without |",
@@ -310,19 +310,18 @@ def text_only_table(paths: list[Path]) -> str:
     ]
     for path in paths:
         result = json.loads(path.read_text())
-        tuning = result.get("tuning")
-        if tuning:
-            settings = tuning["settings"]
+        tuned = ""  # how a tuned encoder was tuned, after each row's label
+        if "tuning" in result:
+            settings = result["tuning"]["settings"]
             batches = "length-sorted" if settings.get("length_sorted") else "random"
             tuned = f", tuned on {settings['pairs']:,} pairs, {batches} batches ({result['tuning_seconds']:,.0f} s)"
         for label, row in result["rows"].items():
-            label = label + (tuned if tuning else "")
             cold = row["slices"].get("cold")
             cold_cell = "-" if cold is None else f"{cold['NDCG@10']:.4f} ({cold['users']:,.0f})"
             lines.append(
-                f"| {result['dataset']} | {result['items']:,} | {label} | {row['valid']['NDCG@10']:.4f} | "
+                f"| {result['dataset']} | {result['items']:,} | {label}{tuned} | {row['valid']['NDCG@10']:.4f} | "
                 f"{row['test']['NDCG@10']:.4f} | {row['slices']['tail']['NDCG@10']:.4f} | {cold_cell} | "
-                f"{'yes' if label.startswith(result['picked_on_validation']) else ''} |"
+                f"{'yes' if label == result['picked_on_validation'] else ''} |"
             )
     return "\n".join(lines)
 

@@ -8,9 +8,9 @@ teacher stage tunes (`tuned_text_only`: centred or not, picked on validation). T
 per-user z-scores, `z(teacher) + w * z(text)`, with w picked on validation NDCG@10 twice from the same validation
 scores: among every weight (`free`), and among the weights whose validation tail NDCG@10 is at least the text
 model's (`tail floor`, the default). The cold-start fallback (`ColdStartFallback`, its shift picked on
-validation) is then put over the floored blend, so cold items are ranked too. Every row is tested once, in full ranking, with head / tail / cold
-slices, and paired against the teacher over the test users (t-test and Wilcoxon on per-user NDCG@10); every
-weight's test score is kept beside (only the validation pick is the method's result).
+validation) is then put over the floored blend, so cold items are ranked too. Every row is tested once, in full
+ranking, with head / tail / cold slices, and paired against the teacher over the test users (t-test and Wilcoxon
+on per-user NDCG@10); every weight's test score is kept beside (only the validation pick is the method's result).
 With `--encoder-tuning-pairs N` the text side reads the vectors of MiniLM tuned on N co-occurring item pairs of
 the training histories (`teachers/tuned_encoder.py`, as the teacher option `encoder_tuning_pairs` tunes it; kept
 under `--encoder-out`), while the teacher stays as it was trained; the stock text-only model is then kept as the
@@ -46,6 +46,7 @@ from distillrec.stages.teacher import (  # noqa: E402
     teacher_data,
     tuned_text_only,
 )
+from distillrec.teachers.tuned_encoder import read_tuning  # noqa: E402
 from distillrec.train.loop import bf16_autocast  # noqa: E402
 
 
@@ -101,11 +102,7 @@ def main() -> None:
         text_table = encode_items(data, tuned, encoder_out).vectors
         tuning = {
             "encoder_tuning_pairs": args.encoder_tuning_pairs,
-            "tuning": {
-                k: v
-                for k, v in json.loads((encoder_out / TUNED_ENCODER / "tuning.json").read_text()).items()
-                if k != "losses"
-            },
+            "tuning": read_tuning(encoder_out / TUNED_ENCODER),
         }
     text = tuned_text_only(text_table, split)
     test_history = split.test_history()

@@ -36,6 +36,7 @@ from distillrec.config import DatasetConfig, SplitConfig, TeacherConfig  # noqa:
 from distillrec.models.text_similarity import TextSimilarity  # noqa: E402
 from distillrec.stages.data import prepare_data  # noqa: E402
 from distillrec.stages.teacher import TUNED_ENCODER, encode_items, result_row, tuned_text_only  # noqa: E402
+from distillrec.teachers.tuned_encoder import read_tuning  # noqa: E402
 
 
 def main() -> None:
@@ -74,7 +75,7 @@ def main() -> None:
         }
         tuning_record = {}
         if pairs:
-            done = json.loads((work / TUNED_ENCODER / "tuning.json").read_text())
+            done = read_tuning(work / TUNED_ENCODER)
             tuning_record = {
                 "tuning": done["record"],
                 "tuning_seconds": done["seconds"],  # when it was tuned (a reused encoder is not tuned again)

@@ -13,6 +13,7 @@ from distillrec.teachers.tuned_encoder import (
     TuningSettings,
     batch_order,
     cooccurrence_pairs,
+    read_tuning,
     tune_encoder,
 )
 
@@ -66,6 +67,7 @@ def test_tuning_pulls_items_taken_together_closer_and_saves_an_encoder(tmp_path)
     assert tuned[2] @ tuned[3] > base[2] @ base[3] + 0.1
     record = json.loads((folder / "tuning.json").read_text())
     assert record["pairs"] == 40 + 6 and np.mean(record["losses"][-3:]) < np.mean(record["losses"][:3])
+    assert read_tuning(folder) == {k: v for k, v in record.items() if k != "losses"}
     stamp = (folder / "tuning.json").stat().st_mtime_ns
     assert (
         tune_encoder("all-MiniLM-L6-v2", texts, data, tmp_path / "tuned", settings, progress=False) == folder

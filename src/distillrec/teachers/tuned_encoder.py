@@ -6,18 +6,21 @@ folder or a Hugging Face id, as `TextEncoder` takes). Pairs: every two items tha
 training history (items that co-occur), `pairs` of them sampled (seeded), plus for `text_views` of them two
 attribute-dropout views of one item's text (random words left out), so the encoder keeps reading an item's own
 text. With `length_sorted`, batches hold pairs of similar length (sorted by the longer text, the batches then
-shuffled), so little of a batch is padding: Amazon Beauty's titles have 19 tokens on average, and a random batch
-of 64 pads them to 84. Its in-batch negatives are less random, though: on ml-100k it tuned a weaker encoder than
-random batches (the default; BENCHMARKS.md section 2). Loss: in-batch contrastive (InfoNCE; MultipleNegativesRankingLoss in
-sentence-transformers' terms): a pair's second text must be the nearest, by cosine / `temperature`, among every
-second text of the batch. Trained with AdamW for `epochs` on the CPU (20,000 pairs: 20 minutes on 2 busy cores
-for ml-100k's 1.7k items with random batches, 23 for Amazon Beauty's 12k with length-sorted ones); saved as a sentence-transformers folder that `TextEncoder`
-loads like any other model, under `out` (a finished `out` is reused when the model, the pairs, the texts and the
-settings are the same).
+shuffled), so little of a batch is padding (Amazon Beauty's titles: 19 tokens on average, a random batch of 64
+padded to 84). Its in-batch negatives are less random, though: on ml-100k it tuned a weaker encoder than random
+batches, the default (BENCHMARKS.md section 2). Loss: in-batch contrastive (InfoNCE;
+MultipleNegativesRankingLoss in sentence-transformers' terms): a pair's second text must be the nearest, by
+cosine / `temperature`, among every second text of the batch. Trained with AdamW for `epochs` on the CPU (20,000
+pairs: 20 minutes on 2 busy cores for ml-100k with random batches, 23 for Amazon Beauty's 12k items with
+length-sorted ones); saved as a sentence-transformers folder that `TextEncoder` loads like any other model, under
+`out` (a finished `out` is reused when the model, the pairs, the texts and the settings are the same).
+
+`read_tuning(out)` returns what a finished tuning recorded (its record, pairs and seconds; not the losses).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +33,9 @@ from tqdm.auto import tqdm
 from distillrec.data.interactions import Interactions
 from distillrec.teachers.text_encoder import resolve_model
 
-__all__ = ["TuningSettings", "batch_order", "cooccurrence_pairs", "tune_encoder"]
+__all__ = ["TuningSettings", "batch_order", "cooccurrence_pairs", "read_tuning", "tune_encoder"]
+
+TUNING_FILE = "tuning.json"  # written into the tuned encoder's folder when the tuning finishes
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,6 @@ def tune_encoder(
     """Fine-tune `model` on `train`'s co-occurring items (see the module docstring); save it to `out` and return
     `out`. A finished `out` (holding `tuning.json` with the same settings) is returned as it is."""
     import hashlib
-    import json
 
     from sentence_transformers import SentenceTransformer
 
@@ -109,8 +113,8 @@ def tune_encoder(
         :16
     ]  # what it learns from
     record = {"model": str(model), "data": data, "settings": settings.record()}
-    done = out / "tuning.json"
-    if done.exists() and json.loads(done.read_text()).get("record") == record:
+    done = out / TUNING_FILE
+    if done.exists() and read_tuning(out)["record"] == record:
         return out
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
@@ -151,6 +155,14 @@ def tune_encoder(
     seconds = round(time.perf_counter() - start, 1)
     done.write_text(json.dumps({"record": record, "pairs": len(pairs), "seconds": seconds, "losses": losses}))
     return out
+
+
+def read_tuning(out: str | Path) -> dict:
+    """What the finished tuning in `out` recorded: `record` (model, data digest, settings), `pairs` and `seconds`
+    (its per-batch losses left out)."""
+    done = json.loads((Path(out) / TUNING_FILE).read_text())
+    done.pop("losses", None)
+    return done
 
 
 def _embed(encoder, texts: list[str]) -> torch.Tensor:
