@@ -378,6 +378,22 @@ def text_blend_table(path: Path) -> str:
     return f"`{result['command']}`\n\n" + "\n".join(lines)
 
 
+def target_drift_table(path: Path) -> str:
+    """`benchmarks/target_drift.py`'s file: the share of validation and test targets on head, tail and cold items,
+    and a target's median training count, per dataset."""
+    result = json.loads(path.read_text())
+    lines = [
+        "| dataset | head share (valid -> test) | tail share | cold share | median training count of a target |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, mix in result["datasets"].items():
+        valid, test = mix["valid"], mix["test"]
+        cells = [f"{valid[f'{g}_share']:.3f} -> {test[f'{g}_share']:.3f}" for g in ("head", "tail", "cold")]
+        counts = f"{valid['median_train_count']:g} -> {test['median_train_count']:g}"
+        lines.append(f"| {name} | {' | '.join(cells)} | {counts} |")
+    return f"`{result['command']}`\n\n" + "\n".join(lines)
+
+
 def softmax_ce_table(path: Path) -> str:
     lines = [
         "| dataset | positions x items (plain logits) | autocast | plain s | chunked s | speed-up |",
@@ -818,6 +834,7 @@ def main() -> None:
             "width",
             "text-only",
             "text-blend",
+            "target-drift",
         ],
     )
     parser.add_argument(
@@ -894,6 +911,8 @@ def main() -> None:
         for folder in sorted((RESULTS / "teacher").iterdir()):
             if (folder / "metrics.json").exists():
                 print(f"### {folder.name}\n\n{teacher_table(folder)}\n")
+    if args.what == "target-drift":
+        print(target_drift_table(RESULTS / "target_drift.json"))
     if args.what == "softmax-ce":
         print(softmax_ce_table(RESULTS / "softmax_ce.json"))
     if args.what == "kd-step":
