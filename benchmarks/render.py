@@ -11,7 +11,9 @@
     .venv/bin/python benchmarks/render.py ddp-epochs   # s/epoch, 1 process vs 2 under torchrun (ddp_epochs.py)
     .venv/bin/python benchmarks/render.py scale        # time and memory against data size (scale.py)
     .venv/bin/python benchmarks/render.py transfer     # a teacher carried to another dataset (transfer.py)
-    .venv/bin/python benchmarks/render.py text-blend   # the teacher blended with the text-only model (text_blend.py)
+    .venv/bin/python benchmarks/render.py text-blend   # the teacher blended with the text-only model (text_blend.py),
+                                                       # and <tag>-seed<N> files summarised over seeds with <tag>
+    .venv/bin/python benchmarks/render.py target-drift # validation vs test targets' popularity (target_drift.py)
     .venv/bin/python benchmarks/render.py curves --out FILE.png LABEL=RESULTS_FILE:KEY ...
                                                        # validation NDCG@10 and loss per epoch of those runs
                                                        # (KEY: a dotted path, e.g. teacher, or
@@ -26,7 +28,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
+
+from distillrec.evaluate.significance import seed_summary
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -336,19 +341,56 @@ BLEND_ROWS = {
 }
 
 
+def blend_baseline(result: dict, tag: str) -> tuple[str, float] | None:
+    """The best tuned baseline on validation (name, test NDCG@10) of a `benchmarks/text_blend.py` result, None
+    when the baselines did not run. A teacher of a share of the users is compared with baselines tuned on the
+    same share, kept under the result's tag."""
+    data = result["dataset"] if result["user_fraction"] == 1.0 else tag
+    baselines = RESULTS / "baselines" / data / "metrics.json"
+    if not baselines.exists():
+        return None
+    rows = stage_rows(baselines)
+    name = max(rows, key=lambda k: rows[k]["valid"]["NDCG@10"])
+    return name, rows[name]["test"]["NDCG@10"]
+
+
+def text_blend_seeds_table(paths: list[Path]) -> str:
+    """`benchmarks/text_blend.py` files of one command over teachers trained with different seeds: each row's test
+    NDCG@10 as the mean over seeds with its 95% t-interval and each seed's value, the mean tail, the weights
+    picked, and the mean against the best tuned baseline on validation (one run)."""
+    results = sorted((json.loads(p.read_text()) for p in paths), key=lambda r: r["teacher_seed"])
+    best = blend_baseline(results[0], paths[0].stem)
+    versus = f"x {best[0]} ({best[1]:.4f})" if best else "x best baseline"
+    seeds = ", ".join(str(r["teacher_seed"]) for r in results)
+    lines = [
+        f"| model (teacher seeds {seeds}) | test NDCG@10, mean [95% CI] | per seed | tail, mean | setting | {versus} |",
+        "|---|---:|---:|---:|---|---:|",
+    ]
+    for key, label in BLEND_ROWS.items():
+        rows = [r["rows"][key] for r in results if key in r["rows"]]
+        if len(rows) != len(results):
+            continue
+        tests = [row["test"]["NDCG@10"] for row in rows]
+        summary = seed_summary(tests)
+        tail = sum(row["slices"]["tail"]["NDCG@10"] for row in rows) / len(rows)
+        settings = ""
+        for name, shown in (("weight", "w ="), ("shift", "shift")):
+            if name in rows[0]:
+                settings = f"{shown} " + ", ".join(str(row[name]) for row in rows)
+        ratio = f"{summary['mean'] / best[1]:.3f}x" if best else "-"
+        lines.append(
+            f"| {label} | {summary['mean']:.4f} [{summary['ci_low']:.4f}, {summary['ci_high']:.4f}] | "
+            f"{', '.join(f'{t:.4f}' for t in tests)} | {tail:.4f} | {settings} | {ratio} |"
+        )
+    return f"`{results[0]['command']}` (each seed's teacher)\n\n" + "\n".join(lines)
+
+
 def text_blend_table(path: Path) -> str:
     """A `benchmarks/text_blend.py` file: each row's picked setting, validation and test NDCG@10, its test slices,
     and the test NDCG@10 against the dataset's best tuned baseline on validation (when the baselines ran; for a
     share of the users, `baselines/<tag>/`)."""
     result = json.loads(path.read_text())
-    # a teacher of a share of the users is compared with baselines tuned on the same share, kept under the tag
-    data = result["dataset"] if result["user_fraction"] == 1.0 else path.stem
-    baselines = RESULTS / "baselines" / data / "metrics.json"
-    best = None
-    if baselines.exists():
-        rows = stage_rows(baselines)
-        name = max(rows, key=lambda k: rows[k]["valid"]["NDCG@10"])
-        best = (name, rows[name]["test"]["NDCG@10"])
+    best = blend_baseline(result, path.stem)
     versus = f"x {best[0]} ({best[1]:.4f})" if best else "x best baseline"
     lines = [
         f"| model | setting | valid NDCG@10 | test NDCG@10 | vs teacher (p) | head | tail | cold (users) | {versus} |",
@@ -887,6 +929,12 @@ def main() -> None:
             for path in sorted((RESULTS / folder).glob("*.json")):
                 if not path.name.endswith(".partial.json"):
                     print(f"### {path.stem}\n\n{table(path)}\n")
+    if args.what == "text-blend":  # <tag>-seed<N>.json beside <tag>.json: the same command over other seeds
+        for path in sorted((RESULTS / "text_blend").glob("*-seed*.json")):
+            base = path.with_name(re.sub(r"-seed\d+$", "", path.stem) + ".json")
+            if base.exists() and path == min(base.parent.glob(f"{base.stem}-seed*.json")):
+                group = [base, *sorted(base.parent.glob(f"{base.stem}-seed*.json"))]
+                print(f"### {base.stem}, {len(group)} teacher seeds\n\n{text_blend_seeds_table(group)}\n")
     if args.what == "text-only":
         order = {
             name: i for i, name in enumerate(DATASETS)

@@ -15,7 +15,8 @@ With `--encoder-tuning-pairs N` the text side reads the vectors of MiniLM tuned 
 the training histories (`teachers/tuned_encoder.py`, as the teacher option `encoder_tuning_pairs` tunes it; kept
 under `--encoder-out`), while the teacher stays as it was trained; the stock text-only model is then kept as the
 row `text_only_stock`, the reference of the tail goal.
-Writes `benchmarks/results/text_blend/<dataset>.json` (`--tag` for another name).
+Writes `benchmarks/results/text_blend/<dataset>.json` (`--tag` for another name), with the teacher's seed; the
+same command over teachers of other seeds, tagged `<tag>-seed<N>`, is summarised over the seeds by render.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def main() -> None:
         data = teacher_data(
             args.teacher, DatasetConfig(source=args.dataset, user_fraction=args.user_fraction)
         )
-        settings, split, _ = read_teacher_folder(args.teacher, data.dataset)
+        settings, split, seed = read_teacher_folder(args.teacher, data.dataset)
         teacher = load(args.teacher / "model").model
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(str(exc)) from None
@@ -120,6 +121,7 @@ def main() -> None:
         "dataset": args.dataset,
         "user_fraction": args.user_fraction,
         "teacher": str(args.teacher),
+        "teacher_seed": seed,
         **tuning,
     }
     rows: dict = {}
