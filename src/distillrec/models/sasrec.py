@@ -167,11 +167,10 @@ class SASRec(TorchRecommender):
         return self._encode(users, history).float().cpu().numpy()  # float32 also under bf16 autocast
 
     def _encode(self, users: np.ndarray, history: Interactions) -> torch.Tensor:
-        if self.module_.training:  # eval() walks every submodule: a tenth of one user's latency
-            self.module_.eval()
-        ids = history_windows(users, history, self.max_len).to(module_device(self.module_))
+        module = self._eval_module()
+        ids = history_windows(users, history, self.max_len).to(module_device(module))
         with torch.inference_mode():
-            return self.module_(ids)[:, -1]  # (batch, dim)
+            return module(ids)[:, -1]  # (batch, dim)
 
     def score(self, users: np.ndarray, history: Interactions) -> np.ndarray:
         hidden = self._encode(users, history)  # (batch, dim)

@@ -28,6 +28,13 @@ class TorchRecommender(Recommender):
     def _build_module(self, train: Interactions) -> nn.Module:
         """A freshly initialised module for data of `train`'s sizes."""
 
+    def _eval_module(self) -> nn.Module:
+        """`module_` in eval mode, for scoring. `eval()` walks every submodule (a tenth of one user's latency), so
+        it is called only when the module is still in training mode."""
+        if self.module_.training:
+            self.module_.eval()
+        return self.module_
+
     def fitted_state(self) -> dict[str, np.ndarray]:
         return {name: t.detach().cpu().contiguous().numpy() for name, t in self.module_.state_dict().items()}
 

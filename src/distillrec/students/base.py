@@ -312,12 +312,11 @@ class Student(TorchRecommender):
         return self
 
     def _hidden(self, users: np.ndarray, history: Interactions) -> torch.Tensor:
-        if self.module_.training:  # eval() walks every submodule: a tenth of one user's latency
-            self.module_.eval()
-        device = module_device(self.module_)  # where it trained (a loaded model: the CPU)
+        module = self._eval_module()
+        device = module_device(module)  # where it trained (a loaded model: the CPU)
         with torch.inference_mode():
             ids = history_windows(users, history, self.max_len).to(device)  # (batch, width)
-            return self.module_(ids, torch.as_tensor(users, dtype=torch.int64, device=device))[:, -1]
+            return module(ids, torch.as_tensor(users, dtype=torch.int64, device=device))[:, -1]
 
     def encode(self, users: np.ndarray, history: Interactions) -> np.ndarray:
         """(len(users), dim) float32 state after each user's last `max_len` history items."""
