@@ -14,6 +14,7 @@
     .venv/bin/python benchmarks/render.py text-blend   # the teacher blended with the text-only model (text_blend.py),
                                                        # and <tag>-seed<N> files summarised over seeds with <tag>
     .venv/bin/python benchmarks/render.py target-drift # validation vs test targets' popularity (target_drift.py)
+    .venv/bin/python benchmarks/render.py tail-weight  # the blend with its own weight on rare items (tail_weight.py)
     .venv/bin/python benchmarks/render.py curves --out FILE.png LABEL=RESULTS_FILE:KEY ...
                                                        # validation NDCG@10 and loss per epoch of those runs
                                                        # (KEY: a dotted path, e.g. teacher, or
@@ -418,6 +419,33 @@ def text_blend_table(path: Path) -> str:
             f"{slices['head']['NDCG@10']:.4f} | {slices['tail']['NDCG@10']:.4f} | {cold_cell} | {ratio} |"
         )
     return f"`{result['command']}`\n\n" + "\n".join(lines)
+
+
+def tail_weight_table(path: Path) -> str:
+    """`benchmarks/tail_weight.py`'s file: two grids over (w_head rows, w_tail columns), NDCG@10 overall and on the
+    tail, each cell validation / test, the validation pick (with the tail floor) in bold."""
+    result = json.loads(path.read_text())
+    cells = result["grid"]
+    heads = sorted({c["w_head"] for c in cells.values()})
+    tails = sorted({c["w_tail"] for c in cells.values()})
+    out = [f"`{result['command']}`"]
+    for metric, title in (("NDCG@10", "NDCG@10"), ("tail", "tail NDCG@10")):
+        lines = [
+            f"| {title}, valid / test: w_head \\ w_tail | " + " | ".join(f"{t:g}" for t in tails) + " |",
+            "|---|" + "---:|" * len(tails),
+        ]
+        for h in heads:
+            row = []
+            for t in tails:
+                key = f"{h}/{t}"
+                cell = cells.get(key)
+                text = f"{cell['valid'][metric]:.4f} / {cell['test'][metric]:.4f}" if cell else ""
+                row.append(f"**{text}**" if key == result["picked_floor"] else text)
+            lines.append(f"| {h:g} | " + " | ".join(row) + " |")
+        out.append("\n".join(lines))
+    picks = f"validation picks {result['picked_free']} without the floor and {result['picked_floor']} with it"
+    note = f"(w_head/w_tail; {picks}; the text's validation tail: {result['text_tail_valid']:.4f})"
+    return "\n\n".join([*out, note])
 
 
 def target_drift_table(path: Path) -> str:
@@ -877,6 +905,7 @@ def main() -> None:
             "text-only",
             "text-blend",
             "target-drift",
+            "tail-weight",
         ],
     )
     parser.add_argument(
@@ -924,6 +953,7 @@ def main() -> None:
         ("transfer", "transfer", transfer_table),
         ("multitask", "multitask", multitask_table),
         ("text-blend", "text_blend", text_blend_table),
+        ("tail-weight", "tail_weight", tail_weight_table),
     ):
         if args.what == what:
             for path in sorted((RESULTS / folder).glob("*.json")):
