@@ -10,7 +10,8 @@ scores: among every weight (`free`), and among the weights whose validation tail
 model's (`tail floor`, the default). The cold-start fallback (`ColdStartFallback`, its shift picked on
 validation) is then put over the floored blend, so cold items are ranked too. Every row is tested once, in full
 ranking, with head / tail / cold slices, and paired against the teacher over the test users (t-test and Wilcoxon
-on per-user NDCG@10); every weight's test score is kept beside (only the validation pick is the method's result).
+on per-user NDCG@10); every weight's and every shift's test score is kept beside (only the validation pick is the
+method's result).
 With `--encoder-tuning-pairs N` the text side reads the vectors of MiniLM tuned on N co-occurring item pairs of
 the training histories (`teachers/tuned_encoder.py`, as the teacher option `encoder_tuning_pairs` tunes it; kept
 under `--encoder-out`), while the teacher stays as it was trained; the stock text-only model is then kept as the
@@ -156,6 +157,13 @@ def main() -> None:
             evaluate(fallback, test_history, split.test), fallback.validation_ndcg_[fallback.shift_]
         )
         rows["blend_cold_fallback"]["shift"] = str(fallback.shift_)  # "-inf": off
+        rows["blend_cold_fallback"]["validation_by_shift"] = {
+            str(k): v for k, v in fallback.validation_ndcg_.items()
+        }
+        rows["blend_cold_fallback"]["test_by_shift"] = {  # beside the pick, what every shift would give
+            str(k): {"NDCG@10": e.summary["NDCG@10"], "slices": slice_summaries(e, split.test, split.train)}
+            for k, e in fallback.shift_curve(test_history, split.test).items()
+        }
     for name, r in rows.items():
         print(
             f"{name}: test NDCG@10 {r['test']['NDCG@10']:.4f}",
