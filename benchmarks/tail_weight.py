@@ -6,8 +6,8 @@
 learns one vector per item knows the rare items least, so the text could deserve more weight there: this script
 scores every item i with `z(teacher)_ui + w_i * z(text)_ui`, where `w_i` is `w_head` on the head items
 (`evaluate/slices.item_groups`, by training count) and `w_tail` on the others (tail and cold), over a grid of
-both, on validation and on the test, with head / tail / cold slices. The grid's first column (`w_tail =
-w_head`) is `TextBlend`'s own curve. It reports the pair validation NDCG@10 picks, with and without the tail
+both, on validation and on the test, with head / tail / cold slices. The grid's diagonal (`w_tail = w_head`)
+is `TextBlend`'s own curve. It reports the pair validation NDCG@10 picks, with and without the tail
 floor (validation tail NDCG@10 at least the text-only model's), and each pair's test score beside it. The text
 side is the teacher folder's own text (`tuned_text_only`), as `benchmarks/text_blend.py` reads it without
 `--encoder-tuning-pairs`. Writes `benchmarks/results/tail_weight/<tag or dataset>.json`.
