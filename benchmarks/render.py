@@ -960,11 +960,11 @@ def main() -> None:
                 if not path.name.endswith(".partial.json"):
                     print(f"### {path.stem}\n\n{table(path)}\n")
     if args.what == "text-blend":  # <tag>-seed<N>.json beside <tag>.json: the same command over other seeds
-        for path in sorted((RESULTS / "text_blend").glob("*-seed*.json")):
-            base = path.with_name(re.sub(r"-seed\d+$", "", path.stem) + ".json")
-            if base.exists() and path == min(base.parent.glob(f"{base.stem}-seed*.json")):
-                group = [base, *sorted(base.parent.glob(f"{base.stem}-seed*.json"))]
-                print(f"### {base.stem}, {len(group)} teacher seeds\n\n{text_blend_seeds_table(group)}\n")
+        folder = RESULTS / "text_blend"
+        for tag in sorted({re.sub(r"-seed\d+$", "", p.stem) for p in folder.glob("*-seed*.json")}):
+            if (folder / f"{tag}.json").exists():
+                group = [folder / f"{tag}.json", *sorted(folder.glob(f"{tag}-seed*.json"))]
+                print(f"### {tag}, {len(group)} teacher seeds\n\n{text_blend_seeds_table(group)}\n")
     if args.what == "text-only":
         order = {
             name: i for i, name in enumerate(DATASETS)

@@ -114,7 +114,7 @@ class TeacherConfig(_Strict):
     # (teachers/tuned_encoder.py), and read the items' text with the tuned encoder
     encoder_tuning_pairs: int = Field(0, ge=0)
     # tune in batches of pairs of similar length: faster on long texts, but its in-batch negatives are less random
-    # (measured on ml-100k: a weaker text-only model than random batches; BENCHMARKS.md section 2)
+    # (measured on ml-100k and Amazon Beauty: a weaker text-only model than random batches; BENCHMARKS.md section 2)
     encoder_tuning_length_sorted: bool = False
     dim: int = Field(128, ge=1)
     n_layers: int = Field(2, ge=1)

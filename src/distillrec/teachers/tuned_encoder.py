@@ -7,8 +7,8 @@ training history (items that co-occur), `pairs` of them sampled (seeded), plus f
 attribute-dropout views of one item's text (random words left out), so the encoder keeps reading an item's own
 text. With `length_sorted`, batches hold pairs of similar length (sorted by the longer text, the batches then
 shuffled), so little of a batch is padding (Amazon Beauty's titles: 19 tokens on average, a random batch of 64
-padded to 84). Its in-batch negatives are less random, though: on ml-100k it tuned a weaker encoder than random
-batches, the default (BENCHMARKS.md section 2). Loss: in-batch contrastive (InfoNCE;
+padded to 84). Its in-batch negatives are less random, though: on ml-100k and Amazon Beauty it tuned a weaker
+encoder than random batches, the default (BENCHMARKS.md section 2). Loss: in-batch contrastive (InfoNCE;
 MultipleNegativesRankingLoss in sentence-transformers' terms): a pair's second text must be the nearest, by
 cosine / `temperature`, among every second text of the batch. Trained with AdamW for `epochs` on the CPU (20,000
 pairs: 20 minutes on 2 busy cores for ml-100k with random batches, 23 for Amazon Beauty's 12k items with
