@@ -186,6 +186,20 @@ def test_text_similarity_scores_are_cosines_of_decayed_history_mean():
     assert np.allclose(centred.score(np.array([0]), train)[0], expected, atol=1e-6)
 
 
+def test_text_similarity_prefix_scores_equal_scoring_each_shorter_history():
+    rng = np.random.default_rng(0)
+    text = rng.normal(size=(12, 4)).astype(np.float32)
+    sequence = rng.permutation(12)[:9]
+    model = TextSimilarity(text, max_history=3, decay=0.7, centre=True).fit(
+        Interactions.from_arrays([0] * 9, sequence, np.arange(9), 1, 12)
+    )
+    prefix = model.prefix_scores(sequence, 5)  # after items 4, 5, ..., 8 of the sequence
+    assert prefix.shape == (5, 12)
+    for j, end in enumerate(range(4, 9)):
+        history = Interactions.from_arrays([0] * (end + 1), sequence[: end + 1], np.arange(end + 1), 1, 12)
+        np.testing.assert_allclose(prefix[j], model.score(np.array([0]), history)[0], atol=1e-6)
+
+
 def test_the_text_only_model_is_centred_where_validation_says_so():
     from distillrec.data.split import make_split
     from distillrec.stages.teacher import tuned_text_only
@@ -249,6 +263,59 @@ def test_exported_outputs_equal_live_teacher(tmp_path, fitted_teacher, bf16):
     assert set(art.positions_topk_items[row]).isdisjoint(train.sequence(u)[: t + 1])
     assert art.manifest["coverage"] == 1.0
     assert np.allclose(art.item_embeddings, teacher.item_embeddings())
+
+
+def test_an_export_of_the_text_blend_equals_the_live_blend(tmp_path, fitted_teacher):
+    """Soft labels of `TextBlend`: at every position the blend of the teacher's logits and the text model's
+    scores after the same items, in the teacher's units; weight 0 exports the teacher's own logits."""
+    from distillrec.models.text_blend import TextBlend, blend_in_model_units
+
+    teacher, train = fitted_teacher
+    text = TextSimilarity(twin_text()).fit(train)
+    blend = TextBlend(teacher, text, weight=0.7).fit(train)
+    art = TeacherArtifacts(
+        export_teacher(teacher, train, tmp_path / "b", {}, top_k=5, progress=False, blend=blend)
+    )
+    assert art.manifest["soft_labels"] == {"blend_weight": 0.7}
+    users = np.arange(train.n_users)
+    raw, live = teacher.score(users, train), blend.score(users, train)
+    assert not np.array_equal(np.argsort(-raw, 1)[:, :5], np.argsort(-live, 1)[:, :5])  # the text did move it
+    expected = blend_in_model_units(raw, text.score(users, train), 0.7)
+    expected[train.users, train.items] = -np.inf
+    top = np.argsort(-expected, axis=1, kind="stable")[:, :5]
+    last_rows = train.indptr[1:] - 1
+    assert np.array_equal(np.sort(art.positions_topk_items[last_rows], 1), np.sort(top, 1))
+    assert np.allclose(art.positions_topk_scores[last_rows], np.take_along_axis(expected, top, 1), atol=1e-4)
+    # an earlier position: the blend of that position's logits and the text after the same items
+    u, t = 3, 4
+    with torch.inference_mode():
+        hidden = teacher.module_(history_windows(np.array([u]), train, teacher.max_len))[0]
+        logits = teacher.module_.logits(hidden[t]).numpy()[None]
+    seq = train.sequence(u)
+    mid = blend_in_model_units(logits, text.prefix_scores(seq[: t + 1], 1), 0.7)[0]
+    mid[seq[: t + 1]] = -np.inf
+    row = train.indptr[u] + t
+    assert np.allclose(np.sort(art.positions_topk_scores[row]), np.sort(mid)[-5:], atol=1e-4)
+    # weight 0: the teacher's own export
+    own = TeacherArtifacts(export_teacher(teacher, train, tmp_path / "own", {}, top_k=5, progress=False))
+    zero = TextBlend(teacher, text, weight=0.0).fit(train)
+    flat = TeacherArtifacts(
+        export_teacher(teacher, train, tmp_path / "w0", {}, top_k=5, progress=False, blend=zero)
+    )
+    assert np.array_equal(flat.positions_topk_items, own.positions_topk_items)
+    assert np.allclose(flat.positions_topk_scores, own.positions_topk_scores, atol=1e-4)
+    assert "soft_labels" not in own.manifest
+
+
+def test_export_blend_needs_a_text_blend_to_export():
+    from distillrec.config import TeacherConfig
+    from distillrec.stages.teacher import export_as_configured
+
+    with pytest.raises(ValueError, match="set text_blend too"):
+        TeacherConfig(export_blend=True)
+    settings = TeacherConfig(text_blend=True, export_blend=True)
+    with pytest.raises(ValueError, match="no fitted text blend"):
+        export_as_configured(None, None, None, {}, settings)
 
 
 @pytest.mark.skipif(not cpu_bf16_supported(), reason="this CPU has no native bfloat16")
@@ -367,3 +434,14 @@ def test_teacher_command_names_an_out_of_range_option_before_reading_data(tmp_pa
     text = " ".join(result.output.replace("│", " ").split())  # the error box may wrap the message
     assert result.exit_code == 2 and "Traceback" not in text
     assert f"Invalid value for {option}" in text and f"got {value}" in text
+
+
+def test_teacher_command_names_a_rule_between_options_before_reading_data(tmp_path):
+    from typer.testing import CliRunner
+
+    from distillrec.cli import app
+
+    result = CliRunner().invoke(app, ["teacher", "no-such-dataset", "--out", str(tmp_path), "--export-blend"])
+    text = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2 and "Traceback" not in text
+    assert "set text_blend too (--text-blend)" in text

@@ -21,6 +21,7 @@ from distillrec.stages.teacher import (
     read_teacher_folder,
     tuned_text_only,
 )
+from distillrec.teachers.export import TeacherArtifacts
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,14 @@ def built(data_dir, tmp_path_factory):
     dataset = load_dataset(first)
     split = make_split(dataset.interactions, "leave_one_out")
     settings = TeacherConfig(
-        dim=16, max_epochs=2, top_k=10, adapter_hidden=16, max_len=50, cold_fallback=True, text_blend=True
+        dim=16,
+        max_epochs=2,
+        top_k=10,
+        adapter_hidden=16,
+        max_len=50,
+        cold_fallback=True,
+        text_blend=True,
+        export_blend=True,
     )
     out = tmp_path_factory.mktemp("teacher")
     metrics = build_teacher(
@@ -72,6 +80,14 @@ def test_a_teacher_folder_gives_back_its_settings_split_and_trained_teacher(buil
     )
     blend = TextBlend(teacher, tuned_text_only(text, got_split), weight=row["weight"]).fit(got_split.train)
     assert evaluate(blend, got_split.test_history(), got_split.test).summary == row["test"]
+
+    # export_blend: the soft labels are the blend's at its picked weight (last position: its live top-10)
+    art = TeacherArtifacts(out)
+    assert art.manifest["soft_labels"] == {"blend_weight": row["weight"]}
+    train, user = got_split.train, 5
+    live = blend.score(np.array([user]), train)[0]
+    live[train.sequence(user)] = -np.inf
+    assert set(art.positions_topk_items[train.indptr[user + 1] - 1]) == set(np.argsort(-live)[:10])
 
 
 def test_a_teacher_folder_of_other_data_or_an_older_version_is_refused_by_name(built, tmp_path):

@@ -208,8 +208,11 @@ def _prepare(dataset_config, split: str, split_params: dict):
 
 
 def _bad_parameter(exc: ValidationError) -> typer.BadParameter:
-    """A config value out of range, e.g. --dropout 1.5: name the option, not a traceback."""
+    """A config value out of range, e.g. --dropout 1.5: name the option, not a traceback. A rule between options
+    (no one option to name, e.g. --export-blend without --text-blend) gives its own message."""
     error = exc.errors()[0]
+    if not error["loc"]:
+        return typer.BadParameter(error["msg"].removeprefix("Value error, "))
     option = "--" + str(error["loc"][0]).replace("_", "-")
     return typer.BadParameter(f"{error['msg']}, got {error['input']!r}", param_hint=option)
 
@@ -476,6 +479,13 @@ def teacher(
             "z-scores added with a weight picked on validation, keeping the text's tail): row teacher_text_blend."
         ),
     ] = _TEACHER["text_blend"].default,
+    export_blend: Annotated[
+        bool,
+        typer.Option(
+            help="Export the blend's soft labels for the students instead of the teacher's own (with "
+            "--text-blend): the text's ranking of rare items, at the teacher's scale."
+        ),
+    ] = _TEACHER["export_blend"].default,
     min_rating: MinRating = None,
     duplicates: Duplicates = "first",
     min_user: MinUser = 0,
@@ -518,6 +528,7 @@ def teacher(
             compare_id_only=compare_id_only,
             cold_fallback=cold_fallback,
             text_blend=text_blend,
+            export_blend=export_blend,
         )
     except ValidationError as exc:
         raise _bad_parameter(exc) from None

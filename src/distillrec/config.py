@@ -153,8 +153,18 @@ class TeacherConfig(_Strict):
     # "teacher_cold_fallback" of metrics.json; the exports are the teacher's own either way
     cold_fallback: bool = False
     # also test the teacher blended with the text-only model (`TextBlend`, its weight picked on validation with
-    # the text's tail as a floor): row "teacher_text_blend"; the exports are the teacher's own either way
+    # the text's tail as a floor): row "teacher_text_blend"
     text_blend: bool = False
+    # export the blend's soft labels instead of the teacher's own (needs text_blend; `teachers/export.py`)
+    export_blend: bool = False
+
+    @model_validator(mode="after")
+    def _export_blend_needs_blend(self) -> TeacherConfig:
+        if self.export_blend and not self.text_blend:
+            raise ValueError(
+                "export_blend exports the text blend's soft labels: set text_blend too (--text-blend)"
+            )
+        return self
 
     @field_validator("encoder")
     @classmethod

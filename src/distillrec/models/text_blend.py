@@ -35,20 +35,26 @@ from distillrec.evaluate.slices import slice_summaries
 from distillrec.models.base import Recommender
 from distillrec.models.precomputed import Precomputed, scores_of
 
-__all__ = ["TextBlend", "blend_scores", "pick_weight", "standardise"]
+__all__ = ["TextBlend", "blend_in_model_units", "blend_scores", "pick_weight", "standardise"]
 
 _FLAT = 1e-6  # a spread of scores below this is no signal (z = 0)
 DEFAULT_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5)
 
 
+def _moments(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's mean and standard deviation over its finite entries, (rows, 1) each (0 where none is)."""
+    values = np.where(np.isfinite(scores), scores, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a row with no finite score: mean of nothing
+        return np.nan_to_num(np.nanmean(values, axis=1, keepdims=True)), np.nan_to_num(
+            np.nanstd(values, axis=1, keepdims=True)
+        )
+
+
 def standardise(scores: np.ndarray) -> np.ndarray:
     """Each row as z-scores over its finite entries (-inf stays -inf; a flat row becomes 0)."""
     finite = np.isfinite(scores)
-    values = np.where(finite, scores, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a row with no finite score: mean of nothing
-        mean = np.nan_to_num(np.nanmean(values, axis=1, keepdims=True))
-        std = np.nan_to_num(np.nanstd(values, axis=1, keepdims=True))
+    mean, std = _moments(scores)
     flat = std < _FLAT
     z = np.where(flat, 0.0, (np.where(finite, scores, 0.0) - mean) / np.where(flat, 1.0, std))
     return np.where(finite, z, -np.inf).astype(np.float32)
@@ -57,6 +63,14 @@ def standardise(scores: np.ndarray) -> np.ndarray:
 def blend_scores(scores: np.ndarray, text_scores: np.ndarray, weight: float) -> np.ndarray:
     """(users, n_items) blended scores as in the module docstring."""
     return standardise(scores) + np.float32(weight) * standardise(text_scores)
+
+
+def blend_in_model_units(scores: np.ndarray, text_scores: np.ndarray, weight: float) -> np.ndarray:
+    """`blend_scores` mapped back to the model's own scale, row by row: times the row's standard deviation of
+    `scores`, plus its mean. The ranking is the blend's; weight 0 gives back `scores` (up to rounding), so a
+    teacher export of the blend (`teachers/export.py`) has soft labels as sharp as the teacher's own logits."""
+    mean, std = _moments(scores)
+    return (blend_scores(scores, text_scores, weight) * std + mean).astype(np.float32)
 
 
 def pick_weight(validation: dict[float, dict[str, float]], floor: float | None = None) -> float:

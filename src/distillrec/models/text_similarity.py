@@ -46,8 +46,22 @@ class TextSimilarity(Recommender):
             if len(seq):
                 weights = self.decay ** np.arange(len(seq) - 1, -1, -1, dtype=np.float32)  # (len,)
                 queries[row] = weights @ self.table_[seq]
-        queries /= np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
-        return queries @ self.table_.T  # (batch, n_items)
+        return self._cosines(queries)
+
+    def prefix_scores(self, sequence: np.ndarray, n: int) -> np.ndarray:
+        """(n, n_items): row j is `score` of a user whose history is `sequence` up to and including its
+        (len - n + j)-th item, i.e. the scores after each of the last `n` items (a teacher export's positions)."""
+        sequence = np.asarray(sequence)[-(n + self.max_history - 1) :]  # the items any of those queries reads
+        ends = np.arange(len(sequence) - n, len(sequence))  # (n,) the last item each query reads
+        age = ends[:, None] - np.arange(len(sequence))[None, :]  # (n, len) steps back from that item
+        inside = (age >= 0) & (age < self.max_history)
+        weights = np.where(inside, self.decay ** np.maximum(age, 0).astype(np.float32), 0).astype(np.float32)
+        return self._cosines(weights @ self.table_[sequence])  # (n, d_text) queries
+
+    def _cosines(self, queries: np.ndarray) -> np.ndarray:
+        """(batch, n_items) cosines of the un-normalised `queries` with every item (0 for an empty query)."""
+        queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+        return queries @ self.table_.T
 
     def n_params(self) -> int:
         return int(self.table_.size)

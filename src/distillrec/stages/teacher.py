@@ -14,8 +14,8 @@ Steps: (1) render every item with the template; (2) encode through the content-a
 encodes nothing); (3) score the text-only model (`centre` picked on validation); (4) train the LLM-enhanced
 teacher with early stopping on validation NDCG@10, evaluate it once on the test (and, when asked, with the
 cold-start fallback of `models/cold_fallback.py`: row `"teacher_cold_fallback"`; blended with the text-only
-model, `models/text_blend.py`: row `"teacher_text_blend"`); (5) export its outputs for the distillation loop and
-write `metrics.json`; (6) when asked, train the ID-only twin and add its row (the exports are usable before it
+model, `models/text_blend.py`: row `"teacher_text_blend"`); (5) export its outputs (with `export_blend`: the
+blend's soft labels, `teachers/export.py`) for the distillation loop and write `metrics.json`; (6) when asked, train the ID-only twin and add its row (the exports are usable before it
 ends). With `bf16`, training, validation, the final evaluation and the export run the network
 under bfloat16 autocast, the scoring head in float32.
 """
@@ -73,6 +73,7 @@ LATER_OPTIONS = {
     "encoder_tuning_pairs": 0,
     "text_blend": False,
     "encoder_tuning_length_sorted": False,
+    "export_blend": False,
 }
 
 
@@ -86,6 +87,7 @@ KEY_LATER_OPTIONS = {
     "negatives": 0,
     "text_blend": False,
     "encoder_tuning_length_sorted": False,
+    "export_blend": False,
 }
 
 
@@ -386,6 +388,7 @@ def build_teacher(
             f"teacher + cold-start fallback (shift {fallback.shift_}): test NDCG@10 "
             f"{metrics['teacher_cold_fallback']['test']['NDCG@10']:.4f}, cold targets {cold}"
         )
+    blend = None
     if settings.text_blend:
         start = time.perf_counter()
         with bf16_autocast(settings.bf16):
@@ -417,7 +420,7 @@ def build_teacher(
         },
         data.dataset,
     )
-    export_as_configured(teacher, split.train, out, manifest, settings, progress)
+    export_as_configured(teacher, split.train, out, manifest, settings, progress, blend)
     write_results(out / "metrics.json", metrics)
 
     if settings.compare_id_only:
@@ -427,9 +430,18 @@ def build_teacher(
 
 
 def export_as_configured(
-    teacher, train, out: Path, manifest: dict, settings: TeacherConfig, progress: bool = True
+    teacher,
+    train,
+    out: Path,
+    manifest: dict,
+    settings: TeacherConfig,
+    progress: bool = True,
+    blend: TextBlend | None = None,
 ) -> Path:
-    """`export_teacher` with the export settings of `settings` (top-K, hidden states, seen items, bf16)."""
+    """`export_teacher` with the export settings of `settings` (top-K, hidden states, seen items, bf16, and
+    with `export_blend` the soft labels of `blend`, the teacher's fitted `TextBlend`)."""
+    if settings.export_blend and blend is None:
+        raise ValueError("export_blend: no fitted text blend of this teacher was given to export")
     return export_teacher(
         teacher,
         train,
@@ -440,6 +452,7 @@ def export_as_configured(
         progress=progress,
         exclude_seen=settings.exclude_seen,
         bf16=settings.bf16,
+        blend=blend if settings.export_blend else None,
     )
 
 

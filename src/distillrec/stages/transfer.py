@@ -75,6 +75,8 @@ def transfer_teacher(
             f"{path}: fusion {settings.fusion!r}; transfer needs fusion 'adapter' (the teacher that reads every "
             "item's text through a trained adapter, so an item it never saw gets a vector from its text)"
         )
+    # no text blend is fitted on the target: its export is the transferred teacher's own soft labels
+    settings = settings.model_copy(update={"export_blend": False})
     out.mkdir(parents=True, exist_ok=True)
     texts, template = item_texts(data.dataset, settings.template)
     encoder_model = source / TUNED_ENCODER if settings.encoder_tuning_pairs else settings.encoder

@@ -6,11 +6,18 @@ Input: a fitted sequential teacher (`score`-able `SASRec` subclass with `module_
 | file | shape / dtype | what |
 |---|---|---|
 | `positions_topk_items.npy`  | (n_train, K) int32   | row r: the teacher's top-K next items after reading train row r (and the rows before it) of r's user; -1 where not covered |
-| `positions_topk_scores.npy` | (n_train, K) float32 | their logits, best first |
+| `positions_topk_scores.npy` | (n_train, K) float32 | their logits (or a blend's scores, below), best first |
 | `positions_hidden.npy`      | (n_train, dim) float16 | the teacher's hidden state at row r (only with `position_hidden=True`) |
 | `user_hidden.npy`           | (n_users, dim) float32 | hidden state after each user's whole training sequence (zeros for users without one) |
 | `item_embeddings.npy`       | (n_items, dim) float32 | the teacher's item table (input and output layer) |
 | `manifest.json`             | | config, dataset fingerprint, teacher identity, versions, K, coverage |
+
+With `blend` (a fitted `TextBlend` of this teacher and a `TextSimilarity` text model, `models/text_blend.py`), the
+top-K and their scores are the blend's instead: at row r, the teacher's logits blended with the text model's
+scores after the same items (`TextSimilarity.prefix_scores`), at the blend's picked weight, mapped back to the
+teacher's logit scale (`blend_in_model_units`), so the soft labels carry the text's ranking of rare items at the
+teacher's sharpness; the manifest records the weight (`soft_labels`). The hidden states and the item table stay
+the teacher's own.
 
 Rows follow `train`'s order (user, then time), so `positions_*[indptr[u]:indptr[u+1]]` are user u's positions.
 Coverage: the teacher reads the last `max_len` training items of each user, the window SASRec-style students
@@ -52,6 +59,8 @@ from tqdm.auto import tqdm
 from distillrec.data.interactions import Interactions
 from distillrec.devices import module_device
 from distillrec.layers.sasrec import history_windows
+from distillrec.models.text_blend import TextBlend, blend_in_model_units
+from distillrec.models.text_similarity import TextSimilarity
 from distillrec.train import distributed
 from distillrec.train.loop import bf16_autocast
 
@@ -69,7 +78,10 @@ def export_teacher(
     progress: bool = True,
     exclude_seen: bool = True,
     bf16: bool = False,
+    blend: TextBlend | None = None,
 ) -> Path:
+    if blend is not None and not isinstance(blend.text, TextSimilarity):
+        raise TypeError(f"blend: its text model must be a TextSimilarity, got {type(blend.text).__name__}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     indptr = train.indptr
@@ -90,6 +102,8 @@ def export_teacher(
         n_items=train.n_items,
         files=[*FILES, "positions_hidden"] if position_hidden else list(FILES),
     )
+    if blend is not None:  # only then, so the manifest of a teacher's own export is as it always was
+        manifest["soft_labels"] = {"blend_weight": float(blend.weight_)}
     progress_path = out / "progress.json"
     manifest_path = out / "manifest.json"
     done = 0
@@ -133,7 +147,7 @@ def export_teacher(
         if rank < len(starts):  # this rank's chunk of the group
             users = np.arange(starts[rank], min(starts[rank] + chunk_users, train.n_users))
             mine = _export_chunk(
-                module, teacher.max_len, table_t, users, train, top_k, exclude_seen, bf16, device
+                module, teacher.max_len, table_t, users, train, top_k, exclude_seen, bf16, device, blend
             )
         for rows in distributed.gather_all(mine):
             for user, span, items, scores, hidden in rows or ():
@@ -158,7 +172,9 @@ def export_teacher(
     return out
 
 
-def _export_chunk(module, max_len, table_t, users, train, top_k, exclude_seen, bf16, device) -> list[tuple]:
+def _export_chunk(
+    module, max_len, table_t, users, train, top_k, exclude_seen, bf16, device, blend=None
+) -> list[tuple]:
     """(user, rows, top-K items, their scores, hidden states) for each user of `users` with training rows."""
     indptr = train.indptr
     active = users[np.diff(indptr)[users] > 0]
@@ -173,6 +189,10 @@ def _export_chunk(module, max_len, table_t, users, train, top_k, exclude_seen, b
             n = min(int(indptr[user + 1] - indptr[user]), max_len)
             h = hidden[row, -n:]  # (n, dim) positions of the covered rows
             logits = h @ table_t  # (n, n_items) = module.logits(h)
+            if blend is not None:  # blended before the seen items are masked, as `TextBlend.score` is
+                text = blend.text.prefix_scores(train.sequence(int(user)), n)  # (n, n_items)
+                blended = blend_in_model_units(logits.cpu().numpy(), text, blend.weight_)
+                logits = torch.from_numpy(blended).to(device)
             if exclude_seen:
                 logits = logits.masked_fill(
                     _seen_mask(train.sequence(int(user)), n, train.n_items).to(device), -torch.inf
