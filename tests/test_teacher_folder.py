@@ -11,6 +11,7 @@ from conftest import write_ml100k_slice
 from distillrec.config import TeacherConfig
 from distillrec.data.dataset import load_dataset
 from distillrec.data.split import make_split
+from distillrec.distill.objective import KDObjective, parse_kd
 from distillrec.evaluate.ranking import evaluate
 from distillrec.models.cold_fallback import ColdStartFallback
 from distillrec.models.text_blend import TextBlend
@@ -84,6 +85,7 @@ def test_a_teacher_folder_gives_back_its_settings_split_and_trained_teacher(buil
     # export_blend: the soft labels are the blend's at its picked weight (last position: its live top-10)
     art = TeacherArtifacts(out)
     assert art.manifest["soft_labels"] == {"blend_weight": row["weight"]}
+    assert KDObjective(art, parse_kd("soft")[0]).describe()["soft_labels"] == {"blend_weight": row["weight"]}
     train, user = got_split.train, 5
     live = blend.score(np.array([user]), train)[0]
     live[train.sequence(user)] = -np.inf

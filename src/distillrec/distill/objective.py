@@ -106,9 +106,12 @@ class KDObjective:
         )
 
     def describe(self) -> dict:
+        """What the student learns from; `soft_labels` only where the export holds a blend's (`teachers/export.py`)."""
+        blend = self.artifacts.manifest.get("soft_labels")
         return {
             "objective": "kd",
             "teacher": str(self.artifacts.folder),
+            **({"soft_labels": blend} if blend else {}),
             "ce_weight": self.ce_weight,
             "last_position": self.last_position,
             "terms": [t.to_json() for t in self.terms],
