@@ -305,6 +305,8 @@ def test_an_export_of_the_text_blend_equals_the_live_blend(tmp_path, fitted_teac
     assert np.array_equal(flat.positions_topk_items, own.positions_topk_items)
     assert np.allclose(flat.positions_topk_scores, own.positions_topk_scores, atol=1e-4)
     assert "soft_labels" not in own.manifest
+    with pytest.raises(ValueError, match="another model than the teacher"):
+        export_teacher(TextBlend(teacher, text, weight=0.5), train, tmp_path / "x", {}, blend=zero)
 
 
 def test_export_blend_needs_a_text_blend_to_export():

@@ -15,9 +15,10 @@ encodes nothing); (3) score the text-only model (`centre` picked on validation);
 teacher with early stopping on validation NDCG@10, evaluate it once on the test (and, when asked, with the
 cold-start fallback of `models/cold_fallback.py`: row `"teacher_cold_fallback"`; blended with the text-only
 model, `models/text_blend.py`: row `"teacher_text_blend"`); (5) export its outputs (with `export_blend`: the
-blend's soft labels, `teachers/export.py`) for the distillation loop and write `metrics.json`; (6) when asked, train the ID-only twin and add its row (the exports are usable before it
-ends). With `bf16`, training, validation, the final evaluation and the export run the network
-under bfloat16 autocast, the scoring head in float32.
+blend's soft labels, `teachers/export.py`) for the distillation loop and write `metrics.json`; (6) when asked,
+train the ID-only twin and add its row (the exports are usable before it ends). With `bf16`, training,
+validation, the final evaluation and the export run the network under bfloat16 autocast, the scoring head in
+float32.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ the teacher's own.
 
 Rows follow `train`'s order (user, then time), so `positions_*[indptr[u]:indptr[u+1]]` are user u's positions.
 Coverage: the teacher reads the last `max_len` training items of each user, the window SASRec-style students
-train on; rows before it (users with more than `max_len` training items) get -1. Scores are the raw logits.
+train on; rows before it (users with more than `max_len` training items) get -1. Scores are the raw logits (or
+the blend's).
 
 Seen items are excluded (`exclude_seen=True`, the default): row r's top-K is taken over the items r's user has
 not interacted with up to and including row r, as a recommendation at that point would be (the evaluation masks
@@ -80,6 +81,8 @@ def export_teacher(
     bf16: bool = False,
     blend: TextBlend | None = None,
 ) -> Path:
+    if blend is not None and blend.model is not teacher:
+        raise ValueError("blend: a TextBlend of another model than the teacher to export")
     if blend is not None and not isinstance(blend.text, TextSimilarity):
         raise TypeError(f"blend: its text model must be a TextSimilarity, got {type(blend.text).__name__}")
     out = Path(out)
