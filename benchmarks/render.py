@@ -909,7 +909,10 @@ def main() -> None:
         ],
     )
     parser.add_argument(
-        "runs", nargs="*", help="curves: LABEL=FILE:KEY, FILE relative to benchmarks/results/"
+        "runs",
+        nargs="*",
+        help="curves: LABEL=FILE:KEY, FILE relative to benchmarks/results/; distill: DATASET/TAG files to put in "
+        "one table (default: a table of every file per dataset)",
     )
     parser.add_argument("--out", type=Path, help="curves: the PNG to write")
     parser.add_argument(
@@ -995,7 +998,9 @@ def main() -> None:
         print(softmax_ce_table(RESULTS / "softmax_ce.json"))
     if args.what == "kd-step":
         print(kd_step_table(RESULTS / "kd_step"))
-    if args.what == "distill":
+    if args.what == "distill" and args.runs:
+        print(distill_table([RESULTS / "distill" / f"{run}.json" for run in args.runs]))
+    elif args.what == "distill":
         for folder in sorted((RESULTS / "distill").iterdir()):
             paths = sorted(folder.glob("*.json"), key=lambda path: path.stem)
             print(f"### {folder.name}\n\n{distill_table(paths)}\n")
