@@ -51,10 +51,11 @@ def _moments(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         )
 
 
-def standardise(scores: np.ndarray) -> np.ndarray:
-    """Each row as z-scores over its finite entries (-inf stays -inf; a flat row becomes 0)."""
+def standardise(scores: np.ndarray, moments: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Each row as z-scores over its finite entries (-inf stays -inf; a flat row becomes 0); `moments`: the rows'
+    `_moments`, when the caller has them already."""
     finite = np.isfinite(scores)
-    mean, std = _moments(scores)
+    mean, std = _moments(scores) if moments is None else moments
     flat = std < _FLAT
     z = np.where(flat, 0.0, (np.where(finite, scores, 0.0) - mean) / np.where(flat, 1.0, std))
     return np.where(finite, z, -np.inf).astype(np.float32)
@@ -70,7 +71,8 @@ def blend_in_model_units(scores: np.ndarray, text_scores: np.ndarray, weight: fl
     `scores`, plus its mean. The ranking is the blend's; weight 0 gives back `scores` (up to rounding), so a
     teacher export of the blend (`teachers/export.py`) has soft labels as sharp as the teacher's own logits."""
     mean, std = _moments(scores)
-    return (blend_scores(scores, text_scores, weight) * std + mean).astype(np.float32)
+    blended = standardise(scores, (mean, std)) + np.float32(weight) * standardise(text_scores)
+    return (blended * std + mean).astype(np.float32)
 
 
 def pick_weight(validation: dict[float, dict[str, float]], floor: float | None = None) -> float:
