@@ -80,7 +80,11 @@ console = Console(stderr=True)
 _TEACHER = TeacherConfig.model_fields  # the teacher options' defaults are the config's (`config.py`)
 
 DatasetArg = Annotated[
-    str, typer.Argument(help="Known name (ml-100k, ml-latest-small, ml-1m) or a folder path.")
+    str,
+    typer.Argument(
+        help="A folder path, a folder under $DISTILLREC_DATA_DIR (e.g. amazon-beauty, amazon-health), or a name "
+        "downloaded on first use (ml-100k, ml-latest-small, ml-1m)."
+    ),
 ]
 MinRating = Annotated[
     float | None, typer.Option(help="Keep only interactions with rating >= this (implicit conversion).")
