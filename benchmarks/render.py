@@ -386,6 +386,11 @@ def text_blend_seeds_table(paths: list[Path]) -> str:
     return f"`{results[0]['command']}` (each seed's teacher)\n\n" + "\n".join(lines)
 
 
+def _paired_cell(paired: dict | None) -> str:
+    """A paired test's mean difference and t-test p-value, or nothing."""
+    return f"{paired['mean_diff']:+.4f} (p={paired['t_pvalue']:.2g})" if paired else ""
+
+
 def text_blend_table(path: Path) -> str:
     """A `benchmarks/text_blend.py` file: each row's picked setting, validation and test NDCG@10, its test slices,
     and the test NDCG@10 against the dataset's best tuned baseline on validation (when the baselines ran; for a
@@ -393,9 +398,12 @@ def text_blend_table(path: Path) -> str:
     result = json.loads(path.read_text())
     best = blend_baseline(result, path.stem)
     versus = f"x {best[0]} ({best[1]:.4f})" if best else "x best baseline"
+    paired = result.get("baseline")  # `--baseline`: every row paired against that saved baseline too
+    paired_head = f" vs {paired['name']} (p) |" if paired else ""
     lines = [
-        f"| model | setting | valid NDCG@10 | test NDCG@10 | vs teacher (p) | head | tail | cold (users) | {versus} |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| model | setting | valid NDCG@10 | test NDCG@10 | vs teacher (p) |{paired_head} head | tail | cold (users) | "
+        f"{versus} |",
+        "|---|---|---:|---:|---:|" + ("---:|" if paired else "") + "---:|---:|---:|---:|",
     ]
     tuned = result.get("encoder_tuning_pairs")  # the text side read by an encoder tuned on that many pairs
     for key, label in BLEND_ROWS.items():
@@ -412,10 +420,11 @@ def text_blend_table(path: Path) -> str:
         cold_cell = "-" if cold is None else f"{cold['NDCG@10']:.4f} ({cold['users']:,.0f})"
         test = row["test"]["NDCG@10"]
         ratio = f"{test / best[1]:.3f}x" if best else "-"  # three decimals: the goal is 1.15x
-        paired = row.get("vs_teacher")
-        versus_teacher = f"{paired['mean_diff']:+.4f} (p={paired['t_pvalue']:.2g})" if paired else ""
+        versus_cells = [_paired_cell(row.get("vs_teacher"))] + (
+            [_paired_cell(row.get("vs_baseline"))] if paired else []
+        )
         lines.append(
-            f"| {label} | {setting} | {row['valid']['NDCG@10']:.4f} | {test:.4f} | {versus_teacher} | "
+            f"| {label} | {setting} | {row['valid']['NDCG@10']:.4f} | {test:.4f} | {' | '.join(versus_cells)} | "
             f"{slices['head']['NDCG@10']:.4f} | {slices['tail']['NDCG@10']:.4f} | {cold_cell} | {ratio} |"
         )
     return f"`{result['command']}`\n\n" + "\n".join(lines)

@@ -16,6 +16,10 @@ With `--encoder-tuning-pairs N` the text side reads the vectors of MiniLM tuned 
 the training histories (`teachers/tuned_encoder.py`, as the teacher option `encoder_tuning_pairs` tunes it; kept
 under `--encoder-out`), while the teacher stays as it was trained; the stock text-only model is then kept as the
 row `text_only_stock`, the reference of the tail goal.
+With `--baseline DIR` (a model folder that `distillrec baselines` saved, e.g. `<out>/models/sasrec`) the saved
+baseline is tested again on the same test users (its test NDCG@10 must equal the one its `metrics.json` holds)
+and every row is also paired against it (`vs_baseline`): the goal "the teacher >= 1.15x the tuned SASRec" as a
+paired test, not only a ratio of means.
 Writes `benchmarks/results/text_blend/<dataset>.json` (`--tag` for another name), with the teacher's seed; the
 same command over teachers of other seeds, tagged `<tag>-seed<N>`, is summarised over the seeds by render.
 """
@@ -41,6 +45,7 @@ from distillrec.evaluate.slices import slice_summaries  # noqa: E402
 from distillrec.models.cold_fallback import ColdStartFallback  # noqa: E402
 from distillrec.models.text_blend import TextBlend, pick_weight  # noqa: E402
 from distillrec.recommend import load  # noqa: E402
+from distillrec.results import read_results  # noqa: E402
 from distillrec.stages.teacher import (  # noqa: E402
     TUNED_ENCODER,
     encode_items,
@@ -50,6 +55,35 @@ from distillrec.stages.teacher import (  # noqa: E402
 )
 from distillrec.teachers.tuned_encoder import read_tuning  # noqa: E402
 from distillrec.train.loop import bf16_autocast  # noqa: E402
+
+
+def baseline_row(model, folder: Path, test_history, split) -> dict:
+    """The saved baseline `model` of `folder` tested again: its test NDCG@10, slices and per-user NDCG@10, and its
+    validation NDCG@10 from the `metrics.json` of the baselines run that saved it (a model refit for the test has
+    seen the validation items). Raises SystemExit when the test score differs from the recorded one: then the
+    folder is not the model that run tested, or the split is not the same."""
+    metrics = folder.parent.parent / "metrics.json"
+    if not metrics.exists():
+        raise SystemExit(f"{folder}: no {metrics}; pass a folder that `distillrec baselines` saved")
+    rows = read_results(metrics)
+    name = folder.name
+    if name not in rows:
+        raise SystemExit(f"{metrics}: no model {name!r} (it has {sorted(rows)})")
+    recorded = rows[name]
+    evaluation = evaluate(model, test_history, split.test)
+    test = evaluation.summary["NDCG@10"]
+    if abs(test - recorded.test["NDCG@10"]) > 1e-6:
+        raise SystemExit(
+            f"{folder}: test NDCG@10 {test:.6f} here, {recorded.test['NDCG@10']:.6f} in {metrics}: "
+            "not the model or the split that run tested"
+        )
+    return {
+        "name": name,
+        "valid": {"NDCG@10": recorded.valid["NDCG@10"]},
+        "test": evaluation.summary,
+        "slices": slice_summaries(evaluation, split.test, split.train),
+        "per_user": evaluation.per_user["NDCG@10"],
+    }
 
 
 def main() -> None:
@@ -77,6 +111,11 @@ def main() -> None:
         help="where the tuned encoder is kept and reused "
         "(default: ~/.cache/distillrec/text-blend/<tag or dataset>)",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a saved baseline model folder (<baselines out>/models/<name>) to pair every row against",
+    )
     args = parser.parse_args()
     out = ROOT / "benchmarks" / "results" / "text_blend" / f"{args.tag or args.dataset}.json"
 
@@ -86,6 +125,7 @@ def main() -> None:
         )
         settings, split, seed = read_teacher_folder(args.teacher, data.dataset)
         teacher = load(args.teacher / "model").model
+        baseline = load(args.baseline).model if args.baseline else None
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(str(exc)) from None
     text_table = np.load(args.teacher / "text_embeddings.npy")
@@ -114,8 +154,9 @@ def main() -> None:
     def row(evaluation: Evaluation, valid: float) -> dict:
         slices = slice_summaries(evaluation, split.test, split.train)
         out = {"valid": {"NDCG@10": valid}, "test": evaluation.summary, "slices": slices}
-        if "teacher" in per_user:  # the same test users in the same order
-            out["vs_teacher"] = paired_test(evaluation.per_user["NDCG@10"], per_user["teacher"]).to_json()
+        for name in ("teacher", "baseline"):  # the same test users in the same order
+            if name in per_user:
+                out[f"vs_{name}"] = paired_test(evaluation.per_user["NDCG@10"], per_user[name]).to_json()
         return out
 
     result: dict = {
@@ -126,6 +167,9 @@ def main() -> None:
         **tuning,
     }
     rows: dict = {}
+    if baseline is not None:
+        result["baseline"] = baseline_row(baseline, args.baseline, test_history, split)
+        per_user["baseline"] = result["baseline"].pop("per_user")
     with bf16_autocast(settings.bf16):
         references = [("text_only_stock", stock_text)] if args.encoder_tuning_pairs else []
         for name, model in [*references, ("text_only", text), ("teacher", teacher)]:
@@ -177,6 +221,7 @@ def main() -> None:
         )
     fraction = f" --user-fraction {args.user_fraction}" if args.user_fraction != 1.0 else ""
     tag = f" --tag {args.tag}" if args.tag else ""
+    tag += f" --baseline BASELINES/models/{args.baseline.name}" if args.baseline else ""
     if args.encoder_tuning_pairs:
         tag += f" --encoder-tuning-pairs {args.encoder_tuning_pairs}" + (
             " --length-sorted" if args.length_sorted else ""
