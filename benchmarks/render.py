@@ -398,12 +398,12 @@ def text_blend_table(path: Path) -> str:
     result = json.loads(path.read_text())
     best = blend_baseline(result, path.stem)
     versus = f"x {best[0]} ({best[1]:.4f})" if best else "x best baseline"
-    paired = result.get("baseline")  # `--baseline`: every row paired against that saved baseline too
-    paired_head = f" vs {paired['name']} (p) |" if paired else ""
+    baseline = result.get("baseline")  # `--baseline`: every row paired against that saved baseline too
+    baseline_head = f" vs {baseline['name']} (p) |" if baseline else ""
     lines = [
-        f"| model | setting | valid NDCG@10 | test NDCG@10 | vs teacher (p) |{paired_head} head | tail | cold (users) | "
+        f"| model | setting | valid NDCG@10 | test NDCG@10 | vs teacher (p) |{baseline_head} head | tail | cold (users) | "
         f"{versus} |",
-        "|---|---|---:|---:|---:|" + ("---:|" if paired else "") + "---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|" + ("---:|" if baseline else "") + "---:|---:|---:|---:|",
     ]
     tuned = result.get("encoder_tuning_pairs")  # the text side read by an encoder tuned on that many pairs
     for key, label in BLEND_ROWS.items():
@@ -421,7 +421,7 @@ def text_blend_table(path: Path) -> str:
         test = row["test"]["NDCG@10"]
         ratio = f"{test / best[1]:.3f}x" if best else "-"  # three decimals: the goal is 1.15x
         versus_cells = [_paired_cell(row.get("vs_teacher"))] + (
-            [_paired_cell(row.get("vs_baseline"))] if paired else []
+            [_paired_cell(row.get("vs_baseline"))] if baseline else []
         )
         lines.append(
             f"| {label} | {setting} | {row['valid']['NDCG@10']:.4f} | {test:.4f} | {' | '.join(versus_cells)} | "

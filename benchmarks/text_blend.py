@@ -57,10 +57,10 @@ from distillrec.teachers.tuned_encoder import read_tuning  # noqa: E402
 from distillrec.train.loop import bf16_autocast  # noqa: E402
 
 
-def baseline_row(model, folder: Path, test_history, split) -> dict:
-    """The saved baseline `model` of `folder` tested again: its test NDCG@10, slices and per-user NDCG@10, and its
-    validation NDCG@10 from the `metrics.json` of the baselines run that saved it (a model refit for the test has
-    seen the validation items). Raises SystemExit when the test score differs from the recorded one: then the
+def baseline_row(model, folder: Path, test_history, split) -> tuple[dict, np.ndarray]:
+    """The saved baseline `model` of `folder` tested again: its row (test NDCG@10 and slices, and its validation
+    NDCG@10 from the `metrics.json` of the baselines run that saved it (a model refit for the test has
+    seen the validation items), and its per-user test NDCG@10 for the paired tests. Raises SystemExit when the test score differs from the recorded one: then the
     folder is not the model that run tested, or the split is not the same."""
     metrics = folder.parent.parent / "metrics.json"
     if not metrics.exists():
@@ -77,13 +77,13 @@ def baseline_row(model, folder: Path, test_history, split) -> dict:
             f"{folder}: test NDCG@10 {test:.6f} here, {recorded.test['NDCG@10']:.6f} in {metrics}: "
             "not the model or the split that run tested"
         )
-    return {
+    row = {
         "name": name,
         "valid": {"NDCG@10": recorded.valid["NDCG@10"]},
         "test": evaluation.summary,
         "slices": slice_summaries(evaluation, split.test, split.train),
-        "per_user": evaluation.per_user["NDCG@10"],
     }
+    return row, evaluation.per_user["NDCG@10"]
 
 
 def main() -> None:
@@ -168,8 +168,7 @@ def main() -> None:
     }
     rows: dict = {}
     if baseline is not None:
-        result["baseline"] = baseline_row(baseline, args.baseline, test_history, split)
-        per_user["baseline"] = result["baseline"].pop("per_user")
+        result["baseline"], per_user["baseline"] = baseline_row(baseline, args.baseline, test_history, split)
     with bf16_autocast(settings.bf16):
         references = [("text_only_stock", stock_text)] if args.encoder_tuning_pairs else []
         for name, model in [*references, ("text_only", text), ("teacher", teacher)]:
