@@ -339,6 +339,7 @@ BLEND_ROWS = {
     "blend_free": "teacher + text, weight by validation NDCG@10",
     "blend": "teacher + text, weight by validation NDCG@10 over the text's tail",
     "blend_cold_fallback": "the last + cold-start fallback",
+    "blend_drift": "teacher + text, the tail floor over validation weighted to the test's expected popularity mix",
 }
 
 
@@ -462,14 +463,17 @@ def target_drift_table(path: Path) -> str:
     and a target's median training count, per dataset."""
     result = json.loads(path.read_text())
     lines = [
-        "| dataset | head share (valid -> test) | tail share | cold share | median training count of a target |",
-        "|---|---:|---:|---:|---:|",
+        "| dataset | head share (valid -> test) | tail share | cold share | median training count of a target | "
+        "tail share predicted |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name, mix in result["datasets"].items():
         valid, test = mix["valid"], mix["test"]
         cells = [f"{valid[f'{g}_share']:.3f} -> {test[f'{g}_share']:.3f}" for g in ("head", "tail", "cold")]
         counts = f"{valid['median_train_count']:g} -> {test['median_train_count']:g}"
-        lines.append(f"| {name} | {' | '.join(cells)} | {counts} |")
+        predicted = mix.get("valid_drift_weighted")  # files written before the drift weights: no prediction
+        predicted_cell = f"{predicted['tail_share']:.3f}" if predicted else "-"
+        lines.append(f"| {name} | {' | '.join(cells)} | {counts} | {predicted_cell} |")
     return f"`{result['command']}`\n\n" + "\n".join(lines)
 
 

@@ -8,7 +8,9 @@ come later in time than the validation ones. Models that learn one vector per it
 training interactions for both, so at test time they rank items one step further from what they saw; the
 text-only model reads item text and does not age. This script measures the shift from the data alone (no
 model): for the validation and the test targets, the share that falls on head, tail and cold items
-(`evaluate/slices.item_groups`, by training interaction count) and the median training count of a target.
+(`evaluate/slices.item_groups`, by training interaction count) and the median training count of a target; and
+the validation targets' shares weighted by `evaluate/drift.drift_weights`, the test's mix as predicted from the
+training histories one step earlier (no test item read).
 Writes `benchmarks/results/target_drift.json` (every dataset named, each run anew).
 """
 
@@ -27,18 +29,23 @@ import numpy as np  # noqa: E402
 
 from distillrec.config import DatasetConfig, SplitConfig  # noqa: E402
 from distillrec.data.interactions import Interactions  # noqa: E402
+from distillrec.evaluate.drift import drift_weights  # noqa: E402
 from distillrec.evaluate.slices import item_groups  # noqa: E402
 from distillrec.stages.data import prepare_data  # noqa: E402
 
 
-def target_mix(targets: Interactions, train: Interactions) -> dict:
-    """The share of `targets`' interactions on each item group of `train`, and their median training count."""
-    items = targets.user_items.tocoo().col
+def target_mix(targets: Interactions, train: Interactions, weights: np.ndarray | None = None) -> dict:
+    """The share of `targets`' interactions on each item group of `train`, and their median training count;
+    with `weights` ((n_users,), `evaluate/drift.drift_weights`) the shares count each target with its user's
+    weight (the median stays unweighted)."""
+    coo = targets.user_items.tocoo()
+    items = coo.col
+    w = None if weights is None else weights[coo.row]
     counts = train.item_counts()
     groups = item_groups(train)
     return {
         "targets": int(len(items)),
-        **{f"{name}_share": float(mask[items].mean()) for name, mask in groups.items()},
+        **{f"{name}_share": float(np.average(mask[items], weights=w)) for name, mask in groups.items()},
         "median_train_count": float(np.median(counts[items])),
     }
 
@@ -56,6 +63,9 @@ def main() -> None:
         result[name] = {
             "valid": target_mix(split.valid, split.train),
             "test": target_mix(split.test, split.train),
+            "valid_drift_weighted": target_mix(
+                split.valid, split.train, drift_weights(split.train, split.valid)
+            ),
         }
         valid, test = result[name]["valid"], result[name]["test"]
         print(

@@ -11,7 +11,8 @@ model's (`tail floor`, the default). The cold-start fallback (`ColdStartFallback
 validation) is then put over the floored blend, so cold items are ranked too. Every row is tested once, in full
 ranking, with head / tail / cold slices, and paired against the teacher over the test users (t-test and Wilcoxon
 on per-user NDCG@10); every weight's and every shift's test score is kept beside (only the validation pick is the
-method's result).
+method's result). The row `blend_drift` is the tail floor's pick again with every validation user weighted so the
+validation targets have the popularity mix expected of the later test targets (`evaluate/drift.py`).
 With `--encoder-tuning-pairs N` the text side reads the vectors of MiniLM tuned on N co-occurring item pairs of
 the training histories (`teachers/tuned_encoder.py`, as the teacher option `encoder_tuning_pairs` tunes it; kept
 under `--encoder-out`), while the teacher stays as it was trained; the stock text-only model is then kept as the
@@ -194,6 +195,14 @@ def main() -> None:
                 test_by_weight=test_by_weight,
             )
         rows["blend"]["text_tail_valid"] = blend.text_tail_
+        # the floor again, each validation user weighted towards the test's expected popularity mix
+        drift = TextBlend(teacher, text, drift=True).fit(split.train, split.valid)
+        rows["blend_drift"] = row(curve[drift.weight_], blend.validation_[drift.weight_]["NDCG@10"])
+        rows["blend_drift"].update(
+            weight=drift.weight_,
+            weighted_validation_by_weight={str(w): v for w, v in drift.validation_.items()},
+            text_tail_weighted_valid=drift.text_tail_,
+        )
         fallback = ColdStartFallback(blend, text_table)
         fallback.fit(split.train, split.valid)
         shifts = fallback.shift_curve(

@@ -97,6 +97,22 @@ def test_the_tail_floor_gives_up_overall_ndcg_to_keep_the_texts_tail():
     assert floored.validation_[5.0]["NDCG@10"] < floored.validation_[0.0]["NDCG@10"]
 
 
+def test_drift_weighs_each_validation_user_by_the_one_step_shift_of_their_targets_bin():
+    # As above. One step earlier (each validated user's last training item dropped, counts scaled by 62 / 47):
+    # the five A users' item 2 (bin 3) is followed by item 3 (bin 1), the ten B users' item 6 (cold) by item 0
+    # (bin 4). Shares with one pseudo-count over 12 bins, out of 27: ratio 6 for bin 1, 11 for bin 4, so an A
+    # user weighs 6 / (140 / 15) = 9 / 14 and a B user 11 / (140 / 15) = 33 / 28.
+    users = [0, 1, 2, 3, 4, *B_USERS]
+    valid = Interactions.from_arrays(users, [3] * 5 + [0] * 10, np.full(15, 100), 21, 8)
+    drifted = TextBlend(MODEL, TEXT_MODEL, weights=(0.0, 5.0), drift=True).fit(TRAIN, valid)
+    a_rank = 1 / np.log2(5)  # the model ranks item 3 4th for an A user; item 0 1st for a B user
+    expected = (5 * 9 / 14 * a_rank + 10 * 33 / 28 * 1.0) / (5 * 9 / 14 + 10 * 33 / 28)
+    assert drifted.validation_[0.0]["NDCG@10"] == pytest.approx(expected)
+    assert drifted.validation_[0.0]["tail"] == pytest.approx(a_rank)  # only A users have tail targets
+    assert drifted.text_tail_ == pytest.approx(1.0)
+    assert drifted.weight_ == 5.0  # the floor holds as without the weights
+
+
 def test_a_fixed_weight_needs_no_validation_and_bad_settings_are_named():
     blend = TextBlend(MODEL, TEXT_MODEL, weight=0.5).fit(TRAIN)
     users = np.arange(4)

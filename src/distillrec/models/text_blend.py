@@ -15,7 +15,9 @@ Input: a fitted `model` and a fitted `text` model (not refit here). `fit(train, 
 the weight from `weights` by validation NDCG@10 over every validation user; with `tail_floor` (the default) only
 among the weights whose validation NDCG@10 on tail targets (`evaluate/slices.py`: outside the most popular
 items) is at least the text model's own there, so the blend keeps what the text knows of rare items by
-construction (where no weight reaches it, the one with the best tail). Picking holds both models' scores of every
+construction (where no weight reaches it, the one with the best tail). With `drift`, both means weight each
+validation user by `evaluate/drift.drift_weights`, so the targets weigh as rare as the later test targets are
+expected to be (estimated from the training histories one step earlier). Picking holds both models' scores of every
 validation user in memory at once (2 x users x items float32). Output: a `Recommender`; `validation_` maps each
 tried weight to its validation NDCG@10 overall and on the tail, and `weight_curve(history, targets)` evaluates
 every weight on other targets.
@@ -30,6 +32,7 @@ from typing import Self
 import numpy as np
 
 from distillrec.data.interactions import Interactions
+from distillrec.evaluate.drift import drift_weights, weighted_summary
 from distillrec.evaluate.ranking import Evaluation, evaluate
 from distillrec.evaluate.slices import slice_summaries
 from distillrec.models.base import Recommender
@@ -94,6 +97,7 @@ class TextBlend(Recommender):
         weight: float | None = None,
         weights: tuple[float, ...] = DEFAULT_WEIGHTS,
         tail_floor: bool = True,
+        drift: bool = False,
     ) -> None:
         if weight is not None and weight < 0:
             raise ValueError(f"TextBlend: weight must be >= 0, got {weight}")
@@ -106,6 +110,7 @@ class TextBlend(Recommender):
         self.weight = weight
         self.weights = weights
         self.tail_floor = tail_floor
+        self.drift = drift
 
     def fit(self, train: Interactions, valid: Interactions | None = None, batch_size: int = 1024) -> Self:
         if self.weight is not None:
@@ -116,14 +121,25 @@ class TextBlend(Recommender):
                 "weight=None picks the weight on validation: pass `valid` to fit, or give a weight"
             )
         curve = self.weight_curve(train, valid, batch_size)
-        tail = {w: slice_summaries(e, valid, train).get("tail", {}).get("NDCG@10") for w, e in curve.items()}
-        self.validation_ = {w: {"NDCG@10": e.summary["NDCG@10"], "tail": tail[w]} for w, e in curve.items()}
+        summary = self._validation_summary(train, valid)
+        self.validation_ = {w: summary(e) for w, e in curve.items()}
         floor = None
-        if self.tail_floor and next(iter(tail.values())) is not None:
-            text_eval = evaluate(self.text, train, valid)
-            self.text_tail_ = floor = slice_summaries(text_eval, valid, train)["tail"]["NDCG@10"]
+        if self.tail_floor and next(iter(self.validation_.values()))["tail"] is not None:
+            self.text_tail_ = floor = summary(evaluate(self.text, train, valid))["tail"]
         self.weight_ = pick_weight(self.validation_, floor)
         return self
+
+    def _validation_summary(self, train: Interactions, valid: Interactions):
+        """Evaluation -> {"NDCG@10", "tail"} on `valid`: plain means, or with `drift` means over the validation
+        users weighted by `evaluate/drift.drift_weights`."""
+        if self.drift:
+            return partial(weighted_summary, targets=valid, train=train, weights=drift_weights(train, valid))
+
+        def plain(evaluation: Evaluation) -> dict[str, float | None]:
+            tail = slice_summaries(evaluation, valid, train).get("tail", {}).get("NDCG@10")
+            return {"NDCG@10": evaluation.summary["NDCG@10"], "tail": tail}
+
+        return plain
 
     def weight_curve(
         self, history: Interactions, targets: Interactions, batch_size: int = 1024
