@@ -315,6 +315,8 @@ def test_export_blend_needs_a_text_blend_to_export():
 
     with pytest.raises(ValueError, match="set text_blend too"):
         TeacherConfig(export_blend=True)
+    with pytest.raises(ValueError, match="text_blend_drift changes how .* set text_blend too"):
+        TeacherConfig(text_blend_drift=True)
     settings = TeacherConfig(text_blend=True, export_blend=True)
     with pytest.raises(ValueError, match="no fitted text blend"):
         export_as_configured(None, None, None, {}, settings)

@@ -483,6 +483,14 @@ def teacher(
             "z-scores added with a weight picked on validation, keeping the text's tail): row teacher_text_blend."
         ),
     ] = _TEACHER["text_blend"].default,
+    text_blend_drift: Annotated[
+        bool,
+        typer.Option(
+            help="With --text-blend: pick its weight over validation users weighted so their targets are as "
+            "rare as the later test targets are expected to be (estimated from the training histories one step "
+            "earlier). Gives the text more weight where a catalogue drifts towards new items."
+        ),
+    ] = _TEACHER["text_blend_drift"].default,
     export_blend: Annotated[
         bool,
         typer.Option(
@@ -532,6 +540,7 @@ def teacher(
             compare_id_only=compare_id_only,
             cold_fallback=cold_fallback,
             text_blend=text_blend,
+            text_blend_drift=text_blend_drift,
             export_blend=export_blend,
         )
     except ValidationError as exc:

@@ -155,6 +155,9 @@ class TeacherConfig(_Strict):
     # also test the teacher blended with the text-only model (`TextBlend`, its weight picked on validation with
     # the text's tail as a floor): row "teacher_text_blend"
     text_blend: bool = False
+    # pick the blend's weight over validation users weighted towards the test's expected popularity mix
+    # (`evaluate/drift.py`; needs text_blend)
+    text_blend_drift: bool = False
     # export the blend's soft labels instead of the teacher's own (needs text_blend; `teachers/export.py`)
     export_blend: bool = False
 
@@ -163,6 +166,10 @@ class TeacherConfig(_Strict):
         if self.export_blend and not self.text_blend:
             raise ValueError(
                 "export_blend exports the text blend's soft labels: set text_blend too (--text-blend)"
+            )
+        if self.text_blend_drift and not self.text_blend:
+            raise ValueError(
+                "text_blend_drift changes how the text blend's weight is picked: set text_blend too (--text-blend)"
             )
         return self
 

@@ -75,6 +75,7 @@ LATER_OPTIONS = {
     "text_blend": False,
     "encoder_tuning_length_sorted": False,
     "export_blend": False,
+    "text_blend_drift": False,
 }
 
 
@@ -89,6 +90,7 @@ KEY_LATER_OPTIONS = {
     "text_blend": False,
     "encoder_tuning_length_sorted": False,
     "export_blend": False,
+    "text_blend_drift": False,
 }
 
 
@@ -393,7 +395,9 @@ def build_teacher(
     if settings.text_blend:
         start = time.perf_counter()
         with bf16_autocast(settings.bf16):
-            blend = TextBlend(teacher, text_only).fit(split.train, split.valid)
+            blend = TextBlend(teacher, text_only, drift=settings.text_blend_drift).fit(
+                split.train, split.valid
+            )
         metrics["teacher_text_blend"] = result_row(
             "teacher",
             blend,
@@ -403,6 +407,7 @@ def build_teacher(
             extra={
                 "weight": blend.weight_,
                 "validation_by_weight": {str(k): v for k, v in blend.validation_.items()},
+                "validation_weighted_by_drift": settings.text_blend_drift,  # the weights' means are weighted
                 "blend_seconds": round(time.perf_counter() - start, 3),
             },
         )
