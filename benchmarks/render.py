@@ -431,6 +431,35 @@ def text_blend_table(path: Path) -> str:
     return f"`{result['command']}`\n\n" + "\n".join(lines)
 
 
+def text_blend_drift_table(paths: list[Path]) -> str:
+    """`benchmarks/text_blend.py` files with a `blend_drift` row, one line each: the tail floor's pick over plain
+    validation means and over drift-weighted ones (`evaluate/drift.py`), each with its test NDCG@10 and tail, the
+    difference of the two (paired over the test users, where the file has it), and the text-only tail."""
+    lines = [
+        "| dataset | teacher seed | text-only tail | floor: w | test | tail | drift-weighted: w | test | tail | "
+        "drift - floor (p) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for path in paths:
+        result = json.loads(path.read_text())
+        rows = result["rows"]
+        if "blend_drift" not in rows:
+            continue
+        floor, drift = rows["blend"], rows["blend_drift"]
+        paired = drift.get("vs_blend")
+        diff = drift["test"]["NDCG@10"] - floor["test"]["NDCG@10"]
+        diff_cell = _paired_cell(paired) if paired else f"{diff:+.4f}"
+        cells = [
+            f"{row['weight']} | {row['test']['NDCG@10']:.4f} | {row['slices']['tail']['NDCG@10']:.4f}"
+            for row in (floor, drift)
+        ]
+        lines.append(
+            f"| {result['dataset']} | {result['teacher_seed']} | {rows['text_only']['slices']['tail']['NDCG@10']:.4f} | "
+            f"{' | '.join(cells)} | {diff_cell} |"
+        )
+    return "\n".join(lines)
+
+
 def tail_weight_table(path: Path) -> str:
     """`benchmarks/tail_weight.py`'s file: two grids over (w_head rows, w_tail columns), NDCG@10 overall and on the
     tail, each cell validation / test, the validation pick (with the tail floor) in bold."""
@@ -917,6 +946,7 @@ def main() -> None:
             "width",
             "text-only",
             "text-blend",
+            "text-blend-drift",
             "target-drift",
             "tail-weight",
         ],
@@ -981,6 +1011,13 @@ def main() -> None:
             if (folder / f"{tag}.json").exists():
                 group = [folder / f"{tag}.json", *sorted(folder.glob(f"{tag}-seed*.json"))]
                 print(f"### {tag}, {len(group)} teacher seeds\n\n{text_blend_seeds_table(group)}\n")
+    if args.what == "text-blend-drift":
+        order = {name: i for i, name in enumerate(DATASETS)}
+        paths = sorted(
+            (RESULTS / "text_blend").glob("*.json"),
+            key=lambda p: (order.get(json.loads(p.read_text())["dataset"], 99), p.stem),
+        )
+        print(text_blend_drift_table(paths))
     if args.what == "text-only":
         order = {
             name: i for i, name in enumerate(DATASETS)

@@ -202,6 +202,9 @@ def main() -> None:
             weight=drift.weight_,
             weighted_validation_by_weight={str(w): v for w, v in drift.validation_.items()},
             text_tail_weighted_valid=drift.text_tail_,
+            vs_blend=paired_test(
+                curve[drift.weight_].per_user["NDCG@10"], curve[blend.weight_].per_user["NDCG@10"]
+            ).to_json(),
         )
         fallback = ColdStartFallback(blend, text_table)
         fallback.fit(split.train, split.valid)
