@@ -11,7 +11,8 @@ from distillrec.evaluate.ranking import Evaluation
 
 # Users 0-3 each train on [x, 0, 0] and have a validation target; user 4 trains on [0, 0, 0, 0] and has none.
 # Training counts: item 0 12, item 1 1, item 2 1, item 3 2 (16 rows). Dropping each validated user's last
-# item leaves 12 rows with item 0 at 8, scaled by 16 / 12 to 10.67: bin 4, as 12 is (1 + floor(log2)).
+# item leaves 12 rows with item 0 at 8, scaled by 16 / 12 to 10.67: bin 1 + floor(log2(10.67)) = 4, the bin
+# of its training count 12 too; items 1-3 keep their counts (1.33, 2.67 scaled) and bins (1, 1, 2).
 FIRSTS = [1, 2, 3, 3]
 TRAIN = Interactions.from_arrays(
     [u for u in range(4) for _ in range(3)] + [4] * 4,

@@ -26,6 +26,7 @@ every weight on other targets.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from functools import partial
 from typing import Self
 
@@ -129,7 +130,9 @@ class TextBlend(Recommender):
         self.weight_ = pick_weight(self.validation_, floor)
         return self
 
-    def _validation_summary(self, train: Interactions, valid: Interactions):
+    def _validation_summary(
+        self, train: Interactions, valid: Interactions
+    ) -> Callable[[Evaluation], dict[str, float | None]]:
         """Evaluation -> {"NDCG@10", "tail"} on `valid`: plain means, or with `drift` means over the validation
         users weighted by `evaluate/drift.drift_weights`."""
         if self.drift:
