@@ -60,9 +60,10 @@ from distillrec.train.loop import bf16_autocast  # noqa: E402
 
 def baseline_row(model, folder: Path, test_history, split) -> tuple[dict, np.ndarray]:
     """The saved baseline `model` of `folder` tested again: its row (test NDCG@10 and slices, and its validation
-    NDCG@10 from the `metrics.json` of the baselines run that saved it (a model refit for the test has
-    seen the validation items), and its per-user test NDCG@10 for the paired tests. Raises SystemExit when the test score differs from the recorded one: then the
-    folder is not the model that run tested, or the split is not the same."""
+    NDCG@10 from the `metrics.json` of the baselines run that saved it: a model refit for the test has seen the
+    validation items) and its per-user test NDCG@10 for the paired tests. Raises SystemExit when the test score
+    differs from the recorded one: then the folder is not the model that run tested, or the split is not the
+    same."""
     metrics = folder.parent.parent / "metrics.json"
     if not metrics.exists():
         raise SystemExit(f"{folder}: no {metrics}; pass a folder that `distillrec baselines` saved")
