@@ -109,6 +109,9 @@ def test_a_teacher_with_a_tuned_encoder_keeps_it_and_serving_reads_texts_with_it
     tuned = run / "teacher" / "tuned_encoder"
     settings = json.loads((tuned / "tuning.json").read_text())["record"]["settings"]
     assert settings["pairs"] == 40 and "length_sorted" not in settings  # random batches unless asked
+    metrics = json.loads((run / "teacher" / "metrics.json").read_text())
+    tuning_seconds = json.loads((tuned / "tuning.json").read_text())["seconds"]
+    assert tuning_seconds > 0 and metrics["models"]["teacher"]["encoder_tuning_seconds"] == tuning_seconds
     knowledge = TextKnowledge(run / "teacher")
     assert knowledge.encoder_name == str(tuned)
     # the stored text vectors were read by the tuned encoder (the manifest names it), and serving encodes with it

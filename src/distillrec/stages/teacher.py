@@ -55,7 +55,7 @@ from distillrec.teachers.llm_enhanced_seq import LATER_OPTIONS as MODEL_LATER_OP
 from distillrec.teachers.llm_enhanced_seq import LLMEnhancedSASRec
 from distillrec.teachers.text import ItemTextTemplate, default_template
 from distillrec.teachers.text_encoder import TextEncoder
-from distillrec.teachers.tuned_encoder import TuningSettings, tune_encoder
+from distillrec.teachers.tuned_encoder import TuningSettings, read_tuning, tune_encoder
 from distillrec.train.loop import EpochEnd, bf16_autocast
 from distillrec.train.loop import fit_seconds as fit_seconds_of
 
@@ -121,6 +121,9 @@ class EncodedItems(NamedTuple):
     template_key: str  # the template that rendered them (`ItemTextTemplate.key`)
     encoder_identity: str  # the encoder that read them (`TextEncoder.identity`)
     seconds: float  # encoding time
+    tuning_seconds: float | None = (
+        None  # the encoder tuning's time, as its folder records it; None: not tuned
+    )
 
 
 def encode_items(
@@ -137,6 +140,7 @@ def encode_items(
     encode here."""
     texts, tmpl = item_texts(data.dataset, settings.template)
     encoder_model = settings.encoder
+    tuning_seconds = None
     if settings.encoder_tuning_pairs:
         pairs = settings.encoder_tuning_pairs  # and a tenth as many word-dropout views of one item's text
         tuning = TuningSettings(
@@ -148,7 +152,8 @@ def encode_items(
         encoder_model = tune_encoder(
             settings.encoder, texts, data.split.train, out / TUNED_ENCODER, tuning, progress
         )
-        log(f"tuned {settings.encoder} on {tuning.pairs:,} co-occurring item pairs")
+        tuning_seconds = read_tuning(encoder_model)["seconds"]  # a reused tuning's own time, not 0
+        log(f"tuned {settings.encoder} on {tuning.pairs:,} co-occurring item pairs in {tuning_seconds:.0f} s")
     encoder = TextEncoder(
         encoder_model, bf16=settings.encoder_bf16, progress=progress, device=str(resolve_device(device))
     )
@@ -160,7 +165,7 @@ def encode_items(
         f"encoded {len(texts):,} item texts with {settings.encoder} in {seconds:.1f} s "
         f"({cache.misses:,} computed, {cache.hits:,} from the cache)"
     )
-    return EncodedItems(texts, text_emb, tmpl.key, encoder.identity, seconds)
+    return EncodedItems(texts, text_emb, tmpl.key, encoder.identity, seconds, tuning_seconds)
 
 
 def tuned_text_only(text_emb: np.ndarray, split: Split) -> TextSimilarity:
@@ -352,6 +357,7 @@ def build_teacher(
         extra={
             "best_hparams": hp,
             "encoder_seconds": round(encoded.seconds, 3),
+            "encoder_tuning_seconds": encoded.tuning_seconds,
             "encoder": encoded.encoder_identity,
             "best_epoch": teacher.fit_result_.best_epoch,
             "history": teacher.history_,
