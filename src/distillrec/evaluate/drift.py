@@ -26,7 +26,7 @@ import numpy as np
 
 from distillrec.data.interactions import Interactions
 from distillrec.evaluate.ranking import Evaluation
-from distillrec.evaluate.slices import item_groups
+from distillrec.evaluate.slices import slice_members
 
 __all__ = ["drift_weights", "popularity_bins", "weighted_summary"]
 
@@ -77,7 +77,6 @@ def weighted_summary(
     counted with `weights[user]`; "tail" is None when no user has a tail target."""
     ndcg = evaluation.per_user["NDCG@10"]
     w = weights[evaluation.users]
-    tail_mask = item_groups(train)["tail"]
-    in_tail = np.asarray(targets.user_items[evaluation.users][:, tail_mask].sum(axis=1)).ravel() > 0
+    in_tail = slice_members(evaluation, targets, train)["tail"]
     tail = float(np.average(ndcg[in_tail], weights=w[in_tail])) if in_tail.any() else None
     return {"NDCG@10": float(np.average(ndcg, weights=w)), "tail": tail}

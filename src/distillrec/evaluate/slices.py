@@ -30,15 +30,23 @@ def item_groups(train: Interactions, head_share: float = 0.2) -> dict[str, np.nd
     return {"head": head, "tail": ~head & ~cold, "cold": cold}
 
 
+def slice_members(
+    evaluation: Evaluation, targets: Interactions, train: Interactions, head_share: float = 0.2
+) -> dict[str, np.ndarray]:
+    """{slice: (n_eval,) bool}: which of the evaluated users have a target in head, tail and cold."""
+    target_matrix = targets.user_items[evaluation.users]  # (n_eval, n_items)
+    return {
+        name: np.asarray(target_matrix[:, mask].sum(axis=1)).ravel() > 0
+        for name, mask in item_groups(train, head_share).items()
+    }
+
+
 def slice_summaries(
     evaluation: Evaluation, targets: Interactions, train: Interactions, head_share: float = 0.2
 ) -> dict[str, dict[str, float]]:
     """{slice: {"users": n, metric: mean}} for head, tail and cold targets (slices with no user are left out)."""
-    groups = item_groups(train, head_share)
-    target_matrix = targets.user_items[evaluation.users]  # (n_eval, n_items)
     out: dict[str, dict[str, float]] = {}
-    for name, mask in groups.items():
-        in_slice = np.asarray(target_matrix[:, mask].sum(axis=1)).ravel() > 0  # (n_eval,)
+    for name, in_slice in slice_members(evaluation, targets, train, head_share).items():
         if not in_slice.any():
             continue
         out[name] = {"users": int(in_slice.sum())}
