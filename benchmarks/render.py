@@ -268,15 +268,24 @@ def size_quality_table() -> str:
     return "\n".join(lines)
 
 
+def teacher_label(command: str) -> str:
+    """The teacher folder a benchmark command names (`--teacher`): its name, or for a run's `teacher` folder the
+    run's name without its time stamp (`runs/amazon-beauty-compress-20261205-055430/teacher` ->
+    `amazon-beauty-compress`)."""
+    words = command.split()
+    folder = Path(words[words.index("--teacher") + 1])
+    return re.sub(r"-\d{8}-\d{6}$", "", folder.parent.name) if folder.name == "teacher" else folder.name
+
+
 def width_table(dataset: str) -> str:
-    """The student-width curve of `dataset`: one row per `width-*` distill result file (one KD spec each, the
-    same teacher), by the student's width and epoch budget: test NDCG@10 with KD and without (mean over seeds
-    [95% t-interval]), the relative gain, the 95% bootstrap CI of the paired difference and its paired-t p,
+    """The student-width curve of `dataset`: one row per `width-*` distill result file (one KD spec each), by
+    teacher, the student's width and epoch budget: test NDCG@10 with KD and without (mean over seeds [95%
+    t-interval]), the relative gain, the 95% bootstrap CI of the paired difference and its paired-t p,
     validation NDCG@10 and the best epochs."""
     lines = [
-        "| width | params (of teacher) | KD | max epochs | test NDCG@10 with KD | without | gain "
+        "| teacher | width | params (of teacher) | KD | max epochs | test NDCG@10 with KD | without | gain "
         "| 95% CI of the difference | p | valid NDCG@10 KD / without | best epochs KD / without |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def test(row: dict) -> str:
@@ -288,12 +297,14 @@ def width_table(dataset: str) -> str:
     for path in (RESULTS / "distill" / dataset).glob(f"{WIDTH_PREFIX}*.json"):
         for spec, result in json.loads(path.read_text()).items():
             hparams = result["student_kd"]["hparams"]
-            rows.append((hparams["dim"], hparams["max_epochs"], spec, result))
-    for dim, budget, spec, result in sorted(rows, key=lambda row: row[:3]):
+            rows.append((teacher_label(result["command"]), hparams["dim"], hparams["max_epochs"], spec, result))
+    rows.sort(key=lambda row: row[:4])
+    for teacher, dim, budget, spec, result in rows:
         kd, plain, pooled = result["student_kd"], result["student_plain"], result["comparison"]["pooled"]
         epochs = " / ".join(",".join(str(r["best_epoch"]) for r in row["per_seed"]) for row in (kd, plain))
         lines.append(
-            f"| {dim} | {kd['params']:,} ({100 * kd['params_fraction_of_teacher']:.1f}%) | {spec} | {budget} | "
+            f"| {teacher} | {dim} | {kd['params']:,} ({100 * kd['params_fraction_of_teacher']:.1f}%) | {spec} | "
+            f"{budget} | "
             f"{test(kd)} | "
             f"{test(plain)} | {100 * pooled['mean_diff'] / pooled['mean_b']:+.1f}% | "
             f"[{pooled['diff_ci_low']:+.4f}, {pooled['diff_ci_high']:+.4f}] | {pooled['t_pvalue']:.2g} | "
@@ -301,7 +312,7 @@ def width_table(dataset: str) -> str:
         )
     seeds = sorted({result["student_kd"]["test_seeds"]["NDCG@10"]["n"] for *_, result in rows})
     lines.append(f"\nSeeds per row: {', '.join(map(str, seeds))}. Commands:\n" if rows else "")
-    lines += [f"    {result['command']}" for *_, result in sorted(rows, key=lambda row: row[:3])]
+    lines += [f"    {result['command']}" for *_, result in rows]
     return "\n".join(lines)
 
 
