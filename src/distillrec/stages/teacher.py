@@ -121,9 +121,7 @@ class EncodedItems(NamedTuple):
     template_key: str  # the template that rendered them (`ItemTextTemplate.key`)
     encoder_identity: str  # the encoder that read them (`TextEncoder.identity`)
     seconds: float  # encoding time
-    tuning_seconds: float | None = (
-        None  # the encoder tuning's time, as its folder records it; None: not tuned
-    )
+    tuning_seconds: float | None = None  # the encoder tuning's time (its folder's record); None: not tuned
 
 
 def encode_items(
