@@ -297,7 +297,8 @@ def width_table(dataset: str) -> str:
     for path in (RESULTS / "distill" / dataset).glob(f"{WIDTH_PREFIX}*.json"):
         for spec, result in json.loads(path.read_text()).items():
             hparams = result["student_kd"]["hparams"]
-            rows.append((teacher_label(result["command"]), hparams["dim"], hparams["max_epochs"], spec, result))
+            label = teacher_label(result["command"])
+            rows.append((label, hparams["dim"], hparams["max_epochs"], spec, result))
     rows.sort(key=lambda row: row[:4])
     for teacher, dim, budget, spec, result in rows:
         kd, plain, pooled = result["student_kd"], result["student_plain"], result["comparison"]["pooled"]
@@ -1016,11 +1017,12 @@ def main() -> None:
             for path in sorted((RESULTS / folder).glob("*.json")):
                 if not path.name.endswith(".partial.json"):
                     print(f"### {path.stem}\n\n{table(path)}\n")
-    if args.what == "text-blend":  # <tag>-seed<N>.json beside <tag>.json: the same command over other seeds
+    if args.what == "text-blend":  # <tag>-seed<N>.json and <tag>.json (seed 0): one command, several seeds
         folder = RESULTS / "text_blend"
         for tag in sorted({re.sub(r"-seed\d+$", "", p.stem) for p in folder.glob("*-seed*.json")}):
-            if (folder / f"{tag}.json").exists():
-                group = [folder / f"{tag}.json", *sorted(folder.glob(f"{tag}-seed*.json"))]
+            base = [folder / f"{tag}.json"] if (folder / f"{tag}.json").exists() else []
+            group = base + sorted(folder.glob(f"{tag}-seed*.json"))
+            if len(group) > 1:
                 print(f"### {tag}, {len(group)} teacher seeds\n\n{text_blend_seeds_table(group)}\n")
     if args.what == "text-blend-drift":
         order = {name: i for i, name in enumerate(DATASETS)}
