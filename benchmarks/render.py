@@ -446,9 +446,10 @@ def text_blend_table(path: Path) -> str:
 def text_blend_drift_table(paths: list[Path]) -> str:
     """`benchmarks/text_blend.py` files with a `blend_drift` row, one line each: the tail floor's pick over plain
     validation means and over drift-weighted ones (`evaluate/drift.py`), each with its test NDCG@10 and tail, the
-    difference of the two (paired over the test users, where the file has it), and the text-only tail."""
+    difference of the two (paired over the test users, where the file has it), and the text-only tail. First
+    column: the file's tag (its name without `-seed<N>`)."""
     lines = [
-        "| dataset | teacher seed | text-only tail | floor: w | test | tail | drift-weighted: w | test | tail | "
+        "| tag | teacher seed | text-only tail | floor: w | test | tail | drift-weighted: w | test | tail | "
         "drift - floor (p) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -465,8 +466,9 @@ def text_blend_drift_table(paths: list[Path]) -> str:
             f"{row['weight']} | {row['test']['NDCG@10']:.4f} | {row['slices']['tail']['NDCG@10']:.4f}"
             for row in (floor, drift)
         ]
+        tag = re.sub(r"-seed\d+$", "", path.stem)
         lines.append(
-            f"| {result['dataset']} | {result['teacher_seed']} | {rows['text_only']['slices']['tail']['NDCG@10']:.4f} | "
+            f"| {tag} | {result['teacher_seed']} | {rows['text_only']['slices']['tail']['NDCG@10']:.4f} | "
             f"{' | '.join(cells)} | {diff_cell} |"
         )
     return "\n".join(lines)
