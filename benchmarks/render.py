@@ -226,6 +226,17 @@ def gains_table() -> str:
     return "\n".join(lines)
 
 
+def teacher_folder(command: str) -> Path:
+    """The teacher folder a benchmark command (a result file's `command`) names after `--teacher`."""
+    words = command.split()
+    return Path(words[words.index("--teacher") + 1])
+
+
+def seed_group(stem: str) -> str:
+    """A result file's tag without its `-seed<N>` suffix: the tag the files of one command over seeds share."""
+    return re.sub(r"-seed\d+$", "", stem)
+
+
 def size_quality_table() -> str:
     """Per dataset: the best tuned baseline on validation, the teacher, and the student without KD and with the KD
     spec of best validation NDCG@10 (among `headline_cells`, SASRec students), from that spec's tag."""
@@ -249,8 +260,7 @@ def size_quality_table() -> str:
         }
         spec = max(cells, key=lambda s: cells[s][1]["student_kd"]["valid"]["NDCG@10"])
         tag, result = cells[spec]
-        command = result["command"].split()
-        name = RETRAINED_TEACHER.get(f"{dataset}/{tag}", Path(command[command.index("--teacher") + 1]).name)
+        name = RETRAINED_TEACHER.get(f"{dataset}/{tag}", teacher_folder(result["command"]).name)
         teacher = stage_rows(RESULTS / "teacher" / name / "metrics.json")["teacher"]
         baselines = stage_rows(RESULTS / "baselines" / dataset / "metrics.json")
         best = max(baselines, key=lambda n: baselines[n]["valid"]["NDCG@10"])
@@ -269,11 +279,9 @@ def size_quality_table() -> str:
 
 
 def teacher_label(command: str) -> str:
-    """The teacher folder a benchmark command names (`--teacher`): its name, or for a run's `teacher` folder the
-    run's name without its time stamp (`runs/amazon-beauty-compress-20261205-055430/teacher` ->
-    `amazon-beauty-compress`)."""
-    words = command.split()
-    folder = Path(words[words.index("--teacher") + 1])
+    """The teacher folder a benchmark command names: its name, or for a run's `teacher` folder the run's name
+    without its time stamp (`runs/amazon-beauty-compress-20261205-055430/teacher` -> `amazon-beauty-compress`)."""
+    folder = teacher_folder(command)
     return re.sub(r"-\d{8}-\d{6}$", "", folder.parent.name) if folder.name == "teacher" else folder.name
 
 
@@ -466,7 +474,7 @@ def text_blend_drift_table(paths: list[Path]) -> str:
             f"{row['weight']} | {row['test']['NDCG@10']:.4f} | {row['slices']['tail']['NDCG@10']:.4f}"
             for row in (floor, drift)
         ]
-        tag = re.sub(r"-seed\d+$", "", path.stem)
+        tag = seed_group(path.stem)
         lines.append(
             f"| {tag} | {result['teacher_seed']} | {rows['text_only']['slices']['tail']['NDCG@10']:.4f} | "
             f"{' | '.join(cells)} | {diff_cell} |"
@@ -1021,7 +1029,7 @@ def main() -> None:
                     print(f"### {path.stem}\n\n{table(path)}\n")
     if args.what == "text-blend":  # <tag>-seed<N>.json and <tag>.json (seed 0): one command, several seeds
         folder = RESULTS / "text_blend"
-        for tag in sorted({re.sub(r"-seed\d+$", "", p.stem) for p in folder.glob("*-seed*.json")}):
+        for tag in sorted({seed_group(p.stem) for p in folder.glob("*-seed*.json")}):
             base = [folder / f"{tag}.json"] if (folder / f"{tag}.json").exists() else []
             group = base + sorted(folder.glob(f"{tag}-seed*.json"))
             if len(group) > 1:

@@ -107,11 +107,12 @@ def test_a_teacher_with_a_tuned_encoder_keeps_it_and_serving_reads_texts_with_it
         config, runs_root=tmp_path / "runs", run_dir=tmp_path / "runs" / "t-1", log=lambda m: None
     )
     tuned = run / "teacher" / "tuned_encoder"
-    settings = json.loads((tuned / "tuning.json").read_text())["record"]["settings"]
+    tuning = json.loads((tuned / "tuning.json").read_text())
+    settings = tuning["record"]["settings"]
     assert settings["pairs"] == 40 and "length_sorted" not in settings  # random batches unless asked
     metrics = json.loads((run / "teacher" / "metrics.json").read_text())
-    tuning_seconds = json.loads((tuned / "tuning.json").read_text())["seconds"]
-    assert tuning_seconds > 0 and metrics["models"]["teacher"]["encoder_tuning_seconds"] == tuning_seconds
+    assert tuning["seconds"] > 0
+    assert metrics["models"]["teacher"]["encoder_tuning_seconds"] == tuning["seconds"]
     knowledge = TextKnowledge(run / "teacher")
     assert knowledge.encoder_name == str(tuned)
     # the stored text vectors were read by the tuned encoder (the manifest names it), and serving encodes with it
